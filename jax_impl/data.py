@@ -1,0 +1,3 @@
+"""(data) — to be written."""
+
+__all__: list[str] = []

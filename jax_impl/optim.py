@@ -1,0 +1,3 @@
+"""(optim) — to be written."""
+
+__all__: list[str] = []

@@ -1,0 +1,131 @@
+"""Arrays and images between NumPy, PyTorch and JAX: the one place where layout is translated.
+
+Arrays move by DLPack where it works and through NumPy otherwise:
+
+* torch → jax and jax → torch use DLPack (zero copy on the same device). DLPack cannot carry
+  ``bool`` tensors in every version of both libraries, nor tensors that require grad, nor
+  non-contiguous tensors with negative strides; those go through NumPy (a host copy), which is
+  always correct, only slower.
+* anything → numpy copies to host memory (``np.asarray`` of a CPU array shares memory; callers
+  must not write into the result).
+
+Images: torch_impl uses ``[N, C, H, W]``, jax_impl ``[N, H, W, C]``. The strategies in
+:mod:`parity.strategies` draw NHWC NumPy batches; :func:`nhwc_to_nchw` / :func:`nchw_to_nhwc`
+are the only layout translations in the project.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "to_numpy",
+    "to_torch",
+    "to_jax",
+    "nhwc_to_nchw",
+    "nchw_to_nhwc",
+    "images_to_torch",
+    "images_to_jax",
+    "images_from_torch",
+    "images_from_jax",
+]
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _is_jax(x: Any) -> bool:
+    return type(x).__module__.startswith(("jax", "jaxlib"))
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Any array (NumPy, torch, jax, nested scalars) as a NumPy array on the host."""
+    if _is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_torch(x: Any, *, device: Any = None):
+    """An array as a ``torch.Tensor`` (DLPack from jax where possible, else through NumPy)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x if device is None else x.to(device)
+    if _is_jax(x) and x.dtype != bool:
+        try:
+            t = torch.from_dlpack(x)
+            return t if device is None else t.to(device)
+        except (RuntimeError, TypeError, BufferError, ValueError):
+            pass
+    # np.array (not asarray): torch.from_numpy needs a writable, owned buffer.
+    t = torch.from_numpy(np.array(x))
+    return t if device is None else t.to(device)
+
+
+def to_jax(x: Any):
+    """An array as a ``jax.Array`` (DLPack from torch where possible, else through NumPy)."""
+    import jax
+    import jax.numpy as jnp
+
+    if isinstance(x, jax.Array):
+        return x
+    if _is_torch(x):
+        t = x.detach()
+        if t.dtype != _torch_bool() and t.is_contiguous():
+            try:
+                return jax.dlpack.from_dlpack(t)
+            except (RuntimeError, TypeError, BufferError, ValueError):
+                pass
+        return jnp.asarray(t.cpu().numpy())
+    return jnp.asarray(x)
+
+
+def _torch_bool():
+    import torch
+
+    return torch.bool
+
+
+def nhwc_to_nchw(x: Any):
+    """``[..., H, W, C]`` → ``[..., C, H, W]`` for NumPy, torch or jax arrays (a view where possible)."""
+    if _is_torch(x):
+        return x.movedim(-1, -3)
+    if _is_jax(x):
+        import jax.numpy as jnp
+
+        return jnp.moveaxis(x, -1, -3)
+    return np.moveaxis(x, -1, -3)
+
+
+def nchw_to_nhwc(x: Any):
+    """``[..., C, H, W]`` → ``[..., H, W, C]`` for NumPy, torch or jax arrays (a view where possible)."""
+    if _is_torch(x):
+        return x.movedim(-3, -1)
+    if _is_jax(x):
+        import jax.numpy as jnp
+
+        return jnp.moveaxis(x, -3, -1)
+    return np.moveaxis(x, -3, -1)
+
+
+def images_to_torch(images_nhwc: Any, *, device: Any = None):
+    """An NHWC batch (NumPy/jax) as a contiguous NCHW ``torch.Tensor``."""
+    return to_torch(np.ascontiguousarray(nhwc_to_nchw(to_numpy(images_nhwc))), device=device)
+
+
+def images_to_jax(images_nhwc: Any):
+    """An NHWC batch (NumPy) as a ``jax.Array`` (the layout jax_impl uses)."""
+    return to_jax(images_nhwc)
+
+
+def images_from_torch(images_nchw: Any) -> np.ndarray:
+    """A torch NCHW batch as an NHWC NumPy array (the layout parity compares in)."""
+    return np.ascontiguousarray(nchw_to_nhwc(to_numpy(images_nchw)))
+
+
+def images_from_jax(images_nhwc: Any) -> np.ndarray:
+    """A jax NHWC batch as an NHWC NumPy array."""
+    return to_numpy(images_nhwc)

@@ -1,0 +1,3 @@
+"""Registry entries: autoaugment."""
+
+TRICKS: list = []

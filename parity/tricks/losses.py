@@ -1,0 +1,3 @@
+"""Registry entries: losses."""
+
+TRICKS: list = []

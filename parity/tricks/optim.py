@@ -1,0 +1,3 @@
+"""Registry entries: optim."""
+
+TRICKS: list = []

@@ -1,0 +1,3 @@
+"""Registry entries: spatial."""
+
+TRICKS: list = []

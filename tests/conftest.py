@@ -1,0 +1,27 @@
+"""Hypothesis profiles and shared fixtures.
+
+Profiles (chosen by ``HYPOTHESIS_PROFILE``; otherwise ``ci`` when ``CI`` is set, else ``dev``):
+
+* ``ci``: derandomized (the same examples on every run, so CI is never flaky), enough
+  examples to find edge cases, no deadline (JAX compiles on first call of each shape).
+* ``dev``: quick, random, for the edit-test loop.
+* ``thorough``: many examples, for a run by hand before a release.
+
+Tests never set ``max_examples`` themselves; they may scale it for an expensive body with
+``settings(parent=settings.get_profile(...))``-free helpers in their own module if ever needed.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", derandomize=True, max_examples=30, print_blob=True, database=None, **_common)
+settings.register_profile("dev", max_examples=15, **_common)
+settings.register_profile("thorough", max_examples=300, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def slow_scale() -> float:
+    """Size factor for tests marked ``slow``: CI runs them reduced (TWINTRICKS_SLOW_SCALE, default 0.1)."""
+    return float(os.environ.get("TWINTRICKS_SLOW_SCALE", "0.1"))

@@ -1,0 +1,3 @@
+"""(autoaugment) — to be written."""
+
+__all__: list[str] = []

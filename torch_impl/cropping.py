@@ -1,0 +1,3 @@
+"""(cropping) — to be written."""
+
+__all__: list[str] = []

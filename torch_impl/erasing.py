@@ -1,0 +1,3 @@
+"""(erasing) — to be written."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""(losses) — to be written."""
+
+__all__: list[str] = []

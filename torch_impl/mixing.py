@@ -1,0 +1,3 @@
+"""(mixing) — to be written."""
+
+__all__: list[str] = []

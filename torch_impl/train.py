@@ -1,0 +1,3 @@
+"""(train) — to be written."""
+
+__all__: list[str] = []

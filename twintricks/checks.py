@@ -1,0 +1,130 @@
+"""Argument checks shared by both backends.
+
+Everything here is plain Python and works on any array object with ``.shape`` and ``.ndim``
+(NumPy, torch, jax — including jax tracers, whose shapes are static), so the checks run at trace
+time under ``jax.jit`` and before any kernel under ``torch.compile``. Dtype checks live in each
+backend (``torch_impl._checks`` / ``jax_impl._checks``) because dtypes are framework objects.
+
+Every failure raises a ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad
+value) whose message names the argument and says what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Any, Sequence
+
+__all__ = [
+    "check_real",
+    "check_int",
+    "check_ordered_pair",
+    "check_choice",
+    "check_ndim",
+    "check_size",
+    "check_same_leading",
+]
+
+
+def _fmt_interval(low, high, low_inclusive, high_inclusive) -> str:
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    lo = "-inf" if low is None else repr(low)
+    hi = "inf" if high is None else repr(high)
+    return f"{left}{lo}, {hi}{right}"
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a float after checking it is a real number in the given interval.
+
+    Raises:
+        TypeError: ``value`` is not a real number (bools are rejected too).
+        ValueError: ``value`` is NaN or outside the interval.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    ok = value == value  # NaN check
+    if ok and low is not None:
+        ok = value >= low if low_inclusive else value > low
+    if ok and high is not None:
+        ok = value <= high if high_inclusive else value < high
+    if not ok:
+        interval = _fmt_interval(low, high, low_inclusive, high_inclusive)
+        raise ValueError(f"`{name}` must be in {interval}, got {value!r}")
+    return value
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int after checking it is an integer in ``[low, high]``."""
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an integer, got bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__} {value!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be in {_fmt_interval(low, high, True, True)}, got {value!r}")
+    return value
+
+
+def check_ordered_pair(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None, strict_low: bool = False
+) -> tuple[float, float]:
+    """Return ``value`` as a ``(lo, hi)`` float pair with ``lo <= hi``, both inside the bounds.
+
+    ``strict_low`` requires ``lo > low`` instead of ``lo >= low`` (e.g. an aspect ratio > 0).
+    """
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise TypeError(f"`{name}` must be a pair (min, max), got {value!r}")
+    lo = check_real(f"{name}[0]", value[0], low=low, high=high, low_inclusive=not strict_low)
+    hi = check_real(f"{name}[1]", value[1], low=low, high=high, low_inclusive=not strict_low)
+    if lo > hi:
+        raise ValueError(f"`{name}` must be ordered as (min, max), got {tuple(value)!r}")
+    return lo, hi
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Check ``value`` is one of ``choices`` (e.g. a reduction or a policy name)."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_ndim(name: str, array: Any, ndim: int | Sequence[int], layout: str = "") -> None:
+    """Check ``array`` has the given rank; ``layout`` (e.g. ``"[N, C, H, W]"``) goes in the message."""
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        raise TypeError(f"`{name}` must be an array, got {type(array).__name__}")
+    if len(shape) not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        hint = f" {layout}" if layout else ""
+        raise ValueError(f"`{name}` must be a {want} array{hint}, got shape {tuple(shape)}")
+
+
+def check_size(name: str, size: Any) -> tuple[int, int]:
+    """Normalise an output size given as an int or an ``(h, w)`` pair; both must be >= 1."""
+    if isinstance(size, Sequence) and not isinstance(size, str):
+        if len(size) != 2:
+            raise TypeError(f"`{name}` must be an int or a pair (h, w), got {size!r}")
+        return check_int(f"{name}[0]", size[0], low=1), check_int(f"{name}[1]", size[1], low=1)
+    s = check_int(name, size, low=1)
+    return s, s
+
+
+def check_same_leading(names: Sequence[str], arrays: Sequence[Any]) -> int:
+    """Check the arrays share their leading (batch) dimension and return it."""
+    sizes = [tuple(a.shape)[0] if len(a.shape) else None for a in arrays]
+    if len(set(sizes)) != 1 or sizes[0] is None:
+        desc = ", ".join(f"`{n}` {tuple(a.shape)}" for n, a in zip(names, arrays))
+        raise ValueError(f"batch sizes must match: {desc}")
+    return sizes[0]
