@@ -131,3 +131,198 @@ def logits(draw, n: int, k: int, *, max_magnitude: float = 30.0):
 def permutations(draw, n: int):
     """A permutation of ``range(n)`` as int64, drawn by hypothesis (shrinks to the identity)."""
     return np.asarray(draw(st.permutations(list(range(n)))), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Spatial: Cutout, random resized crop, horizontal flip
+# --------------------------------------------------------------------------------------------
+
+__all__ += ["fills", "cutout_cases", "crop_boxes", "output_sizes", "resized_crop_cases", "flip_cases"]
+
+SPATIAL_MAX_SIDE = 10
+SPATIAL_MAX_BATCH = 6
+
+
+@st.composite
+def fills(draw, dtype):
+    """A Cutout fill value valid for ``dtype``: an int in [0, 255] for uint8, a float otherwise."""
+    if np.dtype(dtype) == np.uint8:
+        return draw(st.one_of(st.just(0), st.integers(0, 255)))
+    return draw(st.one_of(st.just(0.0), st.floats(-1.0, 2.0, width=32, allow_nan=False)))
+
+
+@st.composite
+def cutout_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE, max_holes: int = 3):
+    """A Cutout case: ``images`` NHWC, ``params`` {cy, cx} ``[N, n_holes]`` (0 holes included),
+    ``length`` from 0 to beyond the image (odd and even), ``fill`` valid for the dtype."""
+    images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
+    n, h, w, _ = images.shape
+    k = draw(st.integers(0, max_holes))
+    cy = draw(hnp.arrays(np.int64, (n, k), elements=st.integers(0, h - 1)))
+    cx = draw(hnp.arrays(np.int64, (n, k), elements=st.integers(0, w - 1)))
+    length = draw(st.integers(0, max(h, w) + 4))
+    return dict(images=images, params=dict(cy=cy, cx=cx), length=length, fill=draw(fills(images.dtype)))
+
+
+@st.composite
+def crop_boxes(draw, n: int, height: int, width: int):
+    """Per-image boxes inside an ``height × width`` image: {top, left, height, width}, ``[N]`` int64."""
+    hs = draw(hnp.arrays(np.int64, (n,), elements=st.integers(1, height)))
+    ws = draw(hnp.arrays(np.int64, (n,), elements=st.integers(1, width)))
+    tops = np.array([draw(st.integers(0, height - int(b))) for b in hs], dtype=np.int64)
+    lefts = np.array([draw(st.integers(0, width - int(b))) for b in ws], dtype=np.int64)
+    return dict(top=tops, left=lefts, height=hs, width=ws)
+
+
+def output_sizes(max_side: int = 2 * SPATIAL_MAX_SIDE):
+    """A resize target: an int or an ``(h, w)`` pair, each in 1..max_side (up- and down-scaling)."""
+    side = st.integers(1, max_side)
+    return st.one_of(side, st.tuples(side, side))
+
+
+@st.composite
+def resized_crop_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
+    """A resized-crop case: ``images`` NHWC, ``params`` {top, left, height, width}, ``size``."""
+    images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
+    n, h, w, _ = images.shape
+    return dict(images=images, params=draw(crop_boxes(n, h, w)), size=draw(output_sizes()))
+
+
+@st.composite
+def flip_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
+    """A horizontal-flip case: ``images`` NHWC and ``params`` {flip} ``[N]`` bool."""
+    images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
+    return dict(images=images, params=dict(flip=draw(hnp.arrays(np.bool_, (images.shape[0],)))))
+
+
+# --------------------------------------------------------------------------------------------
+# Losses and mixing: label smoothing, soft targets, distillation, mixup, RICAP
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "smoothing_values",
+    "temperatures",
+    "loss_labels",
+    "label_smoothing_cases",
+    "soft_target_cases",
+    "distillation_cases",
+    "mixup_params",
+    "mixup_cases",
+    "ricap_params",
+    "ricap_cases",
+]
+
+LOSS_MAX_BATCH = 8
+MIXING_MAX_SIDE = 8
+MIXING_MAX_BATCH = 6
+
+
+def smoothing_values() -> st.SearchStrategy[float]:
+    """A label-smoothing ``ε`` in [0, 1], the ends (0: one-hot, 1: uniform) included."""
+    return st.one_of(st.sampled_from([0.0, 0.1, 1.0]), st.floats(0.0, 1.0))
+
+
+def temperatures() -> st.SearchStrategy[float]:
+    """A distillation temperature ``T > 0``: the usual values and a range around them."""
+    return st.one_of(st.sampled_from([1.0, 2.0, 4.0]), st.floats(0.5, 10.0))
+
+
+@st.composite
+def loss_labels(draw, n: int, k: int):
+    """Labels a loss accepts: ``[n]`` int64 indices or ``[n, k]`` float32 soft targets."""
+    return draw(st.one_of(int_labels(n, k), soft_targets(n, k)))
+
+
+@st.composite
+def label_smoothing_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+    """``logits`` [N, K], ``labels`` (int or soft), ``num_classes``, ``smoothing``, ``reduction``."""
+    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    return dict(
+        logits=draw(logits(n, k)),
+        labels=draw(loss_labels(n, k)),
+        num_classes=k,
+        smoothing=draw(smoothing_values()),
+        reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+    )
+
+
+@st.composite
+def soft_target_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+    """``logits`` [N, K], ``targets`` [N, K] distributions, ``reduction``."""
+    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    return dict(
+        logits=draw(logits(n, k)),
+        targets=draw(soft_targets(n, k)),
+        reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+    )
+
+
+@st.composite
+def distillation_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+    """Student and teacher ``[N, K]`` logits (sometimes equal), labels, ``temperature``, ``alpha``."""
+    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    student = draw(logits(n, k))
+    teacher = student.copy() if draw(st.booleans()) and draw(st.booleans()) else draw(logits(n, k))
+    return dict(
+        student_logits=student,
+        teacher_logits=teacher,
+        labels=draw(loss_labels(n, k)),
+        temperature=draw(temperatures()),
+        alpha=draw(st.one_of(st.sampled_from([0.0, 0.9, 1.0]), st.floats(0.0, 1.0))),
+    )
+
+
+@st.composite
+def mixup_params(draw, n: int, *, per_sample: bool | None = None):
+    """A ``MixupParams`` record as a dict: ``lam`` float32 (``[]`` per batch, ``[n]`` per
+    sample; 0 and 1 included) and ``perm`` an int64 permutation ``[n]``."""
+    per_sample = draw(st.booleans()) if per_sample is None else per_sample
+    lam_el = st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0.0, 1.0, width=32))
+    lam = draw(hnp.arrays(np.float32, (n,) if per_sample else (), elements=lam_el))
+    return dict(lam=np.asarray(lam, np.float32), perm=draw(permutations(n)))
+
+
+@st.composite
+def mixup_cases(draw, *, dtype=None, max_side: int = MIXING_MAX_SIDE):
+    """A mixup case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
+    images = draw(image_batches(dtype=dtype, max_side=max_side, max_batch=MIXING_MAX_BATCH))
+    n, k = images.shape[0], draw(num_classes())
+    return dict(images=images, targets=draw(loss_labels(n, k)), num_classes=k, params=draw(mixup_params(n)))
+
+
+@st.composite
+def ricap_params(draw, n: int, height: int, width: int, *, per_image_offsets: bool | None = None):
+    """A ``RicapParams`` record as a dict (int64): boundary ``w`` in [0, H] (rows of the top
+    patches) and ``h`` in [0, W] (columns of the left patches), degenerate ends favoured;
+    ``perms`` [4, n]; crop offsets ``top``/``left`` [4, n] inside the source image (one per patch,
+    repeated over the batch, unless ``per_image_offsets``)."""
+    per_image = draw(st.booleans()) if per_image_offsets is None else per_image_offsets
+    w = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
+    h = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
+    rows = [w, height - w, w, height - w]
+    cols = [h, h, width - h, width - h]
+    m = n if per_image else 1
+    top = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, height - r))) for r in rows])
+    left = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, width - c))) for c in cols])
+    perms = np.stack([draw(permutations(n)) for _ in range(4)])
+    return dict(
+        w=np.asarray(w, np.int64),
+        h=np.asarray(h, np.int64),
+        perms=perms,
+        top=np.broadcast_to(top, (4, n)).copy(),
+        left=np.broadcast_to(left, (4, n)).copy(),
+    )
+
+
+@st.composite
+def ricap_cases(draw, *, dtype=None, max_side: int = MIXING_MAX_SIDE):
+    """A RICAP case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
+    images = draw(image_batches(dtype=dtype, max_side=max_side, max_batch=MIXING_MAX_BATCH))
+    n, height, width, _ = images.shape
+    k = draw(num_classes())
+    return dict(
+        images=images,
+        targets=draw(loss_labels(n, k)),
+        num_classes=k,
+        params=draw(ricap_params(n, height, width)),
+    )
