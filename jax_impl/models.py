@@ -1,3 +1,192 @@
-"""(models) — to be written."""
+"""Image classifiers for 32×32 inputs, ``[N, H, W, C]`` float in, ``[N, num_classes]`` logits out.
 
-__all__: list[str] = []
+The same architectures as :mod:`torch_impl.models`, written with **flax linen**. Linen keeps
+the weights in plain pytrees (``{"params": ..., "batch_stats": ...}``) outside the module, so a
+training state is a pytree that ``jax.jit`` donates and checkpoints save as NumPy, and weight
+conversion to and from a torch ``state_dict`` is a rename plus a transpose
+(:mod:`parity.convert`). Submodule names mirror torch's attribute names: torch
+``layer1.0.conv1.weight`` is linen ``params["layer1_0"]["conv1"]["kernel"]``.
+
+* ``fastnet`` (default): conv-BN-ReLU (``w``) → max-pool → conv-BN-ReLU (``2w``) → max-pool →
+  conv-BN-ReLU (``4w``) → max-pool → global average → linear; ``w = 32``.
+* ``resnet18``: CIFAR ResNet-18 (3×3 stem, no max-pool, BasicBlocks ``w, 2w, 4w, 8w``,
+  ``w = 64``, 1×1 projection shortcuts with BN).
+
+BatchNorm here is :class:`BatchNorm`, written to follow PyTorch's convention exactly: the
+running mean/var update ``running = (1 - m)·running + m·batch`` with ``m = 0.1`` and the
+**unbiased** batch variance for the running var (flax's own ``nn.BatchNorm`` uses ``m`` the
+other way round and the biased variance), normalisation with the biased batch variance and
+``eps = 1e-5``. Convolution padding is explicit (1 pixel each side), as torch's.
+
+Initialisation draws from PyTorch's default distributions (``U(±1/sqrt(fan_in))`` for conv and
+linear weights and linear biases), so both backends start from equally good (not equal) weights.
+
+``dtype`` (e.g. ``jnp.bfloat16``) sets the compute dtype of convolutions and the linear layer;
+parameters stay float32 and BatchNorm statistics are computed in float32.
+
+References:
+    He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition", CVPR 2016.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from twintricks.checks import check_choice, check_int
+
+__all__ = [
+    "MODELS",
+    "DEFAULT_WIDTHS",
+    "BatchNorm",
+    "ConvBN",
+    "FastNet",
+    "BasicBlock",
+    "ResNet18",
+    "create_model",
+    "init_model",
+]
+
+MODELS = ("fastnet", "resnet18")
+DEFAULT_WIDTHS = {"fastnet": 32, "resnet18": 64}
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+
+# torch's default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)) = variance_scaling(1/3, fan_in, uniform)
+_torch_default_kernel = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_default_bias(fan_in: int):
+    bound = 1.0 / fan_in**0.5
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _conv(features, kernel, stride, pad, dtype, name):
+    return nn.Conv(
+        features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+        use_bias=False, dtype=dtype, kernel_init=_torch_default_kernel, name=name,
+    )
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over ``[N, H, W, C]`` with PyTorch's conventions (see the module docstring)."""
+
+    momentum: float = BN_MOMENTUM
+    epsilon: float = BN_EPS
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        xf = x.astype(jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = xf.mean(axes)
+            var = jnp.square(xf - mean).mean(axes)
+            n = x.size // c
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = (1 - m) * ra_mean.value + m * mean
+                ra_var.value = (1 - m) * ra_var.value + m * var * (n / max(n - 1, 1))
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        y = (xf - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias
+        return y.astype(x.dtype)
+
+
+class ConvBN(nn.Module):
+    """3×3 convolution (no bias, padding 1) → BatchNorm → ReLU."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = _conv(self.features, 3, 1, 1, self.dtype, "conv")(x)
+        return nn.relu(BatchNorm(name="bn")(x, train))
+
+
+def _linear(num_classes, fan_in, dtype):
+    return nn.Dense(
+        num_classes, dtype=dtype, kernel_init=_torch_default_kernel,
+        bias_init=_torch_default_bias(fan_in), name="fc",
+    )
+
+
+class FastNet(nn.Module):
+    """The default small CIFAR net (see the module docstring)."""
+
+    num_classes: int = 10
+    width: int = 32
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        w = self.width
+        pool = lambda y: nn.max_pool(y, (2, 2), strides=(2, 2))  # noqa: E731
+        x = pool(ConvBN(w, self.dtype, name="conv1")(x, train))
+        x = pool(ConvBN(2 * w, self.dtype, name="conv2")(x, train))
+        x = pool(ConvBN(4 * w, self.dtype, name="conv3")(x, train))
+        x = x.mean(axis=(1, 2))
+        return _linear(self.num_classes, 4 * w, self.dtype)(x).astype(jnp.float32)
+
+
+class BasicBlock(nn.Module):
+    """ResNet BasicBlock: conv-BN-ReLU-conv-BN plus the (projected) input, then ReLU."""
+
+    features: int
+    stride: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        out = nn.relu(BatchNorm(name="bn1")(_conv(self.features, 3, self.stride, 1, self.dtype, "conv1")(x), train))
+        out = BatchNorm(name="bn2")(_conv(self.features, 3, 1, 1, self.dtype, "conv2")(out), train)
+        if self.stride != 1 or x.shape[-1] != self.features:
+            x = BatchNorm(name="shortcut_bn")(
+                _conv(self.features, 1, self.stride, 0, self.dtype, "shortcut_conv")(x), train
+            )
+        return nn.relu(out + x)
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18 (see the module docstring)."""
+
+    num_classes: int = 10
+    width: int = 64
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        w = self.width
+        x = nn.relu(BatchNorm(name="bn1")(_conv(w, 3, 1, 1, self.dtype, "conv1")(x), train))
+        for i, (mult, stride) in enumerate(((1, 1), (2, 2), (4, 2), (8, 2)), start=1):
+            x = BasicBlock(w * mult, stride, self.dtype, name=f"layer{i}_0")(x, train)
+            x = BasicBlock(w * mult, 1, self.dtype, name=f"layer{i}_1")(x, train)
+        x = x.mean(axis=(1, 2))
+        return _linear(self.num_classes, 8 * w, self.dtype)(x).astype(jnp.float32)
+
+
+def create_model(name: str = "fastnet", num_classes: int = 10, *, width: int | None = None, dtype: Any = jnp.float32):
+    """A linen module by name (``"fastnet"`` or ``"resnet18"``); ``width`` defaults per model."""
+    check_choice("model", name, MODELS)
+    check_int("num_classes", num_classes, low=2)
+    width = DEFAULT_WIDTHS[name] if width is None else check_int("width", width, low=1)
+    cls = FastNet if name == "fastnet" else ResNet18
+    return cls(num_classes=num_classes, width=width, dtype=dtype)
+
+
+def init_model(model: nn.Module, key, image_shape=(32, 32, 3)) -> dict:
+    """Fresh variables ``{"params": ..., "batch_stats": ...}`` for ``[N, *image_shape]`` inputs."""
+    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    return jax.tree_util.tree_map(lambda a: a, dict(variables))
