@@ -1,3 +1,489 @@
-"""(ops) — to be written."""
+"""The 14 AutoAugment image operations as batched PyTorch kernels with per-image magnitudes.
 
-__all__: list[str] = []
+Every op takes an ``[N, C, H, W]`` batch (uint8, or floating point in ``[0, 1]``) and one magnitude
+per image (a tensor ``[N]``, or a Python number broadcast to the batch), and returns a new batch of
+the same shape and dtype. The magnitudes are the ones :class:`torchvision.transforms.v2.AutoAugment`
+feeds its kernels, with the sign folded in:
+
+==================  =====================================================================
+op                  per-image argument (what torchvision's AutoAugment calls)
+==================  =====================================================================
+``shear_x``         ``magnitude``: shear factor ``s`` → ``affine(shear=[deg(atan s), 0], center=[0, 0])``
+``shear_y``         ``magnitude``: shear factor ``s`` → ``affine(shear=[0, deg(atan s)], center=[0, 0])``
+``translate_x``     ``pixels`` (truncated towards 0 like ``int()``) → ``affine(translate=[int(t), 0])``
+``translate_y``     ``pixels`` → ``affine(translate=[0, int(t)])``
+``rotate``          ``angle`` in degrees, counter-clockwise → ``rotate(angle)``
+``brightness``      ``magnitude`` → ``adjust_brightness(1 + magnitude)``
+``color``           ``magnitude`` → ``adjust_saturation(1 + magnitude)``
+``contrast``        ``magnitude`` → ``adjust_contrast(1 + magnitude)``
+``sharpness``       ``magnitude`` → ``adjust_sharpness(1 + magnitude)``
+``posterize``       ``bits`` (integers in [0, 8]) → ``posterize(bits)``
+``solarize``        ``threshold`` in [0, 1] (fraction of the dtype's max) → ``solarize(max · threshold)``
+``autocontrast``    (none)
+``equalize``        (none)
+``invert``          (none)
+==================  =====================================================================
+
+Each op reproduces the :mod:`torchvision.transforms.v2.functional` kernel's arithmetic step for
+step (the same float32 operations, in the same order, with the same fused multiply-adds), so on
+uint8 images the result equals torchvision's kernel applied to each image alone with that image's
+magnitude, bit for bit (``tests/test_ops.py`` checks every AutoAugment magnitude bin and sign).
+Geometric ops use nearest interpolation about the image centre (torchvision's convention), build
+the inverse affine matrix in float64 and round it to float32 like torchvision, compute the
+sampling grid with the same batched matmul and sample with ``grid_sample``; pixels that come from
+outside get ``fill``.
+
+Float images: all ops accept floating images with values in ``[0, 1]`` (checked in eager mode,
+skipped under ``torch.compile``) and compute in the image's dtype, like torchvision's tensor
+kernels; ``equalize`` quantises floats to uint8 and back, as torchvision does.
+
+References:
+    Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
+    CVPR 2019. torchvision ``transforms.v2.functional`` (``_color.py``, ``_geometry.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from torch_impl._checks import check_images, compiling
+from twintricks.checks import check_ndim
+
+__all__ = [
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+    "rotate",
+    "brightness",
+    "color",
+    "contrast",
+    "sharpness",
+    "posterize",
+    "solarize",
+    "autocontrast",
+    "equalize",
+    "invert",
+]
+
+_DEG_TO_RAD = math.pi / 180.0  # the constant CPython's math.radians multiplies by
+_RAD_TO_DEG = 180.0 / math.pi  # ... and math.degrees
+
+
+# --------------------------------------------------------------------------------------------
+# Argument handling
+# --------------------------------------------------------------------------------------------
+
+
+def _bound(dtype: torch.dtype) -> float:
+    return 1.0 if dtype.is_floating_point else 255.0
+
+
+def _compute_dtype(images: torch.Tensor) -> torch.dtype:
+    return images.dtype if images.is_floating_point() else torch.float32
+
+
+def _check(name: str, images, *, rgb_or_gray: bool = False) -> tuple[int, int, int, int]:
+    shape = check_images(name, images)
+    if rgb_or_gray and shape[1] not in (1, 3):
+        raise ValueError(f"`{name}` must have 1 or 3 channels [N, C, H, W], got C={shape[1]}")
+    if images.is_floating_point() and not compiling() and images.numel():
+        lo, hi = float(images.min()), float(images.max())
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(
+                f"`{name}`: float images must lie in [0, 1] (uint8 semantics scaled), got values in [{lo}, {hi}]"
+            )
+    return shape
+
+
+def _per_image(name: str, value, n: int, device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``value`` (a number or an ``[N]`` / scalar tensor) as an ``[N]`` tensor of ``dtype``."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim == 0:
+            value = value.expand(n)
+        check_ndim(name, value, 1, "[N] (one value per image)")
+        if value.shape[0] != n:
+            raise ValueError(f"`{name}` must have one value per image ({n}), got shape {tuple(value.shape)}")
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"`{name}` must be real numbers, got dtype {value.dtype}")
+        return value.to(device=device, dtype=dtype)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number or a tensor [N], got {type(value).__name__}")
+    return torch.full((n,), float(value), dtype=dtype, device=device)
+
+
+def _check_values(name: str, value: torch.Tensor, low: float, high: float) -> None:
+    if compiling() or value.numel() == 0:
+        return
+    lo, hi = float(value.min()), float(value.max())
+    if not (low <= lo and hi <= high):
+        raise ValueError(f"`{name}` must lie in [{low:g}, {high:g}], got values in [{lo:g}, {hi:g}]")
+
+
+def _fill_values(fill, channels: int, dtype: torch.dtype) -> list[float] | None:
+    """``fill`` as a per-channel list (None when it is all zeros: same result, cheaper path)."""
+    if isinstance(fill, Sequence) and not isinstance(fill, str):
+        values = list(fill)
+        if len(values) not in (1, channels):
+            raise ValueError(f"`fill` must be a number or one value per channel ({channels}), got {fill!r}")
+    else:
+        values = [fill]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise TypeError(f"`fill` must be a finite number or a sequence of them, got {fill!r}")
+        if not dtype.is_floating_point and not 0 <= v <= 255:
+            raise ValueError(f"`fill` must lie in [0, 255] for uint8 images, got {fill!r}")
+        out.append(float(v))
+    return None if all(v == 0 for v in out) else out
+
+
+def _finish(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Clamp to the dtype's range and cast back (truncation for uint8, as torchvision's ``.to``)."""
+    out = out.clamp(0, _bound(dtype))
+    return out if dtype.is_floating_point else out.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry: inverse affine matrices (float64, torchvision's formula) and nearest sampling
+# --------------------------------------------------------------------------------------------
+
+
+def _inverse_affine(angle, shear_x_deg, shear_y_deg, tx, ty, cx: float, cy: float) -> torch.Tensor:
+    """torchvision's ``_get_inverse_affine_matrix`` (scale 1) for ``[N]`` float64 tensors → ``[N, 6]``.
+
+    ``cx, cy`` is the centre relative to the image centre. Same operations in the same order as the
+    reference, in float64, so rounding the result to float32 gives torchvision's ``theta``.
+    """
+    rot = angle * _DEG_TO_RAD
+    sx = shear_x_deg * _DEG_TO_RAD
+    sy = shear_y_deg * _DEG_TO_RAD
+    cos_sy = torch.cos(sy)
+    tan_sx = torch.tan(sx)
+    rot_minus_sy = rot - sy
+    cx_plus_tx = cx + tx
+    cy_plus_ty = cy + ty
+    a = torch.cos(rot_minus_sy) / cos_sy
+    b = -(a * tan_sx + torch.sin(rot))
+    c = torch.sin(rot_minus_sy) / cos_sy
+    d = torch.cos(rot) - c * tan_sx
+    m0, m1, m3, m4 = d, -b, -c, a
+    m2 = 0.0 + ((cx - m0 * cx_plus_tx) - m1 * cy_plus_ty)
+    m5 = 0.0 + ((cy - m3 * cx_plus_tx) - m4 * cy_plus_ty)
+    return torch.stack([m0, m1, m2, m3, m4, m5], dim=1)
+
+
+def _affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.Tensor:
+    """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), nearest, ``fill`` outside.
+
+    The grid is torchvision's ``_affine_grid`` (base grid ``[x, y, 1]`` of pixel centres relative to
+    the image centre, times ``theta^T / [w/2, h/2]`` with ``bmm``) computed for all images in one
+    batched ``bmm``; sampling is ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill``
+    uses torchvision's mask channel.
+    """
+    n, c, h, w = images.shape
+    dtype = _compute_dtype(images)
+    device = images.device
+    theta = matrix.to(dtype).view(n, 2, 3)
+    base = torch.empty(1, h, w, 3, dtype=dtype, device=device)
+    base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device))
+    base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).unsqueeze(-1))
+    base[..., 2].fill_(1)
+    rescaled = theta.transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=device)
+    grid = base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
+    x = images.to(dtype)
+    fill_values = _fill_values(fill, c, images.dtype)
+    if fill_values is None:
+        out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    else:
+        x = torch.cat([x, torch.ones(n, 1, h, w, dtype=dtype, device=device)], dim=1)
+        sampled = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        out, mask = sampled[:, :c], sampled[:, c:]
+        fill_img = torch.tensor(fill_values, dtype=dtype, device=device).view(1, -1, 1, 1)
+        out = torch.where(mask < 0.5, fill_img.expand_as(out), out)
+    return out if images.is_floating_point() else out.round().to(images.dtype)
+
+
+def _zeros(n, device):
+    return torch.zeros(n, dtype=torch.float64, device=device)
+
+
+def _shear_matrix(magnitude64: torch.Tensor, h: int, w: int, axis: int) -> torch.Tensor:
+    deg = torch.atan(magnitude64) * _RAD_TO_DEG
+    z = _zeros(magnitude64.shape[0], magnitude64.device)
+    sx, sy = (deg, z) if axis == 0 else (z, deg)
+    return _inverse_affine(z, sx, sy, z, z, -w * 0.5, -h * 0.5)
+
+
+def _translate_matrix(pixels64: torch.Tensor, axis: int) -> torch.Tensor:
+    t = torch.trunc(pixels64)
+    z = _zeros(pixels64.shape[0], pixels64.device)
+    tx, ty = (t, z) if axis == 0 else (z, t)
+    return _inverse_affine(z, z, z, tx, ty, 0.0, 0.0)
+
+
+def _rotate_matrix(angle64: torch.Tensor) -> torch.Tensor:
+    z = _zeros(angle64.shape[0], angle64.device)
+    return _inverse_affine(-torch.remainder(angle64, 360.0), z, z, z, z, 0.0, 0.0)
+
+
+def shear_x(images: torch.Tensor, magnitude, *, fill=0) -> torch.Tensor:
+    """Shear along x by factor ``magnitude`` per image (AutoAugment's ShearX), nearest, about the top-left corner.
+
+    Output pixel ``(x, y)`` takes input pixel ``round(x + s·(y + 0.5))`` (torchvision: ``affine`` with
+    ``shear=[degrees(atan(s)), 0]`` and ``center=[0, 0]``).
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or float in [0, 1].
+        magnitude: ``[N]`` shear factors (``tan`` of the shear angle), or a number.
+        fill: value (or one per channel) for pixels that come from outside.
+    """
+    n, _, h, w = _check("images", images)
+    m = _per_image("magnitude", magnitude, n, images.device)
+    return _affine_nearest(images, _shear_matrix(m, h, w, 0), fill)
+
+
+def shear_y(images: torch.Tensor, magnitude, *, fill=0) -> torch.Tensor:
+    """Shear along y by factor ``magnitude`` per image (AutoAugment's ShearY); see :func:`shear_x`."""
+    n, _, h, w = _check("images", images)
+    m = _per_image("magnitude", magnitude, n, images.device)
+    return _affine_nearest(images, _shear_matrix(m, h, w, 1), fill)
+
+
+def translate_x(images: torch.Tensor, pixels, *, fill=0) -> torch.Tensor:
+    """Shift each image right by ``int(pixels)`` (truncated towards 0; negative shifts left).
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or float in [0, 1].
+        pixels: ``[N]`` shifts in pixels, or a number.
+        fill: value (or one per channel) for the uncovered pixels.
+    """
+    n = _check("images", images)[0]
+    return _affine_nearest(images, _translate_matrix(_per_image("pixels", pixels, n, images.device), 0), fill)
+
+
+def translate_y(images: torch.Tensor, pixels, *, fill=0) -> torch.Tensor:
+    """Shift each image down by ``int(pixels)``; see :func:`translate_x`."""
+    n = _check("images", images)[0]
+    return _affine_nearest(images, _translate_matrix(_per_image("pixels", pixels, n, images.device), 1), fill)
+
+
+def rotate(images: torch.Tensor, angle, *, fill=0) -> torch.Tensor:
+    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or float in [0, 1].
+        angle: ``[N]`` angles in degrees, or a number.
+        fill: value (or one per channel) for pixels that come from outside.
+
+    .. warning:: torchvision short-cuts multiples of 90° with ``rot90``; the grid gives the same
+       pixels there (the sampling positions are integers up to float error far below 0.5).
+    """
+    n = _check("images", images)[0]
+    return _affine_nearest(images, _rotate_matrix(_per_image("angle", angle, n, images.device)), fill)
+
+
+# --------------------------------------------------------------------------------------------
+# Colour: enhance ops (torchvision's _blend with a fused multiply-add), LUT ops
+# --------------------------------------------------------------------------------------------
+
+
+def _factors(name: str, magnitude, n: int, device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ratio = 1 + magnitude`` and ``1 - ratio``, computed in float64 like torchvision's Python floats.
+
+    Returned in ``dtype`` and shaped ``[N, 1, 1, 1]``; ``ratio`` must be >= 0 (eager check).
+    """
+    m = _per_image(name, magnitude, n, device)
+    ratio64 = 1.0 + m
+    _check_values(f"1 + {name}", ratio64, 0.0, math.inf)
+    ratio = ratio64.to(dtype).view(n, 1, 1, 1)
+    alpha = (1.0 - ratio64).to(dtype).view(n, 1, 1, 1)
+    return ratio, alpha
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma ``[N, 1, H, W]`` as torchvision computes it (floored for uint8 images)."""
+    r, g, b = images.unbind(dim=1)
+    gray = r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(1)
+    return gray if images.is_floating_point() else gray.floor_()
+
+
+def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``images·ratio + other·alpha`` with the second product fused (torchvision's ``mul().add_(alpha=)``)."""
+    return torch.addcmul(images.mul(ratio), other, alpha)
+
+
+def brightness(images: torch.Tensor, magnitude) -> torch.Tensor:
+    """Scale intensities by ``1 + magnitude`` per image, clamp, truncate to uint8 (AutoAugment's Brightness).
+
+    ``out = trunc(clamp(x · (1 + m), 0, 255))`` (no truncation for floats, clamp to [0, 1]).
+    Images: ``[N, 1 or 3, H, W]``.
+    """
+    n = _check("images", images, rgb_or_gray=True)[0]
+    ratio, _ = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
+    return _finish(images.mul(ratio), images.dtype)
+
+
+def color(images: torch.Tensor, magnitude) -> torch.Tensor:
+    """Saturation: blend with the floored ITU-R 601 grayscale by factor ``1 + magnitude`` (AutoAugment's Color).
+
+    ``out = trunc(clamp(x·(1+m) + gray·(-m), 0, 255))``, torchvision v2's ``adjust_saturation``
+    (v2 floors the grayscale of uint8 images; v1 rounds it — we match v2). 1-channel images are
+    returned unchanged (as torchvision and PIL do).
+    """
+    n, c, _, _ = _check("images", images, rgb_or_gray=True)
+    ratio, alpha = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
+    if c == 1:
+        return images.clone()
+    return _finish(_blend(images, _grayscale(images), ratio, alpha), images.dtype)
+
+
+def _contrast_mean(images: torch.Tensor) -> torch.Tensor:
+    gray = _grayscale(images) if images.shape[1] == 3 else images.to(_compute_dtype(images))
+    return gray.mean(dim=(-3, -2, -1), keepdim=True)
+
+
+def contrast(images: torch.Tensor, magnitude) -> torch.Tensor:
+    """Blend with the mean grayscale value by factor ``1 + magnitude`` (AutoAugment's Contrast).
+
+    ``out = trunc(clamp(x·(1+m) + mean(gray)·(-m), 0, 255))`` with torchvision v2's floored grayscale,
+    the second product fused (one rounding) for every pixel.
+
+    .. warning:: torchvision adds the broadcast mean with ``add_(alpha=)``, whose CPU loop fuses the
+       multiply-add in its vectorised body but not in its scalar remainder (the product is hoisted
+       out of the loop). When ``C·H·W`` is not a multiple of 32 a few remainder pixels can differ
+       from torchvision by 1 (``tests/test_ops.py`` measures and bounds it); otherwise it is exact.
+    """
+    n = _check("images", images, rgb_or_gray=True)[0]
+    ratio, alpha = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
+    # A materialised (not broadcast) mean keeps every element on the fused multiply-add path.
+    mean = _contrast_mean(images).expand(images.shape).contiguous()
+    return _finish(_blend(images, mean, ratio, alpha), images.dtype)
+
+
+_SHARPNESS_KERNEL = ((1.0 / 13.0, 1.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0, 5.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0,) * 3)
+
+
+def sharpness(images: torch.Tensor, magnitude) -> torch.Tensor:
+    """Blend with a 3×3 smoothed image by factor ``1 + magnitude`` inside a 1-pixel border (AutoAugment's Sharpness).
+
+    ``blur = round(conv(x, [[1,1,1],[1,5,1],[1,1,1]]/13))`` (not rounded for floats);
+    interior ``out = trunc(clamp(x + (blur - x)·(-m), 0, 255))``; the border and images with a side
+    of at most 2 pixels are unchanged (torchvision v2's ``adjust_sharpness``).
+    """
+    n, c, h, w = _check("images", images, rgb_or_gray=True)
+    dtype = _compute_dtype(images)
+    _, alpha = _factors("magnitude", magnitude, n, images.device, dtype)
+    if h <= 2 or w <= 2 or images.numel() == 0:
+        return images.clone()
+    x = images.to(dtype=dtype, copy=True)
+    kernel = torch.tensor(_SHARPNESS_KERNEL, dtype=dtype, device=images.device).expand(c, 1, 3, 3)
+    blurred = F.conv2d(x, kernel, groups=c)
+    if not images.is_floating_point():
+        blurred = blurred.round()
+    inner = x[..., 1:-1, 1:-1]
+    x[..., 1:-1, 1:-1] = torch.addcmul(inner, blurred - inner, alpha)
+    return _finish(x, images.dtype)
+
+
+def posterize(images: torch.Tensor, bits) -> torch.Tensor:
+    """Keep the ``bits`` most significant bits of every value (AutoAugment's Posterize), per image.
+
+    uint8: ``x & (0xFF << (8 - bits))``; floats: ``clamp(floor(x·2^bits), 0, 2^bits - 1) / 2^bits``.
+    ``bits``: ``[N]`` integers in [0, 8] (or a number).
+    """
+    n = _check("images", images)[0]
+    b = _per_image("bits", bits, n, images.device, torch.int64)
+    _check_values("bits", b, 0, 8)
+    if images.is_floating_point():
+        levels = torch.bitwise_left_shift(torch.ones_like(b), b).to(images.dtype).view(n, 1, 1, 1)
+        return images.mul(levels).floor_().clamp_(min=0).minimum(levels - 1).mul_(1.0 / levels)
+    mask = (torch.bitwise_left_shift(torch.full_like(b, 255), 8 - b) & 255).to(torch.uint8).view(n, 1, 1, 1)
+    return images & mask
+
+
+def solarize(images: torch.Tensor, threshold) -> torch.Tensor:
+    """Invert the values at or above ``threshold · max`` (AutoAugment's Solarize), per image.
+
+    ``threshold``: ``[N]`` fractions in [0, 1] of the dtype's maximum (255 for uint8, 1 for floats);
+    the comparison runs in float32 for uint8 images, as torchvision's ``image >= threshold`` does.
+    """
+    n = _check("images", images)[0]
+    t = _per_image("threshold", threshold, n, images.device)
+    _check_values("threshold", t, 0.0, 1.0)
+    t = (t * _bound(images.dtype)).to(_compute_dtype(images)).view(n, 1, 1, 1)
+    return torch.where(images.to(t.dtype) >= t, invert(images), images)
+
+
+def autocontrast(images: torch.Tensor) -> torch.Tensor:
+    """Stretch each channel of each image to the full range (AutoAugment's AutoContrast).
+
+    ``out = trunc(clamp((x - lo) / ((hi - lo)·(1/255)), 0, 255))`` with ``lo, hi`` the channel's
+    min and max; constant channels are unchanged. Images: ``[N, 1 or 3, H, W]``.
+    """
+    _check("images", images, rgb_or_gray=True)
+    if images.numel() == 0:
+        return images.clone()
+    bound = _bound(images.dtype)
+    x = images.to(_compute_dtype(images))
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    flat = hi == lo
+    inv_scale = torch.where(flat, torch.ones_like(hi), (hi - lo).mul(1.0 / bound))
+    lo = torch.where(flat, torch.zeros_like(lo), lo)
+    return (x - lo).div(inv_scale).clamp(0, bound).to(images.dtype)
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``to_dtype(uint8, scale=True)``: floats × (255 + 1 - 1e-3), truncated."""
+    return images if images.dtype == torch.uint8 else images.mul(255.0 + 1.0 - 1e-3).to(torch.uint8)
+
+
+def _from_uint8(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return images if dtype == torch.uint8 else images.to(dtype).mul_(1.0 / 255.0)
+
+
+def _equalize_lut(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's equalisation LUT from ``[..., 256]`` int histograms → (LUT uint8, valid mask).
+
+    ``step = (#pixels - #pixels of the top used value) // 255``; ``lut[0] = 0``,
+    ``lut[k] = min((cumhist[k-1] + step // 2) // step, 255)``; channels with ``step == 0`` are not
+    equalised.
+    """
+    cum = hist.cumsum(dim=-1)
+    total = cum[..., -1:]
+    top = hist.gather(-1, cum.argmax(dim=-1, keepdim=True))
+    step = torch.div(total - top, 255, rounding_mode="floor")
+    valid = step != 0
+    lut = torch.div(cum[..., :-1] + step // 2, step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
+    lut = torch.cat([torch.zeros_like(lut[..., :1]), lut], dim=-1).to(torch.uint8)
+    return lut, valid
+
+
+def equalize(images: torch.Tensor) -> torch.Tensor:
+    """Histogram-equalise each channel of each image with PIL's LUT (AutoAugment's Equalize).
+
+    See :func:`_equalize_lut`. Floats are quantised to uint8 (× 255.999, truncated), equalised and
+    scaled back by 1/255, as torchvision does.
+    """
+    n, c, h, w = _check("images", images)
+    if images.numel() == 0:
+        return images.clone()
+    u8 = _to_uint8(images)
+    flat = u8.reshape(n, c, h * w).long()
+    hist = torch.zeros(n, c, 256, dtype=torch.int32, device=images.device)
+    hist.scatter_add_(-1, flat, torch.ones_like(flat, dtype=torch.int32))
+    lut, valid = _equalize_lut(hist)
+    out = torch.where(valid, lut.gather(-1, flat), flat.to(torch.uint8)).view(n, c, h, w)
+    return _from_uint8(out, images.dtype)
+
+
+def invert(images: torch.Tensor) -> torch.Tensor:
+    """``255 - x`` for uint8, ``1 - x`` for floats (AutoAugment's Invert)."""
+    _check("images", images)
+    return 1.0 - images if images.is_floating_point() else images.bitwise_not()
