@@ -326,3 +326,88 @@ def ricap_cases(draw, *, dtype=None, max_side: int = MIXING_MAX_SIDE):
         num_classes=k,
         params=draw(ricap_params(n, height, width)),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizers: AdaBound, AMSBound, AdaBoundW
+# --------------------------------------------------------------------------------------------
+
+__all__ += ["optimizer_hparams", "param_shapes", "gradient_sequences", "lr_multipliers", "optimizer_cases"]
+
+OPTIM_MAX_STEPS = 12
+# Gradient magnitudes per step: tiny ones push the effective step onto the upper bound, large
+# ones onto the lower bound, so both sides of the clip are exercised.
+GRAD_SCALES = (1e-6, 1e-2, 1.0, 1e2)
+
+
+@st.composite
+def optimizer_hparams(draw):
+    """AdaBound hyperparameters as a dict of Python floats (keys as torch_impl's group keys,
+    ``b1``/``b2`` for the betas): the defaults, usual values, and the ends of the valid ranges
+    (β = 0, γ = 0 meaning bounds [0, inf)). ``eps`` stays > 0 (with γ = 0 and a zero gradient,
+    eps = 0 makes 0·inf = NaN in any implementation)."""
+
+    def pick(common, low, high):
+        return draw(st.one_of(st.sampled_from(common), st.floats(low, high)))
+
+    return dict(
+        lr=pick([1e-3, 1e-2, 0.1], 1e-4, 0.5),
+        final_lr=pick([0.1, 1e-2], 1e-3, 0.5),
+        b1=pick([0.9, 0.0, 0.5], 0.0, 0.99),
+        b2=pick([0.999, 0.0, 0.9], 0.0, 0.9999),
+        gamma=pick([1e-3, 0.0, 0.1, 0.5], 0.0, 0.9),
+        eps=pick([1e-8, 1e-3], 1e-10, 1e-2),
+        weight_decay=draw(st.sampled_from([0.0, 5e-4, 0.1])),
+    )
+
+
+OPTIM_SHAPES = ((), (1,), (5,), (2, 3), (3, 1, 2))
+
+
+def param_shapes() -> st.SearchStrategy[tuple]:
+    """A small parameter shape from :data:`OPTIM_SHAPES`: a scalar, 1-D, 2-D and 3-D with a
+    size-1 side. The optimizers are elementwise, so a few shapes cover them; a fixed set keeps
+    eager jax from compiling each op anew for every drawn shape (seconds per trick otherwise)."""
+    return st.sampled_from(OPTIM_SHAPES)
+
+
+@st.composite
+def gradient_sequences(draw, steps: int, shape: tuple, *, dtype=np.float64):
+    """``[steps, *shape]`` gradients: values in [-1, 1] (zeros included) times a per-step
+    magnitude from :data:`GRAD_SCALES`."""
+    unit = draw(hnp.arrays(np.float64, (steps, *shape), elements=st.floats(-1.0, 1.0), fill=st.just(0.0)))
+    scales = draw(hnp.arrays(np.float64, (steps,), elements=st.sampled_from(GRAD_SCALES)))
+    return (unit * scales.reshape((steps,) + (1,) * len(shape))).astype(dtype)
+
+
+@st.composite
+def lr_multipliers(draw, steps: int):
+    """``(scheduled, [steps] float64 factors)``: the lr of step ``t`` is ``lr·factor[t-1]``.
+
+    Unscheduled cases have all ones. Scheduled ones start at 1 (the base lr) or not (as a
+    warm-up ``LambdaLR`` would), and include 0 (a step with zero lr: both bounds are 0).
+    """
+    scheduled = draw(st.booleans())
+    if not scheduled:
+        return False, np.ones(steps)
+    factors = draw(hnp.arrays(np.float64, (steps,), elements=st.one_of(st.just(0.0), st.floats(0.01, 1.5))))
+    if draw(st.booleans()):
+        factors[0] = 1.0
+    return True, factors
+
+
+@st.composite
+def optimizer_cases(draw, *, max_steps: int = OPTIM_MAX_STEPS, steps: int | None = None, dtype=np.float64):
+    """An optimizer trajectory case: initial ``params``, ``grads`` ``[T, *shape]``, the
+    hyperparameters of :func:`optimizer_hparams`, ``scheduled`` and ``lr_scale`` ``[T]``."""
+    shape = draw(param_shapes())
+    steps = draw(st.integers(1, max_steps)) if steps is None else steps
+    params = draw(hnp.arrays(np.float64, shape, elements=st.floats(-10.0, 10.0))).astype(dtype)
+    scheduled, lr_scale = draw(lr_multipliers(steps))
+    return dict(
+        params=params,
+        grads=draw(gradient_sequences(steps, shape, dtype=dtype)),
+        scheduled=scheduled,
+        lr_scale=lr_scale,
+        **draw(optimizer_hparams()),
+    )
