@@ -1,5 +1,400 @@
-"""The ``twintricks bench`` subcommand — to be written."""
+"""The ``twintricks bench`` subcommand: every trick and the training step, timed in torch_impl
+(eager and ``torch.compile``), jax_impl (``jax.jit``) and the libraries people use today.
+
+It writes ``bench.json`` (every figure with its spread and the machine), ``bench.md`` (a table
+per size: rows = tricks, columns = implementations, cells = images/s) and ``bench.png`` (a bar
+chart, log scale). A trick whose implementation is missing is reported as ``n/a (...)``; one
+that fails is reported as ``error: ...``; neither stops the run.
+
+What is timed is described in :mod:`parity.bench_cases`; how, in :mod:`parity.bench_timing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from parity.bench_cases import IMPLS, OURS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
+from parity.bench_timing import Budget, MemoryProbe, loadavg, machine_info, measure, sync_for
+
+__all__ = ["add_parser", "run", "BUDGETS"]
+
+TRAIN = "training step"
+
+BUDGETS = {
+    "full": Budget(warmup=2, min_repeats=5, max_repeats=30, seconds=1.5),
+    "quick": Budget(warmup=1, min_repeats=3, max_repeats=5, seconds=0.3),
+    "tiny": Budget(warmup=0, min_repeats=2, max_repeats=2, seconds=0.0, group_seconds=0.0),
+}
+
+
+def _default_device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
 
 
 def add_parser(sub) -> None:
-    """Add this subcommand's parser to the ``twintricks`` subparsers (not yet)."""
+    """Add the ``bench`` subcommand to the ``twintricks`` subparsers."""
+    p = sub.add_parser(
+        "bench",
+        help="time every trick and the training step in torch_impl, jax_impl and existing libraries",
+        description="Times each trick (sampling + applying) at CIFAR size (batch 256, 3x32x32) and "
+        "ImageNet size (batch 32, 3x224x224) in torch_impl eager, torch_impl under torch.compile "
+        "and jax_impl under jax.jit, beside torchvision v2, timm, torch and optax doing the same job, "
+        "and the training step of the default model in both frameworks. Writes bench.json, "
+        "bench.md and bench.png to --out.",
+    )
+    p.add_argument("--out", default="bench", metavar="DIR", help="output directory (default ./bench)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats and no torch.compile columns unless --compile (about two minutes on a 2-core CPU)",
+    )
+    p.add_argument("--size", choices=("cifar", "imagenet", "both"), default="both", help="input size (default both)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="only these rows (case-insensitive prefixes of: "
+        + ", ".join(TRICK_NAMES)
+        + f", {TRAIN}); e.g. --only mixup autoaugment",
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="where both frameworks run (default: cuda if torch sees a GPU, else cpu)",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time torch.compile columns (default: on, off with --quick)",
+    )
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    # Tiny sizes and a single repeat, for the test suite (also TWINTRICKS_BENCH_TINY=1).
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def _select(only) -> list[str]:
+    names = [*TRICK_NAMES, TRAIN]
+    if not only:
+        return names
+    chosen = []
+    for want in only:
+        w = want.lower().replace("-", " ").replace("_", " ")
+        hits = [n for n in names if n.lower().startswith(w) or n.lower().replace(" ", "") .startswith(w.replace(" ", ""))]
+        if not hits:
+            raise SystemExit(f"twintricks bench: --only {want!r} matches none of: {', '.join(names)}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return [n for n in names if n in chosen]
+
+
+def _fmt_rate(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{suf}"
+    return f"{x:.3g}"
+
+
+def _run_case(case: Case, ctx: Context, budget: Budget, device: str) -> dict:
+    rec = {
+        "size": ctx.size.name,
+        "trick": case.trick,
+        "impl": case.impl,
+        "framework": case.framework,
+        "ours": case.ours,
+        "same_job": case.same_job,
+        "note": case.note,
+        "batch": ctx.size.batch,
+        "shape": [ctx.size.batch, 3, ctx.size.height, ctx.size.width],
+        "status": "ok",
+    }
+    probe = None
+    try:
+        call = case.build()
+        jax_dev = ctx.jax_device if case.framework == "jax" else None
+        probe = MemoryProbe(case.framework, device, jax_dev)
+        probe.start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = measure(call, sync_for(case.framework, device), budget, on_warm=probe.stop)
+    except NotAvailable as exc:
+        msg = str(exc)
+        rec["status"] = "skipped" if msg.startswith("skipped") else "n/a"
+        rec["reason"] = msg
+        return rec
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        if probe is not None:
+            probe.stop()
+        rec["status"] = "error"
+        rec["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        rec["traceback"] = traceback.format_exc(limit=6)
+        return rec
+    secs = sorted(t.seconds)
+    b = ctx.size.batch
+    rec.update(
+        seconds_median=t.median,
+        seconds_min=secs[0],
+        seconds_max=secs[-1],
+        images_per_s=b / t.median,
+        images_per_s_min=b / secs[-1],
+        images_per_s_max=b / secs[0],
+        repeats=len(secs),
+        calls_per_repeat=t.inner,
+        first_call_s=t.first_s,
+        peak_memory_bytes=probe.peak,
+        memory_kind=probe.kind,
+        loadavg=loadavg(),
+    )
+    return rec
+
+
+def _ratios(records: list[dict]) -> list[dict]:
+    """Per size and trick: the best existing same-job figure and ours / it, per framework."""
+    out = []
+    sizes = sorted({r["size"] for r in records})
+    for size in sizes:
+        for trick in TRICK_NAMES:
+            rows = [r for r in records if r["size"] == size and r["trick"] == trick and r["status"] == "ok"]
+            existing = [r for r in rows if not r["ours"] and r["same_job"]]
+            if not rows:
+                continue
+            best = max(existing, key=lambda r: r["images_per_s"], default=None)
+            entry = {"size": size, "trick": trick, "best_existing": best and best["impl"]}
+            for fw, impls in (("torch_impl", OURS[:2]), ("jax_impl", OURS[2:])):
+                ours = [r for r in rows if r["impl"] in impls]
+                top = max(ours, key=lambda r: r["images_per_s"], default=None)
+                entry[f"{fw}_best"] = top and top["impl"]
+                entry[f"{fw}_ratio"] = top["images_per_s"] / best["images_per_s"] if (top and best) else None
+            out.append(entry)
+    return out
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return ""
+    if r["status"] == "ok":
+        mark = "" if r["same_job"] else " †"
+        return f"{_fmt_rate(r['images_per_s'])} [{_fmt_rate(r['images_per_s_min'])}–{_fmt_rate(r['images_per_s_max'])}]{mark}"
+    if r["status"] == "n/a":
+        return f"n/a ({r['reason']})" if not r["reason"].startswith("not implemented") else "n/a (not implemented)"
+    if r["status"] == "skipped":
+        return r["reason"]
+    return "error (see json)"
+
+
+def _ratio_text(x) -> str:
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def write_markdown(path: Path, result: dict) -> None:
+    records, ratios, m = result["records"], result["ratios"], result["machine"]
+    lines = [
+        "# twintricks bench",
+        "",
+        f"Measured {m['date_utc']} UTC on **{m['cpu_model']}** ({m['cpu_cores']} cores"
+        f"{', GPU ' + m['gpu'] if m.get('gpu') else ''}), torch device `{m['torch_device']}`, "
+        f"jax platform `{m['jax_platform']}`; load average at start {m.get('loadavg_at_start')}, "
+        f"at end {m.get('loadavg_at_end')}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f", Python {m['python']}.",
+        "",
+        f"Mode: `{result['mode']}` (first call excluded; {result['budget']['warmup']} more warm-up calls; "
+        f"median of {result['budget']['min_repeats']}–{result['budget']['max_repeats']} repeats, "
+        "[min–max] beside it; inputs rotated; synchronised). Cells are images/s (higher is better). "
+        "Ratio columns: our best column in that framework divided by the fastest existing implementation "
+        "doing the same job (> 1: ours is faster). † = does a different, cheaper job (one draw for the "
+        "whole batch), left out of the ratios.",
+        "",
+    ]
+    sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)]
+    for size in sizes:
+        rs = [r for r in records if r["size"] == size and r["trick"] != TRAIN]
+        if not rs:
+            continue
+        shape = rs[0]["shape"]
+        lines += [f"## {size} size: batch {shape[0]}, {shape[1]}×{shape[2]}×{shape[3]} uint8", ""]
+        cols = [c for c in IMPLS if any(r["impl"] == c for r in rs)]
+        lines.append("| trick | " + " | ".join(cols) + " | torch_impl / best existing | jax_impl / best existing |")
+        lines.append("|---" * (len(cols) + 3) + "|")
+        for trick in TRICK_NAMES:
+            row = {r["impl"]: r for r in rs if r["trick"] == trick}
+            if not row:
+                continue
+            ratio = next((x for x in ratios if x["size"] == size and x["trick"] == trick), {})
+            cells = [_cell(row.get(c)) for c in cols]
+            lines.append(
+                f"| {trick} | "
+                + " | ".join(cells)
+                + f" | {_ratio_text(ratio.get('torch_impl_ratio'))} | {_ratio_text(ratio.get('jax_impl_ratio'))} |"
+            )
+        lines += ["", "First call (compile / warm-up), seconds:", ""]
+        lines.append("| trick | " + " | ".join(cols) + " |")
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for trick in TRICK_NAMES:
+            row = {r["impl"]: r for r in rs if r["trick"] == trick}
+            if not row:
+                continue
+            cells = [
+                f"{row[c]['first_call_s']:.2f}" if c in row and row[c]["status"] == "ok" else "" for c in cols
+            ]
+            lines.append(f"| {trick} | " + " | ".join(cells) + " |")
+        lines.append("")
+    tr = [r for r in records if r["trick"] == TRAIN]
+    if tr:
+        lines += ["## Training step of the default model", ""]
+        lines.append("| implementation | batch, input | images/s [min–max] | first call (s) | peak memory (MiB) | note |")
+        lines.append("|---|---|---|---|---|---|")
+        for r in tr:
+            if r["status"] == "ok":
+                mem = r.get("peak_memory_bytes")
+                mem_s = f"{mem / 2**20:.0f}" if mem is not None else "—"
+                lines.append(
+                    f"| {r['impl']} | {r['shape'][0]}, {'×'.join(map(str, r['shape'][1:]))} | {_cell(r)} | "
+                    f"{r['first_call_s']:.2f} | {mem_s} | {r.get('note', '')} |"
+                )
+            else:
+                lines.append(f"| {r['impl']} | | {_cell(r)} | | | |")
+        ok = {r["impl"]: r["images_per_s"] for r in tr if r["status"] == "ok"}
+        tb = max((v for k, v in ok.items() if k.startswith("torch")), default=None)
+        jb = ok.get("jax_impl jit")
+        if tb and jb:
+            lines += ["", f"jax_impl / best torch_impl training step: {jb / tb:.2f}×"]
+        lines.append("")
+    notes = sorted({(r["trick"], r["impl"], r["note"]) for r in records if r.get("note")})
+    if notes:
+        lines += ["## What each column runs", ""]
+        lines += [f"- {t}, {i}: {n}" for t, i, n in notes]
+        lines.append("")
+    errors = [r for r in records if r["status"] == "error"]
+    if errors:
+        lines += ["## Errors", ""]
+        lines += [f"- {r['size']} {r['trick']} / {r['impl']}: {r['reason']}" for r in errors]
+        lines.append("")
+    mems = {r.get("memory_kind") for r in records if r.get("memory_kind")}
+    if mems:
+        lines += ["Peak memory (in bench.json for every case) is measured as: " + "; ".join(sorted(mems)) + ".", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(path: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in result["records"] if r["status"] == "ok"]
+    sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)] or ["(none)"]
+    rows_all = [*TRICK_NAMES, TRAIN]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(8 * len(sizes), 7), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, size in zip(axes[0], sizes):
+        rs = [r for r in records if r["size"] == size]
+        rows = [t for t in rows_all if any(r["trick"] == t for r in rs)]
+        impls = [c for c in IMPLS if any(r["impl"] == c for r in rs)]
+        h = 0.8 / max(1, len(impls))
+        for j, impl in enumerate(impls):
+            ys, xs = [], []
+            for k, trick in enumerate(rows):
+                r = next((r for r in rs if r["trick"] == trick and r["impl"] == impl), None)
+                if r is not None:
+                    ys.append(k + (j - (len(impls) - 1) / 2) * h)
+                    xs.append(r["images_per_s"])
+            ax.barh(ys, xs, height=h, color=colors(j % 10), label=impl, hatch="" if impl in OURS else "//")
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(rows)
+        ax.invert_yaxis()
+        if rs:
+            ax.set_xscale("log")
+        ax.set_xlabel("images/s (log scale, higher is better)")
+        ax.set_title(f"{size} size")
+        ax.grid(axis="x", which="both", alpha=0.3)
+        if impls:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4)
+    m = result["machine"]
+    fig.suptitle(f"twintricks bench — {m['cpu_model']} ({m['cpu_cores']} cores){', ' + m['gpu'] if m.get('gpu') else ''}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    tiny = bool(getattr(args, "tiny", False) or os.environ.get("TWINTRICKS_BENCH_TINY"))
+    device = args.device or _default_device()
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("twintricks bench: --device cuda but torch sees no GPU")
+    jax_platform = "gpu" if device == "cuda" else "cpu"
+    mode = "tiny" if tiny else ("quick" if args.quick else "full")
+    budget = BUDGETS[mode]
+    compile_torch = args.compile if args.compile is not None else (mode == "full")
+    rows = _select(args.only)
+    sizes = ["cifar", "imagenet"] if args.size == "both" else [args.size]
+    table = TINY_SIZES if tiny else SIZES
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    try:
+        import torch
+
+        torch.manual_seed(args.seed)
+    except ImportError:
+        pass
+    machine = machine_info(device, jax_platform)
+    started = time.perf_counter()
+    records: list[dict] = []
+    print(f"twintricks bench: mode {mode}, device {device}, sizes {', '.join(sizes)}, torch.compile {'on' if compile_torch else 'off'}")
+    for size in sizes:
+        ctx = Context(
+            table[size], torch_device=device, jax_platform=jax_platform, compile_torch=compile_torch, seed=args.seed, tiny=tiny
+        )
+        cases = cases_for(ctx, [r for r in rows if r != TRAIN])
+        if TRAIN in rows and size == "cifar":
+            from parity.bench_train import training_cases
+
+            cases += training_cases(ctx)
+        for case in cases:
+            rec = _run_case(case, ctx, budget, device)
+            records.append(rec)
+            shown = _cell(rec)
+            extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
+            print(f"  {size:8s} {case.trick:20s} {case.impl:26s} {shown}{extra}", flush=True)
+    machine["loadavg_at_end"] = loadavg()
+    result = {
+        "mode": mode,
+        "budget": budget.__dict__,
+        "torch_compile": compile_torch,
+        "wall_s": time.perf_counter() - started,
+        "machine": machine,
+        "records": records,
+        "ratios": _ratios(records),
+        "units": "images_per_s = batch / seconds per call (for AdaBound: batch / seconds per optimizer update)",
+    }
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
+    write_markdown(out / "bench.md", result)
+    write_plot(out / "bench.png", result)
+    print(f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'} in {result['wall_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from parity.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,216 @@
+"""Timing, memory and machine description for ``twintricks bench``.
+
+Method (the same for every figure):
+
+* the first call is timed on its own and reported as the compile / warm-up time (it holds
+  ``torch.compile``'s and ``jax.jit``'s compilation); further warm-up calls are not timed;
+* every timed call uses the next input of a rotating pool and, for random tricks, fresh random
+  parameters, so nothing is timed on a cached result;
+* timing is synchronised: ``jax.block_until_ready`` on every output, ``torch.cuda.synchronize``
+  on a GPU (CPU torch is synchronous);
+* calls shorter than a few milliseconds are timed in groups of ``inner`` consecutive calls (one
+  synchronisation at the end of the group) and divided by ``inner``, so the clock's resolution
+  and the synchronisation do not dominate;
+* the figure is the median over repeats, with the minimum and maximum beside it.
+
+Peak memory: on a GPU, torch's ``max_memory_allocated`` (reset before the case) or jax's
+``peak_bytes_in_use`` of the device; on a CPU, the largest increase of the process's resident
+set size seen by a 5 ms sampler during the first call and the warm-up (not during the timed
+repeats, so the sampler cannot disturb them).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Budget", "Timing", "measure", "sync_for", "MemoryProbe", "machine_info", "loadavg"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    warmup: int  # untimed calls after the first
+    min_repeats: int
+    max_repeats: int
+    seconds: float  # keep repeating (up to max_repeats) while under this many seconds
+    group_seconds: float = 0.005  # a timed group lasts at least this long
+
+
+@dataclass
+class Timing:
+    first_s: float
+    seconds: list[float]  # per call, one entry per repeat
+    inner: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def sync_for(framework: str, device: str) -> Callable[[Any], None]:
+    """A function that waits until ``out`` (any pytree) has been computed."""
+    if framework == "jax":
+        import jax
+
+        return jax.block_until_ready
+    if device.startswith("cuda"):
+        import torch
+
+        return lambda out: torch.cuda.synchronize()
+    return lambda out: None
+
+
+def measure(call: Callable[[int], Any], sync: Callable[[Any], None], budget: Budget, on_warm=None) -> Timing:
+    t0 = time.perf_counter()
+    sync(call(0))
+    first = time.perf_counter() - t0
+    i = 1
+    for _ in range(budget.warmup):
+        sync(call(i))
+        i += 1
+    if on_warm is not None:
+        on_warm()
+    t0 = time.perf_counter()
+    sync(call(i))
+    est = time.perf_counter() - t0
+    i += 1
+    inner = max(1, min(1000, int(budget.group_seconds / max(est, 1e-7))))
+    seconds: list[float] = []
+    start = time.perf_counter()
+    while len(seconds) < budget.max_repeats and (
+        len(seconds) < budget.min_repeats or time.perf_counter() - start < budget.seconds
+    ):
+        t0 = time.perf_counter()
+        outs = [call(i + k) for k in range(inner)]
+        sync(outs)
+        seconds.append((time.perf_counter() - t0) / inner)
+        i += inner
+        del outs
+    return Timing(first, seconds, inner)
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MemoryProbe:
+    """Peak memory of one case (see the module docstring for what is measured where)."""
+
+    def __init__(self, framework: str, device: str, jax_device=None):
+        self.framework, self.device, self.jax_device = framework, device, jax_device
+        self.kind = "n/a"
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.framework == "torch" and self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+            self.kind = "torch.cuda.max_memory_allocated"
+            return
+        if self.framework == "jax" and self.jax_device is not None and self.jax_device.platform != "cpu":
+            self.kind = "jax peak_bytes_in_use (device, since start)"
+            return
+        self.kind = "CPU process RSS increase (5 ms sampler, first call + warm-up)"
+        self._base = _rss_bytes()
+        self._max = self._base
+
+        def sample():
+            while not self._stop.wait(0.005):
+                self._max = max(self._max, _rss_bytes())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._max = max(self._max, _rss_bytes())
+            self.peak = self._max - self._base
+            self._thread = None
+        elif self.kind.startswith("torch.cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self._base
+        elif self.kind.startswith("jax"):
+            stats = self.jax_device.memory_stats() or {}
+            self.peak = stats.get("peak_bytes_in_use")
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(torch_device: str, jax_platform: str) -> dict:
+    """The machine every figure was measured on."""
+    info: dict[str, Any] = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "loadavg_at_start": loadavg(),
+        "torch_device": torch_device,
+        "jax_platform": jax_platform,
+        "versions": {
+            n: _version(n)
+            for n in ("twintricks", "numpy", "torch", "torchvision", "timm", "jax", "jaxlib", "flax", "optax")
+        },
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        info["gpu"] = None
+    try:
+        import jax
+
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+        if info.get("gpu") is None and jax.default_backend() == "gpu":
+            info["gpu"] = jax.devices()[0].device_kind
+    except ImportError:
+        pass
+    return info

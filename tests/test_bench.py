@@ -1,0 +1,140 @@
+"""`twintricks bench` on a tiny configuration: the files are written and well-formed.
+
+No timing assertions (the figures depend on the machine); what is checked is the structure:
+every requested (size, trick, implementation) has a record, figures are positive and ordered
+(min <= median <= max), a missing or failing implementation is reported, not fatal, and the
+markdown and PNG are what they claim to be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from parity.bench_cases import IMPLS, TRICK_NAMES
+from parity.cli import main
+
+# A few cheap rows; --tiny shrinks the batches, images and optimizer parameters.
+ROWS = ["label smoothing", "cutout", "AdaBound", "training step"]
+
+
+def _bench(tmp_path, *extra):
+    out = tmp_path / "bench"
+    rc = main(["bench", "--tiny", "--quick", "--device", "cpu", "--out", str(out), *extra])
+    assert rc == 0
+    return out, json.loads((out / "bench.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    return _bench(tmp, "--only", *ROWS)
+
+
+def test_files_written(run):
+    out, _ = run
+    for name in ("bench.json", "bench.md", "bench.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out / "bench.png")
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def test_json_structure(run):
+    _, res = run
+    assert res["mode"] == "tiny"
+    m = res["machine"]
+    for key in ("cpu_model", "cpu_cores", "versions", "date_utc", "torch_device", "jax_platform"):
+        assert key in m
+    assert m["versions"]["torch"] and m["versions"]["jax"]
+    recs = res["records"]
+    # Every requested row at both sizes (the training step only at CIFAR size).
+    for size in ("cifar", "imagenet"):
+        tricks = {r["trick"] for r in recs if r["size"] == size}
+        want = {t for t in ROWS if t != "training step" or size == "cifar"}
+        assert tricks == want, (size, tricks)
+    seen = set()
+    for r in recs:
+        assert r["impl"] in IMPLS
+        assert r["status"] in ("ok", "n/a", "skipped", "error")
+        key = (r["size"], r["trick"], r["impl"])
+        assert key not in seen
+        seen.add(key)
+        if r["status"] == "ok":
+            assert r["images_per_s"] > 0 and math.isfinite(r["images_per_s"])
+            assert r["images_per_s_min"] <= r["images_per_s"] <= r["images_per_s_max"]
+            assert r["seconds_min"] <= r["seconds_median"] <= r["seconds_max"]
+            assert r["repeats"] >= 1 and r["first_call_s"] >= 0
+            assert r["images_per_s"] == pytest.approx(r["batch"] / r["seconds_median"])
+        else:
+            assert r["reason"]
+    # torch.compile columns are off under --quick and reported as skipped, not missing.
+    assert all(r["status"] == "skipped" for r in recs if r["impl"] == "torch_impl compile")
+    # Existing libraries that are always installed here ran.
+    ok = {(r["trick"], r["impl"]) for r in recs if r["status"] == "ok"}
+    assert ("label smoothing", "torch") in ok and ("label smoothing", "optax") in ok
+    # Ratios are ours / best existing, consistent with the records.
+    for x in res["ratios"]:
+        if x["torch_impl_ratio"] is None:
+            continue
+        best = next(r for r in recs if (r["size"], r["trick"], r["impl"]) == (x["size"], x["trick"], x["best_existing"]))
+        ours = next(r for r in recs if (r["size"], r["trick"], r["impl"]) == (x["size"], x["trick"], x["torch_impl_best"]))
+        assert x["torch_impl_ratio"] == pytest.approx(ours["images_per_s"] / best["images_per_s"])
+        assert best["same_job"] and not best["ours"]
+
+
+def test_markdown_tables(run):
+    _, res = run
+    md = (run[0] / "bench.md").read_text()
+    assert res["machine"]["cpu_model"] in md
+    for size in ("cifar", "imagenet"):
+        assert f"## {size} size" in md
+    table_rows = [line for line in md.splitlines() if line.startswith("| ")]
+    header = next(line for line in table_rows if line.startswith("| trick |") and "best existing" in line)
+    ncols = header.count("|")
+    for trick in ROWS:
+        if trick != "training step":
+            rows = [line for line in table_rows if line.startswith(f"| {trick} |")]
+            assert rows and all(line.count("|") >= ncols - 2 for line in rows[:1])
+    assert "## Training step of the default model" in md
+
+
+def test_missing_and_failing_implementations_are_reported(tmp_path, monkeypatch):
+    import torch_impl
+
+    # A trick whose module has not landed: n/a (not implemented), the run goes on.
+    monkeypatch.delattr(torch_impl, "label_smoothing_cross_entropy", raising=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    import jax_impl
+
+    monkeypatch.setattr(jax_impl, "label_smoothing_cross_entropy", broken)
+    out, res = _bench(tmp_path, "--only", "label", "--size", "cifar")
+    by_impl = {r["impl"]: r for r in res["records"]}
+    assert by_impl["torch_impl eager"]["status"] == "n/a"
+    assert by_impl["torch_impl eager"]["reason"].startswith("not implemented")
+    assert by_impl["jax_impl jit"]["status"] == "error" and "boom" in by_impl["jax_impl jit"]["reason"]
+    assert by_impl["torch"]["status"] == "ok"
+    md = (out / "bench.md").read_text()
+    assert "n/a (not implemented)" in md and "## Errors" in md
+
+
+def test_only_rejects_unknown_rows(tmp_path):
+    with pytest.raises(SystemExit, match="matches none"):
+        main(["bench", "--tiny", "--only", "nosuchtrick", "--out", str(tmp_path)])
+
+
+def test_every_row_has_a_case():
+    from parity.bench_cases import TINY_SIZES, Context, cases_for
+
+    cases = cases_for(Context(TINY_SIZES["cifar"]), TRICK_NAMES)
+    assert {c.trick for c in cases} == set(TRICK_NAMES)
+    # Each row times ours in all three columns.
+    for t in TRICK_NAMES:
+        assert {c.impl for c in cases if c.trick == t} >= {"torch_impl eager", "torch_impl compile", "jax_impl jit"}
