@@ -1,3 +1,344 @@
-"""(cropping) — to be written."""
+"""Random resized crop + horizontal flip for ``[N, H, W, C]`` batches, one box and one coin per image.
 
-__all__: list[str] = []
+Sampling is separate from the kernels: :func:`sample_resized_crop_params` runs torchvision's
+``RandomResizedCrop.get_params`` algorithm for every image at once (a fixed 10-attempt draw with
+selection of the first that fits, else the centre-crop fallback, so it jits), :func:`resized_crop`
+resizes every image's box to one static size by bilinear interpolation with gathers, and
+:func:`sample_flip_params` / :func:`hflip` flip a Bernoulli(p) subset. The mirror of
+:mod:`torch_impl.cropping`.
+
+Shapes, dtypes and the Python hyperparameters (``size``, ``scale``, ``ratio``, ``p``) are checked
+at trace time; whether the boxes lie inside the image is checked only on concrete values (eager).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_impl._checks import check_images, is_concrete
+from twintricks.checks import check_int, check_ndim, check_ordered_pair, check_real, check_size
+
+__all__ = [
+    "ResizedCropParams",
+    "sample_resized_crop_params",
+    "resized_crop",
+    "FlipParams",
+    "sample_flip_params",
+    "hflip",
+    "random_resized_crop_flip",
+]
+
+N_ATTEMPTS = 10  # torchvision's RandomResizedCrop.get_params
+MAX_UINT8_OUTPUT_AREA = 2**21  # exact integer bilinear arithmetic fits int32 below this
+
+
+class ResizedCropParams(NamedTuple):
+    """One box per image: ``top``, ``left``, ``height``, ``width``, each ``[N]`` integers."""
+
+    top: jax.Array
+    left: jax.Array
+    height: jax.Array
+    width: jax.Array
+
+
+class FlipParams(NamedTuple):
+    """``flip``: ``[N]`` bool, True where the image is mirrored left-right."""
+
+    flip: jax.Array
+
+
+def _fallback_box(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """torchvision's centre crop when no attempt fits (plain Python: H, W and ratio are static)."""
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        cw, ch = w, int(round(w / ratio[0]))
+    elif in_ratio > ratio[1]:
+        ch, cw = h, int(round(h * ratio[1]))
+    else:
+        ch, cw = h, w
+    ch, cw = min(max(ch, 1), h), min(max(cw, 1), w)
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def _check_scale_ratio(scale, ratio) -> tuple[tuple[float, float], tuple[float, float]]:
+    scale = check_ordered_pair("scale", scale, low=0.0, strict_low=True)
+    ratio = check_ordered_pair("ratio", ratio, low=0.0, strict_low=True)
+    for name, pair in (("scale", scale), ("ratio", ratio)):
+        if not all(math.isfinite(v) for v in pair):
+            raise ValueError(f"`{name}` must be finite, got {pair!r}")
+    return scale, ratio
+
+
+def sample_resized_crop_params(
+    key: jax.Array,
+    batch_size: int,
+    image_size,
+    *,
+    scale=(0.08, 1.0),
+    ratio=(3.0 / 4.0, 4.0 / 3.0),
+) -> ResizedCropParams:
+    """Draw one crop box per image with torchvision's ``RandomResizedCrop.get_params`` algorithm.
+
+    For each image, 10 attempts: area ``a = H·W·U(scale)``, aspect ratio
+    ``r = exp(U(log ratio[0], log ratio[1]))``, ``w = round(sqrt(a·r))``, ``h = round(sqrt(a/r))``
+    (round half to even, as Python's ``round``). The first attempt with ``0 < w <= W`` and
+    ``0 < h <= H`` is kept, with ``top ~ U{0, …, H-h}`` and ``left ~ U{0, …, W-w}``. If none fits,
+    the centre crop: the whole image, narrowed to the nearest allowed aspect ratio.
+
+    The 10 attempts are a fixed draw with selection (static shapes, jit-friendly), so the
+    random stream differs from torchvision's; the boxes' distribution is the same (tested
+    against torchvision with fixed seeds). Computed in float32.
+
+    .. warning::
+        In the fallback, torchvision can return a zero-sized box for extreme aspect ratios
+        (e.g. ``W = 1`` with ``ratio[0] > 2``); here the box side is clamped to at least 1.
+
+    Args:
+        key: a ``jax.random`` key.
+        batch_size: N >= 0.
+        image_size: ``H`` (square) or ``(H, W)``, both >= 1.
+        scale: ``(min, max)`` fraction of the image area, ``0 < min <= max``.
+        ratio: ``(min, max)`` aspect ratio ``w / h``, ``0 < min <= max``.
+
+    Returns:
+        :class:`ResizedCropParams` of int32 arrays ``[N]``.
+
+    References:
+        Christian Szegedy et al., "Going Deeper with Convolutions", 2015 (the crop augmentation);
+        torchvision ``transforms.RandomResizedCrop.get_params``.
+    """
+    n = check_int("batch_size", batch_size, low=0)
+    height, width = check_size("image_size", image_size)
+    scale, ratio = _check_scale_ratio(scale, ratio)
+    return _sample_boxes(key, n, height, width, scale, ratio)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _sample_boxes(key, n: int, height: int, width: int, scale, ratio) -> ResizedCropParams:
+    """The computation of :func:`sample_resized_crop_params` after its checks (jitted)."""
+    f32, i32 = jnp.float32, jnp.int32
+    # one draw for everything (one RNG op compiles faster than four): 10 areas, 10 ratios, top, left
+    u = jax.random.uniform(key, (n, 2 * N_ATTEMPTS + 2), f32)
+    area = float(height * width)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * u[:, :N_ATTEMPTS])
+    aspect = jnp.exp(log_lo + (log_hi - log_lo) * u[:, N_ATTEMPTS : 2 * N_ATTEMPTS])
+    w = jnp.round(jnp.sqrt(target_area * aspect)).astype(i32)
+    h = jnp.round(jnp.sqrt(target_area / aspect)).astype(i32)
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # [N, 10]
+    first = jnp.argmax(fits, axis=1)[:, None]  # first True (0 when none)
+    found = jnp.any(fits, axis=1)
+    h = jnp.take_along_axis(h, first, axis=1)[:, 0]
+    w = jnp.take_along_axis(w, first, axis=1)[:, 0]
+    f_top, f_left, f_h, f_w = _fallback_box(height, width, ratio)
+    h = jnp.where(found, h, f_h)
+    w = jnp.where(found, w, f_w)
+    u_top, u_left = u[:, 2 * N_ATTEMPTS], u[:, 2 * N_ATTEMPTS + 1]
+    top = jnp.minimum(jnp.floor(u_top * (height - h + 1).astype(f32)).astype(i32), height - h)
+    left = jnp.minimum(jnp.floor(u_left * (width - w + 1).astype(f32)).astype(i32), width - w)
+    top = jnp.where(found, top, f_top)
+    left = jnp.where(found, left, f_left)
+    return ResizedCropParams(top, left, h, w)
+
+
+def _check_int_vector(name: str, t, n: int) -> None:
+    if not hasattr(t, "dtype"):
+        raise TypeError(f"`{name}` must be an array [N], got {type(t).__name__}")
+    check_ndim(name, t, 1, "[N]")
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise TypeError(f"`{name}` must have an integer dtype, got {t.dtype}")
+    if t.shape[0] != n:
+        raise ValueError(f"`{name}` must have N = {n} entries (the batch of `images`), got {t.shape[0]}")
+
+
+def _check_boxes(params, h: int, w: int, n: int) -> None:
+    if not isinstance(params, ResizedCropParams):
+        raise TypeError(f"`params` must be a ResizedCropParams, got {type(params).__name__}")
+    for field in ResizedCropParams._fields:
+        _check_int_vector(f"params.{field}", getattr(params, field), n)
+    if n and all(is_concrete(t) for t in params):
+        top, left, bh, bw = (np.asarray(t).astype(np.int64) for t in params)
+        bad = (bh < 1) | (bw < 1) | (top < 0) | (left < 0) | (top + bh > h) | (left + bw > w)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"`params` box {i} (top={int(top[i])}, left={int(left[i])}, height={int(bh[i])}, "
+                f"width={int(bw[i])}) must have height, width >= 1 and lie inside the {h}x{w} image"
+            )
+
+
+def _source_taps(start, extent, in_size: int, out_size: int):
+    """Bilinear taps along one axis, exactly, for every image's box.
+
+    Output index ``o`` samples box coordinate ``s = (o + 1/2)·extent/out - 1/2`` (half-pixel
+    centres), clamped at 0 as PyTorch's ``align_corners=False``. With ``D = 2·out``:
+    ``s = (extent·(2o+1) - out) / D``, so ``i0 = floor(s)``, and the weights are the integers
+    ``D - r`` and ``r`` over ``D`` where ``r = D·s - D·i0``. Returns absolute indices
+    ``[N, out]`` (``i0``, ``i1 = min(i0 + 1, extent - 1)``) and integer weights ``[N, out]``.
+    """
+    i32 = jnp.int32
+    d = 2 * out_size
+    o = jnp.arange(out_size, dtype=i32)
+    extent = extent.astype(i32)[:, None]
+    num = jnp.maximum(extent * (2 * o + 1) - out_size, 0)  # D·s >= 0
+    i0 = num // d
+    r = num - i0 * d
+    i1 = jnp.minimum(i0 + 1, extent - 1)
+    base = start.astype(i32)[:, None]
+    # clamp keeps every gather in bounds even for invalid boxes under jit (no value checks there)
+    i0 = jnp.clip(base + i0, 0, in_size - 1)
+    i1 = jnp.clip(base + i1, 0, in_size - 1)
+    return i0, i1, d - r, r
+
+
+@functools.partial(jax.jit, static_argnames=("size",))
+def _resized_crop_kernel(images: jax.Array, params: ResizedCropParams, *, size: tuple[int, int]) -> jax.Array:
+    """The computation of :func:`resized_crop` after its checks (jitted: eager calls compile once
+    per shape instead of dispatching op by op; inlined when called under an outer ``jit``)."""
+    n, h, w, c = images.shape
+    out_h, out_w = size
+    uint8 = images.dtype == jnp.uint8
+    y0, y1, wy0, wy1 = _source_taps(params.top, params.height, h, out_h)
+    x0, x1, wx0, wx1 = _source_taps(params.left, params.width, w, out_w)
+
+    def rows(idx):  # [N, out_h, W, C]
+        return jnp.take_along_axis(images, idx[:, :, None, None], axis=1)
+
+    def cols(x, idx):  # [N, out_h, out_w, C]
+        return jnp.take_along_axis(x, idx[:, None, :, None], axis=2)
+
+    top_rows, bottom_rows = rows(y0), rows(y1)
+    a, b = cols(top_rows, x0), cols(top_rows, x1)
+    cc, d = cols(bottom_rows, x0), cols(bottom_rows, x1)
+    if uint8:
+        i32 = jnp.int32
+        a, b, cc, d = (t.astype(i32) for t in (a, b, cc, d))
+        wy0, wy1 = wy0[:, :, None, None], wy1[:, :, None, None]
+        wx0, wx1 = wx0[:, None, :, None], wx1[:, None, :, None]
+        num = wy0 * (wx0 * a + wx1 * b) + wy1 * (wx0 * cc + wx1 * d)
+        den = 4 * out_h * out_w
+        return ((num + den // 2) // den).astype(jnp.uint8)
+    ctype = jnp.float64 if images.dtype == jnp.float64 else jnp.float32
+    a, b, cc, d = (t.astype(ctype) for t in (a, b, cc, d))
+    wy0 = (wy0.astype(ctype) / (2 * out_h))[:, :, None, None]
+    wy1 = (wy1.astype(ctype) / (2 * out_h))[:, :, None, None]
+    wx0 = (wx0.astype(ctype) / (2 * out_w))[:, None, :, None]
+    wx1 = (wx1.astype(ctype) / (2 * out_w))[:, None, :, None]
+    out = wy0 * (wx0 * a + wx1 * b) + wy1 * (wx0 * cc + wx1 * d)
+    return out.astype(images.dtype)
+
+
+def resized_crop(images: jax.Array, params: ResizedCropParams, *, size) -> jax.Array:
+    """Crop each image's box and resize it to ``size`` by bilinear interpolation.
+
+    Output pixel ``(y, x)`` of image ``n`` samples the box at
+    ``sy = (y + 1/2)·height/out_h - 1/2`` (clamped at 0) and likewise ``sx``: half-pixel centres,
+    PyTorch's ``align_corners=False``, then the usual 2×2 bilinear blend of the neighbours
+    ``floor(s)`` and ``min(floor(s) + 1, extent - 1)``. The box is cropped exactly, so no pixel
+    outside it contributes.
+
+    Arithmetic, identical in both frameworks:
+
+    * the taps are computed exactly in integers: the weights are ``(D - r)/D`` and ``r/D`` with
+      ``D = 2·out`` (see the formula above);
+    * uint8: the blend is exact integer arithmetic, ``Σ w_y·w_x·p`` over ``4·out_h·out_w``,
+      rounded half up; the result is bit-identical to :mod:`torch_impl.cropping`.
+      The output area ``out_h·out_w`` must be at most ``2**21`` for uint8 (int32 arithmetic);
+    * floating: weights ``w/D`` in float32 (float64 for float64 images), blended as
+      ``wy0·(wx0·a + wx1·b) + wy1·(wx0·c + wx1·d)``; other float dtypes are computed in float32.
+
+    .. warning::
+        No antialiasing when downscaling (unlike ``jax.image.resize``, which antialiases by
+        default): a strong downscale aliases. Boxes must lie inside the image; that is checked
+        on concrete values only, and under ``jit`` out-of-range taps are clamped.
+        Float results may differ from torch_impl's in the last bits (XLA may fuse the
+        multiply-adds, and the weight divisions may round differently).
+
+    Args:
+        images: ``[N, H, W, C]`` uint8 or floating.
+        params: :class:`ResizedCropParams` (integer ``[N]`` each; boxes inside the image).
+        size: output ``(out_h, out_w)``, or an int for a square; sides >= 1 (static).
+
+    Returns:
+        ``[N, out_h, out_w, C]``, the dtype of ``images``.
+
+    References:
+        torchvision ``transforms.v2.functional.resized_crop`` (``interpolation=BILINEAR``,
+        ``antialias=False``).
+    """
+    n, h, w, c = check_images("images", images)
+    out_h, out_w = check_size("size", size)
+    _check_boxes(params, h, w, n)
+    uint8 = images.dtype == jnp.uint8
+    if uint8 and out_h * out_w > MAX_UINT8_OUTPUT_AREA:
+        raise ValueError(f"`size` {out_h}x{out_w} is too large for uint8 images (at most {MAX_UINT8_OUTPUT_AREA} pixels)")
+    return _resized_crop_kernel(images, params, size=(out_h, out_w))
+
+
+def sample_flip_params(key: jax.Array, batch_size: int, *, p: float = 0.5) -> FlipParams:
+    """One coin per image: ``flip[n] ~ Bernoulli(p)``, as a ``[N]`` bool array."""
+    n = check_int("batch_size", batch_size, low=0)
+    p = check_real("p", p, low=0.0, high=1.0)
+    return FlipParams(jax.random.bernoulli(key, p, (n,)))
+
+
+def hflip(images: jax.Array, params: FlipParams) -> jax.Array:
+    """Mirror left-right (reverse the W axis) the images whose ``params.flip`` is True.
+
+    Args:
+        images: ``[N, H, W, C]`` uint8 or floating.
+        params: :class:`FlipParams` with ``flip`` a ``[N]`` bool array.
+
+    Returns:
+        An array of the same shape and dtype.
+    """
+    n, _, _, _ = check_images("images", images)
+    if not isinstance(params, FlipParams):
+        raise TypeError(f"`params` must be a FlipParams, got {type(params).__name__}")
+    flip = params.flip
+    if not hasattr(flip, "dtype"):
+        raise TypeError(f"`params.flip` must be an array [N], got {type(flip).__name__}")
+    check_ndim("params.flip", flip, 1, "[N]")
+    if flip.dtype != jnp.bool_:
+        raise TypeError(f"`params.flip` must have dtype bool, got {flip.dtype}")
+    if flip.shape[0] != n:
+        raise ValueError(f"`params.flip` must have N = {n} entries (the batch of `images`), got {flip.shape[0]}")
+    return _hflip_kernel(images, flip)
+
+
+@jax.jit
+def _hflip_kernel(images: jax.Array, flip: jax.Array) -> jax.Array:
+    return jnp.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
+
+
+def random_resized_crop_flip(
+    key: jax.Array,
+    images: jax.Array,
+    *,
+    size,
+    scale=(0.08, 1.0),
+    ratio=(3.0 / 4.0, 4.0 / 3.0),
+    flip_p: float = 0.5,
+) -> jax.Array:
+    """Random resized crop to ``size`` then a random horizontal flip, per image, batched.
+
+    Splits ``key`` in two: :func:`sample_resized_crop_params` then :func:`sample_flip_params`;
+    applies :func:`resized_crop` and :func:`hflip`. ``size``, ``scale``, ``ratio`` and
+    ``flip_p`` are static (mark them so under ``jax.jit``). Bilinear without antialiasing.
+
+    References:
+        Christian Szegedy et al., "Going Deeper with Convolutions", 2015; torchvision
+        ``RandomResizedCrop`` and ``RandomHorizontalFlip``.
+    """
+    n, h, w, _ = check_images("images", images)
+    size = check_size("size", size)
+    k_crop, k_flip = jax.random.split(key)
+    box = sample_resized_crop_params(k_crop, n, (h, w), scale=scale, ratio=ratio)
+    flip = sample_flip_params(k_flip, n, p=flip_p)
+    return hflip(resized_crop(images, box, size=size), flip)

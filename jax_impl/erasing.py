@@ -10,6 +10,7 @@ trace time, inside ``jax.jit`` too.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -116,6 +117,14 @@ def cutout(images: jax.Array, params: CutoutParams, *, length: int, fill: float 
     length = check_int("length", length, low=0)
     fill = _check_fill(fill, images.dtype)
     _check_params(images, params)
+    return _cutout_kernel(images, params, length=length, fill=fill)
+
+
+@functools.partial(jax.jit, static_argnames=("length", "fill"))
+def _cutout_kernel(images: jax.Array, params: CutoutParams, *, length: int, fill: float) -> jax.Array:
+    """The computation of :func:`cutout` after its checks (jitted: eager calls compile once per
+    shape instead of dispatching op by op; inlined when called under an outer ``jit``)."""
+    _, h, w, _ = images.shape
     mask = cutout_mask(params, h, w, length=length)
     return jnp.where(mask[..., None], jnp.asarray(fill, dtype=images.dtype), images)
 
