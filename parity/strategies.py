@@ -202,6 +202,7 @@ def flip_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
 __all__ += [
     "smoothing_values",
     "temperatures",
+    "kd_alphas",
     "loss_labels",
     "label_smoothing_cases",
     "soft_target_cases",
@@ -212,19 +213,39 @@ __all__ += [
     "ricap_cases",
 ]
 
-LOSS_MAX_BATCH = 8
-MIXING_MAX_SIDE = 8
-MIXING_MAX_BATCH = 6
+# A few fixed sizes (1 and odd ones included) rather than every size: each new shape costs a
+# compilation in jax, and a handful of shapes exercises the same code paths.
+LOSS_BATCH_SIZES = (1, 2, 3, 8)
+LOSS_NUM_CLASSES = (2, 3, 10)
+MIXING_IMAGE_SHAPES = ((1, 1, 1, 1), (2, 3, 4, 1), (3, 5, 4, 3), (4, 2, 7, 1), (6, 8, 6, 3))
 
 
-def smoothing_values() -> st.SearchStrategy[float]:
+@st.composite
+def _loss_sizes(draw):
+    return draw(st.sampled_from(LOSS_BATCH_SIZES)), draw(st.sampled_from(LOSS_NUM_CLASSES))
+
+
+# Hyperparameters are Python floats, static under jax.jit: every new value is a new
+# compilation, so the case strategies draw them from a few values (the ends included); the
+# arbitrary-float strategies are for tests that run eagerly.
+
+
+def smoothing_values(*, any_float: bool = False) -> st.SearchStrategy[float]:
     """A label-smoothing ``ε`` in [0, 1], the ends (0: one-hot, 1: uniform) included."""
-    return st.one_of(st.sampled_from([0.0, 0.1, 1.0]), st.floats(0.0, 1.0))
+    few = st.sampled_from([0.0, 0.1, 0.25, 1.0])
+    return st.one_of(few, st.floats(0.0, 1.0)) if any_float else few
 
 
-def temperatures() -> st.SearchStrategy[float]:
+def temperatures(*, any_float: bool = False) -> st.SearchStrategy[float]:
     """A distillation temperature ``T > 0``: the usual values and a range around them."""
-    return st.one_of(st.sampled_from([1.0, 2.0, 4.0]), st.floats(0.5, 10.0))
+    few = st.sampled_from([0.5, 1.0, 4.0, 10.0])
+    return st.one_of(few, st.floats(0.5, 10.0)) if any_float else few
+
+
+def kd_alphas(*, any_float: bool = False) -> st.SearchStrategy[float]:
+    """The weight ``α`` of the distillation term in [0, 1], the ends included."""
+    few = st.sampled_from([0.0, 0.5, 0.9, 1.0])
+    return st.one_of(few, st.floats(0.0, 1.0)) if any_float else few
 
 
 @st.composite
@@ -234,9 +255,9 @@ def loss_labels(draw, n: int, k: int):
 
 
 @st.composite
-def label_smoothing_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+def label_smoothing_cases(draw):
     """``logits`` [N, K], ``labels`` (int or soft), ``num_classes``, ``smoothing``, ``reduction``."""
-    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    n, k = draw(_loss_sizes())
     return dict(
         logits=draw(logits(n, k)),
         labels=draw(loss_labels(n, k)),
@@ -247,9 +268,9 @@ def label_smoothing_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
 
 
 @st.composite
-def soft_target_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+def soft_target_cases(draw):
     """``logits`` [N, K], ``targets`` [N, K] distributions, ``reduction``."""
-    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    n, k = draw(_loss_sizes())
     return dict(
         logits=draw(logits(n, k)),
         targets=draw(soft_targets(n, k)),
@@ -258,9 +279,9 @@ def soft_target_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
 
 
 @st.composite
-def distillation_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
+def distillation_cases(draw):
     """Student and teacher ``[N, K]`` logits (sometimes equal), labels, ``temperature``, ``alpha``."""
-    n, k = draw(batch_sizes(max_batch)), draw(num_classes())
+    n, k = draw(_loss_sizes())
     student = draw(logits(n, k))
     teacher = student.copy() if draw(st.booleans()) and draw(st.booleans()) else draw(logits(n, k))
     return dict(
@@ -268,7 +289,7 @@ def distillation_cases(draw, *, max_batch: int = LOSS_MAX_BATCH):
         teacher_logits=teacher,
         labels=draw(loss_labels(n, k)),
         temperature=draw(temperatures()),
-        alpha=draw(st.one_of(st.sampled_from([0.0, 0.9, 1.0]), st.floats(0.0, 1.0))),
+        alpha=draw(kd_alphas()),
     )
 
 
@@ -283,10 +304,10 @@ def mixup_params(draw, n: int, *, per_sample: bool | None = None):
 
 
 @st.composite
-def mixup_cases(draw, *, dtype=None, max_side: int = MIXING_MAX_SIDE):
+def mixup_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
     """A mixup case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
-    images = draw(image_batches(dtype=dtype, max_side=max_side, max_batch=MIXING_MAX_BATCH))
-    n, k = images.shape[0], draw(num_classes())
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, k = images.shape[0], draw(st.sampled_from(LOSS_NUM_CLASSES))
     return dict(images=images, targets=draw(loss_labels(n, k)), num_classes=k, params=draw(mixup_params(n)))
 
 
@@ -315,11 +336,11 @@ def ricap_params(draw, n: int, height: int, width: int, *, per_image_offsets: bo
 
 
 @st.composite
-def ricap_cases(draw, *, dtype=None, max_side: int = MIXING_MAX_SIDE):
+def ricap_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
     """A RICAP case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
-    images = draw(image_batches(dtype=dtype, max_side=max_side, max_batch=MIXING_MAX_BATCH))
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
     n, height, width, _ = images.shape
-    k = draw(num_classes())
+    k = draw(st.sampled_from(LOSS_NUM_CLASSES))
     return dict(
         images=images,
         targets=draw(loss_labels(n, k)),

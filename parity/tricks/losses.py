@@ -1,3 +1,386 @@
-"""Registry entries: losses."""
+"""Registry entries: losses (label smoothing, soft-target CE, distillation) and mixing (mixup, RICAP).
 
-TRICKS: list = []
+Each adapter converts a drawn case with :mod:`parity.convert`, looks the kernel up through its
+module at call time (so a test can monkeypatch one side), and returns NumPy outputs (images
+NHWC). Loss entries also return the gradient with respect to the (student) logits, so gradient
+parity is checked on every case, not only values.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from parity import strategies as S
+from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_numpy, to_torch
+from parity.registry import Trick
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _jax_int(x):
+    """Integer arrays go to jax as int32 (jax's default integer width without x64)."""
+    return to_jax(np.asarray(x, dtype=np.int32))
+
+
+def _torch_value_and_grad(fn, x: np.ndarray):
+    """``fn(x)`` and the vector-Jacobian product with ones (the gradient of ``fn(x).sum()``)."""
+    import torch
+
+    z = to_torch(np.array(x)).requires_grad_(True)
+    out = fn(z)
+    (grad,) = torch.autograd.grad(out.sum(), z)
+    return to_numpy(out), to_numpy(grad)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted():
+    """``jax.jit`` of ``fn(*args, **dict(statics))`` with ``fn`` and ``statics`` static.
+
+    The jax side runs compiled (what users run, and one compilation per shape instead of one
+    per eager op, which keeps ``twintricks parity`` fast). ``fn`` is part of the cache key, so a
+    monkeypatched kernel is traced afresh.
+    """
+    import jax
+
+    return jax.jit(lambda fn, statics, *args: fn(*args, **dict(statics)), static_argnums=(0, 1))
+
+
+def _jax_call(fn, *args, **statics):
+    return _jitted()(fn, tuple(sorted(statics.items())), *args)
+
+
+def _vjp_ones(fn, x, *args, **statics):
+    import jax
+    import jax.numpy as jnp
+
+    out, vjp = jax.vjp(lambda z: fn(z, *args, **statics), x)
+    (grad,) = vjp(jnp.ones_like(out))
+    return out, grad
+
+
+def _jax_value_and_grad(fn, x: np.ndarray, *args, **statics):
+    """``fn(x, *args, **statics)`` and the gradient of its sum with respect to ``x``, jitted."""
+    out, grad = _jax_call(functools.partial(_vjp_ones, fn), to_jax(x), *args, **statics)
+    return to_numpy(out), to_numpy(grad)
+
+
+def _labels_torch(labels):
+    return to_torch(np.array(labels))
+
+
+def _labels_jax(labels):
+    return _jax_int(labels) if np.asarray(labels).dtype.kind in "iu" else to_jax(labels)
+
+
+# ------------------------------------------------------------------------------------------
+# Losses
+# ------------------------------------------------------------------------------------------
+
+
+def _smooth_torch(case):
+    import torch_impl.losses as L
+
+    return {"targets": to_numpy(L.smooth_labels(_labels_torch(case["labels"]), case["num_classes"], case["smoothing"]))}
+
+
+def _smooth_jax(case):
+    import jax_impl.losses as L
+
+    out = _jax_call(L.smooth_labels, _labels_jax(case["labels"]), num_classes=case["num_classes"], smoothing=case["smoothing"])
+    return {"targets": to_numpy(out)}
+
+
+def _soft_ce_torch(case):
+    import torch_impl.losses as L
+
+    t = to_torch(case["targets"])
+    loss, grad = _torch_value_and_grad(
+        lambda z: L.soft_target_cross_entropy(z, t, reduction=case["reduction"]), case["logits"]
+    )
+    return {"loss": loss, "grad": grad}
+
+
+def _soft_ce_jax(case):
+    import jax_impl.losses as L
+
+    loss, grad = _jax_value_and_grad(
+        L.soft_target_cross_entropy, case["logits"], to_jax(case["targets"]), reduction=case["reduction"]
+    )
+    return {"loss": loss, "grad": grad}
+
+
+def _ls_ce_torch(case):
+    import torch_impl.losses as L
+
+    y = _labels_torch(case["labels"])
+    kw = dict(smoothing=case["smoothing"], reduction=case["reduction"])
+    loss, grad = _torch_value_and_grad(lambda z: L.label_smoothing_cross_entropy(z, y, **kw), case["logits"])
+    return {"loss": loss, "grad": grad}
+
+
+def _ls_ce_jax(case):
+    import jax_impl.losses as L
+
+    y = _labels_jax(case["labels"])
+    kw = dict(smoothing=case["smoothing"], reduction=case["reduction"])
+    loss, grad = _jax_value_and_grad(L.label_smoothing_cross_entropy, case["logits"], y, **kw)
+    return {"loss": loss, "grad": grad}
+
+
+def _distill_torch(case):
+    import torch_impl.losses as L
+
+    t = to_torch(case["teacher_logits"])
+    loss, grad = _torch_value_and_grad(
+        lambda s: L.distillation_loss(s, t, temperature=case["temperature"]), case["student_logits"]
+    )
+    return {"loss": loss, "grad": grad}
+
+
+def _distill_jax(case):
+    import jax_impl.losses as L
+
+    loss, grad = _jax_value_and_grad(
+        L.distillation_loss, case["student_logits"], to_jax(case["teacher_logits"]), temperature=case["temperature"]
+    )
+    return {"loss": loss, "grad": grad}
+
+
+def _kd_torch(case):
+    import torch_impl.losses as L
+
+    t, y = to_torch(case["teacher_logits"]), _labels_torch(case["labels"])
+    kw = dict(temperature=case["temperature"], alpha=case["alpha"])
+    loss, grad = _torch_value_and_grad(lambda s: L.kd_loss(s, t, y, **kw), case["student_logits"])
+    return {"loss": loss, "grad": grad}
+
+
+def _kd_jax(case):
+    import jax_impl.losses as L
+
+    t, y = to_jax(case["teacher_logits"]), _labels_jax(case["labels"])
+    kw = dict(temperature=case["temperature"], alpha=case["alpha"])
+    loss, grad = _jax_value_and_grad(L.kd_loss, case["student_logits"], t, y, **kw)
+    return {"loss": loss, "grad": grad}
+
+
+# ------------------------------------------------------------------------------------------
+# Mixing
+# ------------------------------------------------------------------------------------------
+
+
+def _mixup_torch(case):
+    import torch_impl.mixing as M
+
+    p = case["params"]
+    params = M.MixupParams(lam=to_torch(np.array(p["lam"])), perm=to_torch(np.array(p["perm"])))
+    images, targets = M.mixup(
+        images_to_torch(case["images"]), _labels_torch(case["targets"]), params, num_classes=case["num_classes"]
+    )
+    return {"images": images_from_torch(images), "targets": to_numpy(targets)}
+
+
+def _mixup_jax(case):
+    import jax_impl.mixing as M
+
+    p = case["params"]
+    params = M.MixupParams(lam=to_jax(p["lam"]), perm=_jax_int(p["perm"]))
+    images, targets = _jax_call(
+        M.mixup, images_to_jax(case["images"]), _labels_jax(case["targets"]), params, num_classes=case["num_classes"]
+    )
+    return {"images": images_from_jax(images), "targets": to_numpy(targets)}
+
+
+def _ricap_torch(case):
+    import torch_impl.mixing as M
+
+    params = M.RicapParams(**{k: to_torch(np.array(v)) for k, v in case["params"].items()})
+    images, targets = M.ricap(
+        images_to_torch(case["images"]), _labels_torch(case["targets"]), params, num_classes=case["num_classes"]
+    )
+    return {"images": images_from_torch(images), "targets": to_numpy(targets)}
+
+
+def _ricap_jax(case):
+    import jax_impl.mixing as M
+
+    params = M.RicapParams(**{k: _jax_int(v) for k, v in case["params"].items()})
+    images, targets = _jax_call(
+        M.ricap, images_to_jax(case["images"]), _labels_jax(case["targets"]), params, num_classes=case["num_classes"]
+    )
+    return {"images": images_from_jax(images), "targets": to_numpy(targets)}
+
+
+def _ricap_images_only(run):
+    return lambda case: {"images": run(case)["images"]}
+
+
+def _ricap_targets_only(run):
+    return lambda case: {"targets": run(case)["targets"]}
+
+
+# ------------------------------------------------------------------------------------------
+# Hand-picked edge cases
+# ------------------------------------------------------------------------------------------
+
+_EDGE_LOGITS = np.array([[30.0, -30.0, 0.0], [-30.0, -30.0, 30.0]], np.float32)
+_EDGE_LABELS = np.array([1, 2], np.int64)
+
+
+def _ricap_edge(w, h, dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    n, height, width = 3, 5, 4
+    images = (rng.integers(0, 256, (n, height, width, 2)) if dtype == np.uint8 else rng.random((n, height, width, 2)))
+    rows, cols = [w, height - w, w, height - w], [h, h, width - h, width - h]
+    return dict(
+        images=images.astype(dtype),
+        targets=np.array([0, 1, 2], np.int64),
+        num_classes=3,
+        params=dict(
+            w=np.asarray(w, np.int64),
+            h=np.asarray(h, np.int64),
+            perms=np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]], np.int64),
+            top=np.repeat(np.array([[height - r] for r in rows], np.int64), n, axis=1),
+            left=np.repeat(np.array([[width - c] for c in cols], np.int64), n, axis=1),
+        ),
+    )
+
+
+_RICAP_EDGES = (_ricap_edge(0, 0), _ricap_edge(5, 4), _ricap_edge(0, 4), _ricap_edge(2, 1, np.float32))
+
+_MIXUP_EDGE = dict(
+    images=np.array([[[[0]], [[255]]], [[[255]], [[0]]]], np.uint8).reshape(2, 2, 1, 1),
+    targets=np.array([0, 1], np.int64),
+    num_classes=2,
+    params=dict(lam=np.asarray(0.5, np.float32), perm=np.array([1, 0], np.int64)),
+)
+
+# ------------------------------------------------------------------------------------------
+# Entries
+# ------------------------------------------------------------------------------------------
+
+_LSE_REASON = (
+    "float32 log-softmax: the frameworks shift by the max and sum the exponentials in their own "
+    "order, a few ulps of the largest term (|CE| up to ~60 for logits of ±30, summed over <= 8 "
+    "samples); gradients softmax - t are in [-1, 1]"
+)
+
+TRICKS = [
+    Trick(
+        name="smooth_labels",
+        group="losses",
+        cases=lambda: S.label_smoothing_cases(),
+        run_torch=_smooth_torch,
+        run_jax=_smooth_jax,
+        atol=2.5e-7,
+        rtol=0.0,
+        reason="(1-ε)·t + ε/K in float32: XLA may fuse the multiply-add (one rounding instead of two), "
+        "at most 1 ulp of values <= 1",
+        examples=(dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=1.0, reduction="mean"),),
+    ),
+    Trick(
+        name="soft_target_cross_entropy",
+        group="losses",
+        cases=lambda: S.soft_target_cases(),
+        run_torch=_soft_ce_torch,
+        run_jax=_soft_ce_jax,
+        atol=2e-5,
+        rtol=1e-5,
+        reason=_LSE_REASON,
+    ),
+    Trick(
+        name="label_smoothing_cross_entropy",
+        group="losses",
+        cases=lambda: S.label_smoothing_cases(),
+        run_torch=_ls_ce_torch,
+        run_jax=_ls_ce_jax,
+        atol=2e-5,
+        rtol=1e-5,
+        reason=_LSE_REASON,
+        examples=(
+            dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=0.0, reduction="none"),
+            dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=1.0, reduction="sum"),
+        ),
+    ),
+    Trick(
+        name="distillation_loss",
+        group="losses",
+        cases=lambda: S.distillation_cases(),
+        run_torch=_distill_torch,
+        run_jax=_distill_jax,
+        atol=1e-4,
+        rtol=1e-5,
+        reason="float32 log-softmax differences of both tempered distributions (ulps of |log p| <= 60), "
+        "then scaled by T² <= 100; gradients T·(q - p)/N <= 10 in magnitude",
+        examples=(
+            dict(
+                student_logits=_EDGE_LOGITS,
+                teacher_logits=_EDGE_LOGITS.copy(),
+                labels=_EDGE_LABELS,
+                temperature=1.0,
+                alpha=0.9,
+            ),
+        ),
+    ),
+    Trick(
+        name="kd_loss",
+        group="losses",
+        cases=lambda: S.distillation_cases(),
+        run_torch=_kd_torch,
+        run_jax=_kd_jax,
+        atol=1e-4,
+        rtol=1e-5,
+        reason="sum of the distillation term (float32 log-softmax, scaled by T² <= 100) and a float32 "
+        "cross-entropy; see distillation_loss",
+    ),
+    Trick(
+        name="mixup",
+        group="mixing",
+        cases=lambda: S.mixup_cases(),
+        run_torch=_mixup_torch,
+        run_jax=_mixup_jax,
+        atol=1.0,
+        rtol=0.0,
+        reason="λ·x + (1-λ)·x' in float32 may be fused into one multiply-add by XLA (1 ulp); a uint8 "
+        "result rounded from a value that close to a .5 tie can then differ by one level. Float "
+        "images and targets are checked tightly by mixup_float",
+        examples=(_MIXUP_EDGE,),
+    ),
+    Trick(
+        name="mixup_float",
+        group="mixing",
+        cases=lambda: S.mixup_cases(dtype=np.float32),
+        run_torch=_mixup_torch,
+        run_jax=_mixup_jax,
+        atol=2.5e-7,
+        rtol=0.0,
+        reason="λ·x + (1-λ)·x' in float32 (values in [0, 1]): XLA may fuse the multiply-add, 1 ulp",
+    ),
+    Trick(
+        name="ricap",
+        group="mixing",
+        cases=lambda: S.ricap_cases(),
+        run_torch=_ricap_images_only(_ricap_torch),
+        run_jax=_ricap_images_only(_ricap_jax),
+        atol=0.0,
+        rtol=0.0,
+        reason="pure gather of pixels (uint8 and float32): the patched images must be bit-identical",
+        examples=_RICAP_EDGES,
+    ),
+    Trick(
+        name="ricap_targets",
+        group="mixing",
+        cases=lambda: S.ricap_cases(),
+        run_torch=_ricap_targets_only(_ricap_torch),
+        run_jax=_ricap_targets_only(_ricap_jax),
+        atol=2.5e-7,
+        rtol=0.0,
+        reason="Σ_k W_k·t[perm_k] in float32 (the same order in both): XLA may fuse multiply-adds, "
+        "an ulp or two of values <= 1",
+        examples=_RICAP_EDGES,
+    ),
+]
