@@ -192,6 +192,8 @@ class AdaBound(torch.optim.Optimizer):
 
                 step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
                 lower, upper = _bounds(t, final, group["gamma"])
+                if upper > torch.finfo(denom.dtype).max:  # round to the tensor's dtype as a cast would
+                    upper = math.inf
                 update = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper).mul_(exp_avg)
                 if wd != 0 and group["decoupled_weight_decay"]:
                     decay = p.mul(wd)
