@@ -33,13 +33,13 @@ def _run_parity(args) -> int:
         raise SystemExit("twintricks parity: --examples must be >= 1")
     if args.list:
         for t in all_tricks().values():
-            print(f"{t.name:28s} {t.group:12s} {t.tolerance:24s} {t.reason}")
+            print(f"{t.name:30s} {t.group:12s} {t.tolerance:24s} {t.reason}")
         return 0
     try:
         tricks = [get_trick(n) for n in args.trick] if args.trick else list(all_tricks().values())
     except ValueError as exc:
         raise SystemExit(f"twintricks parity: {exc}") from None
-    header = f"{'trick':28s} {'group':12s} {'checks':>7s} {'examples':>8s} {'max abs err':>12s} {'tolerance':>22s}  verdict"
+    header = f"{'trick':30s} {'group':12s} {'checks':>7s} {'examples':>8s} {'max abs err':>12s} {'tolerance':>22s}  verdict"
     print(header)
     print("-" * len(header))
     failed = []
@@ -47,7 +47,7 @@ def _run_parity(args) -> int:
         r = run_trick(trick, examples=args.examples, seed=args.seed)
         verdict = "agree" if r.ok else "DISAGREE"
         print(
-            f"{r.name:28s} {r.group:12s} {r.checks:7d} {r.examples:8d} {r.max_abs_err:12.3g} "
+            f"{r.name:30s} {r.group:12s} {r.checks:7d} {r.examples:8d} {r.max_abs_err:12.3g} "
             f"{r.tolerance:>22s}  {verdict}",
             flush=True,
         )

@@ -1,0 +1,47 @@
+"""The ``twintricks parity`` command: rows per trick, and a non-zero exit when a side disagrees."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import jax_impl.losses
+from parity.cli import main
+
+
+def test_parity_command_agrees_and_prints_a_row_per_trick(capsys):
+    assert main(["parity", "--trick", "smooth_labels", "--trick", "cutout", "--examples", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("smooth_labels", "cutout"))]
+    assert len(rows) == 2 and all(row.rstrip().endswith("agree") for row in rows)
+    assert "2 of 2 tricks agree" in out
+
+
+def test_parity_command_exits_non_zero_when_one_implementation_is_changed(monkeypatch, capsys):
+    original = jax_impl.losses.smooth_labels
+    monkeypatch.setattr(jax_impl.losses, "smooth_labels", lambda *a, **k: original(*a, **k) * 0.99)
+    assert main(["parity", "--trick", "smooth_labels", "--examples", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "DISAGREE" in out and "0 of 1 tricks agree" in out
+
+
+def test_parity_command_rejects_an_unknown_trick():
+    with pytest.raises(SystemExit, match="unknown trick 'nope'"):
+        main(["parity", "--trick", "nope"])
+
+
+def test_parity_list_shows_every_tolerance_with_its_reason(capsys):
+    from parity.registry import all_tricks
+
+    assert main(["parity", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in all_tricks():
+        assert name in out
+
+
+def test_console_script_is_installed():
+    script = pathlib.Path(sys.executable).with_name("twintricks")
+    assert script.exists(), "pip install -e . installs the `twintricks` console script next to python"
+    proc = subprocess.run([str(script), "parity", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--examples" in proc.stdout
