@@ -30,9 +30,12 @@ TRAIN = "training step"
 
 BUDGETS = {
     "full": Budget(warmup=2, min_repeats=5, max_repeats=30, seconds=1.5),
-    "quick": Budget(warmup=1, min_repeats=3, max_repeats=5, seconds=0.3),
+    "quick": Budget(warmup=1, min_repeats=3, max_repeats=5, seconds=0.2),
     "tiny": Budget(warmup=0, min_repeats=2, max_repeats=2, seconds=0.0, group_seconds=0.0),
 }
+#: Default wall-clock limits (s): no case starts after them (cases still to run are reported as
+#: skipped), and a torch.compile case needs 60 s left to start.
+TIME_LIMITS = {"full": 540.0, "quick": 110.0, "tiny": None}
 
 
 def _default_device() -> str:
@@ -81,6 +84,13 @@ def add_parser(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="time torch.compile columns (default: on, off with --quick)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start no case after S seconds (the rest are reported as skipped); default 540, 110 with --quick",
     )
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     # Tiny sizes and a single repeat, for the test suite (also TWINTRICKS_BENCH_TINY=1).
@@ -333,7 +343,33 @@ def write_plot(path: Path, result: dict) -> None:
     plt.close(fig)
 
 
+def _skip_record(case: Case, ctx: Context, reason: str) -> dict:
+    return {
+        "size": ctx.size.name,
+        "trick": case.trick,
+        "impl": case.impl,
+        "framework": case.framework,
+        "ours": case.ours,
+        "same_job": case.same_job,
+        "note": case.note,
+        "batch": ctx.size.batch,
+        "shape": [ctx.size.batch, 3, ctx.size.height, ctx.size.width],
+        "status": "skipped",
+        "reason": reason,
+    }
+
+
+def _write(out: Path, result: dict) -> None:
+    result["ratios"] = _ratios(result["records"])
+    tmp = out / "bench.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    tmp.replace(out / "bench.json")
+    write_markdown(out / "bench.md", result)
+    write_plot(out / "bench.png", result)
+
+
 def run(args) -> int:
+    """Run the benchmark described by ``args`` (see :func:`add_parser`); returns the exit code."""
     tiny = bool(getattr(args, "tiny", False) or os.environ.get("TWINTRICKS_BENCH_TINY"))
     device = args.device or _default_device()
     if device == "cuda":
@@ -345,6 +381,7 @@ def run(args) -> int:
     mode = "tiny" if tiny else ("quick" if args.quick else "full")
     budget = BUDGETS[mode]
     compile_torch = args.compile if args.compile is not None else (mode == "full")
+    limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[mode]
     rows = _select(args.only)
     sizes = ["cifar", "imagenet"] if args.size == "both" else [args.size]
     table = TINY_SIZES if tiny else SIZES
@@ -359,8 +396,22 @@ def run(args) -> int:
         pass
     machine = machine_info(device, jax_platform)
     started = time.perf_counter()
-    records: list[dict] = []
-    print(f"twintricks bench: mode {mode}, device {device}, sizes {', '.join(sizes)}, torch.compile {'on' if compile_torch else 'off'}")
+    result = {
+        "mode": mode,
+        "budget": budget.__dict__,
+        "torch_compile": compile_torch,
+        "time_limit_s": limit,
+        "machine": machine,
+        "records": [],
+        "units": "images_per_s = batch / seconds per call (for AdaBound: batch / seconds per optimizer update)",
+    }
+    print(
+        f"twintricks bench: mode {mode}, device {device}, sizes {', '.join(sizes)}, "
+        f"torch.compile {'on' if compile_torch else 'off'}, time limit {limit or 'none'} s"
+    )
+    # Phase 1: everything but the torch.compile columns, size by size; phase 2: torch.compile
+    # (slow to compile on a CPU), so that a time limit drops the most expensive figures last.
+    plan: list[tuple[Case, Context]] = []
     for size in sizes:
         ctx = Context(
             table[size], torch_device=device, jax_platform=jax_platform, compile_torch=compile_torch, seed=args.seed, tiny=tiny
@@ -370,26 +421,25 @@ def run(args) -> int:
             from parity.bench_train import training_cases
 
             cases += training_cases(ctx)
-        for case in cases:
+        plan += [(c, ctx) for c in cases]
+    plan.sort(key=lambda cc: cc[0].impl == "torch_impl compile")
+    for n, (case, ctx) in enumerate(plan):
+        elapsed = time.perf_counter() - started
+        reserve = 60.0 if (case.impl == "torch_impl compile" and compile_torch) else 3.0
+        if limit and elapsed + reserve > limit:
+            rec = _skip_record(case, ctx, f"skipped (time limit {limit:.0f} s)")
+        else:
             rec = _run_case(case, ctx, budget, device)
-            records.append(rec)
-            shown = _cell(rec)
-            extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
-            print(f"  {size:8s} {case.trick:20s} {case.impl:26s} {shown}{extra}", flush=True)
+        result["records"].append(rec)
+        extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
+        print(f"  [{elapsed:5.0f}s] {ctx.size.name:8s} {case.trick:20s} {case.impl:26s} {_cell(rec)}{extra}", flush=True)
+        if n + 1 < len(plan) and (plan[n + 1][1] is not ctx or case.impl == "torch_impl compile"):
+            result["wall_s"] = time.perf_counter() - started
+            machine["loadavg_at_end"] = loadavg()
+            _write(out, result)  # partial results survive an interrupted run
+    result["wall_s"] = time.perf_counter() - started
     machine["loadavg_at_end"] = loadavg()
-    result = {
-        "mode": mode,
-        "budget": budget.__dict__,
-        "torch_compile": compile_torch,
-        "wall_s": time.perf_counter() - started,
-        "machine": machine,
-        "records": records,
-        "ratios": _ratios(records),
-        "units": "images_per_s = batch / seconds per call (for AdaBound: batch / seconds per optimizer update)",
-    }
-    (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
-    write_markdown(out / "bench.md", result)
-    write_plot(out / "bench.png", result)
+    _write(out, result)
     print(f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'} in {result['wall_s']:.0f} s")
     return 0
 

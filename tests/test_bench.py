@@ -138,3 +138,11 @@ def test_every_row_has_a_case():
     # Each row times ours in all three columns.
     for t in TRICK_NAMES:
         assert {c.impl for c in cases if c.trick == t} >= {"torch_impl eager", "torch_impl compile", "jax_impl jit"}
+
+
+def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
+    # A limit already spent when the run starts: every case is reported as skipped, files written.
+    out, res = _bench(tmp_path, "--only", "label", "--size", "cifar", "--time-limit", "1e-9")
+    assert res["records"] and all(r["status"] == "skipped" for r in res["records"])
+    assert all("time limit" in r["reason"] for r in res["records"])
+    assert (out / "bench.md").exists() and (out / "bench.png").exists()
