@@ -1,3 +1,575 @@
-"""(ops) — to be written."""
+"""The 14 AutoAugment image operations as batched JAX kernels with per-image magnitudes.
 
-__all__: list[str] = []
+The JAX twin of :mod:`torch_impl.ops` (same names, same arguments, same results): every op takes
+an ``[N, H, W, C]`` batch (uint8, or floating point in ``[0, 1]``) and one magnitude per image (an
+``[N]`` array, or a number), and returns a new batch of the same shape and dtype. See
+:mod:`torch_impl.ops` for the table of ops and what each magnitude means.
+
+Bit-exactness with torch_impl (and through it with torchvision) needs the same float32 operations
+with the same roundings, which XLA does not promise by itself: its CPU and GPU backends fuse
+``a * b + c`` into one fused multiply-add whenever they see the pattern, and move broadcasts so
+that a per-image product is computed once. The kernels therefore say which roundings they need:
+
+* :func:`_product` rounds a product where torch rounds it, by summing two exact partial
+  products (so no FMA can absorb it); it needs integer-valued factors, i.e. uint8 images;
+* :func:`_fma` computes the multiply-adds torch fuses (torchvision's ``add_(other, alpha=)``)
+  with error-free transformations, whatever XLA decides to fuse;
+* :func:`_divisor` keeps a true division where XLA would multiply by a rounded reciprocal;
+* every kernel is ``jax.jit``-compiled, so eager calls and calls inside a user's ``jit`` compile
+  the same fused code.
+
+``tests/test_ops.py`` checks jax == torch per op on every AutoAugment magnitude.
+
+Geometric ops need the float32 inverse affine matrix torchvision computes in float64 (Python
+floats) and rounds. When the magnitudes are concrete (eager calls, NumPy or Python numbers) the
+matrix is computed exactly that way on the host. Under ``jit``/``vmap`` (traced magnitudes) it
+is computed in float32: exact for translations and shears, but ``rotate``'s float32 ``cos``/``sin``
+can be one ulp off, which moves a few nearest-neighbour ties (see :func:`rotate`).
+:func:`jax_impl.autoaugment.autoaugment` does not have this problem: its matrices come from a
+host table of the discrete AutoAugment magnitudes.
+
+References:
+    Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
+    CVPR 2019. torchvision ``transforms.v2.functional`` (``_color.py``, ``_geometry.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_impl._checks import check_images, is_concrete
+from twintricks.checks import check_ndim
+
+__all__ = [
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+    "rotate",
+    "brightness",
+    "color",
+    "contrast",
+    "sharpness",
+    "posterize",
+    "solarize",
+    "autocontrast",
+    "equalize",
+    "invert",
+]
+
+_DEG_TO_RAD = math.pi / 180.0
+_RAD_TO_DEG = 180.0 / math.pi
+
+# --------------------------------------------------------------------------------------------
+# Rounding control and argument handling
+# --------------------------------------------------------------------------------------------
+
+
+def _split(c, bits: int):
+    """``c = hi + lo`` exactly, ``hi`` keeping the top ``bits`` significant bits of float32 ``c``."""
+    c = jnp.asarray(c, jnp.float32)
+    mask = np.uint32((0xFFFFFFFF << (24 - bits)) & 0xFFFFFFFF)
+    hi = jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(c, jnp.uint32) & mask, jnp.float32)
+    return hi, c - hi
+
+
+def _product(x, c, x_bits: int = 8):
+    """``x·c`` rounded once to float32, for integer-valued ``x`` with at most ``x_bits`` (<= 12) bits.
+
+    ``x·hi`` and ``x·lo`` are both exact, so their float32 sum is the correctly rounded product
+    whether or not XLA fuses one of the products into the addition (torch rounds the product here).
+    """
+    hi, lo = _split(c, 24 - x_bits)
+    return x * hi + x * lo
+
+
+def _two_sum(a, b):
+    """Knuth's error-free ``a + b = s + e`` (additions only)."""
+    s = a + b
+    z = s - a
+    return s, (a - (s - z)) + (b - z)
+
+
+def _fma(a, b, c):
+    """``a·b + c`` rounded once, as torch's fused multiply-add computes it, in plain float32.
+
+    ``a`` and ``b`` are split into 12-bit halves, so the four partial products are exact (and an
+    FMA that XLA may or may not form from them changes nothing); they are added to ``c`` with
+    error-free transformations and the errors summed (Ogita-Rump-Oishi ``Sum2``), which equals
+    the correctly rounded result unless the exact sum lies within about 2^-40 relative of a
+    rounding boundary.
+    """
+    ah, al = _split(a, 12)
+    bh, bl = _split(b, 12)
+    s, err = c, None
+    for part in (ah * bh, ah * bl, al * bh, al * bl):
+        s, e = _two_sum(s, part)
+        err = e if err is None else err + e
+    return s + err
+
+
+def _divisor(value, like):
+    """A divisor XLA cannot see as constant or broadcast (it would multiply by a rounded reciprocal)."""
+    return value + like * jnp.zeros((), like.dtype)
+
+
+def _bound(dtype) -> float:
+    return 1.0 if jnp.issubdtype(dtype, jnp.floating) else 255.0
+
+
+def _is_float(images) -> bool:
+    return bool(jnp.issubdtype(images.dtype, jnp.floating))
+
+
+def _compute_dtype(images):
+    return images.dtype if _is_float(images) else jnp.float32
+
+
+def _check(name: str, images, *, rgb_or_gray: bool = False) -> tuple[int, int, int, int]:
+    shape = check_images(name, images)
+    if rgb_or_gray and shape[3] not in (1, 3):
+        raise ValueError(f"`{name}` must have 1 or 3 channels [N, H, W, C], got C={shape[3]}")
+    if _is_float(images) and is_concrete(images) and images.size:
+        lo, hi = float(jnp.min(images)), float(jnp.max(images))
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(
+                f"`{name}`: float images must lie in [0, 1] (uint8 semantics scaled), got values in [{lo}, {hi}]"
+            )
+    return shape
+
+
+def _per_image(name: str, value, n: int, *, integer: bool = False):
+    """``value`` as ``[N]``: a float64 NumPy array when concrete, else a traced float32/int32 array."""
+    if isinstance(value, bool) or (not hasattr(value, "shape") and not isinstance(value, numbers.Real)):
+        raise TypeError(f"`{name}` must be a number or an array [N], got {type(value).__name__}")
+    if hasattr(value, "dtype") and (value.dtype == bool or jnp.issubdtype(value.dtype, jnp.complexfloating)):
+        raise TypeError(f"`{name}` must be real numbers, got dtype {value.dtype}")
+    shape = tuple(getattr(value, "shape", ()))
+    if len(shape) == 1 and shape[0] != n:
+        raise ValueError(f"`{name}` must have one value per image ({n}), got shape {shape}")
+    if len(shape) > 1:
+        check_ndim(name, value, 1, "[N] (one value per image)")
+    if is_concrete(value):
+        arr = np.asarray(value, dtype=np.int64 if integer else np.float64)
+        return np.broadcast_to(arr, (n,)).copy()
+    return jnp.broadcast_to(jnp.asarray(value, jnp.int32 if integer else jnp.float32), (n,))
+
+
+def _check_values(name: str, value, low: float, high: float) -> None:
+    if isinstance(value, np.ndarray) and value.size:
+        lo, hi = float(value.min()), float(value.max())
+        if not (low <= lo and hi <= high):
+            raise ValueError(f"`{name}` must lie in [{low:g}, {high:g}], got values in [{lo:g}, {hi:g}]")
+
+
+def _fill_values(fill, channels: int, dtype) -> tuple[float, ...] | None:
+    """``fill`` per channel (rounded half-to-even for uint8, like torchvision), None when all zero."""
+    if isinstance(fill, Sequence) and not isinstance(fill, str):
+        values = list(fill)
+        if len(values) not in (1, channels):
+            raise ValueError(f"`fill` must be a number or one value per channel ({channels}), got {fill!r}")
+    else:
+        values = [fill]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise TypeError(f"`fill` must be a finite number or a sequence of them, got {fill!r}")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            if not 0 <= v <= 255:
+                raise ValueError(f"`fill` must lie in [0, 255] for uint8 images, got {fill!r}")
+            v = float(np.round(np.float32(v)))
+        out.append(float(v))
+    if len(out) == 1:
+        out = out * channels
+    return None if all(v == 0 for v in out) else tuple(out)
+
+
+def _finish(out, dtype):
+    out = jnp.clip(out, 0, _bound(dtype))
+    return out if jnp.issubdtype(dtype, jnp.floating) else out.astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+
+def _host_map(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` (a :mod:`math` function) on each distinct value of a float64 array."""
+    uniq, inv = np.unique(x, return_inverse=True)
+    return np.array([fn(float(u)) for u in uniq], dtype=np.float64)[inv.reshape(-1)]
+
+
+def _inverse_affine_host(angle, shear_x_deg, shear_y_deg, tx, ty, cx: float, cy: float) -> np.ndarray:
+    """torchvision's ``_get_inverse_affine_matrix`` (scale 1) on the host, float64 → ``[N, 6]`` float32.
+
+    Trigonometry goes through Python's :mod:`math` (what torchvision calls), once per distinct value.
+    """
+
+    f = _host_map
+    rot = angle * _DEG_TO_RAD
+    sx = shear_x_deg * _DEG_TO_RAD
+    sy = shear_y_deg * _DEG_TO_RAD
+    cos_sy = f(math.cos, sy)
+    tan_sx = f(math.tan, sx)
+    rot_minus_sy = rot - sy
+    cx_plus_tx = cx + tx
+    cy_plus_ty = cy + ty
+    a = f(math.cos, rot_minus_sy) / cos_sy
+    b = -(a * tan_sx + f(math.sin, rot))
+    c = f(math.sin, rot_minus_sy) / cos_sy
+    d = f(math.cos, rot) - c * tan_sx
+    m0, m1, m3, m4 = d, -b, -c, a
+    m2 = 0.0 + ((cx - m0 * cx_plus_tx) - m1 * cy_plus_ty)
+    m5 = 0.0 + ((cy - m3 * cx_plus_tx) - m4 * cy_plus_ty)
+    return np.stack([m0, m1, m2, m3, m4, m5], axis=1).astype(np.float32)
+
+
+def shear_matrix(magnitude, h: int, w: int, axis: int):
+    """Float32 inverse matrices ``[N, 6]`` of AutoAugment's ShearX (``axis=0``) / ShearY (``axis=1``)."""
+    if isinstance(magnitude, np.ndarray):
+        deg = _host_map(math.atan, magnitude) * _RAD_TO_DEG  # math.degrees(math.atan(s))
+        z = np.zeros_like(deg)
+        sx, sy = (deg, z) if axis == 0 else (z, deg)
+        return _inverse_affine_host(z, sx, sy, z, z, -w * 0.5, -h * 0.5)
+    # float32: tan(atan(s)) == s after rounding; the offset is s·size/2 rounded once.
+    s = magnitude.astype(jnp.float32)
+    one, zero = jnp.ones_like(s), jnp.zeros_like(s)
+    if axis == 0:
+        return jnp.stack([one, s, s * (h * 0.5), zero, one, zero], axis=1)
+    return jnp.stack([one, zero, zero, s, one, s * (w * 0.5)], axis=1)
+
+
+def translate_matrix(pixels, axis: int):
+    """Float32 inverse matrices ``[N, 6]`` of a translation by ``int(pixels)`` along ``axis`` (exact)."""
+    xp = np if isinstance(pixels, np.ndarray) else jnp
+    t = xp.trunc(pixels).astype(xp.float32)
+    one, zero = xp.ones_like(t), xp.zeros_like(t)
+    if axis == 0:
+        return xp.stack([one, zero, -t, zero, one, zero], axis=1)
+    return xp.stack([one, zero, zero, zero, one, -t], axis=1)
+
+
+def rotate_matrix(angle):
+    """Float32 inverse matrices ``[N, 6]`` of a counter-clockwise rotation by ``angle`` degrees about the centre."""
+    if isinstance(angle, np.ndarray):
+        z = np.zeros_like(angle)
+        return _inverse_affine_host(-np.remainder(angle, 360.0), z, z, z, z, 0.0, 0.0)
+    r = -jnp.remainder(angle.astype(jnp.float32), 360.0) * jnp.float32(_DEG_TO_RAD)
+    cos, sin = jnp.cos(r), jnp.sin(r)
+    zero = jnp.zeros_like(r)
+    return jnp.stack([cos, sin, zero, -sin, cos, zero], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("fill",))
+def _affine_nearest(images, theta, *, fill):
+    """Warp ``[N, H, W, C]`` images by float32 inverse matrices ``theta`` ``[N, 6]``, nearest, ``fill`` outside.
+
+    Same float32 grid as torch_impl (torchvision's ``_affine_grid`` through ``bmm``:
+    ``g = (x·a + y·b) + c`` with both products rounded), then ``grid_sample``'s nearest rule:
+    source index ``round_half_even((g + 1)·size/2 - 0.5)``, outside → ``fill``.
+    """
+    n, h, w, c = images.shape
+    dtype = _compute_dtype(images)
+    theta = theta.astype(dtype)
+    xs = jnp.arange(w, dtype=dtype) - (w - 1) * 0.5
+    ys = jnp.arange(h, dtype=dtype) - (h - 1) * 0.5
+    scale = jnp.asarray([0.5 * w] * 3 + [0.5 * h] * 3, dtype=dtype)
+    r = theta / _divisor(scale, theta)
+
+    def coord(col: int, size: int):
+        # 2·xs and 2·ys are integers below 2^11 for sides up to 2048: exact split products.
+        px = _product(2 * xs[None, None, :], r[:, 3 * col, None, None], 11) * 0.5
+        py = _product(2 * ys[None, :, None], r[:, 3 * col + 1, None, None], 11) * 0.5
+        g = (px + py) + r[:, 3 * col + 2, None, None]
+        i = jnp.round((g + 1) * (size * 0.5) - 0.5)
+        return i, (i >= 0) & (i <= size - 1)
+
+    ix, okx = coord(0, w)
+    iy, oky = coord(1, h)
+    valid = okx & oky
+    idx = jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w)
+    out = jax.vmap(lambda im, i: im[i])(images.reshape(n, h * w, c), idx).reshape(n, h, w, c)
+    fill_img = jnp.asarray(fill if fill is not None else (0.0,) * c, dtype=dtype).astype(images.dtype)
+    return jnp.where(valid[..., None], out, fill_img)
+
+
+def _geometric(images, matrix, fill):
+    n, _, _, c = images.shape
+    return _affine_nearest(images, jnp.asarray(matrix, jnp.float32), fill=_fill_values(fill, c, images.dtype))
+
+
+def shear_x(images, magnitude, *, fill=0):
+    """Shear along x by factor ``magnitude`` per image (AutoAugment's ShearX), about the top-left corner.
+
+    Output pixel ``(x, y)`` takes input pixel ``round(x + s·(y + 0.5))``; see :func:`torch_impl.ops.shear_x`.
+    Images ``[N, H, W, C]``; ``magnitude`` ``[N]`` or a number; ``fill`` for pixels from outside.
+    """
+    n, h, w, _ = _check("images", images)
+    return _geometric(images, shear_matrix(_per_image("magnitude", magnitude, n), h, w, 0), fill)
+
+
+def shear_y(images, magnitude, *, fill=0):
+    """Shear along y by factor ``magnitude`` per image (AutoAugment's ShearY); see :func:`shear_x`."""
+    n, h, w, _ = _check("images", images)
+    return _geometric(images, shear_matrix(_per_image("magnitude", magnitude, n), h, w, 1), fill)
+
+
+def translate_x(images, pixels, *, fill=0):
+    """Shift each image right by ``int(pixels)`` (truncated towards 0); ``fill`` the uncovered pixels."""
+    n = _check("images", images)[0]
+    return _geometric(images, translate_matrix(_per_image("pixels", pixels, n), 0), fill)
+
+
+def translate_y(images, pixels, *, fill=0):
+    """Shift each image down by ``int(pixels)``; see :func:`translate_x`."""
+    n = _check("images", images)[0]
+    return _geometric(images, translate_matrix(_per_image("pixels", pixels, n), 1), fill)
+
+
+def rotate(images, angle, *, fill=0):
+    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
+
+    .. warning:: With concrete angles the float32 matrix equals torchvision's exactly. With traced
+       angles (inside ``jit``/``vmap``) ``cos``/``sin`` run in float32 and can be one ulp off the
+       correctly rounded values, so pixels whose source position is within float error of a
+       half-integer may take the other neighbour (``tests/test_ops.py`` bounds how many).
+    """
+    n = _check("images", images)[0]
+    return _geometric(images, rotate_matrix(_per_image("angle", angle, n)), fill)
+
+
+# --------------------------------------------------------------------------------------------
+# Colour
+# --------------------------------------------------------------------------------------------
+
+
+def _factors(name: str, magnitude, n: int, dtype):
+    """``ratio = 1 + m`` and ``1 - ratio`` as torchvision computes them from Python floats.
+
+    Concrete magnitudes: in float64 on the host, then rounded. Traced float32 magnitudes: ``1 + m``
+    rounded once and ``-m`` are the same numbers (``1 + m`` is exact in float64).
+    """
+    m = _per_image(name, magnitude, n)
+    if isinstance(m, np.ndarray):
+        ratio64 = 1.0 + m
+        _check_values(f"1 + {name}", ratio64, 0.0, math.inf)
+        ratio, alpha = jnp.asarray(ratio64.astype(dtype)), jnp.asarray((1.0 - ratio64).astype(dtype))
+    else:
+        ratio, alpha = (1.0 + m).astype(dtype), (-m).astype(dtype)
+    return ratio.reshape(n, 1, 1, 1), alpha.reshape(n, 1, 1, 1)
+
+
+def _grayscale(x, is_float: bool):
+    """torchvision's luma ``r·0.2989`` then ``+ g·0.587``, ``+ b·0.114`` fused; floored for uint8. ``[N, H, W, 1]``."""
+    x = x.astype(_compute_dtype(x)) if not is_float else x
+    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+    acc = r * jnp.asarray(0.2989, x.dtype) if is_float else _product(r, 0.2989)
+    acc = _fma(g, jnp.asarray(0.587, x.dtype), acc)
+    acc = _fma(b, jnp.asarray(0.114, x.dtype), acc)
+    return acc if is_float else jnp.floor(acc)
+
+
+def _blend(x, other, ratio, alpha, is_float: bool):
+    """``round(x·ratio)`` then ``+ other·alpha`` fused, per pixel (torchvision's ``_blend``)."""
+    return _fma(jnp.broadcast_to(other, x.shape), alpha, x * ratio if is_float else _product(x, ratio))
+
+
+@jax.jit
+def _brightness(images, ratio):
+    x = images.astype(_compute_dtype(images))
+    return _finish(x * ratio, images.dtype)
+
+
+@jax.jit
+def _color(images, ratio, alpha):
+    x = images.astype(_compute_dtype(images))
+    return _finish(_blend(x, _grayscale(x, _is_float(images)), ratio, alpha, _is_float(images)), images.dtype)
+
+
+def _contrast_mean(images):
+    x = images.astype(_compute_dtype(images))
+    gray = _grayscale(x, _is_float(images)) if images.shape[-1] == 3 else x
+    h, w = images.shape[1:3]
+    total = jnp.sum(gray, axis=(1, 2, 3), keepdims=True)
+    return total / _divisor(jnp.asarray(h * w, x.dtype), total)
+
+
+@jax.jit
+def _contrast(images, ratio, alpha):
+    x = images.astype(_compute_dtype(images))
+    return _finish(_blend(x, _contrast_mean(images), ratio, alpha, _is_float(images)), images.dtype)
+
+
+@jax.jit
+def _sharpness(images, alpha):
+    n, h, w, c = images.shape
+    dtype = _compute_dtype(images)
+    x = images.astype(dtype)
+    a, b = jnp.asarray(1.0 / 13.0, dtype), jnp.asarray(5.0 / 13.0, dtype)
+    window = sum(x[:, i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
+    inner = x[:, 1:-1, 1:-1]
+    blurred = (window - inner) * a + (inner * b if _is_float(images) else _product(inner, b))
+    if not _is_float(images):
+        blurred = jnp.round(blurred)
+    inner = _fma(blurred - inner, alpha, inner)
+    return _finish(x.at[:, 1:-1, 1:-1].set(inner), images.dtype)
+
+
+def brightness(images, magnitude):
+    """Scale intensities by ``1 + magnitude`` per image, clamp (truncate to uint8); ``[N, H, W, 1 or 3]``."""
+    n, _, _, _ = _check("images", images, rgb_or_gray=True)
+    ratio, _ = _factors("magnitude", magnitude, n, _compute_dtype(images))
+    return _brightness(images, ratio)
+
+
+def color(images, magnitude):
+    """Saturation: blend with torchvision v2's floored grayscale by ``1 + magnitude``; 1-channel unchanged."""
+    n, _, _, c = _check("images", images, rgb_or_gray=True)
+    ratio, alpha = _factors("magnitude", magnitude, n, _compute_dtype(images))
+    return jnp.asarray(images) if c == 1 else _color(images, ratio, alpha)
+
+
+def contrast(images, magnitude):
+    """Blend with the image's mean grayscale by ``1 + magnitude`` (fused multiply-add on every pixel).
+
+    .. warning:: Float images: the mean is a float32 sum whose order differs from torch's, so
+       results can differ from torch_impl in the last bits (uint8 sums are exact: same results).
+    """
+    n = _check("images", images, rgb_or_gray=True)[0]
+    ratio, alpha = _factors("magnitude", magnitude, n, _compute_dtype(images))
+    return _contrast(images, ratio, alpha)
+
+
+def sharpness(images, magnitude):
+    """Blend with the ``[[1,1,1],[1,5,1],[1,1,1]]/13`` smoothing inside a 1-pixel border by ``1 + magnitude``.
+
+    .. warning:: Float images: the smoothing sums in another order than torch's ``conv2d``, so
+       results can differ in the last bits (uint8 rounds the smoothing to integers: same results).
+    """
+    n, h, w, _ = _check("images", images, rgb_or_gray=True)
+    _, alpha = _factors("magnitude", magnitude, n, _compute_dtype(images))
+    if h <= 2 or w <= 2 or images.size == 0:
+        return jnp.asarray(images)
+    return _sharpness(images, alpha)
+
+
+@jax.jit
+def _posterize(images, bits):
+    n = images.shape[0]
+    bits = bits.reshape(n, 1, 1, 1)
+    if _is_float(images):
+        levels = jnp.left_shift(1, bits).astype(images.dtype)
+        return jnp.minimum(jnp.maximum(jnp.floor(images * levels), 0), levels - 1) * (1.0 / levels)
+    mask = (jnp.left_shift(255, 8 - bits) & 255).astype(jnp.uint8)
+    return images & mask
+
+
+def posterize(images, bits):
+    """Keep the ``bits`` (``[N]`` integers in [0, 8]) most significant bits; floats: ``floor(x·2^b)/2^b``."""
+    n = _check("images", images)[0]
+    b = _per_image("bits", bits, n, integer=True)
+    _check_values("bits", b, 0, 8)
+    return _posterize(images, jnp.asarray(b, jnp.int32))
+
+
+@jax.jit
+def _solarize(images, threshold):
+    x = images.astype(threshold.dtype)
+    return jnp.where(x >= threshold, _invert(images), images)
+
+
+def solarize(images, threshold):
+    """Invert values at or above ``threshold · max`` (``threshold`` ``[N]`` in [0, 1]); compared in float32."""
+    n = _check("images", images)[0]
+    t = _per_image("threshold", threshold, n)
+    _check_values("threshold", t, 0.0, 1.0)
+    dtype = _compute_dtype(images)
+    if isinstance(t, np.ndarray):
+        t = jnp.asarray((t * _bound(images.dtype)).astype(dtype))
+    else:
+        t = (t * _bound(images.dtype)).astype(dtype)  # exact product of float32 t and 255, rounded once
+    return _solarize(images, t.reshape(n, 1, 1, 1))
+
+
+@jax.jit
+def _autocontrast(images):
+    bound = _bound(images.dtype)
+    x = images.astype(_compute_dtype(images))
+    lo = jnp.min(x, axis=(1, 2), keepdims=True)
+    hi = jnp.max(x, axis=(1, 2), keepdims=True)
+    flat = hi == lo
+    span = hi - lo
+    scaled = span * jnp.asarray(1.0 / bound, x.dtype) if _is_float(images) else _product(span, 1.0 / bound)
+    inv_scale = jnp.where(flat, 1.0, scaled).astype(x.dtype)
+    lo = jnp.where(flat, 0.0, lo).astype(x.dtype)
+    return jnp.clip((x - lo) / _divisor(inv_scale, x), 0, bound).astype(images.dtype)
+
+
+def autocontrast(images):
+    """Stretch each channel to the full range: ``(x - lo) / ((hi - lo)/255)``, truncated; constant channels unchanged."""
+    _check("images", images, rgb_or_gray=True)
+    return jnp.asarray(images) if images.size == 0 else _autocontrast(images)
+
+
+def _equalize_lut(hist):
+    """PIL's equalisation LUT from ``[..., 256]`` int32 histograms → (uint8 LUT, valid); see torch_impl."""
+    cum = jnp.cumsum(hist, axis=-1)
+    total = cum[..., -1:]
+    top = jnp.take_along_axis(hist, jnp.argmax(cum, axis=-1)[..., None], axis=-1)
+    step = (total - top) // 255
+    valid = step != 0
+    lut = jnp.clip((cum[..., :-1] + step // 2) // jnp.maximum(step, 1), 0, 255)
+    lut = jnp.concatenate([jnp.zeros_like(lut[..., :1]), lut], axis=-1).astype(jnp.uint8)
+    return lut, valid
+
+
+def _histograms(u8):
+    """Per-image, per-channel 256-bin histograms ``[N, C, 256]`` (int32) of an NHWC uint8 batch."""
+    n, h, w, c = u8.shape
+    flat = u8.reshape(n, h * w, c).astype(jnp.int32)
+    rows = jnp.arange(n)[:, None, None]
+    chans = jnp.arange(c)[None, None, :]
+    return jnp.zeros((n, c, 256), jnp.int32).at[rows, chans, flat].add(1)
+
+
+def _apply_lut(u8, lut):
+    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]``."""
+    n, h, w, c = u8.shape
+    flat = u8.reshape(n, h * w, c).astype(jnp.int32)
+    return jnp.take_along_axis(jnp.swapaxes(lut, 1, 2), flat, axis=1).reshape(n, h, w, c)
+
+
+@jax.jit
+def _equalize(images):
+    if _is_float(images):
+        u8 = (images * jnp.asarray(255.0 + 1.0 - 1e-3, images.dtype)).astype(jnp.uint8)
+    else:
+        u8 = images
+    lut, valid = _equalize_lut(_histograms(u8))
+    lut = jnp.where(valid, lut, jnp.arange(256, dtype=jnp.uint8))
+    out = _apply_lut(u8, lut)
+    return out.astype(images.dtype) * jnp.asarray(1.0 / 255.0, images.dtype) if _is_float(images) else out
+
+
+def equalize(images):
+    """Histogram-equalise each channel with PIL's LUT; floats quantised to uint8 (× 255.999) and back (/255)."""
+    _check("images", images)
+    return jnp.asarray(images) if images.size == 0 else _equalize(images)
+
+
+def _invert(images):
+    return 1.0 - images if _is_float(images) else jnp.bitwise_not(images)
+
+
+def invert(images):
+    """``255 - x`` for uint8, ``1 - x`` for floats."""
+    _check("images", images)
+    return jax.jit(_invert)(images)
