@@ -1,0 +1,427 @@
+"""mixup and RICAP in both packages.
+
+Kernel parity torch vs jax is in the registry (tests/test_parity.py). Here: the papers'
+algorithms (the seeds' loss forms, RICAP's crop-and-concatenate reference written literally with
+NumPy slicing), invariants, the samplers' distributions (KS / chi-square with fixed seeds), jax
+jit/vmap vs eager and compile counts, torch.compile, torch inputs left unmodified, bad input.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+import jax_impl.mixing as JM
+import torch_impl.mixing as TM
+from parity import strategies as S
+from parity.convert import images_to_torch, nchw_to_nhwc
+
+P_MIN = 1e-3  # statistical tests use fixed seeds, so they are deterministic; this is the bar
+
+
+def _onehot(targets, k):
+    t = np.asarray(targets)
+    return np.eye(k, dtype=np.float64)[t] if t.ndim == 1 else t.astype(np.float64)
+
+
+def _torch_params(cls, params):
+    return cls(**{k: torch.from_numpy(np.array(v)) for k, v in params.items()})
+
+
+def _jax_params(cls, params):
+    return cls(**{k: jnp.asarray(v if np.asarray(v).dtype.kind == "f" else np.asarray(v, np.int32)) for k, v in params.items()})
+
+
+# ------------------------------------------------------------------------------------------
+# RICAP: the reference algorithm, literally
+# ------------------------------------------------------------------------------------------
+
+
+def ricap_reference(images_nchw, targets, k, p):
+    """Takahashi et al.'s published code with NumPy slicing: crop four patches (one loop per
+    image, since offsets may be per image), ``cat(cat(c0, c1, H), cat(c2, c3, H), W)``, and
+    ``Σ W_k·t[perm_k]``."""
+    n, _, height, width = images_nchw.shape
+    w, h = int(p["w"]), int(p["h"])
+    w_ = [w, height - w, w, height - w]
+    h_ = [h, h, width - h, width - h]
+    onehot = _onehot(targets, k)
+    crops, mixed = [], 0.0
+    for j in range(4):
+        idx, x_k, y_k = p["perms"][j], p["top"][j], p["left"][j]
+        crops.append(
+            np.stack([images_nchw[idx[i], :, x_k[i] : x_k[i] + w_[j], y_k[i] : y_k[i] + h_[j]] for i in range(n)])
+        )
+        mixed = mixed + w_[j] * h_[j] / (height * width) * onehot[idx]
+    patched = np.concatenate(
+        (np.concatenate((crops[0], crops[1]), 2), np.concatenate((crops[2], crops[3]), 2)), 3
+    )
+    return patched, mixed
+
+
+@given(S.ricap_cases())
+def test_ricap_matches_reference_algorithm(case):
+    k, p = case["num_classes"], case["params"]
+    ref_images, ref_targets = ricap_reference(np.moveaxis(case["images"], -1, 1), case["targets"], k, p)
+
+    images_t, targets_t = TM.ricap(
+        images_to_torch(case["images"]), torch.from_numpy(case["targets"]), _torch_params(TM.RicapParams, p), num_classes=k
+    )
+    np.testing.assert_array_equal(images_t.numpy(), ref_images)  # pixels are copied: exact
+    assert images_t.dtype == images_to_torch(case["images"]).dtype
+    # float32 weights and sums vs float64: a few ulps of values <= 1
+    np.testing.assert_allclose(targets_t.numpy(), ref_targets, rtol=0, atol=1e-6)
+
+    images_j, targets_j = JM.ricap(
+        jnp.asarray(case["images"]), jnp.asarray(case["targets"]), _jax_params(JM.RicapParams, p), num_classes=k
+    )
+    np.testing.assert_array_equal(np.asarray(images_j), np.moveaxis(ref_images, 1, -1))
+    np.testing.assert_allclose(np.asarray(targets_j), ref_targets, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(targets_j).sum(1), 1.0, rtol=0, atol=1e-6)  # weights sum to 1
+
+
+@given(S.ricap_cases(dtype=np.float32))
+def test_ricap_soft_targets_equal_the_seeds_weighted_losses(case):
+    """Σ_k W_k·CE(out, c_k), the reference's loss, equals CE against the mixed soft targets."""
+    k, p = case["num_classes"], case["params"]
+    labels = np.asarray(case["targets"])
+    if labels.ndim != 1:
+        labels = labels.argmax(1)
+    n, height, width, _ = case["images"].shape
+    _, soft = TM.ricap(images_to_torch(case["images"]), torch.from_numpy(labels), _torch_params(TM.RicapParams, p), num_classes=k)
+    z = torch.randn(n, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 4
+    w, h = int(p["w"]), int(p["h"])
+    areas = [w * h, (height - w) * h, w * (width - h), (height - w) * (width - h)]
+    seed = sum(a / (height * width) * F.cross_entropy(z, torch.from_numpy(labels[p["perms"][j]])) for j, a in enumerate(areas))
+    ours = F.cross_entropy(z, soft.double())
+    torch.testing.assert_close(ours, seed, rtol=1e-6, atol=1e-6)  # float32 soft targets
+
+
+def test_ricap_degenerate_boundaries():
+    images = np.arange(2 * 4 * 3 * 1, dtype=np.uint8).reshape(2, 4, 3, 1)
+    perms = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    for w, h, only in ((0, 0, 3), (4, 3, 0), (0, 3, 1), (4, 0, 2)):
+        p = dict(w=np.asarray(w), h=np.asarray(h), perms=perms, top=np.zeros((4, 2), np.int64), left=np.zeros((4, 2), np.int64))
+        out, soft = JM.ricap(jnp.asarray(images), jnp.array([0, 1]), _jax_params(JM.RicapParams, p), num_classes=2)
+        # the only non-empty patch is the whole image of perms[only]
+        np.testing.assert_array_equal(np.asarray(out), images[perms[only]])
+        np.testing.assert_array_equal(np.asarray(soft), np.eye(2)[perms[only]])
+        out_t, soft_t = TM.ricap(images_to_torch(images), torch.tensor([0, 1]), _torch_params(TM.RicapParams, p), num_classes=2)
+        np.testing.assert_array_equal(nchw_to_nhwc(out_t).numpy(), images[perms[only]])
+        np.testing.assert_array_equal(soft_t.numpy(), np.eye(2)[perms[only]])
+
+
+# ------------------------------------------------------------------------------------------
+# mixup
+# ------------------------------------------------------------------------------------------
+
+
+@given(S.mixup_cases())
+def test_mixup_matches_formula_and_seed_loss(case):
+    k, p = case["num_classes"], case["params"]
+    x = case["images"].astype(np.float64)
+    lam = np.asarray(p["lam"], np.float64)
+    lam_x = lam.reshape(-1, 1, 1, 1) if lam.ndim else lam
+    lam_t = lam.reshape(-1, 1) if lam.ndim else lam
+    ref = lam_x * x + (1 - lam_x) * x[p["perm"]]
+    onehot = _onehot(case["targets"], k)
+    ref_t = lam_t * onehot + (1 - lam_t) * onehot[p["perm"]]
+
+    images_t, targets_t = TM.mixup(
+        images_to_torch(case["images"]), torch.from_numpy(case["targets"]), _torch_params(TM.MixupParams, p), num_classes=k
+    )
+    images_j, targets_j = JM.mixup(
+        jnp.asarray(case["images"]), jnp.asarray(case["targets"]), _jax_params(JM.MixupParams, p), num_classes=k
+    )
+    for images, targets in ((nchw_to_nhwc(images_t).numpy(), targets_t.numpy()), (np.asarray(images_j), np.asarray(targets_j))):
+        assert images.dtype == case["images"].dtype and images.shape == case["images"].shape
+        if images.dtype == np.uint8:
+            # float32 blend rounded half to even: within a rounding step of the exact value
+            assert np.abs(images - ref).max() <= 0.5 + 1e-4
+        else:
+            np.testing.assert_allclose(images, ref, rtol=0, atol=3e-7)  # float32 blend of values <= 1
+        np.testing.assert_allclose(targets, ref_t, rtol=0, atol=3e-7)
+        np.testing.assert_allclose(targets.sum(1), 1.0, rtol=0, atol=1e-6)
+
+    # The seed's loss: λ·CE(z, y_a) + (1-λ)·CE(z, y_b) == CE(z, mixed soft targets), per sample.
+    n = x.shape[0]
+    z = torch.randn(n, k, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 4
+    ya, yb = torch.from_numpy(onehot), torch.from_numpy(onehot[p["perm"]])
+    lam_n = torch.from_numpy(np.broadcast_to(lam, (n,)).copy())
+    seed = lam_n * F.cross_entropy(z, ya, reduction="none") + (1 - lam_n) * F.cross_entropy(z, yb, reduction="none")
+    torch.testing.assert_close(F.cross_entropy(z, targets_t.double(), reduction="none"), seed, rtol=1e-6, atol=1e-6)
+
+
+def test_mixup_lambda_one_is_identity_and_alpha_zero_gives_it():
+    images = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 1])
+    params = TM.sample_mixup_params(4, alpha=0.0, generator=torch.Generator().manual_seed(0))
+    assert float(params.lam) == 1.0
+    out, soft = TM.mixup(images, labels, params, num_classes=3)
+    assert torch.equal(out, images) and torch.equal(soft, F.one_hot(labels, 3).float())
+    pj = JM.sample_mixup_params(jax.random.key(0), 4, alpha=0.0, per_sample=True)
+    np.testing.assert_array_equal(np.asarray(pj.lam), np.ones(4))
+
+
+# ------------------------------------------------------------------------------------------
+# Samplers: distributions (fixed seeds)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0])
+def test_mixup_lambda_is_beta(alpha):
+    g = torch.Generator().manual_seed(123)
+    per_batch = np.array([float(TM.sample_mixup_params(2, alpha=alpha, generator=g).lam) for _ in range(1000)])
+    per_sample = TM.sample_mixup_params(1000, alpha=alpha, per_sample=True, generator=g).lam.numpy()
+    draws = [per_batch, per_sample]
+    if alpha == 0.2:  # jax: one α only, compiling jax.random.beta's sampler is slow on CI
+        keys = jax.random.split(jax.random.key(7), 1000)
+        per_key = jax.jit(jax.vmap(lambda k: JM.sample_mixup_params(k, 2, alpha=alpha)))(keys)
+        draws += [np.asarray(per_key.lam), np.asarray(per_key.lam)]
+    for lam in draws:
+        assert ((lam >= 0) & (lam <= 1)).all()
+        assert stats.kstest(lam, stats.beta(alpha, alpha).cdf).pvalue > P_MIN
+
+
+def _perm_counts(perms):
+    codes = [tuple(int(v) for v in p) for p in perms]
+    keys = sorted(set(codes))
+    return keys, np.array([codes.count(c) for c in keys])
+
+
+def test_permutations_are_uniform():
+    g = torch.Generator().manual_seed(5)
+    torch_mixup = [TM.sample_mixup_params(3, generator=g).perm.numpy() for _ in range(600)]
+    torch_ricap = [p for _ in range(150) for p in TM.sample_ricap_params(3, 4, generator=g).perms.numpy()]
+    keys = jax.random.split(jax.random.key(3), 600)
+    jax_mixup = np.asarray(jax.jit(jax.vmap(lambda k: JM.sample_mixup_params(k, 3, alpha=0.0).perm))(keys))
+    jax_ricap = np.asarray(_jax_ricap_draws(0.3).perms).reshape(-1, RICAP_N)  # 3200 permutations of 4
+    for perms in (torch_mixup, torch_ricap, jax_mixup, jax_ricap):
+        n = len(perms[0])
+        keys_seen, counts = _perm_counts(perms)
+        assert len(keys_seen) == math.factorial(n) and all(sorted(k) == list(range(n)) for k in keys_seen)
+        assert stats.chisquare(counts).pvalue > P_MIN
+
+
+def _rounded_beta_probs(size, beta):
+    """P(round(size·B) = j), B ~ Beta(β, β), for j = 0..size (ties have probability 0)."""
+    edges = np.clip((np.arange(size + 2) - 0.5) / size, 0, 1)
+    return np.diff(stats.beta(beta, beta).cdf(edges))
+
+
+RICAP_H, RICAP_W, RICAP_N = 6, 5, 4
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_ricap_draws(beta):
+    """800 jax RICAP draws for ``[RICAP_N]`` batches of ``(RICAP_H, RICAP_W)`` images (compiled once)."""
+    sample = jax.jit(jax.vmap(lambda k: JM.sample_ricap_params(k, RICAP_N, (RICAP_H, RICAP_W), beta=beta)))
+    return sample(jax.random.split(jax.random.key(2), 800))
+
+
+@pytest.mark.parametrize("beta", [0.3, 1.0])
+def test_ricap_boundary_and_offsets_distribution(beta):
+    height, width, n = RICAP_H, RICAP_W, RICAP_N
+    g = torch.Generator().manual_seed(11)
+    torch_draws = [TM.sample_ricap_params(n, (height, width), beta=beta, generator=g) for _ in range(800)]
+    backends = [
+        (np.array([int(d.w) for d in torch_draws]), np.array([int(d.h) for d in torch_draws]),
+         np.stack([d.top.numpy() for d in torch_draws]), np.stack([d.left.numpy() for d in torch_draws])),
+    ]
+    if beta == 0.3:  # jax: the default β only, compiling jax.random.beta's sampler is slow on CI
+        d = _jax_ricap_draws(beta)
+        backends.append((np.asarray(d.w), np.asarray(d.h), np.asarray(d.top), np.asarray(d.left)))
+    jitter = np.random.default_rng(0)
+    for ws, hs, tops, lefts in backends:
+        for values, size in ((ws, height), (hs, width)):
+            counts = np.bincount(values, minlength=size + 1)
+            assert stats.chisquare(counts, _rounded_beta_probs(size, beta) * len(values)).pvalue > P_MIN
+        rows = np.stack([ws, height - ws, ws, height - ws], 1)
+        cols = np.stack([hs, hs, width - hs, width - hs], 1)
+        assert (tops >= 0).all() and (tops + rows[:, :, None] <= height).all()
+        assert (lefts >= 0).all() and (lefts + cols[:, :, None] <= width).all()
+        assert (tops == tops[:, :, :1]).all() and (lefts == lefts[:, :, :1]).all()  # reference mode
+        # each offset given the boundary is uniform on {0..free}: (offset + U)/(free + 1) with
+        # U ~ U[0, 1) independent is then exactly U[0, 1) (randomized probability transform)
+        for offsets, free in ((tops[:, :, 0], height - rows), (lefts[:, :, 0], width - cols)):
+            u = (offsets + jitter.random(offsets.shape)) / (free + 1)
+            assert stats.kstest(u.ravel(), "uniform").pvalue > P_MIN
+
+
+def test_ricap_per_image_offsets_vary_within_the_batch():
+    p = TM.sample_ricap_params(64, 16, per_image_offsets=True, generator=torch.Generator().manual_seed(0))
+    q = JM.sample_ricap_params(jax.random.key(0), 64, 16, per_image_offsets=True)
+    for w, top in ((int(p.w), p.top.numpy()), (int(q.w), np.asarray(q.top))):
+        assert top.shape == (4, 64)
+        rows = [w, 16 - w, w, 16 - w]
+        for k in range(4):
+            assert top[k].min() >= 0 and top[k].max() <= 16 - rows[k]
+            if rows[k] < 16:  # some room to move: 64 draws are not all equal
+                assert len(set(top[k].tolist())) > 1
+
+
+# ------------------------------------------------------------------------------------------
+# jax: jit and vmap vs eager, compile once; torch.compile
+# ------------------------------------------------------------------------------------------
+
+
+def _ricap_case(seed, n=3, height=5, width=4):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, height, width, 2)).astype(np.uint8)
+    labels = rng.integers(0, 3, n)
+    params = JM.sample_ricap_params(jax.random.key(seed), n, (height, width), beta=0.5, per_image_offsets=bool(seed % 2))
+    return images, labels, params
+
+
+def test_jax_jit_vmap_match_eager_and_compile_once():
+    ricap_jit = jax.jit(JM.ricap, static_argnames="num_classes")
+    mixup_jit = jax.jit(JM.mixup, static_argnames="num_classes")
+    for seed in range(3):
+        images, labels, params = _ricap_case(seed)
+        eager = JM.ricap(jnp.asarray(images), jnp.asarray(labels), params, num_classes=3)
+        jitted = ricap_jit(images, labels, params, num_classes=3)
+        np.testing.assert_array_equal(np.asarray(jitted[0]), np.asarray(eager[0]))
+        np.testing.assert_allclose(jitted[1], eager[1], rtol=0, atol=2.5e-7)  # fused multiply-adds: 1 ulp
+        mp = JM.sample_mixup_params(jax.random.key(seed), 3, alpha=0.4, per_sample=bool(seed % 2))
+        e_img, e_t = JM.mixup(jnp.asarray(images), jnp.asarray(labels), mp, num_classes=3)
+        j_img, j_t = mixup_jit(images, labels, mp, num_classes=3)
+        assert np.abs(np.asarray(j_img, np.int32) - np.asarray(e_img, np.int32)).max() <= 1  # 1 ulp before rounding
+        np.testing.assert_allclose(j_t, e_t, rtol=0, atol=2.5e-7)
+    assert ricap_jit._cache_size() == 1  # new params, same shapes: no recompilation
+    assert mixup_jit._cache_size() == 2  # one per lam shape ([] and [N])
+
+    # vmap over a leading axis of independent batches == one call per batch
+    cases = [_ricap_case(s) for s in (10, 12, 14)]
+    images = jnp.stack([jnp.asarray(c[0]) for c in cases])
+    labels = jnp.stack([jnp.asarray(c[1]) for c in cases])
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *[c[2] for c in cases])
+    v_img, v_t = jax.vmap(lambda x, y, p: JM.ricap(x, y, p, num_classes=3))(images, labels, params)
+    for i, (img, lab, p) in enumerate(cases):
+        e_img, e_t = JM.ricap(jnp.asarray(img), jnp.asarray(lab), p, num_classes=3)
+        np.testing.assert_array_equal(np.asarray(v_img[i]), np.asarray(e_img))
+        np.testing.assert_allclose(v_t[i], e_t, rtol=0, atol=2.5e-7)
+
+
+def test_random_wrappers_jit():
+    images = jnp.zeros((4, 6, 6, 3), jnp.float32) + jnp.arange(4.0)[:, None, None, None]
+    labels = jnp.array([0, 1, 2, 3])
+    f = jax.jit(lambda k, x, y: JM.random_ricap(k, x, y, beta=0.3, num_classes=4))
+    out, soft = f(jax.random.key(0), images, labels)
+    assert out.shape == images.shape and soft.shape == (4, 4)
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-6)
+    g = jax.jit(lambda k, x, y: JM.random_mixup(k, x, y, alpha=1.0, num_classes=4))
+    out, soft = g(jax.random.key(1), images, labels)
+    # an image made of constant values c_i mixes to λ·c_i + (1-λ)·c_perm(i), the same as its targets' weights
+    np.testing.assert_allclose(out[:, 0, 0, 0], soft @ jnp.arange(4.0), rtol=1e-6, atol=1e-6)
+
+
+def test_torch_compile_fullgraph_once():
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    ricap_c = torch.compile(lambda x, y, p: TM.ricap(x, y, p, num_classes=3), backend=counter, fullgraph=True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randint(0, 256, (3, 2, 5, 4), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, 3, (3,), generator=g)
+        p = TM.sample_ricap_params(3, (5, 4), beta=0.5, generator=g)
+        out, soft = ricap_c(x, y, p)
+        ref_out, ref_soft = TM.ricap(x, y, p, num_classes=3)
+        assert torch.equal(out, ref_out)
+        torch.testing.assert_close(soft, ref_soft)
+    assert counter.frame_count == 1
+    mixup_c = torch.compile(lambda x, y, p: TM.mixup(x, y, p, num_classes=3), backend=counter, fullgraph=True)
+    for _ in range(2):
+        p = TM.sample_mixup_params(3, alpha=0.4, generator=g)
+        out, soft = mixup_c(x, y, p)
+        ref_out, ref_soft = TM.mixup(x, y, p, num_classes=3)
+        assert torch.equal(out, ref_out)
+        torch.testing.assert_close(soft, ref_soft)
+    assert counter.frame_count == 2
+
+
+# ------------------------------------------------------------------------------------------
+# torch modules and inputs
+# ------------------------------------------------------------------------------------------
+
+
+def test_torch_modules_reproducible_and_inputs_unmodified():
+    x = torch.rand(5, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3, 4])
+    soft = F.one_hot(y, 5).float() * 0.9 + 0.02
+    copies = [t.clone() for t in (x, y, soft)]
+    for make in (
+        lambda: TM.Mixup(alpha=1.0, num_classes=5, generator=torch.Generator().manual_seed(3)),
+        lambda: TM.Mixup(alpha=0.5, num_classes=5, per_sample=True, generator=torch.Generator().manual_seed(3)),
+        lambda: TM.RICAP(beta=0.3, num_classes=5, generator=torch.Generator().manual_seed(3)),
+        lambda: TM.RICAP(num_classes=5, per_image_offsets=True, generator=torch.Generator().manual_seed(3)),
+    ):
+        a_img, a_t = make()(x, y)
+        b_img, b_t = make()(x, y)
+        assert torch.equal(a_img, b_img) and torch.equal(a_t, b_t)
+        assert a_img.shape == x.shape and a_img.dtype == x.dtype and a_t.shape == (5, 5)
+        make()(x, soft)
+        make()((x * 255).to(torch.uint8), y)
+    for before, after in zip(copies, (x, y, soft)):
+        assert torch.equal(before, after)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------
+
+
+def _bad_calls(M, arr, nchw):
+    x = arr(np.zeros((2, 3, 4, 4) if nchw else (2, 4, 4, 3), np.float32))
+    y = arr(np.array([0, 1]))
+    mp = M.MixupParams(arr(np.asarray(0.5, np.float32)), arr(np.array([1, 0])))
+    rp = M.RicapParams(
+        w=arr(np.asarray(2)), h=arr(np.asarray(1)), perms=arr(np.array([[0, 1]] * 4)),
+        top=arr(np.zeros((4, 2), np.int64)), left=arr(np.zeros((4, 2), np.int64)),
+    )
+    key = [jax.random.key(0)] if M is JM else []
+    return [
+        (ValueError, "alpha", lambda: M.sample_mixup_params(*key, 2, alpha=-0.1)),
+        (ValueError, "batch_size", lambda: M.sample_mixup_params(*key, 0)),
+        (ValueError, "beta", lambda: M.sample_ricap_params(*key, 2, 4, beta=0.0)),
+        (ValueError, "beta", lambda: M.sample_ricap_params(*key, 2, 4, beta=-1.0)),
+        (ValueError, "image_size", lambda: M.sample_ricap_params(*key, 2, (0, 4))),
+        (ValueError, "images", lambda: M.mixup(x[0], y, mp, num_classes=2)),
+        (TypeError, "images", lambda: M.mixup(arr(np.zeros((2, 3, 4, 4), np.int32)), y, mp, num_classes=2)),
+        (ValueError, "num_classes", lambda: M.mixup(x, y, mp)),
+        (ValueError, "targets", lambda: M.mixup(x, arr(np.array([0, 5])), mp, num_classes=2)),
+        (ValueError, "batch sizes", lambda: M.mixup(x, arr(np.array([0, 1, 1])), mp, num_classes=2)),
+        (ValueError, "lam", lambda: M.mixup(x, y, M.MixupParams(arr(np.ones(3, np.float32)), mp.perm), num_classes=2)),
+        (ValueError, "lam", lambda: M.mixup(x, y, M.MixupParams(arr(np.asarray(1.5, np.float32)), mp.perm), num_classes=2)),
+        (ValueError, "perm", lambda: M.mixup(x, y, M.MixupParams(mp.lam, arr(np.array([2, 0]))), num_classes=2)),
+        (ValueError, "images", lambda: M.ricap(x[0], y, rp, num_classes=2)),
+        (ValueError, "targets", lambda: M.ricap(x, arr(np.array([0, 2])), rp, num_classes=2)),
+        (ValueError, "perms", lambda: M.ricap(x, y, rp._replace(perms=arr(np.array([[0, 1]] * 3))), num_classes=2)),
+        (ValueError, "params.w", lambda: M.ricap(x, y, rp._replace(w=arr(np.asarray(5))), num_classes=2)),
+        (ValueError, "top", lambda: M.ricap(x, y, rp._replace(top=arr(np.full((4, 2), 3))), num_classes=2)),
+        (TypeError, "params.h", lambda: M.ricap(x, y, rp._replace(h=arr(np.asarray(1.0, np.float32))), num_classes=2)),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_bad_input_raises_clear_errors(backend):
+    M, arr, nchw = (TM, torch.as_tensor, True) if backend == "torch" else (JM, jnp.asarray, False)
+    for exc, word, call in _bad_calls(M, arr, nchw):
+        with pytest.raises(exc, match=word):
+            call()
+
+
+def test_torch_modules_validate_at_construction():
+    with pytest.raises(ValueError, match="alpha"):
+        TM.Mixup(alpha=-1.0)
+    with pytest.raises(ValueError, match="beta"):
+        TM.RICAP(beta=0.0)
