@@ -26,10 +26,12 @@ from parity.bench_timing import Budget, MemoryProbe, loadavg, machine_info, meas
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
-TRAIN = "training step"
+from parity.bench_train import TRAIN, TRAIN_TRICKS, training_cases
+
+TRAIN_ROWS = (TRAIN, TRAIN_TRICKS)
 
 BUDGETS = {
-    "full": Budget(warmup=2, min_repeats=5, max_repeats=30, seconds=1.5),
+    "full": Budget(warmup=1, min_repeats=3, max_repeats=30, seconds=1.5),
     "quick": Budget(warmup=1, min_repeats=3, max_repeats=5, seconds=0.2),
     "tiny": Budget(warmup=0, min_repeats=2, max_repeats=2, seconds=0.0, group_seconds=0.0),
 }
@@ -71,7 +73,7 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="only these rows (case-insensitive prefixes of: "
         + ", ".join(TRICK_NAMES)
-        + f", {TRAIN}); e.g. --only mixup autoaugment",
+        + f", {', '.join(TRAIN_ROWS)}); e.g. --only mixup autoaugment",
     )
     p.add_argument(
         "--device",
@@ -92,6 +94,14 @@ def add_parser(sub) -> None:
         metavar="S",
         help="start no case after S seconds (the rest are reported as skipped); default 540, 110 with --quick",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for both frameworks (torch.set_num_threads and XLA's intra-op pool); "
+        "default: each framework's own default (all cores)",
+    )
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     # Tiny sizes and a single repeat, for the test suite (also TWINTRICKS_BENCH_TINY=1).
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
@@ -99,13 +109,15 @@ def add_parser(sub) -> None:
 
 
 def _select(only) -> list[str]:
-    names = [*TRICK_NAMES, TRAIN]
+    names = [*TRICK_NAMES, *TRAIN_ROWS]
     if not only:
         return names
     chosen = []
     for want in only:
         w = want.lower().replace("-", " ").replace("_", " ")
-        hits = [n for n in names if n.lower().startswith(w) or n.lower().replace(" ", "") .startswith(w.replace(" ", ""))]
+        hits = [n for n in names if n.lower() == w] or [
+            n for n in names if n.lower().startswith(w) or n.lower().replace(" ", "").startswith(w.replace(" ", ""))
+        ]
         if not hits:
             raise SystemExit(f"twintricks bench: --only {want!r} matches none of: {', '.join(names)}")
         chosen.extend(h for h in hits if h not in chosen)
@@ -219,7 +231,9 @@ def write_markdown(path: Path, result: dict) -> None:
         "",
         f"Measured {m['date_utc']} UTC on **{m['cpu_model']}** ({m['cpu_cores']} cores"
         f"{', GPU ' + m['gpu'] if m.get('gpu') else ''}), torch device `{m['torch_device']}`, "
-        f"jax platform `{m['jax_platform']}`; load average at start {m.get('loadavg_at_start')}, "
+        f"jax platform `{m['jax_platform']}`, torch threads {m.get('torch_threads')}"
+        f"{' (--threads ' + str(m['threads_requested']) + ' for both frameworks)' if m.get('threads_requested') else ''}; "
+        f"load average at start {m.get('loadavg_at_start')}, "
         f"at end {m.get('loadavg_at_end')}.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f", Python {m['python']}.",
@@ -234,7 +248,7 @@ def write_markdown(path: Path, result: dict) -> None:
     ]
     sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)]
     for size in sizes:
-        rs = [r for r in records if r["size"] == size and r["trick"] != TRAIN]
+        rs = [r for r in records if r["size"] == size and r["trick"] in TRICK_NAMES]
         if not rs:
             continue
         shape = rs[0]["shape"]
@@ -265,9 +279,12 @@ def write_markdown(path: Path, result: dict) -> None:
             ]
             lines.append(f"| {trick} | " + " | ".join(cells) + " |")
         lines.append("")
-    tr = [r for r in records if r["trick"] == TRAIN]
-    if tr:
-        lines += ["## Training step of the default model", ""]
+    for recipe in TRAIN_ROWS:
+        tr = [r for r in records if r["trick"] == recipe]
+        if not tr:
+            continue
+        title = "the default model (default recipe)" if recipe == TRAIN else "the default model with tricks"
+        lines += [f"## Training step of {title}", ""]
         lines.append("| implementation | batch, input | images/s [min–max] | first call (s) | peak memory (MiB) | note |")
         lines.append("|---|---|---|---|---|---|")
         for r in tr:
@@ -284,7 +301,7 @@ def write_markdown(path: Path, result: dict) -> None:
         tb = max((v for k, v in ok.items() if k.startswith("torch")), default=None)
         jb = ok.get("jax_impl jit")
         if tb and jb:
-            lines += ["", f"jax_impl / best torch_impl training step: {jb / tb:.2f}×"]
+            lines += ["", f"jax_impl / best torch_impl: {jb / tb:.2f}×"]
         lines.append("")
     notes = sorted({(r["trick"], r["impl"], r["note"]) for r in records if r.get("note")})
     if notes:
@@ -310,7 +327,7 @@ def write_plot(path: Path, result: dict) -> None:
 
     records = [r for r in result["records"] if r["status"] == "ok"]
     sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)] or ["(none)"]
-    rows_all = [*TRICK_NAMES, TRAIN]
+    rows_all = [*TRICK_NAMES, *TRAIN_ROWS]
     fig, axes = plt.subplots(1, len(sizes), figsize=(8 * len(sizes), 7), squeeze=False)
     colors = plt.get_cmap("tab10")
     for ax, size in zip(axes[0], sizes):
@@ -387,14 +404,31 @@ def run(args) -> int:
     table = TINY_SIZES if tiny else SIZES
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    threads_note = None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("twintricks bench: --threads must be >= 1")
+        if "jax" in sys.modules:
+            threads_note = "jax was already imported: its thread pool is unchanged"
+        else:
+            flags = os.environ.get("XLA_FLAGS", "")
+            eigen = "false" if args.threads == 1 else "true"
+            os.environ["XLA_FLAGS"] = (
+                f"{flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={args.threads}"
+            ).strip()
 
     try:
         import torch
 
         torch.manual_seed(args.seed)
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
     except ImportError:
         pass
     machine = machine_info(device, jax_platform)
+    machine["threads_requested"] = args.threads
+    if threads_note:
+        machine["threads_note"] = threads_note
     started = time.perf_counter()
     result = {
         "mode": mode,
@@ -416,13 +450,16 @@ def run(args) -> int:
         ctx = Context(
             table[size], torch_device=device, jax_platform=jax_platform, compile_torch=compile_torch, seed=args.seed, tiny=tiny
         )
-        cases = cases_for(ctx, [r for r in rows if r != TRAIN])
-        if TRAIN in rows and size == "cifar":
-            from parity.bench_train import training_cases
-
-            cases += training_cases(ctx)
+        cases = cases_for(ctx, [r for r in rows if r in TRICK_NAMES])
+        if size == "cifar" and any(r in rows for r in TRAIN_ROWS):
+            cases += training_cases(ctx, [r for r in TRAIN_ROWS if r in rows])
         plan += [(c, ctx) for c in cases]
-    plan.sort(key=lambda cc: cc[0].impl == "torch_impl compile")
+    def phase(cc) -> int:
+        case = cc[0]
+        compiled = case.impl == "torch_impl compile"
+        return (case.trick in TRAIN_ROWS) + 2 * compiled
+
+    plan.sort(key=phase)
     for n, (case, ctx) in enumerate(plan):
         elapsed = time.perf_counter() - started
         reserve = 60.0 if (case.impl == "torch_impl compile" and compile_torch) else 3.0
