@@ -207,11 +207,19 @@ def _resized_crop_kernel(images: jax.Array, params: ResizedCropParams, *, size: 
     y0, y1, wy0, wy1 = _source_taps(params.top, params.height, h, out_h)
     x0, x1, wx0, wx1 = _source_taps(params.left, params.width, w, out_w)
 
+    # Gathers on flattened leading axes (image n's row y is row n·H + y): one simple gather per
+    # tap, which XLA compiles about twice as fast as take_along_axis's general gather.
+    off_y = (jnp.arange(n, dtype=jnp.int32) * h)[:, None]
+    off_x = (jnp.arange(n, dtype=jnp.int32) * w)[:, None]
+    flat = images.reshape(n * h, w, c)
+
     def rows(idx):  # [N, out_h, W, C]
-        return jnp.take_along_axis(images, idx[:, :, None, None], axis=1)
+        return jnp.take(flat, (idx + off_y).reshape(-1), axis=0, mode="clip").reshape(n, out_h, w, c)
 
     def cols(x, idx):  # [N, out_h, out_w, C]
-        return jnp.take_along_axis(x, idx[:, None, :, None], axis=2)
+        by_col = jnp.swapaxes(x, 1, 2).reshape(n * w, out_h, c)
+        got = jnp.take(by_col, (idx + off_x).reshape(-1), axis=0, mode="clip").reshape(n, out_w, out_h, c)
+        return jnp.swapaxes(got, 1, 2)
 
     top_rows, bottom_rows = rows(y0), rows(y1)
     a, b = cols(top_rows, x0), cols(top_rows, x1)

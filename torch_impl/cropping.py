@@ -233,6 +233,7 @@ def resized_crop(images: torch.Tensor, params: ResizedCropParams, *, size) -> to
     n, c, h, w = check_images("images", images)
     out_h, out_w = check_size("size", size)
     _check_boxes(params, h, w, n)
+    params = ResizedCropParams(*(t.to(images.device) for t in params))
     uint8 = images.dtype == torch.uint8
     if uint8 and out_h * out_w > MAX_UINT8_OUTPUT_AREA:
         raise ValueError(f"`size` {out_h}x{out_w} is too large for uint8 images (at most {MAX_UINT8_OUTPUT_AREA} pixels)")
@@ -298,7 +299,7 @@ def hflip(images: torch.Tensor, params: FlipParams) -> torch.Tensor:
         raise TypeError(f"`params.flip` must have dtype bool, got {flip.dtype}")
     if flip.shape[0] != n:
         raise ValueError(f"`params.flip` must have N = {n} entries (the batch of `images`), got {flip.shape[0]}")
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
 class RandomResizedCropFlip(nn.Module):
@@ -307,7 +308,9 @@ class RandomResizedCropFlip(nn.Module):
     ``forward(images)`` draws :func:`sample_resized_crop_params` and :func:`sample_flip_params`
     (with ``generator`` if given, crop first), then applies :func:`resized_crop` and
     :func:`hflip`. Images ``[N, C, H, W]`` uint8 or floating; output ``[N, C, *size]``.
-    Bilinear without antialiasing (see :func:`resized_crop`).
+    Bilinear without antialiasing (see :func:`resized_crop`). Under
+    ``torch.compile(fullgraph=True)`` leave ``generator=None`` (dynamo cannot trace a
+    ``torch.Generator`` argument); with a generator, compile the kernels alone.
 
     References:
         Christian Szegedy et al., "Going Deeper with Convolutions", 2015; torchvision

@@ -125,6 +125,7 @@ def cutout(images: torch.Tensor, params: CutoutParams, *, length: int, fill: flo
     length = check_int("length", length, low=0)
     fill = _check_fill(fill, images.dtype)
     _check_params(images, params)
+    params = CutoutParams(params.cy.to(images.device), params.cx.to(images.device))
     mask = cutout_mask(params, h, w, length=length)
     fill_t = torch.tensor(fill, dtype=images.dtype, device=images.device)
     return torch.where(mask[:, None], fill_t, images)
@@ -136,6 +137,8 @@ class Cutout(nn.Module):
     ``forward(images)`` draws :func:`sample_cutout_params` (with ``generator`` if given) and
     applies :func:`cutout`; images are ``[N, C, H, W]`` uint8 or floating. Applied in train and
     eval mode alike (as the reference transform); wrap it in your own condition to skip it.
+    Under ``torch.compile(fullgraph=True)`` leave ``generator=None`` (dynamo cannot trace a
+    ``torch.Generator`` argument); with a generator, compile :func:`cutout` alone.
 
     References:
         Terrance DeVries and Graham W. Taylor, "Improved Regularization of Convolutional Neural
