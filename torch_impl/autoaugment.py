@@ -1,3 +1,357 @@
-"""(autoaugment) — to be written."""
+"""AutoAugment with a sub-policy, apply decisions and signs drawn for every image, applied batched.
 
-__all__: list[str] = []
+torchvision's ``AutoAugment`` draws one sub-policy per call, so a batch tensor gets the same two
+operations on every image. Here :func:`sample_autoaugment_params` draws, per image, the
+sub-policy index, whether each of its two operations fires (probability ``p`` of the policy) and
+the sign of signed magnitudes; :func:`autoaugment` applies them to the whole ``[N, C, H, W]``
+batch in one computation with static shapes: for each of the two operation slots it evaluates
+the operations that the policy can put in that slot, each once over the batch with per-image
+magnitudes (the five geometric ops share one affine warp), and selects per image with ``where``.
+No Python loop over the batch, no data-dependent shapes: it compiles once under ``torch.compile``.
+
+Given the same draws, each image equals torchvision's ``AutoAugment`` on that image alone (same
+policies, same magnitude bins, same kernels; see :mod:`torch_impl.ops` for the one exception,
+Contrast on sizes where ``C·H·W`` is not a multiple of 32).
+
+References:
+    Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import torch
+
+from torch_impl import ops
+from torch_impl._checks import check_images, compiling
+from twintricks.checks import check_choice, check_int, check_ndim, check_same_leading
+
+# The kernel ``autoaugment`` is public but not star-exported: the package ``__init__`` star-imports
+# this module and then reads ``autoaugment.__all__``, which must stay the module (reach the kernel
+# as ``torch_impl.autoaugment.autoaugment``).
+__all__ = ["POLICIES", "OPS", "AutoAugmentParams", "sample_autoaugment_params", "AutoAugment"]
+
+#: The 14 operations, in the order their integer ids refer to.
+OPS = (
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+    "Posterize",
+    "Solarize",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+)
+
+#: torchvision's three policies: 25 sub-policies of two ``(op, probability, magnitude bin)``.
+POLICIES = {
+    "imagenet": (
+        (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)),
+        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+        (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
+        (("Equalize", 0.4, None), ("Rotate", 0.8, 8)),
+        (("Solarize", 0.6, 3), ("Equalize", 0.6, None)),
+        (("Posterize", 0.8, 5), ("Equalize", 1.0, None)),
+        (("Rotate", 0.2, 3), ("Solarize", 0.6, 8)),
+        (("Equalize", 0.6, None), ("Posterize", 0.4, 6)),
+        (("Rotate", 0.8, 8), ("Color", 0.4, 0)),
+        (("Rotate", 0.4, 9), ("Equalize", 0.6, None)),
+        (("Equalize", 0.0, None), ("Equalize", 0.8, None)),
+        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
+        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+        (("Rotate", 0.8, 8), ("Color", 1.0, 2)),
+        (("Color", 0.8, 8), ("Solarize", 0.8, 7)),
+        (("Sharpness", 0.4, 7), ("Invert", 0.6, None)),
+        (("ShearX", 0.6, 5), ("Equalize", 1.0, None)),
+        (("Color", 0.4, 0), ("Equalize", 0.6, None)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
+        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
+        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+    ),
+    "cifar10": (
+        (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
+        (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+        (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
+        (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)),
+        (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+        (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
+        (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+        (("Equalize", 0.6, None), ("Equalize", 0.5, None)),
+        (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+        (("Color", 0.7, 7), ("TranslateX", 0.5, 8)),
+        (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
+        (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)),
+        (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+        (("Solarize", 0.5, 2), ("Invert", 0.0, None)),
+        (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.2, None), ("Equalize", 0.6, None)),
+        (("Color", 0.9, 9), ("Equalize", 0.6, None)),
+        (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)),
+        (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+        (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)),
+        (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)),
+        (("Equalize", 0.8, None), ("Invert", 0.1, None)),
+        (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
+    ),
+    "svhn": (
+        (("ShearX", 0.9, 4), ("Invert", 0.2, None)),
+        (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.6, None), ("Solarize", 0.6, 6)),
+        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+        (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
+        (("ShearY", 0.9, 8), ("Invert", 0.4, None)),
+        (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+        (("Invert", 0.9, None), ("AutoContrast", 0.8, None)),
+        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+        (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)),
+        (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)),
+        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)),
+        (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
+        (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)),
+        (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
+        (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)),
+        (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
+        (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)),
+        (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
+        (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)),
+        (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
+        (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
+    ),
+}
+
+_SIGNED = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast", "Sharpness"})
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+class AutoAugmentParams(NamedTuple):
+    """Per-image AutoAugment draws (field names identical in :mod:`jax_impl.autoaugment`).
+
+    Attributes:
+        sub_policy: ``[N]`` int64, index into the policy's 25 sub-policies.
+        apply: ``[N, 2]`` bool, whether each of the sub-policy's two operations fires.
+        negate: ``[N, 2]`` bool, whether a signed operation's magnitude is negated (ignored for
+            unsigned operations).
+    """
+
+    sub_policy: torch.Tensor
+    apply: torch.Tensor
+    negate: torch.Tensor
+
+
+def _policy_name(policy) -> str:
+    policy = getattr(policy, "value", policy)  # torchvision's AutoAugmentPolicy enum works too
+    return check_choice("policy", policy, tuple(POLICIES))
+
+
+def _f32(x: float) -> float:
+    """Round a Python float to the nearest float32 (ties to even), in plain Python."""
+    if x == 0.0 or not math.isfinite(x):
+        return x
+    mant, exp = math.frexp(x)
+    return math.ldexp(round(mant * 2.0**24), exp - 24)
+
+
+def _linspace10(start: float, end: float) -> tuple[float, ...]:
+    """``torch.linspace(start, end, 10)`` (float32) in plain Python: ``start + step·i`` for the first
+    half and ``end - step·(9 - i)`` for the second, each fused and rounded once to float32."""
+    start, end = _f32(start), _f32(end)
+    step = _f32((end - start) / 9)
+    return tuple(_f32(start + step * i) if i < 5 else _f32(end - step * (9 - i)) for i in range(10))
+
+
+@functools.lru_cache(maxsize=None)
+def magnitude_bins(op: str, height: int, width: int) -> tuple[float, ...] | None:
+    """torchvision's 10 magnitude bins of ``op`` for an image of that size (float32 values; None if unused)."""
+    if op in ("ShearX", "ShearY"):
+        return _linspace10(0.0, 0.3)
+    if op == "TranslateX":
+        return _linspace10(0.0, 150.0 / 331.0 * width)
+    if op == "TranslateY":
+        return _linspace10(0.0, 150.0 / 331.0 * height)
+    if op == "Rotate":
+        return _linspace10(0.0, 30.0)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return _linspace10(0.0, 0.9)
+    if op == "Posterize":
+        return tuple(float(round(8 - i / ((10 - 1) / 4))) for i in range(10))
+    if op == "Solarize":
+        return _linspace10(1.0, 0.0)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _tables(policy: str, height: int, width: int):
+    """Per (sub-policy, slot): op id, probability, magnitude (unsigned) and signedness, as lists."""
+    subs = POLICIES[policy]
+    op_id = [[OPS.index(op) for op, _, _ in sub] for sub in subs]
+    prob = [[p for _, p, _ in sub] for sub in subs]
+    mag = [[0.0 if b is None else magnitude_bins(op, height, width)[b] for op, _, b in sub] for sub in subs]
+    signed = [[op in _SIGNED for op, _, _ in sub] for sub in subs]
+    return op_id, prob, mag, signed
+
+
+def sample_autoaugment_params(
+    batch_size: int, *, policy: str, generator: torch.Generator | None = None, device=None
+) -> AutoAugmentParams:
+    """Draw, per image, a sub-policy (uniform), its two apply decisions and two signs.
+
+    ``apply[i, k] = u <= p`` and ``negate[i, k] = v <= 0.5`` with ``u, v ~ U[0, 1)``, as
+    torchvision decides them (``torch.rand(()) <= p``). Sampled where ``generator`` lives (CPU
+    default generator when None), then moved to ``device``.
+    """
+    n = check_int("batch_size", batch_size, low=0)
+    policy = _policy_name(policy)
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    prob = torch.tensor([[p for _, p, _ in sub] for sub in POLICIES[policy]], dtype=torch.float32, device=gen_device)
+    sub = torch.randint(len(POLICIES[policy]), (n,), generator=generator, device=gen_device)
+    u = torch.rand(n, 2, generator=generator, device=gen_device)
+    v = torch.rand(n, 2, generator=generator, device=gen_device)
+    params = AutoAugmentParams(sub, u <= prob[sub], v <= 0.5)
+    return params if device is None else AutoAugmentParams(*(t.to(device) for t in params))
+
+
+def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
+    if not isinstance(params, tuple) or len(params) != 3:
+        raise TypeError(f"`params` must be an AutoAugmentParams, got {type(params).__name__}")
+    params = AutoAugmentParams(*params)
+    check_ndim("params.sub_policy", params.sub_policy, 1, "[N]")
+    check_ndim("params.apply", params.apply, 2, "[N, 2]")
+    check_ndim("params.negate", params.negate, 2, "[N, 2]")
+    check_same_leading(
+        ["images", "params.sub_policy", "params.apply", "params.negate"],
+        [torch.empty(n, 0), params.sub_policy, params.apply, params.negate],
+    )
+    if params.apply.shape[1] != 2 or params.negate.shape[1] != 2:
+        raise ValueError(f"`params.apply` / `params.negate` must be [N, 2], got {tuple(params.apply.shape)}")
+    if params.sub_policy.dtype.is_floating_point or params.sub_policy.dtype == torch.bool:
+        raise TypeError(f"`params.sub_policy` must be integers, got {params.sub_policy.dtype}")
+    if not compiling() and n and (params.sub_policy.min() < 0 or params.sub_policy.max() >= num_sub):
+        raise ValueError(f"`params.sub_policy` must lie in [0, {num_sub}), got {params.sub_policy.tolist()}")
+    return params
+
+
+def _apply_slot(images, op, mag, slot_ops: set, fill):
+    """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes."""
+    n, _, h, w = images.shape
+    out = images
+    geo = [name for name in _GEOMETRIC if name in slot_ops]
+    if geo:
+        zero = torch.zeros_like(mag)
+        matrix = ops._translate_matrix(zero, 0)  # identity
+        builders = {
+            "ShearX": lambda m: ops._shear_matrix(m, h, w, 0),
+            "ShearY": lambda m: ops._shear_matrix(m, h, w, 1),
+            "TranslateX": lambda m: ops._translate_matrix(m, 0),
+            "TranslateY": lambda m: ops._translate_matrix(m, 1),
+            "Rotate": ops._rotate_matrix,
+        }
+        is_geo = torch.zeros_like(op, dtype=torch.bool)
+        for name in geo:
+            sel = op == OPS.index(name)
+            matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
+            is_geo = is_geo | sel
+        out = torch.where(is_geo.view(n, 1, 1, 1), ops._affine_nearest(images, matrix, fill), out)
+    neutral = {"Posterize": 8.0, "Solarize": 1.0}
+    kernels = {
+        "Brightness": ops._brightness,
+        "Color": ops._color,
+        "Contrast": ops._contrast,
+        "Sharpness": ops._sharpness,
+        "Posterize": lambda x, m: ops._posterize(x, m.to(torch.int64)),
+        "Solarize": ops._solarize,
+        "AutoContrast": lambda x, m: ops._autocontrast(x),
+        "Equalize": lambda x, m: ops._equalize(x),
+        "Invert": lambda x, m: ops._invert(x),
+    }
+    for name, kernel in kernels.items():
+        if name in slot_ops:
+            sel = op == OPS.index(name)
+            m = torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))
+            out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
+    return out
+
+
+def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=0) -> torch.Tensor:
+    """Apply each image's AutoAugment sub-policy (drawn in ``params``) to an ``[N, C, H, W]`` batch.
+
+    For image ``i`` with ``s = params.sub_policy[i]`` and the policy's sub-policy
+    ``((op0, p0, b0), (op1, p1, b1))``: if ``params.apply[i, 0]``, apply ``op0`` with the
+    magnitude of bin ``b0`` (negated if ``params.negate[i, 0]`` and the op is signed), then
+    likewise ``op1`` on the result. Semantics, bins and kernels are torchvision v2's
+    (:mod:`torch_impl.ops`), nearest interpolation, ``fill`` for pixels from outside.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
+        params: from :func:`sample_autoaugment_params` with the same ``policy``.
+        policy: ``"imagenet"``, ``"cifar10"`` or ``"svhn"`` (or torchvision's ``AutoAugmentPolicy``).
+        fill: number or per-channel sequence for pixels that come from outside the image.
+
+    Returns:
+        The augmented batch, same shape and dtype.
+    """
+    policy = _policy_name(policy)
+    n, c, h, w = check_images("images", images)
+    if c not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
+    ops._check("images", images)
+    ops._fill_values(fill, c, images.dtype)  # validates fill
+    params = _check_params(params, n, len(POLICIES[policy]))
+    op_id, _, mag, signed = _tables(policy, h, w)
+    device = images.device
+    sub = params.sub_policy.to(device=device, dtype=torch.int64)
+    apply = params.apply.to(device=device, dtype=torch.bool)
+    negate = params.negate.to(device=device, dtype=torch.bool)
+    op_t = torch.tensor(op_id, dtype=torch.int64, device=device)[sub]
+    mag_t = torch.tensor(mag, dtype=torch.float64, device=device)[sub]
+    signed_t = torch.tensor(signed, dtype=torch.bool, device=device)[sub]
+    mag_t = torch.where(negate & signed_t, -mag_t, mag_t)
+    op_t = torch.where(apply, op_t, torch.full_like(op_t, -1))
+    out = images
+    for slot in range(2):
+        slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
+        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill)
+    return out
+
+
+class AutoAugment(torch.nn.Module):
+    """AutoAugment on a ``[N, C, H, W]`` batch with a sub-policy per image (drop-in for training steps).
+
+    Samples :func:`sample_autoaugment_params` on ``generator`` (torch's default when None), moves
+    them to the images' device and applies :func:`autoaugment`. Defaults as torchvision's
+    ``AutoAugment`` (ImageNet policy, nearest interpolation, fill 0).
+    """
+
+    def __init__(self, policy: str = "imagenet", fill=0, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.policy = _policy_name(policy)
+        self.fill = fill
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images("images", images)
+        params = sample_autoaugment_params(
+            images.shape[0], policy=self.policy, generator=self.generator, device=images.device
+        )
+        return autoaugment(images, params, policy=self.policy, fill=self.fill)
+
+    def extra_repr(self) -> str:
+        return f"policy={self.policy!r}, fill={self.fill!r}"

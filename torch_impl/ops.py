@@ -293,17 +293,18 @@ def rotate(images: torch.Tensor, angle, *, fill=0) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _factors(name: str, magnitude, n: int, device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """``ratio = 1 + magnitude`` and ``1 - ratio``, computed in float64 like torchvision's Python floats.
+def _ratio_alpha(m64: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ratio = 1 + m`` and ``1 - ratio`` from float64 ``[N]`` magnitudes (torchvision's Python floats),
+    rounded to ``dtype`` and shaped ``[N, 1, 1, 1]``."""
+    ratio64 = 1.0 + m64
+    n = m64.shape[0]
+    return ratio64.to(dtype).view(n, 1, 1, 1), (1.0 - ratio64).to(dtype).view(n, 1, 1, 1)
 
-    Returned in ``dtype`` and shaped ``[N, 1, 1, 1]``; ``ratio`` must be >= 0 (eager check).
-    """
+
+def _enhance_magnitude(name: str, magnitude, n: int, device) -> torch.Tensor:
     m = _per_image(name, magnitude, n, device)
-    ratio64 = 1.0 + m
-    _check_values(f"1 + {name}", ratio64, 0.0, math.inf)
-    ratio = ratio64.to(dtype).view(n, 1, 1, 1)
-    alpha = (1.0 - ratio64).to(dtype).view(n, 1, 1, 1)
-    return ratio, alpha
+    _check_values(f"1 + {name}", 1.0 + m, 0.0, math.inf)
+    return m
 
 
 def _grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -318,15 +319,84 @@ def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor, alpha
     return torch.addcmul(images.mul(ratio), other, alpha)
 
 
+def _brightness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
+    ratio, _ = _ratio_alpha(m64, _compute_dtype(images))
+    return _finish(images.mul(ratio), images.dtype)
+
+
+def _color(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
+    if images.shape[1] == 1:
+        return images.clone()
+    ratio, alpha = _ratio_alpha(m64, _compute_dtype(images))
+    return _finish(_blend(images, _grayscale(images), ratio, alpha), images.dtype)
+
+
+def _contrast(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
+    ratio, alpha = _ratio_alpha(m64, _compute_dtype(images))
+    gray = _grayscale(images) if images.shape[1] == 3 else images.to(_compute_dtype(images))
+    # A materialised (not broadcast) mean keeps every element on the fused multiply-add path.
+    mean = gray.mean(dim=(-3, -2, -1), keepdim=True).expand(images.shape).contiguous()
+    return _finish(_blend(images, mean, ratio, alpha), images.dtype)
+
+
+_SHARPNESS_KERNEL = ((1.0 / 13.0, 1.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0, 5.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0,) * 3)
+
+
+def _sharpness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = images.shape
+    if h <= 2 or w <= 2 or images.numel() == 0:
+        return images.clone()
+    dtype = _compute_dtype(images)
+    _, alpha = _ratio_alpha(m64, dtype)
+    x = images.to(dtype=dtype, copy=True)
+    kernel = torch.tensor(_SHARPNESS_KERNEL, dtype=dtype, device=images.device).expand(c, 1, 3, 3)
+    blurred = F.conv2d(x, kernel, groups=c)
+    if not images.is_floating_point():
+        blurred = blurred.round()
+    inner = x[..., 1:-1, 1:-1]
+    x[..., 1:-1, 1:-1] = torch.addcmul(inner, blurred - inner, alpha)
+    return _finish(x, images.dtype)
+
+
+def _posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    n = images.shape[0]
+    if images.is_floating_point():
+        levels = torch.bitwise_left_shift(torch.ones_like(bits), bits).to(images.dtype).view(n, 1, 1, 1)
+        return images.mul(levels).floor_().clamp_(min=0).minimum(levels - 1).mul_(1.0 / levels)
+    mask = (torch.bitwise_left_shift(torch.full_like(bits, 255), 8 - bits) & 255).to(torch.uint8).view(n, 1, 1, 1)
+    return images & mask
+
+
+def _solarize(images: torch.Tensor, t64: torch.Tensor) -> torch.Tensor:
+    t = (t64 * _bound(images.dtype)).to(_compute_dtype(images)).view(images.shape[0], 1, 1, 1)
+    return torch.where(images.to(t.dtype) >= t, _invert(images), images)
+
+
+def _autocontrast(images: torch.Tensor) -> torch.Tensor:
+    if images.numel() == 0:
+        return images.clone()
+    bound = _bound(images.dtype)
+    x = images.to(_compute_dtype(images))
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    flat = hi == lo
+    inv_scale = torch.where(flat, torch.ones_like(hi), (hi - lo).mul(1.0 / bound))
+    lo = torch.where(flat, torch.zeros_like(lo), lo)
+    return (x - lo).div(inv_scale).clamp(0, bound).to(images.dtype)
+
+
+def _invert(images: torch.Tensor) -> torch.Tensor:
+    return 1.0 - images if images.is_floating_point() else images.bitwise_not()
+
+
 def brightness(images: torch.Tensor, magnitude) -> torch.Tensor:
     """Scale intensities by ``1 + magnitude`` per image, clamp, truncate to uint8 (AutoAugment's Brightness).
 
     ``out = trunc(clamp(x · (1 + m), 0, 255))`` (no truncation for floats, clamp to [0, 1]).
-    Images: ``[N, 1 or 3, H, W]``.
+    Images: ``[N, 1 or 3, H, W]``; ``magnitude``: ``[N]`` or a number, ``1 + magnitude >= 0``.
     """
     n = _check("images", images, rgb_or_gray=True)[0]
-    ratio, _ = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
-    return _finish(images.mul(ratio), images.dtype)
+    return _brightness(images, _enhance_magnitude("magnitude", magnitude, n, images.device))
 
 
 def color(images: torch.Tensor, magnitude) -> torch.Tensor:
@@ -336,16 +406,8 @@ def color(images: torch.Tensor, magnitude) -> torch.Tensor:
     (v2 floors the grayscale of uint8 images; v1 rounds it — we match v2). 1-channel images are
     returned unchanged (as torchvision and PIL do).
     """
-    n, c, _, _ = _check("images", images, rgb_or_gray=True)
-    ratio, alpha = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
-    if c == 1:
-        return images.clone()
-    return _finish(_blend(images, _grayscale(images), ratio, alpha), images.dtype)
-
-
-def _contrast_mean(images: torch.Tensor) -> torch.Tensor:
-    gray = _grayscale(images) if images.shape[1] == 3 else images.to(_compute_dtype(images))
-    return gray.mean(dim=(-3, -2, -1), keepdim=True)
+    n = _check("images", images, rgb_or_gray=True)[0]
+    return _color(images, _enhance_magnitude("magnitude", magnitude, n, images.device))
 
 
 def contrast(images: torch.Tensor, magnitude) -> torch.Tensor:
@@ -360,13 +422,7 @@ def contrast(images: torch.Tensor, magnitude) -> torch.Tensor:
        from torchvision by 1 (``tests/test_ops.py`` measures and bounds it); otherwise it is exact.
     """
     n = _check("images", images, rgb_or_gray=True)[0]
-    ratio, alpha = _factors("magnitude", magnitude, n, images.device, _compute_dtype(images))
-    # A materialised (not broadcast) mean keeps every element on the fused multiply-add path.
-    mean = _contrast_mean(images).expand(images.shape).contiguous()
-    return _finish(_blend(images, mean, ratio, alpha), images.dtype)
-
-
-_SHARPNESS_KERNEL = ((1.0 / 13.0, 1.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0, 5.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0,) * 3)
+    return _contrast(images, _enhance_magnitude("magnitude", magnitude, n, images.device))
 
 
 def sharpness(images: torch.Tensor, magnitude) -> torch.Tensor:
@@ -376,19 +432,8 @@ def sharpness(images: torch.Tensor, magnitude) -> torch.Tensor:
     interior ``out = trunc(clamp(x + (blur - x)·(-m), 0, 255))``; the border and images with a side
     of at most 2 pixels are unchanged (torchvision v2's ``adjust_sharpness``).
     """
-    n, c, h, w = _check("images", images, rgb_or_gray=True)
-    dtype = _compute_dtype(images)
-    _, alpha = _factors("magnitude", magnitude, n, images.device, dtype)
-    if h <= 2 or w <= 2 or images.numel() == 0:
-        return images.clone()
-    x = images.to(dtype=dtype, copy=True)
-    kernel = torch.tensor(_SHARPNESS_KERNEL, dtype=dtype, device=images.device).expand(c, 1, 3, 3)
-    blurred = F.conv2d(x, kernel, groups=c)
-    if not images.is_floating_point():
-        blurred = blurred.round()
-    inner = x[..., 1:-1, 1:-1]
-    x[..., 1:-1, 1:-1] = torch.addcmul(inner, blurred - inner, alpha)
-    return _finish(x, images.dtype)
+    n = _check("images", images, rgb_or_gray=True)[0]
+    return _sharpness(images, _enhance_magnitude("magnitude", magnitude, n, images.device))
 
 
 def posterize(images: torch.Tensor, bits) -> torch.Tensor:
@@ -400,11 +445,7 @@ def posterize(images: torch.Tensor, bits) -> torch.Tensor:
     n = _check("images", images)[0]
     b = _per_image("bits", bits, n, images.device, torch.int64)
     _check_values("bits", b, 0, 8)
-    if images.is_floating_point():
-        levels = torch.bitwise_left_shift(torch.ones_like(b), b).to(images.dtype).view(n, 1, 1, 1)
-        return images.mul(levels).floor_().clamp_(min=0).minimum(levels - 1).mul_(1.0 / levels)
-    mask = (torch.bitwise_left_shift(torch.full_like(b, 255), 8 - b) & 255).to(torch.uint8).view(n, 1, 1, 1)
-    return images & mask
+    return _posterize(images, b)
 
 
 def solarize(images: torch.Tensor, threshold) -> torch.Tensor:
@@ -416,8 +457,7 @@ def solarize(images: torch.Tensor, threshold) -> torch.Tensor:
     n = _check("images", images)[0]
     t = _per_image("threshold", threshold, n, images.device)
     _check_values("threshold", t, 0.0, 1.0)
-    t = (t * _bound(images.dtype)).to(_compute_dtype(images)).view(n, 1, 1, 1)
-    return torch.where(images.to(t.dtype) >= t, invert(images), images)
+    return _solarize(images, t)
 
 
 def autocontrast(images: torch.Tensor) -> torch.Tensor:
@@ -427,16 +467,7 @@ def autocontrast(images: torch.Tensor) -> torch.Tensor:
     min and max; constant channels are unchanged. Images: ``[N, 1 or 3, H, W]``.
     """
     _check("images", images, rgb_or_gray=True)
-    if images.numel() == 0:
-        return images.clone()
-    bound = _bound(images.dtype)
-    x = images.to(_compute_dtype(images))
-    lo = x.amin(dim=(-2, -1), keepdim=True)
-    hi = x.amax(dim=(-2, -1), keepdim=True)
-    flat = hi == lo
-    inv_scale = torch.where(flat, torch.ones_like(hi), (hi - lo).mul(1.0 / bound))
-    lo = torch.where(flat, torch.zeros_like(lo), lo)
-    return (x - lo).div(inv_scale).clamp(0, bound).to(images.dtype)
+    return _autocontrast(images)
 
 
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -465,13 +496,8 @@ def _equalize_lut(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lut, valid
 
 
-def equalize(images: torch.Tensor) -> torch.Tensor:
-    """Histogram-equalise each channel of each image with PIL's LUT (AutoAugment's Equalize).
-
-    See :func:`_equalize_lut`. Floats are quantised to uint8 (× 255.999, truncated), equalised and
-    scaled back by 1/255, as torchvision does.
-    """
-    n, c, h, w = _check("images", images)
+def _equalize(images: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = images.shape
     if images.numel() == 0:
         return images.clone()
     u8 = _to_uint8(images)
@@ -483,7 +509,17 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     return _from_uint8(out, images.dtype)
 
 
+def equalize(images: torch.Tensor) -> torch.Tensor:
+    """Histogram-equalise each channel of each image with PIL's LUT (AutoAugment's Equalize).
+
+    See :func:`_equalize_lut`. Floats are quantised to uint8 (× 255.999, truncated), equalised and
+    scaled back by 1/255, as torchvision does.
+    """
+    _check("images", images)
+    return _equalize(images)
+
+
 def invert(images: torch.Tensor) -> torch.Tensor:
     """``255 - x`` for uint8, ``1 - x`` for floats (AutoAugment's Invert)."""
     _check("images", images)
-    return 1.0 - images if images.is_floating_point() else images.bitwise_not()
+    return _invert(images)
