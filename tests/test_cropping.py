@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats
 from torchvision.transforms import RandomResizedCrop
@@ -110,6 +110,13 @@ def assert_exact_formula(got, images, box, size):
 
 
 @given(case=resized_crop_cases())
+@example(  # exact ties: output row 1 is 1/7 of the way to a row whose 2-pixel mean is 3.5 -> 0.5 -> 1
+    case=dict(
+        images=np.array([[[[0], [0]], [[0], [7]], [[0], [0]]]], np.uint8),
+        params=dict(top=np.array([0]), left=np.array([0]), height=np.array([3]), width=np.array([2])),
+        size=(7, 1),
+    )
+)
 def test_torch_kernel_computes_the_documented_exact_formula(case):
     got = TC.resized_crop(
         convert.images_to_torch(case["images"]), torch_params(TC.ResizedCropParams, case["params"]), size=case["size"]
