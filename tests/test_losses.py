@@ -137,7 +137,22 @@ def test_cross_entropy_is_non_negative_and_minimal_at_targets():
 # ------------------------------------------------------------------------------------------
 
 
-@given(S.distillation_cases())
+@st.composite
+def few_shape_distillation_cases(draw):
+    """Distillation cases on 4 shapes (eager jax compiles each op once per shape)."""
+    n, k = draw(st.sampled_from([1, 3])), draw(st.sampled_from([2, 10]))
+    student = draw(S.logits(n, k))
+    teacher = student.copy() if draw(st.booleans()) and draw(st.booleans()) else draw(S.logits(n, k))
+    return dict(
+        student_logits=student,
+        teacher_logits=teacher,
+        labels=draw(S.int_labels(n, k)),
+        temperature=draw(S.temperatures(any_float=True)),
+        alpha=draw(S.kd_alphas(any_float=True)),
+    )
+
+
+@given(few_shape_distillation_cases())
 def test_distillation_matches_kl_div(case):
     T = case["temperature"]
     s = torch.from_numpy(case["student_logits"])
