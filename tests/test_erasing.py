@@ -208,3 +208,19 @@ def test_bad_input_raises_clear_errors(backend):
             JE.sample_cutout_params(jax.random.key(0), 2, 4, n_holes=-1)
         with pytest.raises(ValueError, match="length"):
             JE.random_cutout(jax.random.key(0), good, length=-3)
+
+
+def test_gradient_is_the_keep_mask_in_both_frameworks():
+    """d/dx sum(w · cutout(x)) = w outside the holes and 0 inside (the fill is a constant)."""
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 6, 5, 2), dtype=np.float32)
+    weights = rng.standard_normal((3, 6, 5, 2)).astype(np.float32)
+    cy, cx = np.array([[0, 5], [2, 2], [4, 1]]), np.array([[0, 4], [3, 3], [1, 0]])
+    keep = np.stack([reference_cutout_mask(6, 5, cy[i], cx[i], 4) for i in range(3)])[..., None]
+    x = convert.images_to_torch(images).requires_grad_(True)
+    out = TE.cutout(x, TE.CutoutParams(torch.from_numpy(cy), torch.from_numpy(cx)), length=4, fill=0.3)
+    (out * convert.images_to_torch(weights)).sum().backward()
+    np.testing.assert_array_equal(convert.images_from_torch(x.grad), weights * keep)
+    params = JE.CutoutParams(jnp.asarray(cy), jnp.asarray(cx))
+    grad = jax.grad(lambda im: jnp.sum(JE.cutout(im, params, length=4, fill=0.3) * weights))(jnp.asarray(images))
+    np.testing.assert_array_equal(np.asarray(grad), weights * keep)
