@@ -95,7 +95,7 @@ def scale_by_adabound(
         m = b1·m + (1-b1)·g;   v = b2·v + (1-b2)·g²;   AMSBound: v_max = max(v_max, v), used for v
         step_size = lr_t·sqrt(1-b2^t)/(1-b1^t)
         final = final_lr·lr_t/base_lr
-        lower = final·γt/(γt+1),   upper = final·(1 + 1/(γt))   (inf when γ = 0)
+        lower = final·γt/(γt+1),   upper = final + final/(γt)   (inf when γ = 0)
 
     Args:
         learning_rate: a float > 0 or an optax schedule ``count -> lr``.
@@ -152,7 +152,8 @@ def scale_by_adabound(
         final = final_lr * lr_t / base_lr
         gt = gamma * t
         lower = jnp.asarray(final * gt / (gt + 1))  # = final·(1 - 1/(γt+1)), without cancellation
-        upper = jnp.where(gt > 0, final * (1 + 1 / jnp.where(gt > 0, gt, 1)), jnp.inf)
+        # final + final/γt = final·(1 + 1/γt), but 0 (not 0·inf = NaN) when lr_t = 0 and γt tiny
+        upper = jnp.where(gt > 0, final + final / jnp.where(gt > 0, gt, 1), jnp.inf)
 
         nu_max = state.nu_max if amsbound else state.nu
         out = jax.tree.map(
@@ -241,7 +242,7 @@ def adabound(
        learning rate, so its ``weight_decay`` values do not carry over, and a schedule does not
        scale this decay. We keep the reference's choice so that published settings reproduce.
 
-    .. warning:: The lower bound is evaluated as ``final·γt/(γt+1)`` and ``1 - β^t`` as
+    .. warning:: The bounds are evaluated as ``final·γt/(γt+1)`` and ``final + final/(γt)``, ``1 - β^t`` as
        ``-expm1(t·log β)``: equal to the formula above, but without float32 cancellation, so
        float32 results differ from a literal float32 transcription (and from the torch twin,
        which evaluates these scalars in float64) by rounding only.

@@ -44,12 +44,14 @@ def _check_group(group: dict) -> None:
 def _bounds(t: int, final: float, gamma: float) -> tuple[float, float]:
     """The clip interval at step ``t`` (1-based) for the (lr-scaled) final learning rate ``final``.
 
-    ``lower = final·(1 - 1/(γt + 1))`` is evaluated as ``final·γt/(γt + 1)`` (the same number,
-    without the cancellation); ``upper = final·(1 + 1/(γt))`` is ``inf`` when ``γ = 0``.
+    ``lower = final·(1 - 1/(γt + 1))`` is evaluated as ``final·γt/(γt + 1)`` and
+    ``upper = final·(1 + 1/(γt))`` as ``final + final/(γt)`` (the same numbers, without the
+    cancellation, and 0 rather than NaN for a zero lr); ``upper`` is ``inf`` when ``γ = 0``.
     """
     gt = gamma * t
     lower = final * gt / (gt + 1.0)
-    upper = final * (1.0 + 1.0 / gt) if gt > 0 else math.inf
+    # final + final/γt (= final·(1 + 1/γt)) stays 0, not 0·inf = NaN, when the lr is 0 and γt tiny
+    upper = final + final / gt if gt > 0 else math.inf
     return lower, upper
 
 
