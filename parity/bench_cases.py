@@ -547,14 +547,10 @@ def _adabound(ctx: Context) -> list[Case]:
         grads = [[torch.randn(sh, generator=gen).to(dev) for sh in shapes] for _ in range(P)]
         return params, grads
 
-    def torch_opt(make, *, compile_step=False):
+    def torch_opt(make):
         params, grads = torch_params_and_grads()
         opt = make(params)
         step = opt.step
-        if compile_step:
-            if not ctx.compile_torch:
-                raise NotAvailable("skipped (torch.compile off)")
-            step = _torch_compile(opt.step)
 
         def call(i):
             for p, g in zip(params, grads[i % P]):
@@ -592,7 +588,9 @@ def _adabound(ctx: Context) -> list[Case]:
         return torch_opt(lambda ps: need("torch_impl", "AdaBound")(ps, lr=1e-3))
 
     def ours_compile():
-        return torch_opt(lambda ps: need("torch_impl", "AdaBound")(ps, lr=1e-3), compile_step=True)
+        # The training step runs the optimizer eagerly (torch_impl.train), and compiling the update
+        # of 62 tensors took over four minutes on the 2-core CPU: not part of the bench.
+        raise NotAvailable("skipped (optimizer runs eagerly in the training step)")
 
     def ours_jax():
         return jax_opt(lambda: need("jax_impl", "adabound")(1e-3))

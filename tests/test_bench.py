@@ -81,10 +81,17 @@ def test_json_structure(run):
     for x in res["ratios"]:
         if x["torch_impl_ratio"] is None:
             continue
-        best = next(r for r in recs if (r["size"], r["trick"], r["impl"]) == (x["size"], x["trick"], x["best_existing"]))
         ours = next(r for r in recs if (r["size"], r["trick"], r["impl"]) == (x["size"], x["trick"], x["torch_impl_best"]))
+        best = next(r for r in recs if (r["size"], r["trick"], r["impl"]) == (x["size"], x["trick"], x["torch_impl_vs"]))
         assert x["torch_impl_ratio"] == pytest.approx(ours["images_per_s"] / best["images_per_s"])
         assert best["same_job"] and not best["ours"]
+        # Within the framework when an existing implementation exists there.
+        assert best["framework"] == "torch" or x["torch_impl_cross"]
+    # The goals restate the ratios with their targets.
+    for g in res["goals"]:
+        assert g["framework"] in ("torch_impl", "jax_impl")
+        assert g["target"] == pytest.approx(10.0 if g["trick"] == "AutoAugment" else 1 / 1.5)
+        assert g["met"] is None if g["ratio"] is None else g["met"] == (g["ratio"] >= g["target"])
 
 
 def test_markdown_tables(run):
