@@ -4,6 +4,7 @@ statistics against torchvision's get_params, jit/vmap, gradients, modules, bad i
 Cross-framework kernel parity is in tests/test_parity.py (entries ``resized_crop`` and ``hflip``).
 """
 
+import functools
 import math
 from fractions import Fraction
 
@@ -221,6 +222,7 @@ def test_jax_jit_and_vmap_match_eager():
 # ---- sampler statistics against torchvision ---------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)  # shared by the torch and jax parametrizations
 def torchvision_boxes(n, h, w, scale, ratio, seed):
     torch.manual_seed(seed)
     img = torch.empty(1, h, w)
