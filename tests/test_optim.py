@@ -434,7 +434,7 @@ def _single_step_eff(framework, g, *, t, lr=1e-3, final_lr=0.1, gamma=1e-3, base
         opt.state[p] = {"step": t - 1, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
         p.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()
-        return -float(p) / m
+        return -float(p.detach()) / m
     with jax.enable_x64(True):
         tx = JO.adabound(lr, final_lr=final_lr, gamma=gamma, base_lr=base_lr)
         params = jnp.zeros((), jnp.float64)
@@ -526,3 +526,307 @@ def test_converges_on_quadratic(framework, member):
 
     x = _converge(framework, member, grad, [0.0, 0.0, 0.0], 2000, lr=0.1, final_lr=0.01)
     np.testing.assert_allclose(x, c, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# torch: param groups, schedulers, state_dict resume, closure, no in-place changes to inputs
+# ----------------------------------------------------------------------------------------------
+
+
+def _grad_stream(seed, shapes, steps):
+    rng = np.random.default_rng(seed)
+    return [[torch.tensor(rng.normal(size=s)) for s in shapes] for _ in range(steps)]
+
+
+@pytest.mark.parametrize("member", list(MEMBERS))
+def test_torch_state_dict_resume_is_exact(member):
+    """Save after 10 of 20 steps, rebuild with a *different* lr, load: the last 10 steps are
+    bit-identical to an uninterrupted run (the base lr of the bounds comes back from the state)."""
+    shapes = [(3, 4), (4,)]
+    grads = _grad_stream(0, shapes, 20)
+    init = [torch.randn(s, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i, s in enumerate(shapes)]
+    cls = getattr(TO, MEMBERS[member][0])
+
+    def build(lr):
+        params = [torch.nn.Parameter(x.clone()) for x in init]
+        opt = cls([{"params": params[:1]}, {"params": params[1:], "lr": 3e-2}], lr=lr, weight_decay=1e-2)
+        return params, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)
+
+    def run(params, opt, sched, gs):
+        for g in gs:
+            for p, gi in zip(params, g):
+                p.grad = gi.clone()
+            opt.step()
+            sched.step()
+
+    params, opt, sched = build(1e-2)
+    run(params, opt, sched, grads)
+    expected = [p.detach().clone() for p in params]
+
+    params, opt, sched = build(1e-2)
+    run(params, opt, sched, grads[:10])
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(), "params": [p.detach() for p in params]}, buf)
+    buf.seek(0)
+    saved = torch.load(buf)
+    assert [g["base_lr"] for g in saved["opt"]["param_groups"]] == [1e-2, 3e-2]
+
+    params2, opt2, sched2 = build(0.5)  # the reference would now take 0.5 as the base lr
+    with torch.no_grad():
+        for p, x in zip(params2, saved["params"]):
+            p.copy_(x)
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    assert [g["base_lr"] for g in opt2.param_groups] == [1e-2, 3e-2]
+    run(params2, opt2, sched2, grads[10:])
+    for p, e in zip(params2, expected):
+        assert torch.equal(p.detach(), e)
+
+
+def test_torch_add_param_group_gets_its_own_base_lr():
+    """A group added after some steps is optimized (the reference silently skips it) exactly as
+    if it had its own optimizer with that lr."""
+    gs = _grad_stream(1, [(3,), (2, 2)], 8)
+    a = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.full((2, 2), 2.0, dtype=torch.float64))
+    opt = TO.AdaBound([a], lr=1e-2)
+    for g in gs[:3]:
+        a.grad = g[0]
+        opt.step()
+    opt.add_param_group({"params": [b], "lr": 0.1, "final_lr": 0.05})
+    assert opt.param_groups[1]["base_lr"] == 0.1 and opt.param_groups[1]["gamma"] == 1e-3
+    b_alone = torch.nn.Parameter(b.detach().clone())
+    alone = TO.AdaBound([b_alone], lr=0.1, final_lr=0.05)
+    for g in gs[3:]:
+        a.grad, b.grad, b_alone.grad = g[0], g[1], g[1].clone()
+        opt.step()
+        alone.step()
+    assert not torch.equal(b.detach(), torch.full((2, 2), 2.0, dtype=torch.float64))
+    assert torch.equal(b.detach(), b_alone.detach())
+    with pytest.raises(ValueError, match="final_lr"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "final_lr": -1.0})
+    assert len(opt.param_groups) == 2  # the bad group was not kept
+
+
+def test_torch_closure_grad_untouched_and_skips_params_without_grad():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    frozen = torch.nn.Parameter(torch.tensor([5.0]))
+    opt = TO.AdaBound([p, frozen], lr=1e-2, weight_decay=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p**2).sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert float(loss.detach()) == 5.0
+    assert torch.equal(p.grad, torch.tensor([2.0, -4.0]))  # the coupled decay did not write into .grad
+    assert torch.equal(frozen.detach(), torch.tensor([5.0])) and len(opt.state[frozen]) == 0
+    assert opt.state[p]["step"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_torch_dtype_preserved(dtype):
+    p = torch.nn.Parameter(torch.linspace(-1, 1, 6, dtype=dtype))
+    opt = TO.AMSBound([p], lr=1e-2, weight_decay=1e-3)
+    for _ in range(3):
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert p.dtype == dtype
+    assert all(opt.state[p][k].dtype == dtype for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
+    assert torch.all(p.detach() < torch.linspace(-1, 1, 6, dtype=dtype))  # moved against the gradient
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_adaboundw_decay_is_not_scaled_by_lr(framework):
+    """With zero gradients the update is pure decoupled decay: p ← (1 - wd)·p whatever the lr."""
+    wd, p0 = 0.1, np.array([1.0, -3.0])
+    for lr in (1e-3, 0.5):
+        if framework == "torch":
+            p = torch.nn.Parameter(torch.tensor(p0))
+            opt = TO.AdaBoundW([p], lr=lr, weight_decay=wd)
+            for _ in range(3):
+                p.grad = torch.zeros(2, dtype=torch.float64)
+                opt.step()
+            out = p.detach().numpy()
+        else:
+            with jax.enable_x64(True):
+                tx = JO.adaboundw(lr, weight_decay=wd)
+                params = jnp.asarray(p0)
+                state = tx.init(params)
+                for _ in range(3):
+                    u, state = tx.update(jnp.zeros(2), state, params)
+                    params = optax.apply_updates(params, u)
+                out = np.asarray(params)
+        np.testing.assert_allclose(out, p0 * (1 - wd) ** 3, rtol=1e-15)
+
+
+# ----------------------------------------------------------------------------------------------
+# jax: optax composition, jit compiles once, dtypes, state round trip
+# ----------------------------------------------------------------------------------------------
+
+
+def _jax_run(tx, params, grads, *, jit=True):
+    state = tx.init(params)
+
+    def step(params, state, g):
+        u, state = tx.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    step = jax.jit(step) if jit else step
+    out = []
+    for g in grads:
+        params, state = step(params, state, g)
+        out.append(params)
+    return out, state
+
+
+def _tree_grads(seed, steps):
+    rng = np.random.default_rng(seed)
+    return [
+        {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32), "b": jnp.asarray(rng.normal(size=(2,)), jnp.float32)}
+        for _ in range(steps)
+    ]
+
+
+def _tree_params():
+    return {"w": jnp.linspace(-1, 1, 6, dtype=jnp.float32).reshape(3, 2), "b": jnp.zeros(2, jnp.float32)}
+
+
+def _assert_trees_close(a, b, **kw):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
+
+
+def test_jax_composes_with_chain_and_inject_hyperparams():
+    grads = _tree_grads(0, 10)
+    sched = optax.cosine_decay_schedule(1e-2, 10)
+    plain, _ = _jax_run(JO.adabound(sched, weight_decay=1e-2), _tree_params(), grads)
+    # an inactive clip in front changes nothing
+    chained, _ = _jax_run(optax.chain(optax.clip_by_global_norm(1e9), JO.adabound(sched, weight_decay=1e-2)), _tree_params(), grads)
+    _assert_trees_close(chained[-1], plain[-1], rtol=0, atol=0)
+    # injected schedule: the factory is rebuilt each step with the current lr, so base_lr is passed
+    injected_tx = optax.inject_hyperparams(JO.adabound)(learning_rate=sched, weight_decay=1e-2, base_lr=1e-2)
+    injected, state = _jax_run(injected_tx, _tree_params(), grads)
+    # float32: the injected hyperparameters are float32 arrays (β2 = f32(0.999), so 1-β2^t moves
+    # by ~1e-5 relative); over 10 steps of ~1e-2 that is < 1e-6
+    _assert_trees_close(injected[-1], plain[-1], rtol=0, atol=1e-6)
+    # the lr of the last step; float32 cancellation in 1 + cos(πt/T) near the end of the decay
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(float(sched(9)), rel=1e-4)
+    # without base_lr the bounds would not follow the injected schedule: a different trajectory
+    unfollowed, _ = _jax_run(optax.inject_hyperparams(JO.adabound)(learning_rate=sched, weight_decay=1e-2), _tree_params(), grads)
+    assert not np.allclose(np.asarray(unfollowed[-1]["w"]), np.asarray(plain[-1]["w"]), rtol=0, atol=1e-6)
+
+
+def test_jax_jit_compiles_once_and_matches_eager():
+    traces = []
+    tx = JO.amsbound(optax.exponential_decay(1e-2, 5, 0.5), weight_decay=1e-2)
+
+    @jax.jit
+    def step(params, state, g):
+        traces.append(None)  # runs once per trace (= per compilation)
+        u, state = tx.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    params, grads = _tree_params(), _tree_grads(1, 8)
+    state = tx.init(params)
+    for g in grads:
+        params, state = step(params, state, g)
+    assert len(traces) == 1
+    assert step._cache_size() == 1
+    eager, _ = _jax_run(tx, _tree_params(), grads, jit=False)
+    # float32: XLA may fuse the jitted step's multiply-adds; a few ulps over 8 steps
+    _assert_trees_close(params, eager[-1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("factory", ["adabound", "amsbound", "adaboundw"])
+def test_jax_dtype_preserved(factory, dtype):
+    tx = getattr(JO, factory)(1e-2, weight_decay=1e-3)
+    params = jax.tree.map(lambda x: x.astype(dtype), _tree_params())
+    grads = [jax.tree.map(lambda x: x.astype(dtype), g) for g in _tree_grads(2, 3)]
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for g in grads:
+        updates, state = step(g, state, params)
+        assert all(u.dtype == dtype for u in jax.tree.leaves(updates))
+        params = optax.apply_updates(params, updates)
+    assert all(p.dtype == dtype for p in jax.tree.leaves(params))
+    core = state[0] if factory == "adaboundw" else state[1]
+    assert isinstance(core, JO.ScaleByAdaBoundState)
+    moments = [core.mu, core.nu] + ([core.nu_max] if factory == "amsbound" else [])
+    assert all(x.dtype == dtype for m in moments for x in jax.tree.leaves(m))
+    assert (core.nu_max is None) == (factory != "amsbound")
+    assert int(core.count) == 3
+
+
+def test_jax_state_round_trip_through_numpy_resumes_exactly():
+    tx = JO.adaboundw(optax.cosine_decay_schedule(1e-2, 20), weight_decay=1e-2)
+    grads = _tree_grads(3, 20)
+    full, _ = _jax_run(tx, _tree_params(), grads)
+    first, state = _jax_run(tx, _tree_params(), grads[:10])
+    state = jax.tree.map(lambda x: jnp.asarray(np.array(x)), state)  # e.g. via a checkpoint file
+    step = jax.jit(lambda p, s, g: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    params = first[-1]
+    for g in grads[10:]:
+        params, state = step(params, state, g)
+    _assert_trees_close(params, full[-1], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------------------
+
+_BAD = [
+    (dict(lr=-1e-3), ValueError, "lr"),
+    (dict(lr=0.0), ValueError, "lr"),
+    (dict(lr="fast"), TypeError, "lr"),
+    (dict(final_lr=0.0), ValueError, "final_lr"),
+    (dict(gamma=1.0), ValueError, "gamma"),
+    (dict(gamma=-0.1), ValueError, "gamma"),
+    (dict(eps=-1e-8), ValueError, "eps"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (dict(amsbound="yes"), TypeError, "amsbound"),
+    (dict(b1=1.0), ValueError, r"betas\[0\]|b1"),
+    (dict(b2=-0.5), ValueError, r"betas\[1\]|b2"),
+]
+
+
+def _torch_kwargs(kw):
+    kw = dict(kw)
+    if "b1" in kw or "b2" in kw:
+        kw["betas"] = (kw.pop("b1", 0.9), kw.pop("b2", 0.999))
+    return kw
+
+
+@pytest.mark.parametrize("kwargs,exc,match", _BAD)
+def test_torch_rejects_bad_hyperparameters(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        TO.AdaBound([torch.nn.Parameter(torch.zeros(2))], **_torch_kwargs(kwargs))
+
+
+@pytest.mark.parametrize("kwargs,exc,match", _BAD)
+def test_jax_rejects_bad_hyperparameters(kwargs, exc, match):
+    kwargs = dict(kwargs)
+    lr = kwargs.pop("lr", 1e-3)
+    with pytest.raises(exc, match=match.replace("lr", "learning_rate") if match == "lr" else match):
+        JO.adabound(lr, **kwargs)
+
+
+def test_other_bad_input():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(TypeError, match="betas"):
+        TO.AdaBound(p, betas=0.9)
+    with pytest.raises(TypeError, match="decoupled_weight_decay"):
+        JO.adabound(1e-3, decoupled_weight_decay=None)
+    with pytest.raises(ValueError, match=r"learning_rate\(0\)"):  # a warm-up from 0 needs base_lr
+        JO.adabound(optax.linear_schedule(0.0, 1e-3, 10))
+    JO.adabound(optax.linear_schedule(0.0, 1e-3, 10), base_lr=1e-3)  # fine with it
+    with pytest.raises(ValueError, match="base_lr"):
+        JO.adabound(1e-3, base_lr=0.0)
+    with pytest.raises(ValueError, match="scalar"):
+        JO.adabound(jnp.ones(2))
+    tx = JO.adabound(1e-3, weight_decay=0.1)
+    with pytest.raises(ValueError, match="params"):
+        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
