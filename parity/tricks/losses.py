@@ -3,7 +3,8 @@
 Each adapter converts a drawn case with :mod:`parity.convert`, looks the kernel up through its
 module at call time (so a test can monkeypatch one side), and returns NumPy outputs (images
 NHWC). Loss entries also return the gradient with respect to the (student) logits, so gradient
-parity is checked on every case, not only values.
+parity is checked on every case, not only values. The jax losses run eagerly, the jax mixing
+kernels jitted (see :func:`_jax_call`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,7 @@ def _torch_value_and_grad(fn, x: np.ndarray):
 def _jitted():
     """``jax.jit`` of ``fn(*args, **dict(statics))`` with ``fn`` and ``statics`` static.
 
-    The jax side runs compiled (what users run, and one compilation per shape instead of one
-    per eager op, which keeps ``twintricks parity`` fast). ``fn`` is part of the cache key, so a
-    monkeypatched kernel is traced afresh.
+    ``fn`` is part of the cache key, so a monkeypatched kernel is traced afresh.
     """
     import jax
 
@@ -50,21 +49,19 @@ def _jitted():
 
 
 def _jax_call(fn, *args, **statics):
+    """The mixing kernels run jitted (what users run; one compilation per shape instead of one
+    per eager op). The losses run eagerly: their hyperparameters are Python floats, static under
+    jit, so each drawn value would recompile, while eager op caches are shared across values."""
     return _jitted()(fn, tuple(sorted(statics.items())), *args)
 
 
-def _vjp_ones(fn, x, *args, **statics):
+def _jax_value_and_grad(fn, x: np.ndarray, *args, **statics):
+    """``fn(x, *args, **statics)`` and the gradient of its sum with respect to ``x`` (eager)."""
     import jax
     import jax.numpy as jnp
 
-    out, vjp = jax.vjp(lambda z: fn(z, *args, **statics), x)
+    out, vjp = jax.vjp(lambda z: fn(z, *args, **statics), to_jax(x))
     (grad,) = vjp(jnp.ones_like(out))
-    return out, grad
-
-
-def _jax_value_and_grad(fn, x: np.ndarray, *args, **statics):
-    """``fn(x, *args, **statics)`` and the gradient of its sum with respect to ``x``, jitted."""
-    out, grad = _jax_call(functools.partial(_vjp_ones, fn), to_jax(x), *args, **statics)
     return to_numpy(out), to_numpy(grad)
 
 
@@ -90,7 +87,7 @@ def _smooth_torch(case):
 def _smooth_jax(case):
     import jax_impl.losses as L
 
-    out = _jax_call(L.smooth_labels, _labels_jax(case["labels"]), num_classes=case["num_classes"], smoothing=case["smoothing"])
+    out = L.smooth_labels(_labels_jax(case["labels"]), case["num_classes"], case["smoothing"])
     return {"targets": to_numpy(out)}
 
 
