@@ -534,10 +534,9 @@ def _equalize_lut(hist):
 def _histograms(u8):
     """Per-image, per-channel 256-bin histograms ``[N, C, 256]`` (int32) of an NHWC uint8 batch."""
     n, h, w, c = u8.shape
-    flat = u8.reshape(n, h * w, c).astype(jnp.int32)
-    rows = jnp.arange(n)[:, None, None]
-    chans = jnp.arange(c)[None, None, :]
-    return jnp.zeros((n, c, 256), jnp.int32).at[rows, chans, flat].add(1)
+    bins = (jnp.arange(n, dtype=jnp.int32)[:, None, None, None] * c + jnp.arange(c, dtype=jnp.int32)) * 256
+    counts = jnp.bincount((bins + u8.astype(jnp.int32)).reshape(-1), length=n * c * 256)
+    return counts.astype(jnp.int32).reshape(n, c, 256)
 
 
 def _apply_lut(u8, lut):
