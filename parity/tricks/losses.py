@@ -70,6 +70,7 @@ def _labels_torch(labels):
 
 
 def _labels_jax(labels):
+    """Integer labels as int32, float arrays (soft targets, logits) as they are."""
     return _jax_int(labels) if np.asarray(labels).dtype.kind in "iu" else to_jax(labels)
 
 
@@ -91,78 +92,32 @@ def _smooth_jax(case):
     return {"targets": to_numpy(out)}
 
 
-def _soft_ce_torch(case):
-    import torch_impl.losses as L
+def _loss_runs(fn_name: str, wrt: str, args: tuple = (), statics: tuple = ()):
+    """``(run_torch, run_jax)`` for a loss ``fn(case[wrt], *case[args], **case[statics])``
+    returning ``{"loss", "grad"}``, the gradient being taken with respect to ``case[wrt]``."""
 
-    t = to_torch(case["targets"])
-    loss, grad = _torch_value_and_grad(
-        lambda z: L.soft_target_cross_entropy(z, t, reduction=case["reduction"]), case["logits"]
-    )
-    return {"loss": loss, "grad": grad}
+    def run_torch(case):
+        import torch_impl.losses as L
 
+        extra = [to_torch(np.array(case[k])) for k in args]
+        kw = {k: case[k] for k in statics}
+        loss, grad = _torch_value_and_grad(lambda z: getattr(L, fn_name)(z, *extra, **kw), case[wrt])
+        return {"loss": loss, "grad": grad}
 
-def _soft_ce_jax(case):
-    import jax_impl.losses as L
+    def run_jax(case):
+        import jax_impl.losses as L
 
-    loss, grad = _jax_value_and_grad(
-        L.soft_target_cross_entropy, case["logits"], to_jax(case["targets"]), reduction=case["reduction"]
-    )
-    return {"loss": loss, "grad": grad}
+        extra = [_labels_jax(case[k]) for k in args]
+        loss, grad = _jax_value_and_grad(getattr(L, fn_name), case[wrt], *extra, **{k: case[k] for k in statics})
+        return {"loss": loss, "grad": grad}
 
-
-def _ls_ce_torch(case):
-    import torch_impl.losses as L
-
-    y = _labels_torch(case["labels"])
-    kw = dict(smoothing=case["smoothing"], reduction=case["reduction"])
-    loss, grad = _torch_value_and_grad(lambda z: L.label_smoothing_cross_entropy(z, y, **kw), case["logits"])
-    return {"loss": loss, "grad": grad}
+    return run_torch, run_jax
 
 
-def _ls_ce_jax(case):
-    import jax_impl.losses as L
-
-    y = _labels_jax(case["labels"])
-    kw = dict(smoothing=case["smoothing"], reduction=case["reduction"])
-    loss, grad = _jax_value_and_grad(L.label_smoothing_cross_entropy, case["logits"], y, **kw)
-    return {"loss": loss, "grad": grad}
-
-
-def _distill_torch(case):
-    import torch_impl.losses as L
-
-    t = to_torch(case["teacher_logits"])
-    loss, grad = _torch_value_and_grad(
-        lambda s: L.distillation_loss(s, t, temperature=case["temperature"]), case["student_logits"]
-    )
-    return {"loss": loss, "grad": grad}
-
-
-def _distill_jax(case):
-    import jax_impl.losses as L
-
-    loss, grad = _jax_value_and_grad(
-        L.distillation_loss, case["student_logits"], to_jax(case["teacher_logits"]), temperature=case["temperature"]
-    )
-    return {"loss": loss, "grad": grad}
-
-
-def _kd_torch(case):
-    import torch_impl.losses as L
-
-    t, y = to_torch(case["teacher_logits"]), _labels_torch(case["labels"])
-    kw = dict(temperature=case["temperature"], alpha=case["alpha"])
-    loss, grad = _torch_value_and_grad(lambda s: L.kd_loss(s, t, y, **kw), case["student_logits"])
-    return {"loss": loss, "grad": grad}
-
-
-def _kd_jax(case):
-    import jax_impl.losses as L
-
-    t, y = to_jax(case["teacher_logits"]), _labels_jax(case["labels"])
-    kw = dict(temperature=case["temperature"], alpha=case["alpha"])
-    loss, grad = _jax_value_and_grad(L.kd_loss, case["student_logits"], t, y, **kw)
-    return {"loss": loss, "grad": grad}
+_soft_ce_torch, _soft_ce_jax = _loss_runs("soft_target_cross_entropy", "logits", ("targets",), ("reduction",))
+_ls_ce_torch, _ls_ce_jax = _loss_runs("label_smoothing_cross_entropy", "logits", ("labels",), ("smoothing", "reduction"))
+_distill_torch, _distill_jax = _loss_runs("distillation_loss", "student_logits", ("teacher_logits",), ("temperature",))
+_kd_torch, _kd_jax = _loss_runs("kd_loss", "student_logits", ("teacher_logits", "labels"), ("temperature", "alpha"))
 
 
 # ------------------------------------------------------------------------------------------
