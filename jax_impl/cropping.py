@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl._checks import check_images, is_concrete
-from twintricks.checks import check_int, check_ndim, check_ordered_pair, check_real, check_size
+from twintricks.checks import check_int, check_ndim, check_real, check_size
+from twintricks.geometry import check_scale_ratio, fallback_crop_box
 
 __all__ = [
     "ResizedCropParams",
@@ -51,28 +52,6 @@ class FlipParams(NamedTuple):
     """``flip``: ``[N]`` bool, True where the image is mirrored left-right."""
 
     flip: jax.Array
-
-
-def _fallback_box(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
-    """torchvision's centre crop when no attempt fits (plain Python: H, W and ratio are static)."""
-    in_ratio = w / h
-    if in_ratio < ratio[0]:
-        cw, ch = w, int(round(w / ratio[0]))
-    elif in_ratio > ratio[1]:
-        ch, cw = h, int(round(h * ratio[1]))
-    else:
-        ch, cw = h, w
-    ch, cw = min(max(ch, 1), h), min(max(cw, 1), w)
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
-
-
-def _check_scale_ratio(scale, ratio) -> tuple[tuple[float, float], tuple[float, float]]:
-    scale = check_ordered_pair("scale", scale, low=0.0, strict_low=True)
-    ratio = check_ordered_pair("ratio", ratio, low=0.0, strict_low=True)
-    for name, pair in (("scale", scale), ("ratio", ratio)):
-        if not all(math.isfinite(v) for v in pair):
-            raise ValueError(f"`{name}` must be finite, got {pair!r}")
-    return scale, ratio
 
 
 def sample_resized_crop_params(
@@ -115,7 +94,7 @@ def sample_resized_crop_params(
     """
     n = check_int("batch_size", batch_size, low=0)
     height, width = check_size("image_size", image_size)
-    scale, ratio = _check_scale_ratio(scale, ratio)
+    scale, ratio = check_scale_ratio(scale, ratio)
     return _sample_boxes(key, n, height, width, scale, ratio)
 
 
@@ -136,7 +115,7 @@ def _sample_boxes(key, n: int, height: int, width: int, scale, ratio) -> Resized
     found = jnp.any(fits, axis=1)
     h = jnp.take_along_axis(h, first, axis=1)[:, 0]
     w = jnp.take_along_axis(w, first, axis=1)[:, 0]
-    f_top, f_left, f_h, f_w = _fallback_box(height, width, ratio)
+    f_top, f_left, f_h, f_w = fallback_crop_box(height, width, ratio)
     h = jnp.where(found, h, f_h)
     w = jnp.where(found, w, f_w)
     u_top, u_left = u[:, 2 * N_ATTEMPTS], u[:, 2 * N_ATTEMPTS + 1]

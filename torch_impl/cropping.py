@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from torch_impl._checks import check_images, compiling
-from twintricks.checks import check_int, check_ndim, check_ordered_pair, check_real, check_size
+from twintricks.checks import check_int, check_ndim, check_real, check_size
+from twintricks.geometry import check_scale_ratio, fallback_crop_box
 
 __all__ = [
     "ResizedCropParams",
@@ -47,28 +48,6 @@ class FlipParams(NamedTuple):
     """``flip``: ``[N]`` bool, True where the image is mirrored left-right."""
 
     flip: torch.Tensor
-
-
-def _fallback_box(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
-    """torchvision's centre crop when no attempt fits (plain Python: H, W and ratio are static)."""
-    in_ratio = w / h
-    if in_ratio < ratio[0]:
-        cw, ch = w, int(round(w / ratio[0]))
-    elif in_ratio > ratio[1]:
-        ch, cw = h, int(round(h * ratio[1]))
-    else:
-        ch, cw = h, w
-    ch, cw = min(max(ch, 1), h), min(max(cw, 1), w)
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
-
-
-def _check_scale_ratio(scale, ratio) -> tuple[tuple[float, float], tuple[float, float]]:
-    scale = check_ordered_pair("scale", scale, low=0.0, strict_low=True)
-    ratio = check_ordered_pair("ratio", ratio, low=0.0, strict_low=True)
-    for name, pair in (("scale", scale), ("ratio", ratio)):
-        if not all(math.isfinite(v) for v in pair):
-            raise ValueError(f"`{name}` must be finite, got {pair!r}")
-    return scale, ratio
 
 
 def sample_resized_crop_params(
@@ -113,7 +92,7 @@ def sample_resized_crop_params(
     """
     n = check_int("batch_size", batch_size, low=0)
     height, width = check_size("image_size", image_size)
-    scale, ratio = _check_scale_ratio(scale, ratio)
+    scale, ratio = check_scale_ratio(scale, ratio)
     gen_device = generator.device if generator is not None else None
     f32 = torch.float32
 
@@ -131,7 +110,7 @@ def sample_resized_crop_params(
     found = fits.any(dim=1)
     h = torch.gather(h, 1, first)[:, 0]
     w = torch.gather(w, 1, first)[:, 0]
-    f_top, f_left, f_h, f_w = _fallback_box(height, width, ratio)
+    f_top, f_left, f_h, f_w = fallback_crop_box(height, width, ratio)
     h = torch.where(found, h, f_h)
     w = torch.where(found, w, f_w)
     u_top, u_left = uniform((n,)), uniform((n,))
@@ -328,7 +307,7 @@ class RandomResizedCropFlip(nn.Module):
     ):
         super().__init__()
         self.size = check_size("size", size)
-        self.scale, self.ratio = _check_scale_ratio(scale, ratio)
+        self.scale, self.ratio = check_scale_ratio(scale, ratio)
         self.flip_p = check_real("flip_p", flip_p, low=0.0, high=1.0)
         self.generator = generator
 
