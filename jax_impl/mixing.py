@@ -113,6 +113,12 @@ def mixup(images, targets, params: MixupParams, *, num_classes: int | None = Non
         and rounded half to even), targets ``[N, K]`` float (float32 for integer labels). With
         these targets ``CE(z, t̃) = λ·CE(z, y_a) + (1-λ)·CE(z, y_b)``, the reference's loss.
 
+    .. warning::
+       The reference code mixes float tensors only. For uint8 images the blend is computed in
+       float32 and rounded half to even, so the result is quantised; and since a compiler may
+       fuse ``λ·x + (1-λ)·x'`` into one multiply-add (one rounding instead of two), a value
+       within an ulp of a .5 tie can round to a level one apart from :mod:`torch_impl.mixing`.
+
     References:
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     """
@@ -189,11 +195,13 @@ def sample_ricap_params(key, batch_size: int, image_size, *, beta: float = 0.3, 
     even like ``np.round`` in the reference; four independent uniform permutations of the batch;
     for each patch k a crop offset uniform in ``[0, H - rows_k] × [0, W - cols_k]`` — one per patch
     for the whole batch as in the reference code (default), or one per image and patch with
-    ``per_image_offsets=True``. Jittable (``batch_size``, ``image_size`` static).
+    ``per_image_offsets=True``. Jittable (``batch_size``, ``image_size`` static); integer
+    fields are int32 (int64 in :mod:`torch_impl.mixing`).
 
     References:
-        Takahashi, Matsubara, Uehara, "Data Augmentation using Random Image Cropping and Patching
-        for Deep CNNs", ACML 2018 / IEEE TCSVT 2020.
+        Takahashi, Matsubara, Uehara, "RICAP: Random Image Cropping and Patching Data
+        Augmentation for Deep CNNs", ACML 2018; extended as "Data Augmentation using Random Image
+        Cropping and Patching for Deep CNNs", IEEE TCSVT 2020.
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
@@ -227,12 +235,19 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
         targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
         params: :class:`RicapParams` (see it for the axis convention of ``w`` and ``h``).
 
+    .. warning::
+       ``w`` counts rows and ``h`` columns, as in the reference code (which reads
+       ``I_x, I_y = input.size()[2:]`` from an NCHW batch), not as their names suggest. The
+       per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
+       reference draws one offset per patch for the whole batch.
+
     Returns:
         ``(patched_images, soft_targets)``, soft targets ``[N, K]`` float.
 
     References:
-        Takahashi, Matsubara, Uehara, "Data Augmentation using Random Image Cropping and Patching
-        for Deep CNNs", ACML 2018 / IEEE TCSVT 2020.
+        Takahashi, Matsubara, Uehara, "RICAP: Random Image Cropping and Patching Data
+        Augmentation for Deep CNNs", ACML 2018; extended as "Data Augmentation using Random Image
+        Cropping and Patching for Deep CNNs", IEEE TCSVT 2020.
     """
     n, height, width, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)

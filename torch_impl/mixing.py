@@ -110,7 +110,12 @@ def sample_mixup_params(
 
     ``α = 0`` means no mixing (``λ = 1``), as in the reference code; ``α < 0`` is an error.
     Sampled where ``generator`` lives (CPU when None: torch's default generator), then moved to
-    ``device``. See the module warning about the Beta draw.
+    ``device``.
+
+    .. warning::
+       torch has no Beta sampler that takes a generator: ``λ`` is drawn by NumPy from a seed
+       drawn from ``generator`` (see the module docstring), which costs one host sync when the
+       generator lives on a GPU.
 
     References:
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
@@ -136,6 +141,12 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
         ``(mixed_images, soft_targets)``: images of the input dtype (uint8 is blended in float32
         and rounded half to even), targets ``[N, K]`` float (float32 for integer labels). With
         these targets ``CE(z, t̃) = λ·CE(z, y_a) + (1-λ)·CE(z, y_b)``, the reference's loss.
+
+    .. warning::
+       The reference code mixes float tensors only. For uint8 images the blend is computed in
+       float32 and rounded half to even, so the result is quantised; and since a compiler may
+       fuse ``λ·x + (1-λ)·x'`` into one multiply-add (one rounding instead of two), a value
+       within an ulp of a .5 tie can round to a level one apart from :mod:`jax_impl.mixing`.
 
     References:
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
@@ -237,7 +248,11 @@ def sample_ricap_params(
     even like ``np.round`` in the reference; four independent uniform permutations of the batch;
     for each patch k a crop offset uniform in ``[0, H - rows_k] × [0, W - cols_k]`` — one per patch
     for the whole batch as in the reference code (default), or one per image and patch with
-    ``per_image_offsets=True``.
+    ``per_image_offsets=True``. Sampled where ``generator`` lives (CPU when None), then moved
+    to ``device``; integer fields are int64 (int32 in :mod:`jax_impl.mixing`).
+
+    .. warning::
+       The Beta draws come from NumPy seeded from ``generator`` (see the module docstring).
 
     Args:
         batch_size: ``N >= 1``.
@@ -245,8 +260,9 @@ def sample_ricap_params(
         beta: ``β > 0``.
 
     References:
-        Takahashi, Matsubara, Uehara, "Data Augmentation using Random Image Cropping and Patching
-        for Deep CNNs", ACML 2018 / IEEE TCSVT 2020.
+        Takahashi, Matsubara, Uehara, "RICAP: Random Image Cropping and Patching Data
+        Augmentation for Deep CNNs", ACML 2018; extended as "Data Augmentation using Random Image
+        Cropping and Patching for Deep CNNs", IEEE TCSVT 2020.
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
@@ -287,12 +303,19 @@ def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, n
         targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
         params: :class:`RicapParams` (see it for the axis convention of ``w`` and ``h``).
 
+    .. warning::
+       ``w`` counts rows and ``h`` columns, as in the reference code (which reads
+       ``I_x, I_y = input.size()[2:]`` from an NCHW batch), not as their names suggest. The
+       per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
+       reference draws one offset per patch for the whole batch.
+
     Returns:
         ``(patched_images, soft_targets)``, soft targets ``[N, K]`` float.
 
     References:
-        Takahashi, Matsubara, Uehara, "Data Augmentation using Random Image Cropping and Patching
-        for Deep CNNs", ACML 2018 / IEEE TCSVT 2020.
+        Takahashi, Matsubara, Uehara, "RICAP: Random Image Cropping and Patching Data
+        Augmentation for Deep CNNs", ACML 2018; extended as "Data Augmentation using Random Image
+        Cropping and Patching for Deep CNNs", IEEE TCSVT 2020.
     """
     n, _, height, width = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
