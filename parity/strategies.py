@@ -439,3 +439,122 @@ def optimizer_cases(
         lr_scale=lr_scale,
         **draw(optimizer_hparams(min_b2=min_b2)),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# AutoAugment: the 14 ops with per-image magnitudes, per-image policy draws
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "AUTOAUGMENT_OPS",
+    "AUTOAUGMENT_OP_SHAPES",
+    "AUTOAUGMENT_POLICY_SHAPE",
+    "autoaugment_fills",
+    "op_magnitudes",
+    "autoaugment_op_cases",
+    "autoaugment_params",
+    "autoaugment_policy_cases",
+]
+
+#: registry op name -> (torchvision / policy name, kind of per-image argument)
+AUTOAUGMENT_OPS = {
+    "shear_x": ("ShearX", "geometric"),
+    "shear_y": ("ShearY", "geometric"),
+    "translate_x": ("TranslateX", "geometric"),
+    "translate_y": ("TranslateY", "geometric"),
+    "rotate": ("Rotate", "geometric"),
+    "brightness": ("Brightness", "enhance"),
+    "color": ("Color", "enhance"),
+    "contrast": ("Contrast", "enhance"),
+    "sharpness": ("Sharpness", "enhance"),
+    "posterize": ("Posterize", "bits"),
+    "solarize": ("Solarize", "threshold"),
+    "autocontrast": ("AutoContrast", None),
+    "equalize": ("Equalize", None),
+    "invert": ("Invert", None),
+}
+
+# A few fixed NHWC shapes (odd and even sides, 1 and 3 channels, 1-pixel and <= 2-pixel sides):
+# every new shape is a new XLA compilation on the jax side.
+AUTOAUGMENT_OP_SHAPES = ((3, 7, 9, 3), (2, 8, 8, 1), (4, 5, 6, 3), (1, 1, 1, 3), (2, 2, 5, 1), (2, 15, 4, 3))
+AUTOAUGMENT_POLICY_SHAPE = (6, 9, 7, 3)
+
+
+@st.composite
+def autoaugment_fills(draw, channels: int):
+    """``fill`` for the geometric ops: 0 (torchvision's default), an int, or one int per channel."""
+    return draw(
+        st.one_of(
+            st.just(0),
+            st.integers(0, 255),
+            st.tuples(*[st.integers(0, 255)] * channels),
+        )
+    )
+
+
+@st.composite
+def op_magnitudes(draw, op: str, n: int, height: int, width: int):
+    """``[N]`` per-image arguments of AutoAugment op ``op`` (policy name, e.g. ``"Rotate"``).
+
+    Mostly torchvision's magnitude bins (every bin, both signs for signed ops), sometimes any value
+    in the op's range: shear factor in [-0.5, 0.5], translation in pixels up to beyond the image,
+    angle in [-360, 360], enhance magnitude in [-1, 1]; Posterize bits in [0, 8] (int64);
+    Solarize threshold in [0, 1].
+    """
+    from torch_impl.autoaugment import magnitude_bins  # pure Python, shared by both packages
+
+    bins = magnitude_bins(op, height, width)
+    signed = op not in ("Posterize", "Solarize")
+    if op == "Posterize":
+        return draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, 8)))
+    ranges = {
+        "ShearX": 0.5,
+        "ShearY": 0.5,
+        "TranslateX": width * 1.5,
+        "TranslateY": height * 1.5,
+        "Rotate": 360.0,
+    }
+    lo, hi = (0.0, 1.0) if op == "Solarize" else (-ranges.get(op, 1.0), ranges.get(op, 1.0))
+    from_bin = st.builds(
+        lambda b, neg: -bins[b] if (neg and signed) else bins[b], st.integers(0, 9), st.booleans()
+    )
+    anything = st.floats(lo, hi, width=32, allow_nan=False)
+    values = draw(st.lists(st.one_of(from_bin, from_bin, anything), min_size=n, max_size=n))
+    return np.asarray(values, dtype=np.float32)
+
+
+@st.composite
+def autoaugment_op_cases(draw, op: str, *, dtype=np.uint8, shapes=AUTOAUGMENT_OP_SHAPES):
+    """A case for one op: ``images`` NHWC (shape from ``shapes``), ``magnitude`` ``[N]`` (absent
+    for the ops without one) and ``fill`` (geometric ops)."""
+    tv_name, kind = AUTOAUGMENT_OPS[op]
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, h, w, c = images.shape
+    case = dict(images=images)
+    if kind is not None:
+        case["magnitude"] = draw(op_magnitudes(tv_name, n, h, w))
+    if kind == "geometric":
+        case["fill"] = draw(autoaugment_fills(c))
+    return case
+
+
+@st.composite
+def autoaugment_params(draw, n: int, policy: str):
+    """An AutoAugment parameter record as a dict: ``sub_policy`` ``[N]`` int64 in [0, 25),
+    ``apply`` and ``negate`` ``[N, 2]`` bool (any combination, whatever the policy's p)."""
+    from torch_impl.autoaugment import POLICIES
+
+    return dict(
+        sub_policy=draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, len(POLICIES[policy]) - 1))),
+        apply=draw(hnp.arrays(np.bool_, (n, 2))),
+        negate=draw(hnp.arrays(np.bool_, (n, 2))),
+    )
+
+
+@st.composite
+def autoaugment_policy_cases(draw, policy: str | None = None, *, dtype=np.uint8, shape=AUTOAUGMENT_POLICY_SHAPE):
+    """A whole-policy case: ``images`` NHWC, ``params`` (see :func:`autoaugment_params`),
+    ``policy`` (drawn when None) and ``fill`` 0 (fill is covered by the per-op cases)."""
+    policy = draw(st.sampled_from(["imagenet", "cifar10", "svhn"])) if policy is None else policy
+    images = draw(image_batches(dtype=dtype, shape=shape))
+    return dict(images=images, params=draw(autoaugment_params(images.shape[0], policy)), policy=policy, fill=0)

@@ -1,3 +1,138 @@
-"""Registry entries: autoaugment."""
+"""Registry entries: autoaugment (group "autoaugment").
 
-TRICKS: list = []
+One entry per op (``aa_<op>``: :mod:`torch_impl.ops` vs :mod:`jax_impl.ops` on uint8 images with
+per-image magnitudes, exact) and one per policy (``autoaugment_<policy>``: the same parameter
+record through :func:`torch_impl.autoaugment.autoaugment` and
+:func:`jax_impl.autoaugment.autoaugment`, exact on uint8), plus ``autoaugment_float`` for float
+images (a tolerance, see its reason). Agreement with torchvision itself is in
+``tests/test_ops.py`` and ``tests/test_autoaugment.py``.
+
+The jax ops run eagerly, so their magnitudes are concrete: the geometric matrices are the
+host-computed float64 ones (``jax_impl.ops.rotate`` under ``jit`` uses float32 trig instead; that
+path is bounded in ``tests/test_ops.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parity import strategies as S
+from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_torch
+from parity.registry import Trick
+
+__all__ = ["TRICKS"]
+
+
+def _op_runner(op: str, backend: str):
+    kind = S.AUTOAUGMENT_OPS[op][1]
+
+    def run(case):
+        if backend == "torch":
+            import torch_impl.ops as O
+
+            images, convert, back = images_to_torch(case["images"]), to_torch, images_from_torch
+        else:
+            import jax_impl.ops as O
+
+            images, convert, back = images_to_jax(case["images"]), to_jax, images_from_jax
+        fn = getattr(O, op)
+        if kind is None:
+            out = fn(images)
+        elif kind == "geometric":
+            out = fn(images, convert(case["magnitude"]), fill=case["fill"])
+        else:
+            out = fn(images, convert(case["magnitude"]))
+        return {"images": back(out)}
+
+    return run
+
+
+def _policy_runner(backend: str):
+    def run(case):
+        p = case["params"]
+        if backend == "torch":
+            import torch_impl.autoaugment as A
+
+            params = A.AutoAugmentParams(to_torch(p["sub_policy"]), to_torch(p["apply"]), to_torch(p["negate"]))
+            out = A.autoaugment(images_to_torch(case["images"]), params, policy=case["policy"], fill=case["fill"])
+            return {"images": images_from_torch(out)}
+        import jax_impl.autoaugment as A
+
+        params = A.AutoAugmentParams(
+            to_jax(p["sub_policy"].astype(np.int32)), to_jax(p["apply"]), to_jax(p["negate"])
+        )
+        out = A.autoaugment(images_to_jax(case["images"]), params, policy=case["policy"], fill=case["fill"])
+        return {"images": images_from_jax(out)}
+
+    return run
+
+
+def _op_cases(op):
+    return lambda: S.autoaugment_op_cases(op)
+
+
+def _policy_cases(policy, dtype=np.uint8):
+    return lambda: S.autoaugment_policy_cases(policy, dtype=dtype)
+
+
+def _all_bins_example(op: str) -> dict:
+    """Every magnitude bin and sign of ``op`` on one 15×16 RGB batch (19 images; ties in the shears)."""
+    from torch_impl.autoaugment import magnitude_bins
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (19, 15, 16, 3), dtype=np.uint8)
+    images[::2] = images[::2] // 64 * 64  # few levels: ties in the blends, flat channels
+    case = dict(images=images)
+    tv_name, kind = S.AUTOAUGMENT_OPS[op]
+    if kind is not None:
+        bins = list(magnitude_bins(tv_name, 15, 16))
+        values = bins + [-b for b in bins[1:]] if kind in ("geometric", "enhance") else (bins * 2)[:19]
+        case["magnitude"] = np.asarray(values, np.int64 if kind == "bits" else np.float32)
+    if kind == "geometric":
+        case["fill"] = 0
+    return case
+
+
+_OP_REASON = "uint8 in, uint8 out: the same float32 roundings (FMA where torch fuses) give identical bytes"
+
+TRICKS = [
+    Trick(
+        name=f"aa_{op}",
+        group="autoaugment",
+        cases=_op_cases(op),
+        run_torch=_op_runner(op, "torch"),
+        run_jax=_op_runner(op, "jax"),
+        atol=0,
+        rtol=0,
+        reason=_OP_REASON,
+        examples=(_all_bins_example(op),),
+    )
+    for op in S.AUTOAUGMENT_OPS
+] + [
+    Trick(
+        name=f"autoaugment_{policy}",
+        group="autoaugment",
+        cases=_policy_cases(policy),
+        run_torch=_policy_runner("torch"),
+        run_jax=_policy_runner("jax"),
+        atol=0,
+        rtol=0,
+        reason="uint8: every op is exact, the per-image selection is integer logic",
+    )
+    for policy in ("imagenet", "cifar10", "svhn")
+] + [
+    Trick(
+        name="autoaugment_float",
+        group="autoaugment",
+        cases=lambda: S.autoaugment_policy_cases(None, dtype=np.float32),
+        run_torch=_policy_runner("torch"),
+        run_jax=_policy_runner("jax"),
+        atol=1e-6,
+        rtol=0,
+        reason=(
+            "float32 images in [0, 1]: the grayscale mean (Contrast) and the 3x3 smoothing (Sharpness) "
+            "sum in a different order than torch's mean/conv2d, and arbitrary floats cannot be split into "
+            "exact partial products, so a value can differ by an ulp or two (<= 2.4e-7 at 1.0)"
+        ),
+    )
+]
