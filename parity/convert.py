@@ -191,7 +191,7 @@ def torch_state_dict_to_flax(state_dict) -> dict:
         node = tree
         for p in path:
             node = node.setdefault(p, {})
-        node[name] = np.ascontiguousarray(arr)
+        node[name] = np.array(arr, order="C", copy=True)  # never a view of the torch tensor
     out = {"params": params}
     if stats:
         out["batch_stats"] = stats
@@ -215,7 +215,7 @@ def flax_to_torch_state_dict(variables, *, num_batches_tracked: int = 0) -> dict
             if isinstance(value, dict) or hasattr(value, "items"):
                 walk(dict(value), key + ".", collection)
                 continue
-            arr = np.asarray(to_numpy(value))
+            arr = np.array(to_numpy(value), copy=True)
             if collection == "batch_stats":
                 out[key.rsplit(".", 1)[0] + (".running_mean" if name == "mean" else ".running_var")] = arr
                 continue

@@ -1,0 +1,337 @@
+"""The training recipe across frameworks: step parity per trick configuration, resume after SIGKILL,
+checkpoint errors, missing tricks, the CLI, and (slow) a short CIFAR-10 run from the shared archive.
+
+Everything runs a tiny fastnet (width 4) on a few digits images so the file stays fast on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jax_impl
+import torch_impl
+from jax_impl import train as jtrain
+from parity.convert import flax_to_torch_state_dict, torch_state_dict_to_flax
+from conftest import slow_scale
+from torch_impl import train as ttrain
+from twintricks.datasets import load_digits
+from twintricks.recipe import CheckpointError, TrainConfig, fit, load_checkpoint, save_checkpoint
+
+ARCHIVE = Path("/work/shared/data/cifar10-jpeg.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """32 train / 16 test digits images (every class present)."""
+    return load_digits().subset(train=32, test=16)
+
+
+def _config(**kw):
+    base = dict(model="fastnet", width=4, batch_size=8, eval_batch_size=16, epochs=2, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _jax_record(record):
+    """A torch_impl params NamedTuple as the jax_impl NamedTuple of the same name and fields."""
+    cls = getattr(jax_impl, type(record).__name__)
+    return cls(*(jnp.asarray(f.cpu().numpy()) for f in record))
+
+
+def _pair(config, dataset):
+    """A torch and a jax trainer starting from the same weights (torch's init, converted)."""
+    t = ttrain.Trainer(config, dataset, device="cpu")
+    j = jtrain.Trainer(config, dataset)
+    v = torch_state_dict_to_flax(t.model.state_dict())
+    j.state = {**j.state, "params": jax.tree_util.tree_map(jnp.asarray, v["params"]),
+               "batch_stats": jax.tree_util.tree_map(jnp.asarray, v["batch_stats"])}
+    j.state["opt_state"] = j.tx.init(j.state["params"])
+    return t, j
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[prefix + k] = np.asarray(v)
+    return out
+
+
+# One configuration per trick (and per optimizer). The step-parity tolerance on updated weights:
+# float32 gradients differ in the last bits (different conv/reduction orders in oneDNN and XLA);
+# after one SGD step of lr 0.05 that is ~1e-7 absolute. Adam-type steps divide by sqrt(v)+eps,
+# which for a parameter with a tiny gradient turns a last-bit gradient difference into a
+# visible update difference, so they get the looser bound (still 100x below the step size lr).
+CONFIGS = {  # every trick at least once, composed; SGD, AdamW and AdaBound (AMSBound/AdaBoundW
+    # are flags of the same update, proven against torch step by step in tests/test_optim.py)
+    "sgd+smoothing+mixup+step-schedule": (dict(label_smoothing=0.1, mixup=1.0, schedule="step", warmup_epochs=0.5), 2e-6),
+    "adamw+cutout+ricap": (dict(optimizer="adamw", cutout=8, cutout_holes=2, ricap=0.3), 2e-5),
+    "adabound+crop-flip+autoaugment": (dict(optimizer="adabound", crop_flip=True, autoaugment="cifar10"), 2e-5),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_step_parity(name, tiny):
+    """Same weights, batch and trick parameters → same loss (rtol 1e-4) and updated weights, two steps."""
+    kw, atol = CONFIGS[name]
+    config = _config(**kw)
+    try:
+        t, j = _pair(config, tiny)
+    except (ttrain.TrickUnavailableError, jtrain.TrickUnavailableError) as exc:
+        pytest.skip(f"trick not available yet: {exc}")
+    images = t.data.train_images[:8]
+    labels = t.data.train_labels[:8]
+    images_j = jnp.asarray(tiny.train_images[:8])
+    labels_j = jnp.asarray(tiny.train_labels[:8])
+    for _ in range(2):
+        aug = t.sample_aug(8)
+        aug_j = {k: _jax_record(v) for k, v in aug.items()}
+        lt, _ = t.train_step(images, labels, aug)
+        lj, _ = j.train_step(images_j, labels_j, aug_j)
+        np.testing.assert_allclose(float(lj), float(lt), rtol=1e-4)
+    mine = _flat(torch_state_dict_to_flax(t.model.state_dict()))
+    theirs = _flat(jax.device_get(j.variables))
+    assert mine.keys() == theirs.keys()
+    for k in mine:
+        np.testing.assert_allclose(theirs[k], mine[k], rtol=1e-4, atol=atol, err_msg=k)
+
+
+def test_step_parity_distillation(tiny):
+    """A frozen teacher (a resnet18, converted) gives the same distillation step in both frameworks."""
+    torch.manual_seed(0)
+    teacher = torch_impl.models.create_model("resnet18", 10, width=4)
+    teacher.eval()
+    sd = {k: v.numpy() for k, v in teacher.state_dict().items()}
+    config = _config(kd_temperature=3.0, kd_alpha=0.7, teacher="(in memory)")
+    t = ttrain.Trainer(config, tiny, device="cpu", teacher=("resnet18", 4, sd))
+    j = jtrain.Trainer(config, tiny, teacher=("resnet18", 4, torch_state_dict_to_flax(sd)))
+    v = torch_state_dict_to_flax(t.model.state_dict())
+    j.state = {**j.state, "params": v["params"], "batch_stats": v["batch_stats"]}
+    j.state["opt_state"] = j.tx.init(j.state["params"])
+    lt, _ = t.train_step(t.data.train_images[:8], t.data.train_labels[:8], {})
+    lj, _ = j.train_step(jnp.asarray(tiny.train_images[:8]), jnp.asarray(tiny.train_labels[:8]), {})
+    np.testing.assert_allclose(float(lj), float(lt), rtol=1e-4)
+    # the teacher pulls: the loss differs from the no-teacher loss of the same student
+    plain = ttrain.Trainer(_config(), tiny, device="cpu")  # same seed: the same initial student
+    assert abs(float(plain.train_step(t.data.train_images[:8], t.data.train_labels[:8], {})[0]) - float(lt)) > 1e-3
+
+
+def test_weight_conversion_round_trip_of_trained_model(tiny):
+    """A trained torch model converted to jax (and back) predicts the same in eval mode (running stats too)."""
+    config = _config(epochs=1)
+    t = ttrain.Trainer(config, tiny, device="cpu")
+    t.train_epoch(0)
+    j = jtrain.Trainer(config, tiny)
+    v = jax.tree_util.tree_map(jnp.asarray, torch_state_dict_to_flax(t.model.state_dict()))
+    t.model.load_state_dict({k: torch.from_numpy(a) for k, a in flax_to_torch_state_dict(v).items()})  # round trip
+    j.state = {**j.state, **v}
+    assert abs(t.evaluate()["loss"] - j.evaluate()["loss"]) < 1e-5  # float32 eval of 16 images
+    assert t.evaluate()["acc"] == j.evaluate()["acc"]
+
+
+# ----------------------------------------------------------------------------- resume after SIGKILL
+
+_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from twintricks.datasets import ImageDataset
+    from twintricks.recipe import TrainConfig, fit
+    backend, out, kill_at, resume, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+    if backend == "torch":
+        import torch; torch.set_num_threads(1)
+        from torch_impl.train import Trainer
+    else:
+        from jax_impl.train import Trainer
+    cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
+                      crop_flip=True, progress=False, seed=5, resume=resume, out=out)  # = _resume_config
+    with np.load(data) as z:
+        ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
+    def log(line):
+        print(line, flush=True)
+        if kill_at and line.startswith(f"epoch {kill_at:3d}/"):
+            os.kill(os.getpid(), signal.SIGKILL)  # after epoch kill_at ran, before its checkpoint
+    fit(Trainer(cfg, ds), cfg, out=out, log=log)
+    """
+)
+
+
+def _resume_config(backend, out, resume):
+    return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
+                       crop_flip=True, progress=False, seed=5, resume=resume, out=str(out))
+
+
+def _child(backend, out, kill_at, resume, data):
+    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, backend, str(out), str(kill_at), "1" if resume else "0", str(data)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_resume_after_sigkill_is_bit_identical(backend, tmp_path):
+    """Killed during epoch 2 (checkpoint of epoch 1 on disk), resumed: bit-identical final weights
+    to an uninterrupted run (this process; the killed and the resumed runs are subprocesses)."""
+    ds = load_digits().subset(train=64, test=16)
+    data = tmp_path / "data.npz"
+    np.savez(data, xa=ds.train_images, ya=ds.train_labels, xb=ds.test_images, yb=ds.test_labels)
+    cfg = _resume_config(backend, tmp_path / "full", False)
+    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the children: CPU results are bit-identical for the same thread count
+    try:
+        fit(Trainer(cfg, ds), cfg, out=tmp_path / "full", log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    killed = _child(backend, tmp_path / "cut", 2, False, data)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")["epoch"] == 1
+    resumed = _child(backend, tmp_path / "cut", 0, True, data)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.ckpt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    fa, fb = _flat(a["model"]), _flat(b["model"])
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+    # metrics.jsonl is rewritten from the checkpoint's history: one line per epoch, no duplicates
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- checkpoint errors
+
+
+@pytest.fixture()
+def saved_run(tiny, tmp_path):
+    config = _config(epochs=1, out=str(tmp_path))
+    fit(ttrain.Trainer(config, tiny, device="cpu"), config, out=tmp_path, log=lambda s: None)
+    return config, tmp_path / "checkpoint.ckpt"
+
+
+def test_corrupt_checkpoint_is_reported(saved_run, tiny):
+    config, path = saved_run
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        fit(ttrain.Trainer(_config(epochs=2), tiny, device="cpu"), _config(epochs=1, resume=True), out=path.parent)
+    path.write_bytes(b"not a checkpoint at all, just text" * 3)
+    with pytest.raises(CheckpointError, match="not a twintricks checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(path.parent / "missing.ckpt")
+
+
+def test_mismatched_checkpoint_is_reported(saved_run, tiny):
+    config, path = saved_run
+    other = _config(epochs=1, lr=0.01, resume=True)
+    with pytest.raises(CheckpointError, match="lr: checkpoint 0.05 vs now 0.01"):
+        fit(ttrain.Trainer(other, tiny, device="cpu"), other, out=path.parent, log=lambda s: None)
+    same = _config(epochs=1, resume=True)
+    jt = jtrain.Trainer(same, tiny)
+    with pytest.raises(CheckpointError, match="written by the 'torch' backend"):
+        fit(jt, same, out=path.parent, log=lambda s: None)
+    # a payload whose weights do not fit the model (wider net) is refused by both backends
+    payload = load_checkpoint(path)
+    wide = ttrain.Trainer(_config(width=6), tiny, device="cpu").get_state()
+    with pytest.raises(CheckpointError, match="does not fit"):
+        ttrain.Trainer(same, tiny, device="cpu").set_state({**payload, "model": wide["model"]})
+    jpayload = jt.get_state()
+    wide_j = torch_state_dict_to_flax(wide["model"])
+    with pytest.raises(CheckpointError, match="shape"):
+        jt.set_state({**jpayload, "model": wide_j})
+
+
+def test_checkpoint_is_written_atomically(tmp_path):
+    """save_checkpoint leaves no temporary file and replaces the old file whole."""
+    save_checkpoint(tmp_path / "c.ckpt", {"framework": "torch", "x": np.arange(3)})
+    save_checkpoint(tmp_path / "c.ckpt", {"framework": "torch", "x": np.arange(5)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ckpt"]
+    np.testing.assert_array_equal(load_checkpoint(tmp_path / "c.ckpt")["x"], np.arange(5))
+
+
+# ----------------------------------------------------------------------------- config and CLI
+
+
+def test_missing_trick_is_a_clear_error(tiny, monkeypatch):
+    monkeypatch.delattr(torch_impl.erasing, "cutout")
+    with pytest.raises(ttrain.TrickUnavailableError, match="--cutout needs torch_impl.erasing.cutout"):
+        ttrain.Trainer(_config(cutout=8), tiny, device="cpu")
+    monkeypatch.delattr(jax_impl.erasing, "cutout")
+    with pytest.raises(jtrain.TrickUnavailableError, match="--cutout needs jax_impl.erasing.cutout"):
+        jtrain.Trainer(_config(cutout=8), tiny)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [(dict(lr=-1.0), "`lr`"), (dict(mixup=1.0, ricap=0.3), "choose one"), (dict(optimizer="lamb"), "`optimizer`"),
+     (dict(label_smoothing=1.5), "`label_smoothing`"), (dict(epochs=0), "`epochs`"), (dict(kd_temperature=0.0), "`kd_temperature`")],
+)
+def test_bad_config_is_a_clear_error(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _config(**kw)
+
+
+def test_batch_larger_than_data_is_a_clear_error(tiny):
+    with pytest.raises(ValueError, match="larger than the training set"):
+        ttrain.Trainer(_config(batch_size=64), tiny, device="cpu")
+
+
+def test_cli_writes_its_outputs(tmp_path, capsys):
+    from parity.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--backend", "torch", "--width", "4", "--epochs", "1", "--batch-size", "128",
+                 "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    assert {"config.json", "metrics.jsonl", "summary.json", "checkpoint.ckpt", "curves.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"final_test_acc", "wall_s", "images_per_s", "compile_s"} <= set(summary)
+    assert "epoch   1/1" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="choose one"):
+        main(["train", "--mixup", "1", "--ricap", "0.3", "--out", str(out)])
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_cifar10_short_run_trains(backend):
+    """A few epochs on (a slow_scale()-sized part of) CIFAR-10 from the shared archive: well above chance."""
+    if not ARCHIVE.is_file():
+        pytest.skip(f"{ARCHIVE} not present on this machine")
+    from twintricks.datasets import load_cifar10
+
+    ds = load_cifar10(ARCHIVE)
+    n = max(1000, int(20000 * slow_scale()))
+    rng = np.random.default_rng(0)
+    tr, te = rng.permutation(50000)[:n], rng.permutation(10000)[: max(500, n // 4)]
+    from twintricks.datasets import ImageDataset
+
+    small = ImageDataset("cifar10", ds.train_images[tr], ds.train_labels[tr], ds.test_images[te], ds.test_labels[te], ds.classes)
+    config = TrainConfig(backend=backend, dataset="cifar10", width=16, epochs=3, batch_size=64, lr=0.05,
+                         crop_flip=True, progress=False)
+    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
+    summary = fit(Trainer(config, small), config, log=print)
+    assert summary["final_test_acc"] > 0.25  # chance is 0.10
