@@ -395,7 +395,7 @@ def write_plot(path: Path, result: dict) -> None:
                 if r is not None:
                     ys.append(k + (j - (len(impls) - 1) / 2) * h)
                     xs.append(r["images_per_s"])
-            ax.barh(ys, xs, height=h, color=colors(j % 10), label=impl, hatch="" if impl in OURS else "//")
+            ax.barh(ys, xs, height=h, color=colors(IMPLS.index(impl) % 10), label=impl, hatch="" if impl in OURS else "//")
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(rows)
         ax.invert_yaxis()
