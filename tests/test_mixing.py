@@ -178,6 +178,49 @@ def test_mixup_lambda_one_is_identity_and_alpha_zero_gives_it():
 
 
 # ------------------------------------------------------------------------------------------
+# Gradients with respect to float images
+# ------------------------------------------------------------------------------------------
+
+
+def test_image_gradients_match_the_analytic_ones():
+    """mixup: ∂/∂x_i Σ W·x̃ = λ·W_i + (1-λ)·W_{perm⁻¹(i)}; RICAP: each source pixel receives the
+    weights of the output pixels copied from it (found by running the reference algorithm on
+    an image of pixel ids)."""
+    rng = np.random.default_rng(4)
+    n, c, height, width = 3, 2, 5, 4
+    x = rng.random((n, height, width, c)).astype(np.float32)  # NHWC
+    weights = rng.normal(size=x.shape).astype(np.float32)
+    labels = np.array([0, 1, 0])
+
+    mp = dict(lam=np.asarray(0.3, np.float32), perm=np.array([2, 0, 1]))
+    inv = np.argsort(mp["perm"])
+    expected_mixup = 0.3 * weights + 0.7 * weights[inv]
+
+    rp = {k: v.numpy() for k, v in TM.sample_ricap_params(n, (height, width), per_image_offsets=True, generator=torch.Generator().manual_seed(2))._asdict().items()}
+    ids = np.arange(x.size // c, dtype=np.float64).reshape(n, 1, height, width)
+    src, _ = ricap_reference(ids, labels, 2, rp)
+    expected_ricap = np.stack(
+        [np.bincount(src.astype(np.int64).ravel(), weights=weights[..., ch].ravel(), minlength=ids.size) for ch in range(c)], -1
+    ).reshape(x.shape)
+    assert expected_ricap.shape == x.shape
+
+    for kernel, params_dict, expected in ((TM.mixup, mp, expected_mixup), (TM.ricap, rp, expected_ricap)):
+        cls = TM.MixupParams if kernel is TM.mixup else TM.RicapParams
+        xt = images_to_torch(x).requires_grad_()
+        out, _ = kernel(xt, torch.from_numpy(labels), _torch_params(cls, params_dict), num_classes=2)
+        (out * images_to_torch(weights)).sum().backward()
+        np.testing.assert_allclose(nchw_to_nhwc(xt.grad).numpy(), expected, rtol=1e-6, atol=1e-6)  # float32 sums
+
+    for kernel, cls, params_dict, expected in (
+        (JM.mixup, JM.MixupParams, mp, expected_mixup),
+        (JM.ricap, JM.RicapParams, rp, expected_ricap),
+    ):
+        params = _jax_params(cls, params_dict)
+        grad = jax.grad(lambda z: jnp.sum(kernel(z, jnp.asarray(labels), params, num_classes=2)[0] * weights))(jnp.asarray(x))
+        np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6, atol=1e-6)  # float32 sums
+
+
+# ------------------------------------------------------------------------------------------
 # Samplers: distributions (fixed seeds)
 # ------------------------------------------------------------------------------------------
 
