@@ -167,11 +167,11 @@ def _ricap_jax(case):
     return {"images": images_from_jax(images), "targets": to_numpy(targets)}
 
 
-def _ricap_images_only(run):
+def _images_only(run):
     return lambda case: {"images": run(case)["images"]}
 
 
-def _ricap_targets_only(run):
+def _targets_only(run):
     return lambda case: {"targets": run(case)["targets"]}
 
 
@@ -292,32 +292,33 @@ TRICKS = [
     Trick(
         name="mixup",
         group="mixing",
-        cases=lambda: S.mixup_cases(),
-        run_torch=_mixup_torch,
-        run_jax=_mixup_jax,
-        atol=1.0,
-        rtol=0.0,
-        reason="λ·x + (1-λ)·x' in float32 may be fused into one multiply-add by XLA (1 ulp); a uint8 "
-        "result rounded from a value that close to a .5 tie can then differ by one level. Float "
-        "images and targets are checked tightly by mixup_float",
-        examples=(_MIXUP_EDGE,),
-    ),
-    Trick(
-        name="mixup_float",
-        group="mixing",
         cases=lambda: S.mixup_cases(dtype=np.float32),
         run_torch=_mixup_torch,
         run_jax=_mixup_jax,
         atol=2.5e-7,
         rtol=0.0,
-        reason="λ·x + (1-λ)·x' in float32 (values in [0, 1]): XLA may fuse the multiply-add, 1 ulp",
+        reason="λ·x + (1-λ)·x' in float32 (images and targets in [0, 1]): XLA may fuse the "
+        "multiply-add, one rounding instead of two, 1 ulp",
+    ),
+    Trick(
+        name="mixup_uint8",
+        group="mixing",
+        cases=lambda: S.mixup_cases(dtype=np.uint8),
+        run_torch=_images_only(_mixup_torch),
+        run_jax=_images_only(_mixup_jax),
+        atol=1.0,
+        rtol=0.0,
+        reason="uint8 images are blended in float32 and rounded half to even; a fused multiply-add "
+        "(1 ulp) next to a .5 tie can round to the neighbouring level. The targets are checked "
+        "tightly by the entry mixup",
+        examples=(_MIXUP_EDGE,),
     ),
     Trick(
         name="ricap",
         group="mixing",
         cases=lambda: S.ricap_cases(),
-        run_torch=_ricap_images_only(_ricap_torch),
-        run_jax=_ricap_images_only(_ricap_jax),
+        run_torch=_images_only(_ricap_torch),
+        run_jax=_images_only(_ricap_jax),
         atol=0.0,
         rtol=0.0,
         reason="pure gather of pixels (uint8 and float32): the patched images must be bit-identical",
@@ -327,8 +328,8 @@ TRICKS = [
         name="ricap_targets",
         group="mixing",
         cases=lambda: S.ricap_cases(),
-        run_torch=_ricap_targets_only(_ricap_torch),
-        run_jax=_ricap_targets_only(_ricap_jax),
+        run_torch=_targets_only(_ricap_torch),
+        run_jax=_targets_only(_ricap_jax),
         atol=2.5e-7,
         rtol=0.0,
         reason="Σ_k W_k·t[perm_k] in float32 (the same order in both): XLA may fuse multiply-adds, "
