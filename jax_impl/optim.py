@@ -146,6 +146,8 @@ def scale_by_adabound(
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.result_type(float))
         lr_t = learning_rate(state.count) if scheduled else learning_rate
+        if not isinstance(lr_t, numbers.Real):  # a float32 schedule value under x64: widen it
+            lr_t = jnp.asarray(lr_t).astype(t.dtype)
         bias1 = -jnp.expm1(t * log_b1)  # 1 - b1^t
         bias2 = -jnp.expm1(t * log_b2)  # 1 - b2^t
         step_size = jnp.asarray(lr_t * jnp.sqrt(bias2) / bias1)
