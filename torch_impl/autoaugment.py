@@ -20,7 +20,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -178,7 +177,6 @@ def _linspace10(start: float, end: float) -> tuple[float, ...]:
     return tuple(_f32(start + step * i) if i < 5 else _f32(end - step * (9 - i)) for i in range(10))
 
 
-@functools.lru_cache(maxsize=None)
 def magnitude_bins(op: str, height: int, width: int) -> tuple[float, ...] | None:
     """torchvision's 10 magnitude bins of ``op`` for an image of that size (float32 values; None if unused)."""
     if op in ("ShearX", "ShearY"):
@@ -198,14 +196,24 @@ def magnitude_bins(op: str, height: int, width: int) -> tuple[float, ...] | None
     return None
 
 
-@functools.lru_cache(maxsize=None)
+_TABLES: dict = {}
+
+
 def _tables(policy: str, height: int, width: int):
-    """Per (sub-policy, slot): op id, probability, magnitude (unsigned) and signedness, as lists."""
+    """Per (sub-policy, slot): op id, probability, magnitude (unsigned) and signedness, as lists.
+
+    Cached in eager mode; under ``torch.compile`` computed inline (plain Python, constant-folded).
+    """
+    key = (policy, height, width)
+    if not compiling() and key in _TABLES:
+        return _TABLES[key]
     subs = POLICIES[policy]
     op_id = [[OPS.index(op) for op, _, _ in sub] for sub in subs]
     prob = [[p for _, p, _ in sub] for sub in subs]
     mag = [[0.0 if b is None else magnitude_bins(op, height, width)[b] for op, _, b in sub] for sub in subs]
     signed = [[op in _SIGNED for op, _, _ in sub] for sub in subs]
+    if not compiling():
+        _TABLES[key] = (op_id, prob, mag, signed)
     return op_id, prob, mag, signed
 
 
