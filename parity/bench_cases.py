@@ -272,8 +272,11 @@ def _jax_image_call(ctx: Context, fn, *, with_labels: bool = False):
     return lambda i: f(keys[i % K], images[i % P])
 
 
-def _ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, with_labels=False):
-    """The two torch_impl columns for an ``nn.Module`` wrapper (sample + apply per call)."""
+def _ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, compiled_fn=None, with_labels=False):
+    """The two torch_impl columns: eager = the ``nn.Module`` wrapper (sample + apply per call);
+    compile = ``compiled_fn()``, a ``(sample, kernel)`` pair: the sampler runs eagerly (a few
+    tiny draws on the generator, which ``torch.compile`` cannot trace) and the kernel runs under
+    ``torch.compile`` — exactly how :mod:`torch_impl.train` uses them."""
 
     def eager():
         return _torch_image_call(ctx, need("torch_impl", name)(**kwargs), with_labels=with_labels)
@@ -281,11 +284,25 @@ def _ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, wit
     def compiled():
         if not ctx.compile_torch:
             raise NotAvailable("skipped (torch.compile off)")
-        return _torch_image_call(ctx, _torch_compile(need("torch_impl", name)(**kwargs)), with_labels=with_labels)
+        sample, kernel = compiled_fn()
+        kernel = _torch_compile(kernel)
+        s = ctx.size
+        dev = ctx.torch_device
+        if with_labels:
+            return _torch_image_call(
+                ctx, lambda x, y: kernel(x, y, sample(s.batch, (s.height, s.width), dev)), with_labels=True
+            )
+        return _torch_image_call(ctx, lambda x: kernel(x, sample(s.batch, (s.height, s.width), dev)))
 
     return [
-        Case(trick, "torch_impl eager", "torch", eager),
-        Case(trick, "torch_impl compile", "torch", compiled),
+        Case(trick, "torch_impl eager", "torch", eager, note="nn.Module wrapper: sample + apply"),
+        Case(
+            trick,
+            "torch_impl compile",
+            "torch",
+            compiled,
+            note="sampler eager, kernel under torch.compile (as in torch_impl.train)",
+        ),
     ]
 
 
@@ -424,7 +441,17 @@ def _mixup(ctx: Context) -> list[Case]:
         return _torch_image_call(ctx, mix, with_labels=True, dtype="f32")
 
     return [
-        *_ours_torch_module(ctx, t, "Mixup", dict(alpha=1.0, num_classes=k), with_labels=True),
+        *_ours_torch_module(
+            ctx,
+            t,
+            "Mixup",
+            dict(alpha=1.0, num_classes=k),
+            with_labels=True,
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_mixup_params")(n, alpha=1.0, device=dev),
+                lambda x, y, p: need("torch_impl", "mixup")(x, y, p, num_classes=k),
+            ),
+        ),
         *_ours_jax_random(ctx, t, "random_mixup", dict(alpha=1.0, num_classes=k), with_labels=True),
         Case(t, "torchvision v2 batch", "torch", tv_mixup, note="v2.MixUp on float32 input (it rejects uint8)"),
         Case(t, "timm", "torch", timm_mixup, note="timm Mixup(mode='batch'), in place, float32 input"),
@@ -441,7 +468,16 @@ def _cutout(ctx: Context) -> list[Case]:
         return _tv().RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=0)
 
     return [
-        *_ours_torch_module(ctx, t, "Cutout", dict(n_holes=1, length=length, fill=0)),
+        *_ours_torch_module(
+            ctx,
+            t,
+            "Cutout",
+            dict(n_holes=1, length=length, fill=0),
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_cutout_params")(n, hw, n_holes=1, device=dev),
+                lambda x, p: need("torch_impl", "cutout")(x, p, length=length, fill=0),
+            ),
+        ),
         *_ours_jax_random(ctx, t, "random_cutout", dict(n_holes=1, length=length, fill=0)),
         Case(
             t,
@@ -465,7 +501,17 @@ def _ricap(ctx: Context) -> list[Case]:
     k = ctx.size.num_classes
     t = "RICAP"
     return [
-        *_ours_torch_module(ctx, t, "RICAP", dict(beta=0.3, num_classes=k), with_labels=True),
+        *_ours_torch_module(
+            ctx,
+            t,
+            "RICAP",
+            dict(beta=0.3, num_classes=k),
+            with_labels=True,
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_ricap_params")(n, hw, beta=0.3, device=dev),
+                lambda x, y, p: need("torch_impl", "ricap")(x, y, p, num_classes=k),
+            ),
+        ),
         *_ours_jax_random(ctx, t, "random_ricap", dict(beta=0.3, num_classes=k), with_labels=True),
     ]
 
@@ -480,7 +526,21 @@ def _crop_flip(ctx: Context) -> list[Case]:
         return _torch_per_image_call(ctx, tr)
 
     return [
-        *_ours_torch_module(ctx, t, "RandomResizedCropFlip", dict(size=(s.height, s.width))),
+        *_ours_torch_module(
+            ctx,
+            t,
+            "RandomResizedCropFlip",
+            dict(size=(s.height, s.width)),
+            compiled_fn=lambda: (
+                lambda n, hw, dev: (
+                    need("torch_impl", "sample_resized_crop_params")(n, hw, device=dev),
+                    need("torch_impl", "sample_flip_params")(n, device=dev),
+                ),
+                lambda x, p: need("torch_impl", "hflip")(
+                    need("torch_impl", "resized_crop")(x, p[0], size=(s.height, s.width)), p[1]
+                ),
+            ),
+        ),
         *_ours_jax_random(ctx, t, "random_resized_crop_flip", dict(size=(s.height, s.width))),
         Case(
             t,
@@ -503,7 +563,16 @@ def _autoaugment(ctx: Context) -> list[Case]:
         return v2.AutoAugment(AutoAugmentPolicy(policy))
 
     return [
-        *_ours_torch_module(ctx, t, "AutoAugment", dict(policy=policy)),
+        *_ours_torch_module(
+            ctx,
+            t,
+            "AutoAugment",
+            dict(policy=policy),
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_autoaugment_params")(n, policy=policy, device=dev),
+                lambda x, p: need("torch_impl", "autoaugment")(x, p, policy=policy),
+            ),
+        ),
         *_ours_jax_random(ctx, t, "random_autoaugment", dict(policy=policy)),
         Case(
             t,
