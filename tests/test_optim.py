@@ -131,6 +131,18 @@ _HUGE_GAMMA_CASE = dict(  # found by hypothesis: 1/(γt) overflows float32 (torc
 HP_KEYS = ("lr", "final_lr", "b1", "b2", "gamma", "eps", "weight_decay")
 
 
+def scan_trajectory(tx, params, grads):
+    """Apply ``tx`` over ``grads`` (leading axis = steps) with ``lax.scan``; the params after each step."""
+
+    def body(carry, g):
+        p, s = carry
+        u, s = tx.update(g, s, p)
+        p = optax.apply_updates(p, u)
+        return (p, s), p
+
+    return jax.lax.scan(body, (params, tx.init(params)), grads)[1]
+
+
 @functools.lru_cache(maxsize=None)
 def _scan_trajectory(member: str, scheduled: bool):
     """A jitted 200-step run whose hyperparameters are *traced* float64 arguments, so one
@@ -143,14 +155,7 @@ def _scan_trajectory(member: str, scheduled: bool):
         tx = getattr(JO, MEMBERS[member][1])(
             lr, base_lr=hp["lr"], **{k: hp[k] for k in HP_KEYS if k != "lr"}
         )
-
-        def body(carry, g):
-            p, s = carry
-            u, s = tx.update(g, s, p)
-            p = optax.apply_updates(p, u)
-            return (p, s), p
-
-        return jax.lax.scan(body, (params, tx.init(params)), grads)[1]
+        return scan_trajectory(tx, params, grads)
 
     return jax.jit(run)
 
@@ -254,14 +259,7 @@ def _jax_sched_runner(member, kind, dtype):
 
     def run(params, grads, wd):
         tx = getattr(JO, MEMBERS[member][1])(lr, weight_decay=wd, **kw)
-
-        def body(carry, g):
-            params, state = carry
-            updates, state = tx.update(g, state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, state), params
-
-        return jax.lax.scan(body, (params, tx.init(params)), grads)[1]
+        return scan_trajectory(tx, params, grads)
 
     return jax.jit(run)
 
@@ -888,15 +886,8 @@ def test_long_trajectory_parity_slow(member):
         torch_traj.append(p.detach().clone().numpy())
     with jax.enable_x64(True):
         tx = getattr(JO, MEMBERS[member][1])(schedule, weight_decay=1e-3, base_lr=peak)
-
-        def body(carry, g):
-            q, s = carry
-            u, s = tx.update(g, s, q)
-            q = optax.apply_updates(q, u)
-            return (q, s), q
-
-        q = jnp.asarray(p0)
-        jax_traj = np.asarray(jax.jit(lambda c, gs: jax.lax.scan(body, c, gs)[1])((q, tx.init(q)), jnp.asarray(grads)))
+        run = jax.jit(lambda q, gs: scan_trajectory(tx, q, gs))
+        jax_traj = np.asarray(run(jnp.asarray(p0), jnp.asarray(grads)))
     # float64: rounding only (jnp.cos vs math.cos, fused multiply-adds: ~1e-16 relative per step)
     np.testing.assert_allclose(np.stack(torch_traj), ref, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(jax_traj, ref, rtol=1e-9, atol=1e-9)
