@@ -188,5 +188,5 @@ def create_model(name: str = "fastnet", num_classes: int = 10, *, width: int | N
 
 def init_model(model: nn.Module, key, image_shape=(32, 32, 3)) -> dict:
     """Fresh variables ``{"params": ..., "batch_stats": ...}`` for ``[N, *image_shape]`` inputs."""
-    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-    return jax.tree_util.tree_map(lambda a: a, dict(variables))
+    variables = model.init(key, jnp.zeros((1, *tuple(image_shape)), jnp.float32), train=False)
+    return dict(variables)

@@ -1,0 +1,114 @@
+"""The models in both frameworks and the weight conversion between them (parity.convert)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from jax_impl import models as jm
+from parity.convert import flax_to_torch_state_dict, images_to_torch, torch_state_dict_to_flax
+from torch_impl import models as tm
+
+SMALL = [("fastnet", 4), ("resnet18", 2)]
+
+
+def _randomised_torch(name, width, seed=0):
+    """A torch model with random BatchNorm affine parameters and running statistics."""
+    torch.manual_seed(seed)
+    model = tm.create_model(name, 10, width=width)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.normal_(1.0, 0.3), m.bias.normal_(0.0, 0.3)
+                m.running_mean.normal_(0.0, 0.3), m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _images(n=3, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, width", SMALL)
+def test_converted_model_agrees_in_eval_mode(name, width):
+    """torch → flax: same logits in eval mode (running statistics used)."""
+    t = _randomised_torch(name, width).eval()
+    variables = torch_state_dict_to_flax(t.state_dict())
+    x = _images()
+    expected = t(images_to_torch(x)).detach().numpy()
+    got = np.asarray(jm.create_model(name, 10, width=width).apply(variables, jnp.asarray(x), train=False))
+    # float32: XLA and oneDNN sum the convolutions in different orders (~1e-7 relative per layer)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, width", SMALL)
+def test_train_mode_forward_and_running_stats_agree(name, width):
+    """Train mode: batch statistics normalise, and the running stats update with torch's momentum
+    convention (m = 0.1, unbiased variance) in both frameworks."""
+    t = _randomised_torch(name, width).train()
+    variables = torch_state_dict_to_flax(t.state_dict())
+    x = _images(4, seed=1)
+    expected = t(images_to_torch(x)).detach().numpy()
+    got, upd = jm.create_model(name, 10, width=width).apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)  # batch-stat normalisation, float32
+    after = torch_state_dict_to_flax(t.state_dict())["batch_stats"]
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(after), jax.tree_util.tree_leaves(upd["batch_stats"])):
+        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-4, atol=1e-5, err_msg=str(path))
+
+
+@pytest.mark.parametrize("name, width", SMALL)
+def test_conversion_round_trip_is_exact(name, width):
+    t = _randomised_torch(name, width)
+    back = flax_to_torch_state_dict(torch_state_dict_to_flax(t.state_dict()))
+    ref = t.state_dict()
+    assert back.keys() == ref.keys()
+    for k in ref:
+        np.testing.assert_array_equal(back[k], ref[k].numpy(), err_msg=k)
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()}, strict=True)
+
+
+@pytest.mark.parametrize("name, width", SMALL)
+def test_same_structure_and_parameter_count(name, width):
+    """The fresh flax variables have exactly the tree the conversion produces (same layers, shapes)."""
+    t = tm.create_model(name, 10, width=width)
+    model = jm.create_model(name, 10, width=width)
+    fresh = jax.eval_shape(lambda k: jm.init_model(model, k), jax.random.key(0))  # shapes only, no compile
+    conv = torch_state_dict_to_flax(t.state_dict())
+    assert jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(conv)
+    shapes = lambda tree: [np.shape(a) for a in jax.tree_util.tree_leaves(tree)]  # noqa: E731
+    assert shapes(fresh) == shapes(conv)
+    assert sum(np.size(a) for a in jax.tree_util.tree_leaves(fresh["params"])) == sum(p.numel() for p in t.parameters())
+
+
+def test_init_distributions_match_torch_default():
+    """flax kernels are drawn from torch's default U(±1/sqrt(fan_in)) (checked on the widest layer)."""
+    fresh = jm.init_model(jm.create_model("fastnet", 10, width=16), jax.random.key(0))
+    k = np.asarray(fresh["params"]["conv3"]["conv"]["kernel"])  # fan-in 3x3x32, 18432 weights
+    bound = 1 / np.sqrt(3 * 3 * 32)
+    assert np.abs(k).max() <= bound and np.abs(k).max() > 0.98 * bound
+    t = tm.create_model("fastnet", 10, width=16).conv3.conv.weight.detach().numpy()
+    assert abs(np.std(k) - np.std(t)) < 0.05 * np.std(t)  # both ≈ bound/sqrt(3)
+
+
+def test_bfloat16_compute_close_to_float32():
+    model = jm.create_model("fastnet", 10, width=4)
+    v = torch_state_dict_to_flax(tm.create_model("fastnet", 10, width=4).state_dict())
+    x = jnp.asarray(_images())
+    a = model.apply(v, x)
+    b = jm.create_model("fastnet", 10, width=4, dtype=jnp.bfloat16).apply(v, x)
+    assert b.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=0.05)  # bf16 has 8 bits of mantissa
+
+
+def test_bad_arguments():
+    for create in (tm.create_model, jm.create_model):
+        with pytest.raises(ValueError, match="`model`"):
+            create("vgg", 10)
+        with pytest.raises(ValueError, match="`num_classes`"):
+            create("fastnet", 1)
+        with pytest.raises(TypeError, match="`width`"):
+            create("fastnet", 10, width=2.5)
+    with pytest.raises(ValueError, match="cannot convert"):
+        torch_state_dict_to_flax({"x.weight": np.zeros((2, 2, 2))})
