@@ -79,7 +79,7 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "fastnet"
     width: int | None = None
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 64
     eval_batch_size: int = 512
     optimizer: str = "sgd"
