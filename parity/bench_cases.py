@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -107,7 +108,12 @@ def need(module: str, name: str):
     except ImportError as exc:
         raise NotAvailable(f"{module.split('.')[0]} not installed ({exc.name})") from None
     try:
-        return getattr(mod, name)
+        obj = getattr(mod, name)
+        # A package attribute can be a submodule of the same name (torch_impl.autoaugment is
+        # both): take the function inside it.
+        if isinstance(obj, types.ModuleType) and hasattr(obj, name):
+            obj = getattr(obj, name)
+        return obj
     except AttributeError:
         if module.startswith(("torch_impl", "jax_impl")):
             raise NotAvailable(f"not implemented ({module}.{name})") from None
