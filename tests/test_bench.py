@@ -153,3 +153,22 @@ def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
     assert res["records"] and all(r["status"] == "skipped" for r in res["records"])
     assert all("time limit" in r["reason"] for r in res["records"])
     assert (out / "bench.md").exists() and (out / "bench.png").exists()
+
+
+def test_need_finds_functions_and_reports_missing_ones():
+    from parity.bench_cases import NotAvailable, need
+
+    # torch_impl.autoaugment is both a submodule and a function: the function is what is timed.
+    assert callable(need("torch_impl", "autoaugment"))
+    with pytest.raises(NotAvailable, match="not implemented"):
+        need("torch_impl", "no_such_trick")
+    with pytest.raises(NotAvailable, match="not installed"):
+        need("no_such_library_xyz", "f")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="no GPU"):
+        main(["bench", "--tiny", "--device", "cuda", "--out", str(tmp_path)])
