@@ -257,10 +257,16 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
     return params
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill):
-    """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes."""
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool):
+    """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
+
+    ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
+    shapes: ``torch.compile``, accelerators). Otherwise (eager on CPU) each op runs only on the
+    images that drew it (boolean indexing, data-dependent shapes). Both give the same images: the
+    kernels treat images independently.
+    """
     n, _, h, w = images.shape
-    out = images
+    candidates = []  # (selected images [N] bool, kernel(images, magnitudes), magnitudes [N])
     geo = [name for name in _GEOMETRIC if name in slot_ops]
     if geo:
         zero = torch.zeros_like(mag)
@@ -277,7 +283,7 @@ def _apply_slot(images, op, mag, slot_ops: set, fill):
             sel = op == OPS.index(name)
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
-        out = torch.where(is_geo.view(n, 1, 1, 1), ops._affine_nearest(images, matrix, fill), out)
+        candidates.append((is_geo, lambda x, m: ops._affine_nearest(x, m, fill), matrix))
     neutral = {"Posterize": 8.0, "Solarize": 1.0}
     kernels = {
         "Brightness": ops._brightness,
@@ -293,8 +299,17 @@ def _apply_slot(images, op, mag, slot_ops: set, fill):
     for name, kernel in kernels.items():
         if name in slot_ops:
             sel = op == OPS.index(name)
-            m = torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))
+            candidates.append((sel, kernel, torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))))
+    if static:
+        out = images
+        for sel, kernel, m in candidates:
             out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
+        return out
+    out = images.clone()
+    for sel, kernel, m in candidates:
+        idx = sel.nonzero().squeeze(1)
+        if idx.numel():
+            out[idx] = kernel(images[idx], m[idx])
     return out
 
 
@@ -315,6 +330,10 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
 
     Returns:
         The augmented batch, same shape and dtype.
+
+    Eager on CPU, each operation runs only on the images that drew it (boolean indexing); under
+    ``torch.compile`` and on accelerators every candidate operation runs on the whole batch with
+    static shapes and ``where`` selects (same results).
     """
     policy = _policy_name(policy)
     n, c, h, w = check_images("images", images)
@@ -323,6 +342,11 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
     ops._check("images", images)
     ops._fill_values(fill, c, images.dtype)  # validates fill
     params = _check_params(params, n, len(POLICIES[policy]))
+    return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu")
+
+
+def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool) -> torch.Tensor:
+    n, c, h, w = images.shape
     op_id, _, mag, signed = _tables(policy, h, w)
     device = images.device
     sub = params.sub_policy.to(device=device, dtype=torch.int64)
@@ -336,7 +360,7 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
-        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill)
+        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static)
     return out
 
 
