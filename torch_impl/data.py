@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from twintricks.checks import check_int
+from twintricks.recipe import steps_per_epoch
 
 __all__ = ["DeviceData", "epoch_permutation", "batch_indices", "eval_batches"]
 
@@ -45,10 +45,7 @@ class DeviceData:
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches per epoch (the last short batch is dropped); at least one is required."""
-        check_int("batch_size", batch_size, low=1)
-        if self.num_train < batch_size:
-            raise ValueError(f"`batch_size` {batch_size} is larger than the training set ({self.num_train} images)")
-        return self.num_train // batch_size
+        return steps_per_epoch(self.num_train, batch_size)
 
 
 def epoch_permutation(n: int, *, generator: torch.Generator, device=None) -> torch.Tensor:

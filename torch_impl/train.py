@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch_impl import data as tdata
 from torch_impl import models as tmodels
 from twintricks.datasets import channel_stats
-from twintricks.recipe import TrainConfig, fit, lr_at
+from twintricks.recipe import TrainConfig, fit, lr_at, required_tricks
 
 __all__ = ["Trainer", "build_optimizer", "train", "TrickUnavailableError"]
 
@@ -159,30 +159,8 @@ class Trainer:
 
     def _check_tricks(self) -> None:
         """Resolve every requested trick now, so a missing one fails before training starts."""
-        c = self.config
-        self._fn: dict[str, Any] = {}
-        if c.crop_flip:
-            for n in ("sample_resized_crop_params", "resized_crop", "sample_flip_params", "hflip"):
-                self._fn[n] = _trick("cropping", n, "--crop-flip")
-        if c.autoaugment:
-            for n in ("sample_autoaugment_params", "autoaugment"):
-                self._fn[n] = _trick("autoaugment", n, "--autoaugment")
-        if c.cutout > 0:
-            for n in ("sample_cutout_params", "cutout"):
-                self._fn[n] = _trick("erasing", n, "--cutout")
-        if c.mixup > 0:
-            for n in ("sample_mixup_params", "mixup"):
-                self._fn[n] = _trick("mixing", n, "--mixup")
-        if c.ricap > 0:
-            for n in ("sample_ricap_params", "ricap"):
-                self._fn[n] = _trick("mixing", n, "--ricap")
-        if c.label_smoothing > 0:
-            for n in ("smooth_labels", "label_smoothing_cross_entropy"):
-                self._fn[n] = _trick("losses", n, "--label-smoothing")
-        if c.mixup > 0 or c.ricap > 0:
-            self._fn["soft_target_cross_entropy"] = _trick("losses", "soft_target_cross_entropy", "--mixup/--ricap")
-        if self.teacher is not None:
-            self._fn["distillation_loss"] = _trick("losses", "distillation_loss", "--teacher")
+        teacher = self.teacher is not None
+        self._fn: dict[str, Any] = {n: _trick(m, n, flag) for m, n, flag in required_tricks(self.config, teacher=teacher)}
 
     def sample_aug(self, batch_size: int | None = None) -> dict:
         """Draw one step's trick parameters from the run's generator (a dict of NamedTuples)."""

@@ -46,6 +46,8 @@ __all__ = [
     "load_checkpoint",
     "check_resume_compatible",
     "atomic_write_bytes",
+    "required_tricks",
+    "steps_per_epoch",
     "fit",
 ]
 
@@ -163,6 +165,42 @@ class TrainConfig:
     def uses_compile(self, device_type: str) -> bool:
         """``compile="auto"`` compiles on accelerators only (see :mod:`torch_impl.train`)."""
         return self.compile == "on" or (self.compile == "auto" and device_type != "cpu")
+
+
+# ----------------------------------------------------------------------------- tricks
+
+
+def required_tricks(config: TrainConfig, *, teacher: bool = False) -> list[tuple[str, str, str]]:
+    """``(module, function, flag)`` for every trick function a run needs: each backend resolves them
+    in its own package (``torch_impl.<module>.<function>`` / ``jax_impl.<module>.<function>``)
+    before training, so a trick that is not available fails with a clear error naming the flag."""
+    need: list[tuple[str, str, str]] = []
+    add = lambda module, names, flag: need.extend((module, n, flag) for n in names)  # noqa: E731
+    if config.crop_flip:
+        add("cropping", ("sample_resized_crop_params", "resized_crop", "sample_flip_params", "hflip"), "--crop-flip")
+    if config.autoaugment:
+        add("autoaugment", ("sample_autoaugment_params", "autoaugment"), "--autoaugment")
+    if config.cutout > 0:
+        add("erasing", ("sample_cutout_params", "cutout"), "--cutout")
+    if config.mixup > 0:
+        add("mixing", ("sample_mixup_params", "mixup"), "--mixup")
+    if config.ricap > 0:
+        add("mixing", ("sample_ricap_params", "ricap"), "--ricap")
+    if config.label_smoothing > 0:
+        add("losses", ("smooth_labels", "label_smoothing_cross_entropy"), "--label-smoothing")
+    if config.mixup > 0 or config.ricap > 0:
+        add("losses", ("soft_target_cross_entropy",), "--mixup/--ricap")
+    if teacher:
+        add("losses", ("distillation_loss",), "--teacher")
+    return need
+
+
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
+    """Full batches per epoch (the last short batch is dropped); at least one is required."""
+    check_int("batch_size", batch_size, low=1)
+    if num_train < batch_size:
+        raise ValueError(f"`batch_size` {batch_size} is larger than the training set ({num_train} images)")
+    return num_train // batch_size
 
 
 # ----------------------------------------------------------------------------- schedule
