@@ -11,6 +11,7 @@ Method (the same for every figure):
 * calls shorter than a few milliseconds are timed in groups of ``inner`` consecutive calls (one
   synchronisation at the end of the group) and divided by ``inner``, so the clock's resolution
   and the synchronisation do not dominate;
+* Python's garbage collector is paused during the timed repeats (as ``timeit`` does);
 * the figure is the median over repeats, with the minimum and maximum beside it.
 
 Peak memory: on a GPU, torch's ``max_memory_allocated`` (reset before the case) or jax's
@@ -21,6 +22,7 @@ repeats, so the sampler cannot disturb them).
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -81,16 +83,23 @@ def measure(call: Callable[[int], Any], sync: Callable[[Any], None], budget: Bud
     i += 1
     inner = max(1, min(1000, int(budget.group_seconds / max(est, 1e-7))))
     seconds: list[float] = []
-    start = time.perf_counter()
-    while len(seconds) < budget.max_repeats and (
-        len(seconds) < budget.min_repeats or time.perf_counter() - start < budget.seconds
-    ):
-        t0 = time.perf_counter()
-        outs = [call(i + k) for k in range(inner)]
-        sync(outs)
-        seconds.append((time.perf_counter() - t0) / inner)
-        i += inner
-        del outs
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: no collection pause inside a timed group
+    try:
+        start = time.perf_counter()
+        while len(seconds) < budget.max_repeats and (
+            len(seconds) < budget.min_repeats or time.perf_counter() - start < budget.seconds
+        ):
+            t0 = time.perf_counter()
+            outs = [call(i + k) for k in range(inner)]
+            sync(outs)
+            seconds.append((time.perf_counter() - t0) / inner)
+            i += inner
+            del outs
+    finally:
+        if was_enabled:
+            gc.enable()
     return Timing(first, seconds, inner)
 
 
