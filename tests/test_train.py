@@ -110,6 +110,17 @@ def test_step_parity(name, tiny):
         np.testing.assert_allclose(theirs[k], mine[k], rtol=1e-4, atol=atol, err_msg=k)
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_epochs_with_every_trick_sample_in_the_step_and_compile_once(backend, tiny):
+    """The sampling path (not fed by a test) works with every trick on, and jax compiles the step once."""
+    config = _config(epochs=2, crop_flip=True, autoaugment="svhn", cutout=6, mixup=0.4, label_smoothing=0.1)
+    trainer = (ttrain.Trainer(config, tiny, device="cpu") if backend == "torch" else jtrain.Trainer(config, tiny))
+    losses = [trainer.train_epoch(e)["loss"] for e in range(2)]
+    assert np.isfinite(losses).all() and trainer.step == 2 * (32 // 8)
+    if backend == "jax":
+        assert trainer._epoch_step._cache_size() == 1  # the second epoch reused the first compilation
+
+
 def test_step_parity_distillation(tiny):
     """A frozen teacher (a resnet18, converted) gives the same distillation step in both frameworks."""
     torch.manual_seed(0)
