@@ -485,6 +485,12 @@ def run(args) -> int:
     machine["threads_requested"] = args.threads
     if threads_note:
         machine["threads_note"] = threads_note
+    v = machine["versions"]
+    machine_tag = (
+        f"{machine['cpu_model']} x{machine['cpu_cores']}"
+        + (f", {machine['gpu']}" if machine.get("gpu") else "")
+        + f"; torch {v.get('torch')} on {device}, jax {v.get('jax')} on {jax_platform}"
+    )
     started = time.perf_counter()
     result = {
         "mode": mode,
@@ -527,6 +533,7 @@ def run(args) -> int:
             rec = _skip_record(case, ctx, f"skipped (time limit {limit:.0f} s)")
         else:
             rec = _run_case(case, ctx, budget, device)
+        rec["machine"] = machine_tag
         result["records"].append(rec)
         extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
         print(f"  [{elapsed:5.0f}s] {ctx.size.name:8s} {case.trick:20s} {case.impl:26s} {_cell(rec)}{extra}", flush=True)

@@ -60,6 +60,7 @@ def test_json_structure(run):
     seen = set()
     for r in recs:
         assert r["impl"] in IMPLS
+        assert m["cpu_model"] in r["machine"]  # the machine travels with every figure
         assert r["status"] in ("ok", "n/a", "skipped", "error")
         key = (r["size"], r["trick"], r["impl"])
         assert key not in seen
