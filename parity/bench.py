@@ -21,7 +21,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from parity.bench_cases import IMPLS, OURS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
+from parity.bench_cases import IMPLS, OURS, ROW_DOCS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
 from parity.bench_timing import Budget, MemoryProbe, loadavg, machine_info, measure, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
@@ -356,10 +356,21 @@ def write_markdown(path: Path, result: dict) -> None:
                 f"{_ratio_text(g['ratio'])} | ≥ {g['target']:.2f}× | {met} |"
             )
         lines.append("")
-    notes = sorted({(r["trick"], r["impl"], r["note"]) for r in records if r.get("note")})
-    if notes:
+    present = [t for t in (*TRICK_NAMES, *TRAIN_ROWS) if any(r["trick"] == t for r in records)]
+    if present:
+        lines += ["## What each row does", ""]
+        lines += [f"- **{t}**: {ROW_DOCS[t]}" for t in present if t in ROW_DOCS]
+        lines.append("")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        if r.get("note"):
+            tricks = groups.setdefault((r["impl"], r["note"]), [])
+            if r["trick"] not in tricks:
+                tricks.append(r["trick"])
+    if groups:
         lines += ["## What each column runs", ""]
-        lines += [f"- {t}, {i}: {n}" for t, i, n in notes]
+        for (impl, note), tricks in sorted(groups.items(), key=lambda kv: (IMPLS.index(kv[0][0]), kv[1][0])):
+            lines.append(f"- {impl} ({', '.join(tricks)}): {note}")
         lines.append("")
     errors = [r for r in records if r["status"] == "error"]
     if errors:

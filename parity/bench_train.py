@@ -74,11 +74,12 @@ def training_cases(ctx: Context, recipes=(TRAIN, TRAIN_TRICKS)) -> list[Case]:
     """Cases timing one training step at ``ctx``'s size for each recipe."""
     cases = []
     for r in recipes:
-        note = "default recipe: fastnet, SGD Nesterov, cosine" if r == TRAIN else "crop+flip, Cutout 16, mixup 1.0, label smoothing 0.1"
-        note += "; Trainer.train_step"
         cases += [
-            Case(r, "torch_impl eager", "torch", lambda r=r: _torch_step(ctx, r, compiled=False), note=note),
-            Case(r, "torch_impl compile", "torch", lambda r=r: _torch_step(ctx, r, compiled=True), note=note),
-            Case(r, "jax_impl jit", "jax", lambda r=r: _jax_step(ctx, r), note=note),
+            Case(r, "torch_impl eager", "torch", lambda r=r: _torch_step(ctx, r, compiled=False),
+                 note="torch_impl.train.Trainer.train_step, compile='off'"),
+            Case(r, "torch_impl compile", "torch", lambda r=r: _torch_step(ctx, r, compiled=True),
+                 note="torch_impl.train.Trainer.train_step, compile='on' (augment + forward + loss compiled)"),
+            Case(r, "jax_impl jit", "jax", lambda r=r: _jax_step(ctx, r),
+                 note="jax_impl.train.Trainer.train_step (jitted sampling, jitted step)"),
         ]
     return cases
