@@ -7,7 +7,14 @@ whether each of its two operations fires and the signs; :func:`autoaugment` appl
 operation the policy can put there runs once over the batch with per-image magnitudes (the five
 geometric ops share one affine warp) and ``where`` selects per image. The affine matrices come
 from a host table of the policy's discrete magnitudes (computed in float64 like torchvision for
-the static image size), so the geometric ops are exact under ``jit`` too.
+the static image size), so the geometric ops are exact under ``jit`` too. The two slots run as
+one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate is
+materialised before the select.
+
+.. warning:: Static shapes mean every candidate op runs on every image: on CPU this costs about
+   ten ops per slot over the whole batch, so it is slower than torchvision's per-image loop at
+   ImageNet size (torch_impl's eager CPU path runs each op only on the images that drew it).
+   On accelerators the whole-batch computation is what one wants.
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
@@ -278,7 +285,8 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     bcast = lambda sel: sel.reshape(n, 1, 1, 1)  # noqa: E731
     if any(name in slot_ops for name in _GEOMETRIC):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
-        out = jnp.where(bcast(is_geo), ops._affine_nearest(images, theta, fill=fill), out)
+        warped = jax.lax.optimization_barrier(ops._affine_nearest(images, theta, fill=fill))
+        out = jnp.where(bcast(is_geo), warped, out)
 
     def select(name, neutral=0.0):
         sel = op == OPS.index(name)
@@ -314,7 +322,8 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     if "Invert" in slot_ops:
         candidates.append((op == OPS.index("Invert"), ops._invert(images)))
     for sel, result in candidates:
-        out = jnp.where(bcast(sel), result, out)
+        # Materialise each candidate: fused into the select chain, XLA's CPU code got slower.
+        out = jnp.where(bcast(sel), jax.lax.optimization_barrier(result), out)
     return out
 
 

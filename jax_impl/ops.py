@@ -20,6 +20,11 @@ that a per-image product is computed once. The kernels therefore say which round
 
 ``tests/test_ops.py`` checks jax == torch per op on every AutoAugment magnitude.
 
+.. warning:: "Where torch fuses" is where ATen's CPU kernels use FMA instructions (x86-64 with
+   AVX2/AVX-512, as tested) or CUDA contracts; on a CPU without FMA torch rounds twice and uint8
+   results can differ by 1 on a few pixels. Contrast's mean is an exact integer sum for uint8
+   images up to H·W·255 < 2^24 (256×256); beyond that float32 summation order matters.
+
 Geometric ops need the float32 inverse affine matrix torchvision computes in float64 (Python
 floats) and rounds. When the magnitudes are concrete (eager calls, NumPy or Python numbers) the
 matrix is computed exactly that way on the host. Under ``jit``/``vmap`` (traced magnitudes) it
