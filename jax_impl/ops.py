@@ -197,8 +197,8 @@ def _fill_values(fill, channels: int, dtype) -> tuple[float, ...] | None:
 
 
 def _finish(out, dtype):
-    out = jnp.clip(out, 0, _bound(dtype))
-    return out if jnp.issubdtype(dtype, jnp.floating) else out.astype(dtype)
+    """Clamp to the dtype's range and cast back (truncation for uint8)."""
+    return jnp.clip(out, 0, _bound(dtype)).astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------

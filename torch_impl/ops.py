@@ -112,6 +112,10 @@ def _per_image(name: str, value, n: int, device, dtype: torch.dtype = torch.floa
         if value.dtype == torch.bool or value.is_complex():
             raise TypeError(f"`{name}` must be real numbers, got dtype {value.dtype}")
         return value.to(device=device, dtype=dtype)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+            raise TypeError(f"`{name}` must be numbers, got {value!r}")
+        return _per_image(name, torch.tensor([float(v) for v in value], dtype=torch.float64), n, device, dtype)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number or a tensor [N], got {type(value).__name__}")
     return torch.full((n,), float(value), dtype=dtype, device=device)
