@@ -147,6 +147,48 @@ def _fill_values(fill, channels: int, dtype: torch.dtype) -> list[float] | None:
     return None if all(v == 0 for v in out) else out
 
 
+# --------------------------------------------------------------------------------------------
+# Exact float32 arithmetic for compiled code
+#
+# Eager ATen fuses ``a + alpha·b`` (add_ with alpha, addcmul) into one FMA on x86-64 AVX2/AVX-512
+# and rounds ``bmm``'s products separately; inductor's generated code may fuse differently. Under
+# torch.compile the kernels below therefore compute those roundings explicitly (the same helpers
+# as jax_impl.ops), so that compiled and eager results are the same bytes.
+# --------------------------------------------------------------------------------------------
+
+
+def _split(c: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``c = hi + lo`` exactly, ``hi`` keeping the top ``bits`` significant bits of float32 ``c``."""
+    c = c.to(torch.float32)
+    mask = -(1 << (24 - bits))  # int32 with the low (24 - bits) mantissa bits cleared
+    hi = (c.view(torch.int32) & mask).view(torch.float32)
+    return hi, c - hi
+
+
+def _product(x: torch.Tensor, c: torch.Tensor, x_bits: int = 8) -> torch.Tensor:
+    """``x·c`` rounded once, for integer-valued ``x`` of at most ``x_bits`` bits (exact partial products)."""
+    hi, lo = _split(c, 24 - x_bits)
+    return x * hi + x * lo
+
+
+def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    s = a + b
+    z = s - a
+    return s, (a - (s - z)) + (b - z)
+
+
+def _fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``a·b + c`` rounded once (see :func:`jax_impl.ops._fma`): exact 12-bit partial products summed
+    with error-free transformations."""
+    ah, al = _split(a, 12)
+    bh, bl = _split(b, 12)
+    s, err = c, None
+    for part in (ah * bh, ah * bl, al * bh, al * bl):
+        s, e = _two_sum(s, part)
+        err = e if err is None else err + e
+    return s + err
+
+
 def _finish(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Clamp to the dtype's range and cast back (truncation for uint8, as torchvision's ``.to``)."""
     out = out.clamp(0, _bound(dtype))
@@ -199,9 +241,32 @@ def _affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.T
     base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).unsqueeze(-1))
     base[..., 2].fill_(1)
     rescaled = theta.transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=device)
-    grid = base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
+    if compiling() and dtype == torch.float32:
+        # bmm's arithmetic, (x·a + y·b) + c with both products rounded, made FMA-proof: 2x and
+        # 2y are integers below 2^11 (sides up to 2048), so the split partial products are exact.
+        x2, y2 = 2 * base[..., 0:1], 2 * base[..., 1:2]  # [1, H, W, 1]
+        r = rescaled.view(n, 1, 1, 3, 2)
+        grid = (_product(x2, r[..., 0, :], 11) * 0.5 + _product(y2, r[..., 1, :], 11) * 0.5) + r[..., 2, :]
+    else:
+        grid = base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
     x = images.to(dtype)
     fill_values = _fill_values(fill, c, images.dtype)
+    if compiling() and dtype == torch.float32:
+        # inductor decomposes grid_sample as g·(size/2) + (size/2 - 0.5), which rounds differently
+        # from ATen's ((g + 1)·size/2) - 0.5 at the half-integer ties: pick the pixels ourselves.
+        def index(coord, size):
+            i = torch.round((coord + 1) * (size * 0.5) - 0.5)
+            return i, (i >= 0) & (i <= size - 1)
+
+        ix, okx = index(grid[..., 0], w)
+        iy, oky = index(grid[..., 1], h)
+        valid = (okx & oky).view(n, 1, h * w)
+        flat = torch.where(valid, (iy * w + ix).view(n, 1, h * w), 0).to(torch.int64)
+        out = images.reshape(n, c, h * w).gather(2, flat.expand(n, c, h * w))
+        fill_img = torch.tensor(fill_values or [0.0], dtype=dtype, device=device).view(1, -1, 1)
+        if not images.is_floating_point():
+            fill_img = fill_img.round().to(images.dtype)
+        return torch.where(valid, out, fill_img.expand(n, c, 1)).view(n, c, h, w)
     if fill_values is None:
         out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     else:
@@ -314,12 +379,20 @@ def _enhance_magnitude(name: str, magnitude, n: int, device) -> torch.Tensor:
 def _grayscale(images: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma ``[N, 1, H, W]`` as torchvision computes it (floored for uint8 images)."""
     r, g, b = images.unbind(dim=1)
+    if compiling() and not images.is_floating_point():
+        r, g, b = r.float(), g.float(), b.float()
+        gray = _product(r, torch.tensor(0.2989, device=r.device))
+        gray = _fma(b, torch.tensor(0.114, device=r.device), _fma(g, torch.tensor(0.587, device=r.device), gray))
+        return gray.unsqueeze(1).floor()
     gray = r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(1)
     return gray if images.is_floating_point() else gray.floor_()
 
 
 def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``images·ratio + other·alpha`` with the second product fused (torchvision's ``mul().add_(alpha=)``)."""
+    if compiling() and not images.is_floating_point():
+        x = images.float()
+        return _fma(other.expand(x.shape), alpha, _product(x, ratio))
     return torch.addcmul(images.mul(ratio), other, alpha)
 
 
@@ -364,6 +437,8 @@ def _sharpness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
         centre = x[..., 1:-1, 1:-1]
         blurred = ((window - centre) * (1.0 / 13.0) + centre * (5.0 / 13.0)).round()
     inner = x[..., 1:-1, 1:-1]
+    if compiling() and not images.is_floating_point():
+        return _finish(_fma(F.pad(blurred - inner, (1, 1, 1, 1)), alpha, x), images.dtype)
     x[..., 1:-1, 1:-1] = torch.addcmul(inner, blurred - inner, alpha)
     return _finish(x, images.dtype)
 
