@@ -33,6 +33,11 @@ the inverse affine matrix in float64 and round it to float32 like torchvision, c
 sampling grid with the same batched matmul and sample with ``grid_sample``; pixels that come from
 outside get ``fill``.
 
+Under ``torch.compile`` (inductor fuses multiply-adds its own way and decomposes ``grid_sample``
+with another rounding) uint8 images take an explicit path: error-free emulation of exactly the
+roundings eager ATen performs, and ATen's nearest-pixel rule applied by hand, so compiled and
+eager results are the same bytes (float images: within float32 rounding).
+
 Float images: all ops accept floating images with values in ``[0, 1]`` (checked in eager mode,
 skipped under ``torch.compile``) and compute in the image's dtype, like torchvision's tensor
 kernels; ``equalize`` quantises floats to uint8 and back, as torchvision does.
