@@ -28,8 +28,9 @@ that a per-image product is computed once. The kernels therefore say which round
 Geometric ops need the float32 inverse affine matrix torchvision computes in float64 (Python
 floats) and rounds. When the magnitudes are concrete (eager calls, NumPy or Python numbers) the
 matrix is computed exactly that way on the host. Under ``jit``/``vmap`` (traced magnitudes) it
-is computed in float32: exact for translations and shears, but ``rotate``'s float32 ``cos``/``sin``
-can be one ulp off, which moves a few nearest-neighbour ties (see :func:`rotate`).
+is computed in float32: exact for translations and shears, and for rotations through float32-only
+double-float trigonometry that rounds like float64 except within ~2^-40 of a float32 rounding
+midpoint (see :func:`rotate`).
 :func:`jax_impl.autoaugment.autoaugment` does not have this problem: its matrices come from a
 host table of the discrete AutoAugment magnitudes.
 
@@ -262,15 +263,76 @@ def translate_matrix(pixels, axis: int):
     return xp.stack([one, zero, zero, zero, one, -t], axis=1)
 
 
+def _degree_table():
+    """cos and sin of every integer degree in [-360, 360] as float32 (hi, lo) pairs (float64 exact)."""
+    deg = np.arange(-360, 361, dtype=np.float64)
+    out = []
+    for v in (np.cos(deg * _DEG_TO_RAD), np.sin(deg * _DEG_TO_RAD)):
+        hi = v.astype(np.float32)
+        out += [hi, (v - hi).astype(np.float32)]
+    return out
+
+
+_COS_HI, _COS_LO, _SIN_HI, _SIN_LO = _degree_table()
+_K = _DEG_TO_RAD
+_K_HI = np.float32(_K)
+_K_LO = np.float32(_K - float(_K_HI))
+
+
+def _exact_parts(a, b):
+    """The four exact partial products of float32 ``a·b`` (12-bit halves)."""
+    ah, al = _split(a, 12)
+    bh, bl = _split(b, 12)
+    return ah * bh, ah * bl, al * bh, al * bl
+
+
+def _sum_exactish(terms):
+    """Sum with error-free two-sums, the errors added at the end (Sum2): about twice float32 precision."""
+    s, err = terms[0], jnp.zeros_like(terms[0])
+    for t in terms[1:]:
+        s, e = _two_sum(s, t)
+        err = err + e
+    return s + err
+
+
+def _cos_sin_degrees(angle):
+    """Correctly rounded float32 ``cos``/``sin`` of float32 ``angle`` degrees, in float32 only.
+
+    ``angle = n + f`` (integer degrees ``n`` from a float64 table, ``|f| <= 0.5``), angle-sum
+    formulas with ``f·π/180`` in double-float, the leading products exact (split partial
+    products), everything summed with error-free transformations: about 2^-40 absolute error,
+    so the rounding to float32 matches torchvision's float64 ``math.cos``/``math.sin`` except
+    within ~2^-40 of a rounding midpoint.
+    """
+    a = jax.lax.rem(angle.astype(jnp.float32), jnp.float32(360.0))  # exact
+    n = jnp.round(a)
+    f = a - n  # exact, |f| <= 0.5
+    idx = (n + 360).astype(jnp.int32)
+    ch, cl = jnp.asarray(_COS_HI)[idx], jnp.asarray(_COS_LO)[idx]
+    sh, sl = jnp.asarray(_SIN_HI)[idx], jnp.asarray(_SIN_LO)[idx]
+    # x = f·π/180 as x1 (its exact partial products) + x2 (small terms)
+    x_parts = _exact_parts(f, jnp.float32(_K_HI))
+    x1 = _sum_exactish(list(x_parts))
+    x2 = f * _K_LO + ((x_parts[0] - x1) + x_parts[1] + x_parts[2] + x_parts[3])
+    x2 = jnp.where(f == 0, 0.0, x2)
+    xx = x1 * x1
+    dc = xx * (-0.5 + xx * (1.0 / 24.0 - xx * (1.0 / 720.0)))  # cos(x) - 1
+    ds = -x1 * xx * (1.0 / 6.0 - xx * (1.0 / 120.0))  # sin(x) - x
+    # cos(n + f) = C·(1 + dc) - S·(x1 + x2 + ds);  sin(n + f) = S·(1 + dc) + C·(x1 + x2 + ds)
+    cos = _sum_exactish([ch, *[-p for p in _exact_parts(sh, x1)], cl, ch * dc, -sh * (x2 + ds), -sl * x1])
+    sin = _sum_exactish([sh, *_exact_parts(ch, x1), sl, sh * dc, ch * (x2 + ds), cl * x1])
+    return cos, sin
+
+
 def rotate_matrix(angle):
     """Float32 inverse matrices ``[N, 6]`` of a counter-clockwise rotation by ``angle`` degrees about the centre."""
     if isinstance(angle, np.ndarray):
         z = np.zeros_like(angle)
         return _inverse_affine_host(-np.remainder(angle, 360.0), z, z, z, z, 0.0, 0.0)
-    r = -jnp.remainder(angle.astype(jnp.float32), 360.0) * jnp.float32(_DEG_TO_RAD)
-    cos, sin = jnp.cos(r), jnp.sin(r)
-    zero = jnp.zeros_like(r)
-    return jnp.stack([cos, sin, zero, -sin, cos, zero], axis=1)
+    # rot = -angle: theta = [cos(angle), -sin(angle), 0, sin(angle), cos(angle), 0]
+    cos, sin = _cos_sin_degrees(angle)
+    zero = jnp.zeros_like(cos)
+    return jnp.stack([cos, -sin, zero, sin, cos, zero], axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=("fill",))
@@ -343,9 +405,10 @@ def rotate(images, angle, *, fill=0):
     """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
 
     .. warning:: With concrete angles the float32 matrix equals torchvision's exactly. With traced
-       angles (inside ``jit``/``vmap``) ``cos``/``sin`` run in float32 and can be one ulp off the
-       correctly rounded values, so pixels whose source position is within float error of a
-       half-integer may take the other neighbour (``tests/test_ops.py`` bounds how many).
+       angles (inside ``jit``/``vmap``) ``cos``/``sin`` come from :func:`_cos_sin_degrees`
+       (float32 only): exact on every AutoAugment angle, but an angle whose cosine or sine lies
+       within ~2^-40 of a float32 rounding midpoint (about 3 in 100,000 random angles) can get
+       a matrix entry one ulp off, which can move nearest-neighbour ties.
     """
     n = _check("images", images)[0]
     return _geometric(images, rotate_matrix(_per_image("angle", angle, n)), fill)
