@@ -28,7 +28,9 @@ that a per-image product is computed once. The kernels therefore say which round
 Geometric ops need the float32 inverse affine matrix torchvision computes in float64 (Python
 floats) and rounds. When the magnitudes are concrete (eager calls, NumPy or Python numbers) the
 matrix is computed exactly that way on the host. Under ``jit``/``vmap`` (traced magnitudes) it
-is computed in float32: exact for translations and shears, and for rotations through float32-only
+is computed in float32: exact for translations; for shears exact on every AutoAugment bin (the
+offset ``s·size/2`` can sit exactly on a float32 rounding midpoint for other factors, ~0.2% of
+random ones, where torchvision's float64 ``tan(atan(s))`` decides); for rotations through float32-only
 double-float trigonometry that rounds like float64 except within ~2^-40 of a float32 rounding
 midpoint (see :func:`rotate`).
 :func:`jax_impl.autoaugment.autoaugment` does not have this problem: its matrices come from a

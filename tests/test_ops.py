@@ -225,6 +225,21 @@ def test_jax_rotate_traced_angles():
     assert np.any(host != traced, axis=1).mean() < 1e-4
 
 
+def test_jax_shear_traced_matrix_exact_on_every_bin():
+    """Traced shear factors give the host (float64, torchvision) matrix on every bin and size."""
+    import jax
+    import jax.numpy as jnp
+
+    bins = list(magnitude_bins("ShearX", 1, 1))
+    values = np.asarray(bins + [-b for b in bins], np.float32)
+    traced = jax.jit(J.shear_matrix, static_argnums=(1, 2, 3))
+    assert np.array_equal(np.asarray(traced(jnp.asarray(values), 15, 16, 0)), J.shear_matrix(values.astype(np.float64), 15, 16, 0))
+    for h in range(1, 98):  # a jax array (not NumPy) takes the float32 path; no compile per size
+        for axis in (0, 1):
+            host = J.shear_matrix(values.astype(np.float64), h, h + 7, axis)
+            assert np.array_equal(np.asarray(J.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
+
+
 # --------------------------------------------------------------------------------------------
 # Invariants (both packages)
 # --------------------------------------------------------------------------------------------
