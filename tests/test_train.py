@@ -89,10 +89,7 @@ def test_step_parity(name, tiny):
     """Same weights, batch and trick parameters → same loss (rtol 1e-4) and updated weights, two steps."""
     kw, atol = CONFIGS[name]
     config = _config(**kw)
-    try:
-        t, j = _pair(config, tiny)
-    except (ttrain.TrickUnavailableError, jtrain.TrickUnavailableError) as exc:
-        pytest.skip(f"trick not available yet: {exc}")
+    t, j = _pair(config, tiny)
     images = t.data.train_images[:8]
     labels = t.data.train_labels[:8]
     images_j = jnp.asarray(tiny.train_images[:8])
