@@ -54,13 +54,6 @@ def reference(op: str, images: torch.Tensor, values) -> torch.Tensor:
     return torch.cat([tv_apply(images[i : i + 1], tv_name, float(values[i])) for i in range(images.shape[0])])
 
 
-def image_batch(draw, n: int, *, rgb_or_gray: bool):
-    h = draw(st.integers(1, 12))
-    w = draw(st.integers(1, 12))
-    c = draw(st.sampled_from([1, 3] if rgb_or_gray else [1, 2, 3]))
-    return draw(S.image_batches(dtype=np.uint8, shape=(n, h, w, c)))
-
-
 @st.composite
 def op_bin_cases(draw, op: str):
     """uint8 images (odd/even sides, 1 and 3 channels), one image per magnitude bin and sign."""
