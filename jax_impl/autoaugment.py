@@ -9,7 +9,9 @@ geometric ops share one affine warp) and ``where`` selects per image. The affine
 from a host table of the policy's discrete magnitudes (computed in float64 like torchvision for
 the static image size), so the geometric ops are exact under ``jit`` too. The two slots run as
 one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate is
-materialised before the select.
+materialised before the select. On uint8 images the pixel-wise ops (Brightness, Contrast,
+Posterize, Solarize, AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup
+table per slot, built from each op's own arithmetic on the 256 values, and one gather.
 
 .. warning:: Static shapes mean every candidate op runs on every image: on CPU this costs about
    ten ops per slot over the whole batch, so it is slower than torchvision's per-image loop at
@@ -276,6 +278,64 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
     return params
 
 
+_LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+
+
+def _slot_lut(images, op, mag, slot_ops: set):
+    """Per-image, per-channel lookup tables ``[N, C, 256]`` (uint8) for the slot's pixel-wise ops.
+
+    On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
+    map every value through a function of that value and per-image (per-channel) statistics, so
+    each op's table is its own kernel arithmetic evaluated on the 256 possible values (the same
+    float32 operations, so the same bytes); images that drew none of them get the identity.
+    """
+    n, h, w, c = images.shape
+    v = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))  # values as an NHWC "image"
+    vf = v.astype(jnp.float32)
+    lut = v
+
+    def select(name, neutral=0.0):
+        sel = op == OPS.index(name)
+        return sel.reshape(n, 1, 1, 1), jnp.where(sel, mag, jnp.float32(neutral))
+
+    def ratio_alpha(m):
+        return (1.0 + m).reshape(n, 1, 1, 1), (-m).reshape(n, 1, 1, 1)
+
+    if "Brightness" in slot_ops:
+        sel, m = select("Brightness")
+        lut = jnp.where(sel, ops._finish(vf * ratio_alpha(m)[0], jnp.uint8), lut)
+    if "Contrast" in slot_ops:
+        sel, m = select("Contrast")
+        ratio, alpha = ratio_alpha(m)
+        mean = ops._contrast_mean(images)
+        lut = jnp.where(sel, ops._finish(ops._blend(vf, mean, ratio, alpha, False), jnp.uint8), lut)
+    if "Posterize" in slot_ops:
+        sel, m = select("Posterize", 8.0)
+        lut = jnp.where(sel, ops._posterize(v, m.astype(jnp.int32)), lut)
+    if "Solarize" in slot_ops:
+        sel, m = select("Solarize", 1.0)
+        threshold = (m * 255.0).astype(jnp.float32).reshape(n, 1, 1, 1)
+        lut = jnp.where(sel, jnp.where(vf >= threshold, ops._invert(v), v), lut)
+    if "AutoContrast" in slot_ops:
+        sel = (op == OPS.index("AutoContrast")).reshape(n, 1, 1, 1)
+        lo = jnp.min(images, axis=(1, 2), keepdims=True).astype(jnp.float32)
+        hi = jnp.max(images, axis=(1, 2), keepdims=True).astype(jnp.float32)
+        flat = hi == lo
+        inv_scale = jnp.where(flat, 1.0, ops._product(hi - lo, 1.0 / 255.0)).astype(jnp.float32)
+        lo = jnp.where(flat, 0.0, lo).astype(jnp.float32)
+        stretched = jnp.clip((vf - lo) / ops._divisor(inv_scale, vf), 0, 255).astype(jnp.uint8)
+        lut = jnp.where(sel, stretched, lut)
+    if "Equalize" in slot_ops:
+        sel = (op == OPS.index("Equalize")).reshape(n, 1, 1, 1)
+        table, valid = ops._equalize_lut(ops._histograms(images))  # [N, C, 256], [N, C, 1]
+        table = jnp.where(valid, table, jnp.arange(256, dtype=jnp.uint8))
+        lut = jnp.where(sel, jnp.swapaxes(table, 1, 2)[:, None], lut)
+    if "Invert" in slot_ops:
+        sel = (op == OPS.index("Invert")).reshape(n, 1, 1, 1)
+        lut = jnp.where(sel, ops._invert(v), lut)
+    return jnp.swapaxes(lut[:, 0], 1, 2)  # [N, C, 256]
+
+
 def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
     ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric)."""
@@ -296,6 +356,13 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
         return (1.0 + m).astype(dtype).reshape(n, 1, 1, 1), (-m).astype(dtype).reshape(n, 1, 1, 1)
 
     candidates = []
+    if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
+        # uint8: every pixel-wise op through one table lookup (identity for the other images).
+        is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _LUT_OPS if name in slot_ops]))
+        lut = jax.lax.optimization_barrier(_slot_lut(images, op, mag, slot_ops))  # not fused into the gather
+        mapped = ops._apply_lut(images, lut)
+        out = jnp.where(bcast(is_lut), jax.lax.optimization_barrier(mapped), out)
+        slot_ops = set(slot_ops) - set(_LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
         candidates.append((sel, ops._brightness(images, ratio_alpha(m)[0])))
