@@ -359,8 +359,7 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
         # uint8: every pixel-wise op through one table lookup (identity for the other images).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _LUT_OPS if name in slot_ops]))
-        lut = jax.lax.optimization_barrier(_slot_lut(images, op, mag, slot_ops))  # not fused into the gather
-        mapped = ops._apply_lut(images, lut)
+        mapped = ops._apply_lut(images, _slot_lut(images, op, mag, slot_ops))
         out = jnp.where(bcast(is_lut), jax.lax.optimization_barrier(mapped), out)
         slot_ops = set(slot_ops) - set(_LUT_OPS)
     if "Brightness" in slot_ops:

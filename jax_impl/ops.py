@@ -616,9 +616,22 @@ def _histograms(u8):
     return counts.astype(jnp.int32).reshape(n, c, 256)
 
 
+def _materialize_lut(lut):
+    """``lut`` (uint8 ``[..., 256]``) unchanged, computed once before any per-pixel lookup.
+
+    XLA's CPU fusion would otherwise inline the table's arithmetic (cumulative sums, integer
+    divisions) into the per-pixel gather and redo it for every pixel (``optimization_barrier`` is
+    expanded away before fusion there). A product with the identity matrix is never fused into its
+    consumer, and is exact: each output is one integer below 256 times 1 plus zeros.
+    """
+    eye = jnp.eye(lut.shape[-1], dtype=jnp.float32)
+    return jnp.matmul(lut.astype(jnp.float32), eye, precision=jax.lax.Precision.HIGHEST).astype(jnp.uint8)
+
+
 def _apply_lut(u8, lut):
-    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]``."""
+    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]`` (uint8, materialised first)."""
     n, h, w, c = u8.shape
+    lut = _materialize_lut(lut)
     flat = u8.reshape(n, h * w, c).astype(jnp.int32)
     return jnp.take_along_axis(jnp.swapaxes(lut, 1, 2), flat, axis=1).reshape(n, h, w, c)
 
