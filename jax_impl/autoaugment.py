@@ -8,15 +8,16 @@ operation the policy can put there runs once over the batch with per-image magni
 geometric ops share one affine warp) and ``where`` selects per image. The affine matrices come
 from a host table of the policy's discrete magnitudes (computed in float64 like torchvision for
 the static image size), so the geometric ops are exact under ``jit`` too. The two slots run as
-one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate is
-materialised before the select. On uint8 images the pixel-wise ops (Brightness, Contrast,
-Posterize, Solarize, AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup
-table per slot, built from each op's own arithmetic on the 256 values, and one gather.
+one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate runs
+in a ``lax.cond`` on whether any image drew it (skipped otherwise, materialised before the
+select). On uint8 images the pixel-wise ops (Brightness, Contrast, Posterize, Solarize,
+AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup table per slot, built
+from each op's own arithmetic on the 256 values, and one gather.
 
-.. warning:: Static shapes mean every candidate op runs on every image: on CPU this costs about
-   ten ops per slot over the whole batch, so it is slower than torchvision's per-image loop at
-   ImageNet size (torch_impl's eager CPU path runs each op only on the images that drew it).
-   On accelerators the whole-batch computation is what one wants.
+.. warning:: Static shapes mean every drawn candidate (the warp, the table lookup, Color,
+   Sharpness) runs on every image of the batch: on CPU this is slower than torch_impl's eager
+   path, which runs each op only on the images that drew it. On accelerators the whole-batch
+   computation is what one wants.
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
@@ -338,15 +339,17 @@ def _slot_lut(images, op, mag, slot_ops: set):
 
 def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
-    ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric)."""
+    ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric).
+
+    Each candidate runs on the whole batch inside a ``lax.cond`` on whether any image drew it:
+    skipped when none did, and materialised (XLA does not fuse across a conditional) before the
+    per-image ``where`` — fused into one select chain with the other candidates, XLA's CPU code
+    for the per-pixel ops got several times slower (``optimization_barrier`` is expanded away
+    before fusion there). Under ``vmap`` the condition is batched and both branches run.
+    """
     n, h, w, c = images.shape
     dtype = ops._compute_dtype(images)
-    out = images
     bcast = lambda sel: sel.reshape(n, 1, 1, 1)  # noqa: E731
-    if any(name in slot_ops for name in _GEOMETRIC):
-        is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
-        warped = jax.lax.optimization_barrier(ops._affine_nearest(images, theta, fill=fill))
-        out = jnp.where(bcast(is_geo), warped, out)
 
     def select(name, neutral=0.0):
         sel = op == OPS.index(name)
@@ -355,41 +358,45 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     def ratio_alpha(m):
         return (1.0 + m).astype(dtype).reshape(n, 1, 1, 1), (-m).astype(dtype).reshape(n, 1, 1, 1)
 
-    candidates = []
+    candidates = []  # (selected images [N] bool, kernel on the batch)
+    if any(name in slot_ops for name in _GEOMETRIC):
+        is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
+        candidates.append((is_geo, lambda x: ops._affine_nearest(x, theta, fill=fill)))
     if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
         # uint8: every pixel-wise op through one table lookup (identity for the other images).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _LUT_OPS if name in slot_ops]))
-        mapped = ops._apply_lut(images, _slot_lut(images, op, mag, slot_ops))
-        out = jnp.where(bcast(is_lut), jax.lax.optimization_barrier(mapped), out)
+        lut_ops = set(slot_ops)
+        candidates.append((is_lut, lambda x: ops._apply_lut(x, _slot_lut(x, op, mag, lut_ops))))
         slot_ops = set(slot_ops) - set(_LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
-        candidates.append((sel, ops._brightness(images, ratio_alpha(m)[0])))
+        candidates.append((sel, lambda x, m=m: ops._brightness(x, ratio_alpha(m)[0])))
     if "Color" in slot_ops and c == 3:
         sel, m = select("Color")
-        candidates.append((sel, ops._color(images, *ratio_alpha(m))))
+        candidates.append((sel, lambda x, m=m: ops._color(x, *ratio_alpha(m))))
     if "Contrast" in slot_ops:
         sel, m = select("Contrast")
-        candidates.append((sel, ops._contrast(images, *ratio_alpha(m))))
+        candidates.append((sel, lambda x, m=m: ops._contrast(x, *ratio_alpha(m))))
     if "Sharpness" in slot_ops and h > 2 and w > 2:
         sel, m = select("Sharpness")
-        candidates.append((sel, ops._sharpness(images, ratio_alpha(m)[1])))
+        candidates.append((sel, lambda x, m=m: ops._sharpness(x, ratio_alpha(m)[1])))
     if "Posterize" in slot_ops:
         sel, m = select("Posterize", 8.0)
-        candidates.append((sel, ops._posterize(images, m.astype(jnp.int32))))
+        candidates.append((sel, lambda x, m=m: ops._posterize(x, m.astype(jnp.int32))))
     if "Solarize" in slot_ops:
         sel, m = select("Solarize", 1.0)
         threshold = (m * ops._bound(images.dtype)).astype(dtype).reshape(n, 1, 1, 1)
-        candidates.append((sel, ops._solarize(images, threshold)))
+        candidates.append((sel, lambda x, t=threshold: ops._solarize(x, t)))
     if "AutoContrast" in slot_ops:
-        candidates.append((op == OPS.index("AutoContrast"), ops._autocontrast(images)))
+        candidates.append((op == OPS.index("AutoContrast"), ops._autocontrast))
     if "Equalize" in slot_ops:
-        candidates.append((op == OPS.index("Equalize"), ops._equalize(images)))
+        candidates.append((op == OPS.index("Equalize"), ops._equalize))
     if "Invert" in slot_ops:
-        candidates.append((op == OPS.index("Invert"), ops._invert(images)))
-    for sel, result in candidates:
-        # Materialise each candidate: fused into the select chain, XLA's CPU code got slower.
-        out = jnp.where(bcast(sel), jax.lax.optimization_barrier(result), out)
+        candidates.append((op == OPS.index("Invert"), ops._invert))
+    out = images
+    for sel, kernel in candidates:
+        result = jax.lax.cond(jnp.any(sel), kernel, lambda x: x, images)
+        out = jnp.where(bcast(sel), result, out)
     return out
 
 
