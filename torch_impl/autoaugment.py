@@ -217,6 +217,39 @@ def _tables(policy: str, height: int, width: int):
     return op_id, prob, mag, signed
 
 
+_THETAS: dict = {}
+
+
+def _theta_table(policy: str, height: int, width: int, device) -> torch.Tensor:
+    """Inverse affine matrices ``[25, 2, 2, 6]`` (float64) per (sub-policy, slot, negated): the
+    geometric op's matrix for its magnitude bin (same float64 arithmetic as the ops), identity for
+    the other ops. Cached in eager mode."""
+    key = (policy, height, width, str(device))
+    if not compiling() and key in _THETAS:
+        return _THETAS[key]
+    op_id, _, mag, _ = _tables(policy, height, width)
+    builders = {
+        "ShearX": lambda m: ops._shear_matrix(m, height, width, 0),
+        "ShearY": lambda m: ops._shear_matrix(m, height, width, 1),
+        "TranslateX": lambda m: ops._translate_matrix(m, 0),
+        "TranslateY": lambda m: ops._translate_matrix(m, 1),
+        "Rotate": ops._rotate_matrix,
+    }
+    identity = ops._translate_matrix(torch.zeros(2, dtype=torch.float64, device=device), 0)
+    rows = []
+    for ids, mags in zip(op_id, mag):
+        slots = []
+        for i, m in zip(ids, mags):
+            name = OPS[i]
+            values = torch.tensor([m, -m], dtype=torch.float64, device=device)
+            slots.append(builders[name](values) if name in builders else identity)
+        rows.append(torch.stack(slots))
+    table = torch.stack(rows)
+    if not compiling():
+        _THETAS[key] = table
+    return table
+
+
 def sample_autoaugment_params(
     batch_size: int, *, policy: str, generator: torch.Generator | None = None, device=None
 ) -> AutoAugmentParams:
@@ -257,7 +290,7 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
     return params
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool):
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
@@ -268,7 +301,10 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool):
     n, _, h, w = images.shape
     candidates = []  # (selected images [N] bool, kernel(images, magnitudes), magnitudes [N])
     geo = [name for name in _GEOMETRIC if name in slot_ops]
-    if geo:
+    if geo and matrix is not None:  # [N, 6] per-image matrices (identity for non-geometric ops)
+        is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
+        candidates.append((is_geo, lambda x, m: ops._affine_nearest(x, m, fill), matrix))
+    elif geo:
         zero = torch.zeros_like(mag)
         matrix = ops._translate_matrix(zero, 0)  # identity
         builders = {
@@ -357,10 +393,12 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     signed_t = torch.tensor(signed, dtype=torch.bool, device=device)[sub]
     mag_t = torch.where(negate & signed_t, -mag_t, mag_t)
     op_t = torch.where(apply, op_t, torch.full_like(op_t, -1))
+    theta = _theta_table(policy, h, w, device)[sub]  # [N, 2, 2, 6]
+    theta = torch.where((negate & signed_t)[..., None], theta[:, :, 1], theta[:, :, 0])  # [N, 2, 6]
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
-        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static)
+        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static, theta[:, slot])
     return out
 
 
