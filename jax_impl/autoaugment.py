@@ -282,6 +282,22 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
 _LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 
 
+def _channel_min_max(images):
+    """Per-image, per-channel min and max ``[N, 1, 1, C]`` of an NHWC batch (exact in any order).
+
+    Reduced over rows of 16 pixels' worth of channels first when ``H·W`` allows: XLA's CPU code
+    vectorises that inner axis (~15x faster than reducing the strided ``H, W`` axes directly).
+    """
+    n, h, w, c = images.shape
+    x = images.reshape(n, h * w, c)
+    if (h * w) % 16 == 0 and h * w > 16:
+        x = images.reshape(n, h * w // 16, 16 * c)
+        lo, hi = jnp.min(x, axis=1).reshape(n, 16, c), jnp.max(x, axis=1).reshape(n, 16, c)
+    else:
+        lo, hi = x, x
+    return jnp.min(lo, axis=1).reshape(n, 1, 1, c), jnp.max(hi, axis=1).reshape(n, 1, 1, c)
+
+
 def _slot_lut(images, op, mag, slot_ops: set):
     """Per-image, per-channel lookup tables ``[N, C, 256]`` (uint8) for the slot's pixel-wise ops.
 
@@ -319,8 +335,7 @@ def _slot_lut(images, op, mag, slot_ops: set):
         lut = jnp.where(sel, jnp.where(vf >= threshold, ops._invert(v), v), lut)
     if "AutoContrast" in slot_ops:
         sel = (op == OPS.index("AutoContrast")).reshape(n, 1, 1, 1)
-        lo = jnp.min(images, axis=(1, 2), keepdims=True).astype(jnp.float32)
-        hi = jnp.max(images, axis=(1, 2), keepdims=True).astype(jnp.float32)
+        lo, hi = (r.astype(jnp.float32) for r in _channel_min_max(images))
         flat = hi == lo
         inv_scale = jnp.where(flat, 1.0, ops._product(hi - lo, 1.0 / 255.0)).astype(jnp.float32)
         lo = jnp.where(flat, 0.0, lo).astype(jnp.float32)
