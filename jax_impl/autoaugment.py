@@ -9,15 +9,14 @@ geometric ops share one affine warp) and ``where`` selects per image. The affine
 from a host table of the policy's discrete magnitudes (computed in float64 like torchvision for
 the static image size), so the geometric ops are exact under ``jit`` too. The two slots run as
 one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate runs
-in a ``lax.cond`` on whether any image drew it (skipped otherwise, materialised before the
-select). On uint8 images the pixel-wise ops (Brightness, Contrast, Posterize, Solarize,
+only on the images that drew it, with static shapes (:func:`_on_drawn`: skipped when none did,
+on a fixed ``ceil(N/4)``-image subset when at most that many did, else on the whole batch). On uint8 images the pixel-wise ops (Brightness, Contrast, Posterize, Solarize,
 AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup table per slot, built
 from each op's own arithmetic on the 256 values, and one gather.
 
-.. warning:: Static shapes mean every drawn candidate (the warp, the table lookup, Color,
-   Sharpness) runs on every image of the batch: on CPU this is slower than torch_impl's eager
-   path, which runs each op only on the images that drew it. On accelerators the whole-batch
-   computation is what one wants.
+.. warning:: When more than a quarter of the batch drew a candidate (the warp, the table lookup,
+   Color, Sharpness), it runs on every image of the batch; torch_impl's eager CPU path runs each
+   op only on the images that drew it. The first call compiles every branch (~2 s on CPU).
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
@@ -282,6 +281,33 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
 _LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 
 
+def _on_drawn(sel, kernel, images, args: tuple, like):
+    """``kernel(images, *args)`` (images independent of each other) where ``sel``; elsewhere ``like``'s value.
+
+    Static shapes without running the kernel on the whole batch: when no image is selected it is
+    skipped; when at most a quarter are, it runs on a fixed-size subset of ``ceil(N/4)`` images
+    (the selected ones first; ``args`` ``[N, ...]`` gathered alike) and the results are scattered
+    back into ``like``; otherwise on the whole batch. Each branch is a ``lax.switch`` case, so XLA
+    materialises the result. The selected images get exactly ``kernel``'s values for them.
+    """
+    n = images.shape[0]
+    k = -(-n // 4)
+    count = jnp.sum(sel.astype(jnp.int32))
+
+    def skip(x, *a):
+        return like
+
+    def part(x, *a):
+        idx = jnp.argsort(jnp.logical_not(sel), stable=True)[:k]
+        return like.at[idx].set(kernel(x[idx], *(v[idx] for v in a)))
+
+    def full(x, *a):
+        return kernel(x, *a)
+
+    branch = (count > 0).astype(jnp.int32) + (count > k).astype(jnp.int32)
+    return jax.lax.switch(branch, (skip, part, full), images, *args)
+
+
 def _channel_min_max(images):
     """Per-image, per-channel min and max ``[N, 1, 1, C]`` of an NHWC batch (exact in any order).
 
@@ -342,10 +368,15 @@ def _slot_lut(images, op, mag, slot_ops: set):
         stretched = jnp.clip((vf - lo) / ops._divisor(inv_scale, vf), 0, 255).astype(jnp.uint8)
         lut = jnp.where(sel, stretched, lut)
     if "Equalize" in slot_ops:
-        sel = (op == OPS.index("Equalize")).reshape(n, 1, 1, 1)
-        table, valid = ops._equalize_lut(ops._histograms(images))  # [N, C, 256], [N, C, 1]
-        table = jnp.where(valid, table, jnp.arange(256, dtype=jnp.uint8))
-        lut = jnp.where(sel, jnp.swapaxes(table, 1, 2)[:, None], lut)
+        sel = op == OPS.index("Equalize")
+
+        def equalize_table(x):
+            table, valid = ops._equalize_lut(ops._histograms(x))  # [k, C, 256], [k, C, 1]
+            return jnp.where(valid, table, jnp.arange(256, dtype=jnp.uint8))
+
+        identity = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8), (n, c, 256))
+        table = _on_drawn(sel, equalize_table, images, (), identity)
+        lut = jnp.where(sel.reshape(n, 1, 1, 1), jnp.swapaxes(table, 1, 2)[:, None], lut)
     if "Invert" in slot_ops:
         sel = (op == OPS.index("Invert")).reshape(n, 1, 1, 1)
         lut = jnp.where(sel, ops._invert(v), lut)
@@ -356,11 +387,11 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
     ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric).
 
-    Each candidate runs on the whole batch inside a ``lax.cond`` on whether any image drew it:
-    skipped when none did, and materialised (XLA does not fuse across a conditional) before the
-    per-image ``where`` — fused into one select chain with the other candidates, XLA's CPU code
-    for the per-pixel ops got several times slower (``optimization_barrier`` is expanded away
-    before fusion there). Under ``vmap`` the condition is batched and both branches run.
+    Each candidate runs through :func:`_on_drawn` (a ``lax.switch``: skipped, on a subset, or on
+    the whole batch), which also materialises it before the per-image ``where`` (XLA does not
+    fuse across a conditional): fused into one select chain with the other candidates, XLA's CPU
+    code for the per-pixel ops got several times slower (``optimization_barrier`` is expanded
+    away before fusion there). Under ``vmap`` the switch is batched and every branch runs.
     """
     n, h, w, c = images.shape
     dtype = ops._compute_dtype(images)
@@ -370,48 +401,47 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
         sel = op == OPS.index(name)
         return sel, jnp.where(sel, mag, jnp.float32(neutral))
 
-    def ratio_alpha(m):
-        return (1.0 + m).astype(dtype).reshape(n, 1, 1, 1), (-m).astype(dtype).reshape(n, 1, 1, 1)
+    def ratio_alpha(m):  # m: [k] for the k images a kernel runs on
+        return (1.0 + m).astype(dtype).reshape(-1, 1, 1, 1), (-m).astype(dtype).reshape(-1, 1, 1, 1)
 
-    candidates = []  # (selected images [N] bool, kernel on the batch)
+    candidates = []  # (selected images [N] bool, kernel(images, *args), per-image args [N, ...])
     if any(name in slot_ops for name in _GEOMETRIC):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
-        candidates.append((is_geo, lambda x: ops._affine_nearest(x, theta, fill=fill)))
+        candidates.append((is_geo, lambda x, t: ops._affine_nearest(x, t, fill=fill), (theta,)))
     if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
         # uint8: every pixel-wise op through one table lookup (identity for the other images).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _LUT_OPS if name in slot_ops]))
         lut_ops = set(slot_ops)
-        candidates.append((is_lut, lambda x: ops._apply_lut(x, _slot_lut(x, op, mag, lut_ops))))
+        candidates.append((is_lut, lambda x, o, m: ops._apply_lut(x, _slot_lut(x, o, m, lut_ops)), (op, mag)))
         slot_ops = set(slot_ops) - set(_LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
-        candidates.append((sel, lambda x, m=m: ops._brightness(x, ratio_alpha(m)[0])))
+        candidates.append((sel, lambda x, m: ops._brightness(x, ratio_alpha(m)[0]), (m,)))
     if "Color" in slot_ops and c == 3:
         sel, m = select("Color")
-        candidates.append((sel, lambda x, m=m: ops._color(x, *ratio_alpha(m))))
+        candidates.append((sel, lambda x, m: ops._color(x, *ratio_alpha(m)), (m,)))
     if "Contrast" in slot_ops:
         sel, m = select("Contrast")
-        candidates.append((sel, lambda x, m=m: ops._contrast(x, *ratio_alpha(m))))
+        candidates.append((sel, lambda x, m: ops._contrast(x, *ratio_alpha(m)), (m,)))
     if "Sharpness" in slot_ops and h > 2 and w > 2:
         sel, m = select("Sharpness")
-        candidates.append((sel, lambda x, m=m: ops._sharpness(x, ratio_alpha(m)[1])))
+        candidates.append((sel, lambda x, m: ops._sharpness(x, ratio_alpha(m)[1]), (m,)))
     if "Posterize" in slot_ops:
         sel, m = select("Posterize", 8.0)
-        candidates.append((sel, lambda x, m=m: ops._posterize(x, m.astype(jnp.int32))))
+        candidates.append((sel, lambda x, m: ops._posterize(x, m.astype(jnp.int32)), (m,)))
     if "Solarize" in slot_ops:
         sel, m = select("Solarize", 1.0)
-        threshold = (m * ops._bound(images.dtype)).astype(dtype).reshape(n, 1, 1, 1)
-        candidates.append((sel, lambda x, t=threshold: ops._solarize(x, t)))
+        threshold = (m * ops._bound(images.dtype)).astype(dtype)
+        candidates.append((sel, lambda x, t: ops._solarize(x, t.reshape(-1, 1, 1, 1)), (threshold,)))
     if "AutoContrast" in slot_ops:
-        candidates.append((op == OPS.index("AutoContrast"), ops._autocontrast))
+        candidates.append((op == OPS.index("AutoContrast"), ops._autocontrast, ()))
     if "Equalize" in slot_ops:
-        candidates.append((op == OPS.index("Equalize"), ops._equalize))
+        candidates.append((op == OPS.index("Equalize"), ops._equalize, ()))
     if "Invert" in slot_ops:
-        candidates.append((op == OPS.index("Invert"), ops._invert))
+        candidates.append((op == OPS.index("Invert"), ops._invert, ()))
     out = images
-    for sel, kernel in candidates:
-        result = jax.lax.cond(jnp.any(sel), kernel, lambda x: x, images)
-        out = jnp.where(bcast(sel), result, out)
+    for sel, kernel, args in candidates:
+        out = jnp.where(bcast(sel), _on_drawn(sel, kernel, images, args, images), out)
     return out
 
 
