@@ -350,7 +350,7 @@ def _slot_lut(images, op, mag, slot_ops: set):
     if "Contrast" in slot_ops:
         sel, m = select("Contrast")
         ratio, alpha = ratio_alpha(m)
-        mean = ops._contrast_mean(images)
+        mean = _on_drawn(sel.reshape(n), ops._contrast_mean, images, (), jnp.zeros((n, 1, 1, 1), jnp.float32))
         lut = jnp.where(sel, ops._finish(ops._blend(vf, mean, ratio, alpha, False), jnp.uint8), lut)
     if "Posterize" in slot_ops:
         sel, m = select("Posterize", 8.0)
