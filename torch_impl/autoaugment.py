@@ -335,7 +335,8 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None)
     for name, kernel in kernels.items():
         if name in slot_ops:
             sel = op == OPS.index(name)
-            candidates.append((sel, kernel, torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))))
+            m = torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0))) if static else mag  # eager: only sel rows used
+            candidates.append((sel, kernel, m))
     if static:
         out = images
         for sel, kernel, m in candidates:
