@@ -591,7 +591,13 @@ def _autocontrast(images):
 
 
 def autocontrast(images):
-    """Stretch each channel to the full range: ``(x - lo) / ((hi - lo)/255)``, truncated; constant channels unchanged."""
+    """Stretch each channel to the full range: ``(x - lo) / ((hi - lo)/255)``, truncated; constant channels unchanged.
+
+    .. warning::
+        Float images with subnormal values: XLA's CPU backend flushes subnormals to zero, so a
+        channel whose range ``hi - lo`` is subnormal counts as constant here (left unchanged),
+        while torch stretches it to ``[0, 1]``. No 8-bit-derived image has such a range.
+    """
     _check("images", images, rgb_or_gray=True)
     return jnp.asarray(images) if images.size == 0 else _autocontrast(images)
 
