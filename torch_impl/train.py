@@ -18,9 +18,11 @@
    :func:`twintricks.recipe.lr_at` (cosine or step schedule, optional warm-up).
 
 Compilation: ``compile="auto"`` compiles on CUDA and runs eagerly on CPU. On this project's 2-core
-CPU machine Inductor took ~40 s to compile the default net and its compiled step was *slower*
-than eager (1.1 s vs 0.65 s per batch of 128), so on CPU compiling costs time for nothing;
-``compile="on"`` forces it. The optimizer update is eager with multi-tensor (``foreach``) kernels:
+CPU machine Inductor's first compile of the default net took 20-40 s — longer than the whole
+default digits run — and its steady-state gain depends on the load: slower than eager on the
+busy machine (1.1 s vs 0.65 s per batch of 128), faster when quiet (1.48k vs 899 images/s in
+``benchmarks/RESULTS.md``). So CPU runs stay eager by default; ``compile="on"`` forces it for long
+runs. The optimizer update is eager with multi-tensor (``foreach``) kernels:
 a per-step learning rate given as a Python float would make a compiled ``optimizer.step``
 recompile whenever it changes, and AdaBound takes float learning rates only.
 
