@@ -257,6 +257,7 @@ def _ratio_text(x) -> str:
 
 
 def write_markdown(path: Path, result: dict) -> None:
+    """Write ``bench.md``: the machine, a table per size (rows tricks, columns implementations, images/s) and ratios."""
     records, ratios, m = result["records"], result["ratios"], result["machine"]
     lines = [
         "# twintricks bench",
@@ -384,6 +385,7 @@ def write_markdown(path: Path, result: dict) -> None:
 
 
 def write_plot(path: Path, result: dict) -> None:
+    """Write ``bench.png``: images/s per trick and implementation, one panel per size, log scale."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -90,6 +90,8 @@ class NotAvailable(Exception):
 
 @dataclass(frozen=True)
 class Size:
+    """An input size to time at: batch and image shape (CIFAR 256×3×32×32, ImageNet 32×3×224×224)."""
+
     name: str
     batch: int
     height: int
@@ -111,6 +113,8 @@ TINY_SIZES = {
 
 @dataclass(frozen=True)
 class Case:
+    """One timed cell: a trick done by one implementation in one framework."""
+
     trick: str
     impl: str
     framework: str  # "torch" | "jax"

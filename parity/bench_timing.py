@@ -36,6 +36,8 @@ __all__ = ["Budget", "Timing", "measure", "sync_for", "MemoryProbe", "machine_in
 
 @dataclass(frozen=True)
 class Budget:
+    """How long to time a case: warm-up calls, repeat counts and seconds per case."""
+
     warmup: int  # untimed calls after the first
     min_repeats: int
     max_repeats: int
@@ -45,6 +47,8 @@ class Budget:
 
 @dataclass
 class Timing:
+    """A case's first-call time and its per-call seconds, one entry per timed repeat."""
+
     first_s: float
     seconds: list[float]  # per call, one entry per repeat
     inner: int
@@ -68,6 +72,8 @@ def sync_for(framework: str, device: str) -> Callable[[Any], None]:
 
 
 def measure(call: Callable[[int], Any], sync: Callable[[Any], None], budget: Budget, on_warm=None) -> Timing:
+    """Time ``call(i)`` (``i`` rotates the inputs): first call apart, warm-up excluded, synchronised by ``sync``,
+    repeats grouped so each group lasts about ``budget.group_seconds``, garbage collector paused inside a group."""
     t0 = time.perf_counter()
     sync(call(0))
     first = time.perf_counter() - t0
@@ -164,6 +170,7 @@ class MemoryProbe:
 
 
 def loadavg() -> list[float] | None:
+    """The 1/5/15-minute load averages (None where the OS has none), recorded with every run."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:

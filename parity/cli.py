@@ -60,6 +60,7 @@ def _run_parity(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``twintricks`` console script; returns the exit status."""
     from parity import bench, training
 
     parser = argparse.ArgumentParser(prog="twintricks", description=__doc__.splitlines()[0])

@@ -60,6 +60,8 @@ class ParityError(AssertionError):
 
 @dataclasses.dataclass
 class Report:
+    """The outcome of :func:`run_trick` for one trick: one row of ``twintricks parity``."""
+
     name: str
     group: str
     checks: int
