@@ -149,8 +149,6 @@ _SIGNED = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 
-
-
 class AutoAugmentParams(NamedTuple):
     """Per-image AutoAugment draws (field names identical in :mod:`torch_impl.autoaugment`).
 

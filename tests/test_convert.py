@@ -54,7 +54,7 @@ def test_layout_round_trip(images):
     t = convert.images_to_torch(images)
     assert tuple(t.shape) == (n, c, h, w) and t.is_contiguous()
     # pixel (n, y, x, ch) of NHWC is pixel (n, ch, y, x) of NCHW
-    np.testing.assert_array_equal(t.numpy()[:, :, :, :], np.transpose(images, (0, 3, 1, 2)))
+    np.testing.assert_array_equal(t.numpy(), np.transpose(images, (0, 3, 1, 2)))
     np.testing.assert_array_equal(convert.images_from_torch(t), images)
     np.testing.assert_array_equal(convert.images_from_jax(convert.images_to_jax(images)), images)
     for x in (images, torch.from_numpy(images.copy()), jnp.asarray(images)):
