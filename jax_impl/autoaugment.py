@@ -417,13 +417,13 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
         candidates.append((sel, lambda x, m: ops._brightness(x, ratio_alpha(m)[0]), (m,)))
     if "Color" in slot_ops and c == 3:
         sel, m = select("Color")
-        candidates.append((sel, lambda x, m: ops._color(x, *ratio_alpha(m)), (m,)))
+        candidates.append((sel, lambda x, m: ops._color(x, *ratio_alpha(m), bins=True), (m,)))
     if "Contrast" in slot_ops:
         sel, m = select("Contrast")
         candidates.append((sel, lambda x, m: ops._contrast(x, *ratio_alpha(m)), (m,)))
     if "Sharpness" in slot_ops and h > 2 and w > 2:
         sel, m = select("Sharpness")
-        candidates.append((sel, lambda x, m: ops._sharpness(x, ratio_alpha(m)[1]), (m,)))
+        candidates.append((sel, lambda x, m: ops._sharpness(x, ratio_alpha(m)[1], bins=True), (m,)))
     if "Posterize" in slot_ops:
         sel, m = select("Posterize", 8.0)
         candidates.append((sel, lambda x, m: ops._posterize(x, m.astype(jnp.int32)), (m,)))

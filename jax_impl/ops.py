@@ -123,6 +123,21 @@ def _fma(a, b, c):
     return s + err
 
 
+def _fma8(a, b, c):
+    """``a·b + c`` rounded once, for integer-valued ``a`` with ``|a| <= 255`` (cheaper than :func:`_fma`).
+
+    ``b = hi + lo`` with 16 and 8 significant bits, so ``a·hi`` and ``a·lo`` are exact (an FMA
+    that XLA may form from them changes nothing); ``c + a·hi = s + e`` error-free, and the result
+    is ``s + (e + a·lo)``: one rounding, so correctly rounded whenever ``e + a·lo`` is exact in
+    float32. Not true for every ``b, c``: it is used only where that was checked on every input
+    (``tests/test_ops.py``, against float64): the grayscale weights on every RGB triple, and
+    AutoAugment's blends on every magnitude bin (``ratio``/``alpha`` of ``±0.1 … ±0.9``).
+    """
+    hi, lo = _split(b, 16)
+    s, e = _two_sum(c, a * hi)
+    return s + (e + a * lo)
+
+
 def _divisor(value, like):
     """A divisor XLA cannot see as constant or broadcast (it would multiply by a rounded reciprocal)."""
     return value + like * jnp.zeros((), like.dtype)
@@ -441,15 +456,21 @@ def _grayscale(x, is_float: bool):
     """torchvision's luma ``r·0.2989`` then ``+ g·0.587``, ``+ b·0.114`` fused; floored for uint8. ``[N, H, W, 1]``."""
     x = x.astype(_compute_dtype(x)) if not is_float else x
     r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
-    acc = r * jnp.asarray(0.2989, x.dtype) if is_float else _product(r, 0.2989)
-    acc = _fma(g, jnp.asarray(0.587, x.dtype), acc)
-    acc = _fma(b, jnp.asarray(0.114, x.dtype), acc)
-    return acc if is_float else jnp.floor(acc)
+    if is_float:
+        acc = _fma(g, jnp.asarray(0.587, x.dtype), r * jnp.asarray(0.2989, x.dtype))
+        return _fma(b, jnp.asarray(0.114, x.dtype), acc)
+    # uint8: _fma8 is exact for these two weights on all 2^24 RGB triples (tested exhaustively).
+    acc = _fma8(g, jnp.float32(0.587), _product(r, 0.2989))
+    return jnp.floor(_fma8(b, jnp.float32(0.114), acc))
 
 
-def _blend(x, other, ratio, alpha, is_float: bool):
-    """``round(x·ratio)`` then ``+ other·alpha`` fused, per pixel (torchvision's ``_blend``)."""
-    return _fma(jnp.broadcast_to(other, x.shape), alpha, x * ratio if is_float else _product(x, ratio))
+def _blend(x, other, ratio, alpha, is_float: bool, bins: bool = False):
+    """``round(x·ratio)`` then ``+ other·alpha`` fused, per pixel (torchvision's ``_blend``).
+
+    ``bins``: ``other`` is uint8-valued and ``alpha`` one of AutoAugment's magnitude bins, where
+    the cheaper :func:`_fma8` is exact (checked on every value and bin)."""
+    fma = _fma8 if bins and not is_float else _fma
+    return fma(jnp.broadcast_to(other, x.shape), alpha, x * ratio if is_float else _product(x, ratio))
 
 
 @jax.jit
@@ -458,10 +479,11 @@ def _brightness(images, ratio):
     return _finish(x * ratio, images.dtype)
 
 
-@jax.jit
-def _color(images, ratio, alpha):
+@functools.partial(jax.jit, static_argnames=("bins",))
+def _color(images, ratio, alpha, *, bins: bool = False):
+    """``bins``: ``alpha`` is one of AutoAugment's magnitude bins (see :func:`_blend`)."""
     x = images.astype(_compute_dtype(images))
-    return _finish(_blend(x, _grayscale(x, _is_float(images)), ratio, alpha, _is_float(images)), images.dtype)
+    return _finish(_blend(x, _grayscale(x, _is_float(images)), ratio, alpha, _is_float(images), bins), images.dtype)
 
 
 def _contrast_mean(images):
@@ -483,18 +505,32 @@ def _contrast(images, ratio, alpha):
     return _finish(_blend(x, mean, ratio, alpha, _is_float(images)), images.dtype)
 
 
-@jax.jit
-def _sharpness(images, alpha):
+@functools.partial(jax.jit, static_argnames=("bins",))
+def _sharpness(images, alpha, *, bins: bool = False):
+    """``bins``: ``alpha`` is one of AutoAugment's magnitude bins, where :func:`_fma8` is exact
+    for uint8 (``|blurred - x| <= 255``; checked on every value and bin)."""
     n, h, w, c = images.shape
     dtype = _compute_dtype(images)
     x = images.astype(dtype)
+    if not _is_float(images):
+        # uint8: the exact integer sum S = 8 neighbours + 5·centre, computed at full size (zero
+        # padding; XLA's CPU code for the interior slices was ~3x slower), and round(S/13): S/13
+        # is never within 0.038 of a half-integer and S·fl(1/13) is within 3e-4 of it, so this
+        # is the same integer as torch's rounded conv2d (and as the slice formula below; checked
+        # on every S). The difference is 0 on the 1-pixel border, where x + 0·alpha = x exactly.
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        rows = xp[:, 0:h] + xp[:, 1 : h + 1] + xp[:, 2 : h + 2]
+        window = rows[:, :, 0:w] + rows[:, :, 1 : w + 1] + rows[:, :, 2 : w + 2]
+        blurred = jnp.round((window + 4 * x) * jnp.asarray(1.0 / 13.0, dtype))
+        ys, xs = jnp.arange(h), jnp.arange(w)
+        inside = ((ys > 0) & (ys < h - 1))[:, None] & ((xs > 0) & (xs < w - 1))[None, :]
+        delta = jnp.where(inside[None, :, :, None], blurred - x, 0.0)
+        return _finish((_fma8 if bins else _fma)(delta, alpha, x), images.dtype)
     a, b = jnp.asarray(1.0 / 13.0, dtype), jnp.asarray(5.0 / 13.0, dtype)
-    rows = x[:, 0 : h - 2] + x[:, 1 : h - 1] + x[:, 2:h]  # separable 3×3 sum (exact for uint8)
+    rows = x[:, 0 : h - 2] + x[:, 1 : h - 1] + x[:, 2:h]  # separable 3×3 sum
     window = rows[:, :, 0 : w - 2] + rows[:, :, 1 : w - 1] + rows[:, :, 2:w]
     inner = x[:, 1:-1, 1:-1]
-    blurred = (window - inner) * a + (inner * b if _is_float(images) else _product(inner, b))
-    if not _is_float(images):
-        blurred = jnp.round(blurred)
+    blurred = (window - inner) * a + inner * b
     # The difference is 0 on the 1-pixel border, where x + 0·alpha = x exactly.
     delta = jnp.pad(blurred - inner, ((0, 0), (1, 1), (1, 1), (0, 0)))
     return _finish(_fma(delta, alpha, x), images.dtype)

@@ -233,6 +233,66 @@ def test_jax_shear_traced_matrix_exact_on_every_bin():
             assert np.array_equal(np.asarray(J.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
 
 
+def _f32_fma(a, b, c):
+    """True fused multiply-add in NumPy: the float64 ``a·b + c`` is exact for the operands below
+    (an 8-bit integer times a float32 has at most 32 significant bits, and the sum spans < 53),
+    so rounding it once to float32 is what an FMA instruction (torch on AVX2) computes."""
+    return (np.float64(np.float32(b)) * np.asarray(a, np.float64) + np.asarray(c, np.float32).astype(np.float64)).astype(np.float32)
+
+
+def test_jax_uint8_grayscale_exact_on_every_rgb_triple():
+    """jax_impl's cheap uint8 luma (``_fma8``) equals the fused-multiply-add luma on all 2^24 triples."""
+    import jax
+    import jax.numpy as jnp
+
+    v = np.arange(256, dtype=np.float32)
+    gray = jax.jit(lambda x: J._grayscale(x, False))
+    acc1 = (v * np.float32(0.2989)).astype(np.float32)  # exact product rounded once
+    acc2 = _f32_fma(v[None, :], 0.587, acc1[:, None])  # [r, g]
+    for r0 in range(0, 256, 64):
+        rgb = np.stack(np.broadcast_arrays(v[r0 : r0 + 64, None, None], v[None, :, None], v[None, None, :]), -1)
+        expected = np.floor(_f32_fma(v[None, None, :], 0.114, acc2[r0 : r0 + 64, :, None]))
+        got = np.asarray(gray(jnp.asarray(rgb.reshape(64, 256, 256, 3))))[..., 0]
+        assert np.array_equal(got, expected), r0
+
+
+def test_jax_fma8_exact_on_every_autoaugment_blend():
+    """``_fma8`` (used by jax_impl's AutoAugment Color and Sharpness on uint8) is a correctly rounded
+    FMA for every magnitude bin and every operand the blends can see: Color ``gray·alpha + round(x·ratio)``
+    (gray, x in 0..255), Sharpness ``(blur - x)·alpha + x`` (difference in -255..255)."""
+    import jax
+    import jax.numpy as jnp
+
+    m = np.asarray(all_bins("color", 8, 8), np.float64)
+    ratio, alpha = (1.0 + m).astype(np.float32)[:, None, None], (-m).astype(np.float32)[:, None, None]
+    v = np.arange(256, dtype=np.float32)
+    d = np.arange(-255, 256, dtype=np.float32)
+    fma8 = jax.jit(lambda a, b, c: J._fma8(*jnp.broadcast_arrays(a, b, c)))
+    product = (v[None, :, None] * ratio).astype(np.float32)  # x·ratio rounded once (exact in float32 math)
+    assert np.array_equal(np.asarray(jax.jit(J._product)(v[None, :, None], ratio)), np.broadcast_to(product, (len(m), 256, 1)))
+    assert np.array_equal(np.asarray(fma8(v[None, None, :], alpha, product)), _f32_fma(v[None, None, :], alpha, product))
+    assert np.array_equal(np.asarray(fma8(d[None, :, None], alpha, v[None, None, :])), _f32_fma(d[None, :, None], alpha, v[None, None, :]))
+
+
+def test_jax_uint8_sharpness_blur_rounds_like_the_exact_quotient():
+    """round(S·fl(1/13)) == round(S/13) for every 3×3 sum S = 8 neighbours + 5·centre (0..3315)."""
+    import jax
+    import jax.numpy as jnp
+
+    images = np.zeros((3316, 3, 3, 1), np.uint8)
+    s = np.arange(3316)
+    centre = np.minimum(s // 5, 255)
+    images[:, 1, 1, 0] = centre
+    rest = s - 5 * centre  # spread over the 8 neighbours, at most 255 each
+    for k, (i, j) in enumerate([(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]):
+        images[:, i, j, 0] = np.clip(rest - 255 * k, 0, 255)
+    assert np.array_equal(images.astype(int).sum(axis=(1, 2, 3)) + 4 * centre, s)
+    alpha = jnp.full((3316, 1, 1, 1), -1.0, jnp.float32)  # factor 2: out = clamp(2·x - blur)
+    out = np.asarray(jax.jit(J._sharpness)(jnp.asarray(images), alpha))[:, 1, 1, 0]
+    blur = (2 * s + 13) // 26  # round half away; S/13 is never a tie (13 is odd)
+    assert np.array_equal(out, np.clip(2 * centre - blur, 0, 255))
+
+
 # --------------------------------------------------------------------------------------------
 # Invariants (both packages)
 # --------------------------------------------------------------------------------------------
