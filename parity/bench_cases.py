@@ -568,9 +568,7 @@ def _crop_flip(ctx: Context) -> list[Case]:
                     need("torch_impl", "sample_resized_crop_params")(n, hw, device=dev),
                     need("torch_impl", "sample_flip_params")(n, device=dev),
                 ),
-                lambda x, p: need("torch_impl", "hflip")(
-                    need("torch_impl", "resized_crop")(x, p[0], size=(s.height, s.width)), p[1]
-                ),
+                lambda x, p: need("torch_impl", "resized_crop")(x, p[0], size=(s.height, s.width), flip=p[1]),
             ),
         ),
         *_ours_jax_random(ctx, t, "random_resized_crop_flip", dict(size=(s.height, s.width))),

@@ -48,7 +48,11 @@ def all_kernels(x, holes, box, flip):
         TC.resized_crop(x, box, size=(6, 7)),
         TC.hflip(x, flip),
         TC.hflip(TC.resized_crop(TE.cutout(x, holes, length=4), box, size=5), flip),
+        TC.resized_crop(x, box, size=(6, 7), flip=flip),
     )
+
+
+KERNELS = ["cutout", "resized_crop", "hflip", "chain", "resized_crop_flip"]
 
 
 def assert_same(got, want, dtype):
@@ -62,9 +66,9 @@ def assert_same(got, want, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=["uint8", "float32"])
-@pytest.mark.parametrize("kernel", ["cutout", "resized_crop", "hflip", "chain"])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_torch_kernels_compile_fullgraph_once(kernel, dtype):
-    index = ["cutout", "resized_crop", "hflip", "chain"].index(kernel)
+    index = KERNELS.index(kernel)
     counter = CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(lambda *a: all_kernels(*a)[index], backend=counter, fullgraph=True)
     for seed in (0, 1):
@@ -122,6 +126,7 @@ def jax_kernels(x, holes, box, flip):
         JC.resized_crop(x, box, size=(6, 7)),
         JC.hflip(x, flip),
         JC.hflip(JC.resized_crop(JE.cutout(x, holes, length=4), box, size=5), flip),
+        JC.resized_crop(x, box, size=(6, 7), flip=flip),
     )
 
 

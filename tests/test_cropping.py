@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import example, given
+from hypothesis import strategies as st
 from scipy import stats
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import InterpolationMode
@@ -207,6 +208,11 @@ def test_jax_jit_and_vmap_match_eager():
         [np.asarray(kernel(images[b], JC.ResizedCropParams(*(t[b] for t in boxes)), JC.FlipParams(flips.flip[b]))) for b in range(2)]
     )
     np.testing.assert_array_equal(np.asarray(jax.vmap(kernel)(images, boxes, flips)), eager)
+
+    def fused(x, box, flip):
+        return JC.resized_crop(x, box, size=(5, 7), flip=flip)
+
+    np.testing.assert_array_equal(np.asarray(jax.vmap(fused)(images, boxes, flips)), eager)
     first = JC.ResizedCropParams(*(t[0] for t in boxes)), JC.FlipParams(flips.flip[0])
     np.testing.assert_array_equal(np.asarray(jax.jit(kernel)(images[0], *first)), eager[0])
     key = jax.random.key(4)
@@ -317,6 +323,44 @@ def test_hflip_mirrors_exactly_the_selected_images(case):
     np.testing.assert_array_equal(np.asarray(out_j), want)
 
 
+@given(case=resized_crop_cases(), data=st.data())
+def test_flip_argument_is_hflip_after_the_resize(case, data):
+    """``resized_crop(..., flip=f)`` reverses the column taps instead of the output: the same
+    bits as :func:`hflip` of the unflipped result (uint8 and float), in both frameworks."""
+    n = case["images"].shape[0]
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    x = convert.images_to_torch(case["images"])
+    box_t = torch_params(TC.ResizedCropParams, case["params"])
+    flip_t = TC.FlipParams(torch.from_numpy(mask))
+    want = TC.hflip(TC.resized_crop(x, box_t, size=case["size"]), flip_t)
+    assert torch.equal(TC.resized_crop(x, box_t, size=case["size"], flip=flip_t), want)
+    box_j = jax_params(JC.ResizedCropParams, case["params"])
+    flip_j = JC.FlipParams(jnp.asarray(mask))
+    xj = jnp.asarray(case["images"])
+    want_j = JC.hflip(JC.resized_crop(xj, box_j, size=case["size"]), flip_j)
+    np.testing.assert_array_equal(np.asarray(JC.resized_crop(xj, box_j, size=case["size"], flip=flip_j)), np.asarray(want_j))
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_taps_are_exact_integers_for_large_sizes(backend):
+    """The taps' ``floor(num / D)`` is computed without integer division (float64 in torch, XLA's
+    constant division in jax): compare with Python integers for extents and outputs up to 4096."""
+    extents = np.array([1, 2, 3, 7, 224, 225, 1000, 2047, 4095, 4096])
+    for out in (1, 2, 3, 224, 1023, 4096):
+        if backend == "torch":
+            taps = TC._source_taps(torch.zeros(len(extents), dtype=torch.int64), torch.as_tensor(extents), 4096, out)
+        else:
+            taps = JC._source_taps(jnp.zeros(len(extents), jnp.int32), jnp.asarray(extents), 4096, out)
+        i0, i1, w0, w1 = (np.asarray(t).astype(np.int64) for t in taps)
+        d = 2 * out
+        for k, e in enumerate(extents):
+            num = np.maximum(int(e) * (2 * np.arange(out) + 1) - out, 0)
+            np.testing.assert_array_equal(i0[k], num // d)
+            np.testing.assert_array_equal(i1[k], np.minimum(num // d + 1, int(e) - 1))
+            np.testing.assert_array_equal(w1[k], num % d)
+            np.testing.assert_array_equal(w0[k], d - num % d)
+
+
 def test_wrappers_draw_then_apply():
     x = torch.randint(0, 256, (5, 3, 12, 10), dtype=torch.uint8)
     module = TC.RandomResizedCropFlip((6, 8), scale=(0.3, 1.0), flip_p=0.5, generator=torch.Generator().manual_seed(9))
@@ -400,6 +444,12 @@ def test_bad_input_raises_clear_errors(backend):
         C.hflip(good, flip(vec([True])))
     with pytest.raises(ValueError, match=r"images.*4-D"):
         C.hflip(bad_rank, flip(vec([True, False])))
+    with pytest.raises(TypeError, match="`flip` must be a FlipParams"):
+        C.resized_crop(good, ok, size=3, flip=vec([True, False]))
+    with pytest.raises(TypeError, match="flip.flip.*bool"):
+        C.resized_crop(good, ok, size=3, flip=flip(vec([1, 0])))
+    with pytest.raises(ValueError, match="flip.flip"):
+        C.resized_crop(good, ok, size=3, flip=flip(vec([True])))
     if backend == "torch":
         with pytest.raises(ValueError, match="flip_p"):
             TC.RandomResizedCropFlip(4, flip_p=1.5)

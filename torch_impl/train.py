@@ -191,7 +191,7 @@ class Trainer:
         c, f = self.config, self._fn
         x = images
         if "crop" in aug:
-            x = f["hflip"](f["resized_crop"](x, aug["crop"], size=self.image_size), aug["flip"])
+            x = f["resized_crop"](x, aug["crop"], size=self.image_size, flip=aug["flip"])
         if "autoaugment" in aug:
             x = f["autoaugment"](x, aug["autoaugment"], policy=c.autoaugment)
         x = (x.float() / 255.0 - self.mean) / self.std
