@@ -33,8 +33,9 @@ __all__ = [
 
 N_ATTEMPTS = 10  # torchvision's RandomResizedCrop.get_params
 MAX_UINT8_OUTPUT_AREA = 2**21  # exact integer bilinear arithmetic fits int32 below this
-# torch.gather takes int32 indices from torch 2.8; compiled kernels index about 1.3x faster with them
-_INDEX = torch.int32 if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8) else torch.int64
+# torch.gather takes int32 indices from torch 2.8: compiled kernels index ~1.3x faster with them,
+# while eager gather converts them to int64, a full-size copy (so eager keeps int64)
+_INT32_GATHER = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8)
 
 
 class ResizedCropParams(NamedTuple):
@@ -182,7 +183,8 @@ def _source_taps(start, extent, in_size: int, out_size: int, mirror=None):
     i1 = torch.clamp(base + i1, 0, in_size - 1)
     # One [4, N, out] tensor: torch.compile materialises it, instead of recomputing the taps for
     # every output pixel inside the fused gather (that made the compiled kernel ~2.5x slower).
-    return torch.stack([i0, i1, d - r, r]).to(_INDEX).unbind(0)
+    index = torch.int32 if _INT32_GATHER and compiling() else torch.int64
+    return torch.stack([i0, i1, d - r, r]).to(index).unbind(0)
 
 
 def resized_crop(
