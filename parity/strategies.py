@@ -184,10 +184,12 @@ def output_sizes(max_side: int = 2 * SPATIAL_MAX_SIDE):
 
 @st.composite
 def resized_crop_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
-    """A resized-crop case: ``images`` NHWC, ``params`` {top, left, height, width}, ``size``."""
+    """A resized-crop case: ``images`` NHWC, ``params`` {top, left, height, width}, ``size``, and
+    ``flip``: None or the ``[N]`` bool mask of the kernel's ``flip`` argument."""
     images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
     n, h, w, _ = images.shape
-    return dict(images=images, params=draw(crop_boxes(n, h, w)), size=draw(output_sizes()))
+    flip = draw(st.none() | hnp.arrays(np.bool_, (n,)))
+    return dict(images=images, params=draw(crop_boxes(n, h, w)), size=draw(output_sizes()), flip=flip)
 
 
 @st.composite

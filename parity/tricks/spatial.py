@@ -96,8 +96,12 @@ def _resized_crop_cases():
 def _resized_crop_torch(case):
     import torch_impl.cropping as C
 
+    flip = case.get("flip")
     out = C.resized_crop(
-        convert.images_to_torch(case["images"]), _torch_params(C.ResizedCropParams, case["params"]), size=case["size"]
+        convert.images_to_torch(case["images"]),
+        _torch_params(C.ResizedCropParams, case["params"]),
+        size=case["size"],
+        flip=None if flip is None else _torch_params(C.FlipParams, {"flip": flip}),
     )
     return {"images": convert.images_from_torch(out)}
 
@@ -105,8 +109,12 @@ def _resized_crop_torch(case):
 def _resized_crop_jax(case):
     import jax_impl.cropping as C
 
+    flip = case.get("flip")
     out = C.resized_crop(
-        convert.images_to_jax(case["images"]), _jax_params(C.ResizedCropParams, case["params"]), size=case["size"]
+        convert.images_to_jax(case["images"]),
+        _jax_params(C.ResizedCropParams, case["params"]),
+        size=case["size"],
+        flip=None if flip is None else _jax_params(C.FlipParams, {"flip": flip}),
     )
     return {"images": convert.images_from_jax(out)}
 
@@ -156,6 +164,8 @@ _RESIZED_CROP_EXAMPLES = (
     # odd sizes, strong downscale (aliasing, no antialias) and upscale, per-image boxes
     _box_example((3, 9, 8, 1), np.uint8, [0, 3, 8], [0, 1, 7], [9, 5, 1], [8, 7, 1], (2, 17)),
     _box_example((3, 9, 8, 3), np.float32, [0, 3, 8], [0, 1, 7], [9, 5, 1], [8, 7, 1], (13, 3)),
+    # the same with the flip folded into the column taps, on some images
+    {**_box_example((3, 9, 8, 1), np.uint8, [0, 3, 8], [0, 1, 7], [9, 5, 1], [8, 7, 1], (2, 17)), "flip": np.array([True, False, True])},
     # uint8 half-way rounding: 0 and 255 neighbours blended with weight 1/2
     dict(
         images=np.array([[[[0], [255]]]], np.uint8),
