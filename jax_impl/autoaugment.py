@@ -3,20 +3,22 @@
 The JAX twin of :mod:`torch_impl.autoaugment` (same policies, same parameter record, same results
 on the same record). :func:`sample_autoaugment_params` draws, per image, the sub-policy index,
 whether each of its two operations fires and the signs; :func:`autoaugment` applies them to an
-``[N, H, W, C]`` batch in one jitted computation with static shapes: per operation slot, every
-operation the policy can put there runs once over the batch with per-image magnitudes (the five
-geometric ops share one affine warp) and ``where`` selects per image. The affine matrices come
-from a host table of the policy's discrete magnitudes (computed in float64 like torchvision for
-the static image size), so the geometric ops are exact under ``jit`` too. The two slots run as
-one ``fori_loop`` body over the union of the policy's ops (compiled once), and each candidate runs
-only on the images that drew it, with static shapes (:func:`_on_drawn`: skipped when none did,
-on a fixed ``ceil(N/4)``-image subset when at most that many did, else on the whole batch). On uint8 images the pixel-wise ops (Brightness, Contrast, Posterize, Solarize,
-AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup table per slot, built
-from each op's own arithmetic on the 256 values, and one gather.
+``[N, H, W, C]`` batch in one jitted computation with static shapes: per operation slot, each
+operation the policy can put there runs with per-image magnitudes (the five geometric ops share
+one affine warp) on the images that drew it. The affine matrices come from a host table of the
+policy's discrete magnitudes (computed in float64 like torchvision for the static image size), so
+the geometric ops are exact under ``jit`` too. The two slots run as one ``fori_loop`` body over
+the union of the policy's ops (compiled once). On uint8 images each candidate runs only on the
+images that drew it, in chunks of ``ceil(N/16)`` images (:func:`_on_drawn`: a loop with a traced
+trip count, none when no image drew it), and the pixel-wise ops (Brightness, Contrast, Posterize,
+Solarize, AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup table per
+slot, built from each op's own arithmetic on the 256 values, and one gather. Color and Sharpness
+use a cheaper exact fused multiply-add for their magnitude bins (:func:`jax_impl.ops._fma8`).
 
-.. warning:: When more than a quarter of the batch drew a candidate (the warp, the table lookup,
-   Color, Sharpness), it runs on every image of the batch; torch_impl's eager CPU path runs each
-   op only on the images that drew it. The first call compiles every branch (~2 s on CPU).
+.. warning:: uint8 work is rounded up to whole chunks of ``ceil(N/16)`` images per candidate.
+   Float images keep a coarser scheme (:func:`_on_drawn_quarter`: a ``ceil(N/4)`` subset or the
+   whole batch), so that float Contrast's float32 mean is summed as before. torch_impl's eager
+   CPU path runs each op on exactly the images that drew it.
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
@@ -279,28 +281,58 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
 _LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
 
 
-def _on_drawn(sel, kernel, images, args: tuple, like):
-    """``kernel(images, *args)`` (images independent of each other) where ``sel``; elsewhere ``like``'s value.
+def _chunk_size(n: int) -> int:
+    """Images per step of :func:`_on_drawn`: a sixteenth of the batch (at least 1)."""
+    return max(1, -(-n // 16))
 
-    Static shapes without running the kernel on the whole batch: when no image is selected it is
-    skipped; when at most a quarter are, it runs on a fixed-size subset of ``ceil(N/4)`` images
-    (the selected ones first; ``args`` ``[N, ...]`` gathered alike) and the results are scattered
-    back into ``like``; otherwise on the whole batch. Each branch is a ``lax.switch`` case, so XLA
-    materialises the result. The selected images get exactly ``kernel``'s values for them.
+
+def _on_drawn(sel, kernel, images, args: tuple, like):
+    """``like`` with the images where ``sel`` replaced by ``kernel(images, *args)``'s (images independent).
+
+    Static shapes without running the kernel on the whole batch: the selected images are taken
+    in fixed-size chunks of :func:`_chunk_size` images (selected ones first, ``args`` ``[N, ...]``
+    gathered alike), and a ``fori_loop`` with a traced trip count ``ceil(count / chunk)`` runs
+    the kernel once per chunk (never when no image is selected) and scatters its results for the
+    selected images into ``like``. The last chunk may overlap the previous one (it recomputes the
+    same values). The loop also materialises every operand, so XLA never fuses a producer (a
+    lookup table's arithmetic) into the per-pixel code. Under ``vmap`` the trip count is the
+    largest over the mapped axis.
     """
+    n = images.shape[0]
+    if n == 0:
+        return like
+    k = min(_chunk_size(n), n)
+    count = jnp.sum(sel.astype(jnp.int32))
+    order = jnp.argsort(jnp.logical_not(sel), stable=True).astype(jnp.int32)
+
+    def body(i, out):
+        idx = jax.lax.dynamic_slice(order, (jnp.minimum(i * k, n - k),), (k,))
+        res = kernel(images[idx], *(a[idx] for a in args))
+        keep = sel[idx].reshape((k,) + (1,) * (res.ndim - 1))
+        return out.at[idx].set(jnp.where(keep, res, out[idx]), unique_indices=True)
+
+    return jax.lax.fori_loop(0, (count + k - 1) // k, body, like)
+
+
+def _on_drawn_quarter(sel, kernel, images, args: tuple, like):
+    """:func:`_on_drawn` for float images: the kernel runs on a fixed ``ceil(N/4)``-image subset
+    when at most that many images are selected, else on the whole batch (a ``lax.switch``; skipped
+    when none is). Float Contrast's mean is a float32 sum whose rounding can depend on how many
+    images XLA's ``dot`` sees, so float results keep these two batch sizes."""
     n = images.shape[0]
     k = -(-n // 4)
     count = jnp.sum(sel.astype(jnp.int32))
+    bcast = sel.reshape((n,) + (1,) * (like.ndim - 1))
 
     def skip(x, *a):
         return like
 
     def part(x, *a):
         idx = jnp.argsort(jnp.logical_not(sel), stable=True)[:k]
-        return like.at[idx].set(kernel(x[idx], *(v[idx] for v in a)))
+        return jnp.where(bcast, like.at[idx].set(kernel(x[idx], *(v[idx] for v in a))), like)
 
     def full(x, *a):
-        return kernel(x, *a)
+        return jnp.where(bcast, kernel(x, *a), like)
 
     branch = (count > 0).astype(jnp.int32) + (count > k).astype(jnp.int32)
     return jax.lax.switch(branch, (skip, part, full), images, *args)
@@ -359,7 +391,9 @@ def _slot_lut(images, op, mag, slot_ops: set):
         lut = jnp.where(sel, jnp.where(vf >= threshold, ops._invert(v), v), lut)
     if "AutoContrast" in slot_ops:
         sel = (op == OPS.index("AutoContrast")).reshape(n, 1, 1, 1)
-        lo, hi = (r.astype(jnp.float32) for r in _channel_min_max(images))
+        zero = jnp.zeros((n, 1, 1, c), images.dtype)
+        lo_hi = _on_drawn(sel.reshape(n), lambda x: jnp.concatenate(_channel_min_max(x), axis=1), images, (), jnp.concatenate([zero, zero], axis=1))
+        lo, hi = lo_hi[:, 0:1].astype(jnp.float32), lo_hi[:, 1:2].astype(jnp.float32)
         flat = hi == lo
         inv_scale = jnp.where(flat, 1.0, ops._product(hi - lo, 1.0 / 255.0)).astype(jnp.float32)
         lo = jnp.where(flat, 0.0, lo).astype(jnp.float32)
@@ -385,15 +419,15 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
     ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric).
 
-    Each candidate runs through :func:`_on_drawn` (a ``lax.switch``: skipped, on a subset, or on
-    the whole batch), which also materialises it before the per-image ``where`` (XLA does not
-    fuse across a conditional): fused into one select chain with the other candidates, XLA's CPU
-    code for the per-pixel ops got several times slower (``optimization_barrier`` is expanded
-    away before fusion there). Under ``vmap`` the switch is batched and every branch runs.
+    Each candidate runs through :func:`_on_drawn` (uint8) or :func:`_on_drawn_quarter` (float),
+    which also materialise its inputs and result (XLA does not fuse across a loop or conditional):
+    fused into one select chain with the other candidates, XLA's CPU code for the per-pixel ops got
+    several times slower (``optimization_barrier`` is expanded away before fusion there). The
+    candidates are chained (each writes its images into the previous one's output): every image
+    drew at most one operation per slot.
     """
     n, h, w, c = images.shape
     dtype = ops._compute_dtype(images)
-    bcast = lambda sel: sel.reshape(n, 1, 1, 1)  # noqa: E731
 
     def select(name, neutral=0.0):
         sel = op == OPS.index(name)
@@ -407,10 +441,11 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
         candidates.append((is_geo, lambda x, t: ops._affine_nearest(x, t, fill=fill), (theta,)))
     if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
-        # uint8: every pixel-wise op through one table lookup (identity for the other images).
+        # uint8: every pixel-wise op through one table lookup (tables built for the whole batch,
+        # identity for the other images; the statistics only for the images that need them).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _LUT_OPS if name in slot_ops]))
-        lut_ops = set(slot_ops)
-        candidates.append((is_lut, lambda x, o, m: ops._apply_lut(x, _slot_lut(x, o, m, lut_ops)), (op, mag)))
+        lut = _slot_lut(images, op, mag, set(slot_ops))
+        candidates.append((is_lut, ops._lookup, (lut,)))
         slot_ops = set(slot_ops) - set(_LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
@@ -438,8 +473,9 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     if "Invert" in slot_ops:
         candidates.append((op == OPS.index("Invert"), ops._invert, ()))
     out = images
-    for sel, kernel, args in candidates:
-        out = jnp.where(bcast(sel), _on_drawn(sel, kernel, images, args, images), out)
+    on_drawn = _on_drawn_quarter if ops._is_float(images) else _on_drawn
+    for sel, kernel, args in candidates:  # each image drew at most one: chain them
+        out = on_drawn(sel, kernel, images, args, out)
     return out
 
 

@@ -670,12 +670,16 @@ def _materialize_lut(lut):
     return jnp.matmul(lut.astype(jnp.float32), eye, precision=jax.lax.Precision.HIGHEST).astype(jnp.uint8)
 
 
-def _apply_lut(u8, lut):
-    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]`` (uint8, materialised first)."""
+def _lookup(u8, lut):
+    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]`` (uint8); see :func:`_apply_lut`."""
     n, h, w, c = u8.shape
-    lut = _materialize_lut(lut)
     flat = u8.reshape(n, h * w, c).astype(jnp.int32)
     return jnp.take_along_axis(jnp.swapaxes(lut, 1, 2), flat, axis=1).reshape(n, h, w, c)
+
+
+def _apply_lut(u8, lut):
+    """:func:`_lookup` with the table materialised first (when it is computed in the same fusion scope)."""
+    return _lookup(u8, _materialize_lut(lut))
 
 
 @jax.jit

@@ -164,6 +164,26 @@ def test_whole_policy_torch_equals_jax(policy, shape, fill):
         assert np.array_equal(images_from_torch(t), images_from_jax(j))
 
 
+def test_jax_chunked_batches_and_vmap_equal_torch():
+    """jax_impl runs each uint8 candidate on chunks of ceil(N/16) drawn images (the last chunk
+    overlapping the previous one when the count is not a multiple of it): a batch of 37 images,
+    and ``vmap`` over 5 groups of 14, give torch_impl's bytes (which runs exactly the drawn images)."""
+    import jax
+
+    rng = np.random.default_rng(12)
+    n = 70
+    images = rng.integers(0, 256, (n, 6, 7, 3), dtype=np.uint8)
+    record = dict(sub_policy=rng.integers(0, 25, n), apply=rng.random((n, 2)) < 0.8, negate=rng.random((n, 2)) < 0.5)
+    t = images_from_torch(TA.autoaugment(images_to_torch(images), to_torch_params(record), policy="cifar10"))
+    part = {k: v[:37] for k, v in record.items()}
+    j = JA.autoaugment(images_to_jax(images[:37]), to_jax_params(part), policy="cifar10")
+    assert np.array_equal(images_from_jax(j), t[:37])
+    groups = jax.vmap(lambda x, s, a, g: JA.autoaugment(x, JA.AutoAugmentParams(s, a, g), policy="cifar10"))
+    p = to_jax_params(record)
+    out = groups(images_to_jax(images).reshape(5, 14, 6, 7, 3), *(a.reshape((5, 14) + a.shape[1:]) for a in p))
+    assert np.array_equal(np.asarray(out).reshape(images.shape), t)
+
+
 def test_jax_autoaugment_compiles_once_and_jit_equals_eager():
     import jax
 
