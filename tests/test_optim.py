@@ -840,6 +840,195 @@ def test_other_bad_input():
 
 
 # ----------------------------------------------------------------------------------------------
+# torch: the multi-tensor (foreach) path against the per-tensor loop
+# ----------------------------------------------------------------------------------------------
+
+# Shapes and dtypes of one model's parameters: two dtypes so a group splits into several
+# (device, dtype, step) buckets; a channels_last 4-D tensor; a scalar.
+_FE_SPECS = [((4, 3), torch.float32), ((5,), torch.float64), ((2, 3, 2, 2), torch.float32), ((), torch.float32)]
+_FE_STEPS = 20
+
+
+def _fe_build(member, hp, foreach, dtype_override=None):
+    """A model whose parameters start together except ``late`` (first gradient at step 6, so its
+    lazily created state lags in ``step``) and ``frozen`` (never a gradient); a second group is
+    added at step 4 with its own lr."""
+    gen = torch.Generator().manual_seed(7)
+    params = []
+    for shape, dtype in _FE_SPECS:
+        x = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype_override or dtype)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        params.append(torch.nn.Parameter(x))
+    late = torch.nn.Parameter(torch.randn(3, generator=gen).to(dtype_override or torch.float32))
+    frozen = torch.nn.Parameter(torch.ones(2))
+    extra = torch.nn.Parameter(torch.randn(2, 2, generator=gen).to(dtype_override or torch.float32))
+    kw = dict(lr=hp["lr"], betas=(hp["b1"], hp["b2"]), final_lr=hp["final_lr"], gamma=hp["gamma"],
+              eps=hp["eps"], weight_decay=hp["weight_decay"])
+    amsbound, decoupled = FLAGS[member]
+    opt = TO.AdaBound(params + [late, frozen], amsbound=amsbound, decoupled_weight_decay=decoupled,
+                      foreach=foreach, **kw)
+    return params + [late, frozen, extra], opt
+
+
+def _fe_run(model, steps, lr_factors, grads, start=0):
+    params, opt = model
+    *dense, late, frozen, extra = params
+    for i in range(start, start + steps):
+        if i == 4:
+            opt.add_param_group({"params": [extra], "lr": 0.5 * opt.defaults["lr"]})
+        for p, g in zip(dense, grads[i]):
+            p.grad = g.to(p.dtype)
+        late.grad = grads[i][0].flatten()[:3].to(late.dtype) if i >= 6 else None
+        extra.grad = grads[i][0].flatten()[3:7].reshape(2, 2).to(extra.dtype)
+        for group in opt.param_groups:  # an lr schedule: the bounds follow lr/base_lr
+            group["lr"] = group["base_lr"] * lr_factors[i]
+        opt.step()
+
+
+def _fe_grads(seed, scale):
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(s, generator=gen, dtype=torch.float64) * scale for s, _ in _FE_SPECS]
+            for _ in range(_FE_STEPS)]
+
+
+_SAME_WIDTH_INT = {torch.float64: torch.int64, torch.float32: torch.int32, torch.bfloat16: torch.int16,
+                   torch.float16: torch.int16}
+
+
+def _bits(x):
+    """The bit patterns of a float tensor (so NaN equals the same NaN and -0.0 differs from 0.0)."""
+    return x.detach().contiguous().view(_SAME_WIDTH_INT[x.dtype])
+
+
+def _assert_same_optimizer(a, b):
+    """Parameters and state bit for bit, the same step counts, the same groups but ``foreach``."""
+    (pa, oa), (pb, ob) = a, b
+    for x, y in zip(pa, pb):
+        assert torch.equal(_bits(x), _bits(y))
+    sa, sb = oa.state_dict(), ob.state_dict()
+    assert sa["state"].keys() == sb["state"].keys()
+    for k, st_a in sa["state"].items():
+        st_b = sb["state"][k]
+        assert st_a.keys() == st_b.keys() and st_a["step"] == st_b["step"]
+        for name in st_a.keys() - {"step"}:
+            assert torch.equal(_bits(st_a[name]), _bits(st_b[name])), (k, name)
+    strip = [{k: v for k, v in g.items() if k != "foreach"} for g in sa["param_groups"]]
+    assert strip == [{k: v for k, v in g.items() if k != "foreach"} for g in sb["param_groups"]]
+
+
+@given(
+    member=st.sampled_from(list(MEMBERS)),
+    hp=S.optimizer_hparams(),
+    scale=st.sampled_from([1.0, 1e-4, 1e3]),
+    dtype=st.sampled_from([None, torch.bfloat16, torch.float16, torch.float64]),
+    lr_factors=st.lists(st.floats(0.0, 2.0), min_size=_FE_STEPS, max_size=_FE_STEPS),
+)
+@example(member="amsbound", hp=dict(lr=1e-3, final_lr=0.1, b1=0.9, b2=0.999, gamma=1e-3, eps=1e-8,
+                                     weight_decay=0.1), scale=1.0, dtype=None, lr_factors=[1.0] * _FE_STEPS)
+@example(member="adaboundw", hp=dict(lr=0.1, final_lr=0.01, b1=0.0, b2=0.0, gamma=0.0, eps=1e-8,
+                                      weight_decay=5e-4), scale=1e3, dtype=None, lr_factors=[0.5] * _FE_STEPS)
+def test_torch_foreach_bit_identical_to_loop(member, hp, scale, dtype, lr_factors):
+    """foreach=True and foreach=False on CPU: the same parameters and state after 20 steps, with
+    mixed dtypes, a channels_last tensor, a parameter whose state starts later (another step
+    count), one never given a gradient, a group added at step 4 and an lr changing every step.
+    ``dtype`` None keeps the mixed dtypes; otherwise every parameter is cast to it."""
+    grads = _fe_grads(3, scale)
+    runs = []
+    for foreach in (False, True):
+        model = _fe_build(member, hp, foreach, dtype)
+        _fe_run(model, _FE_STEPS, lr_factors, grads)
+        runs.append(model)
+    _assert_same_optimizer(*runs)
+    params, opt = runs[1]
+    steps = {opt.state_dict()["state"][i]["step"] for i in opt.state_dict()["state"]}
+    assert steps == {_FE_STEPS, _FE_STEPS - 6, _FE_STEPS - 4}  # buckets of several step counts
+    assert len(opt.state[params[-2]]) == 0  # frozen: no state, not moved
+    assert torch.equal(params[-2].detach(), torch.ones(2))
+
+
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("member", list(MEMBERS))
+def test_torch_foreach_state_dict_round_trip_across_modes(member, first):
+    """Save after 10 steps in one mode, load into an optimizer of the other mode, finish: the
+    same as 20 steps in the second mode alone. The loaded groups carry the saved ``foreach``
+    (as torch's own optimizers do), so the test sets it back after loading."""
+    hp = dict(lr=1e-2, final_lr=0.1, b1=0.9, b2=0.999, gamma=1e-3, eps=1e-8, weight_decay=1e-2)
+    grads, factors = _fe_grads(5, 1.0), [1.0 - i / _FE_STEPS for i in range(_FE_STEPS)]
+    expected = _fe_build(member, hp, not first)
+    _fe_run(expected, _FE_STEPS, factors, grads)
+
+    params, opt = _fe_build(member, hp, first)
+    _fe_run((params, opt), 10, factors, grads)
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "params": [p.detach() for p in params]}, buf)
+    buf.seek(0)
+    saved = torch.load(buf)
+    params2, opt2 = _fe_build(member, hp, not first)
+    opt2.add_param_group({"params": [params2[-1]], "lr": 0.5 * hp["lr"]})  # the group added at step 4
+    with torch.no_grad():
+        for p, x in zip(params2, saved["params"]):
+            p.copy_(x)
+    opt2.load_state_dict(saved["opt"])
+    assert [g["foreach"] for g in opt2.param_groups] == [first, first]
+    for g in opt2.param_groups:
+        g["foreach"] = not first
+    _fe_run((params2, opt2), 10, factors, grads, start=10)
+    _assert_same_optimizer((params2, opt2), expected)
+
+
+def test_torch_foreach_default_and_choice(monkeypatch):
+    """``foreach=None`` (the default) is stored in the group and picks the loop on CPU, like
+    torch.optim.Adam; True takes the multi-tensor path on CPU; the rule is "every parameter
+    with a gradient on a foreach device" (checked by declaring CPU one)."""
+    p = torch.nn.Parameter(torch.ones(3))
+    for cls in (TO.AdaBound, TO.AMSBound, TO.AdaBoundW):
+        assert cls([p]).param_groups[0]["foreach"] is None
+        assert cls([p], foreach=True).param_groups[0]["foreach"] is True
+    assert TO.AdaBound([p]).defaults["foreach"] is None
+
+    calls = []
+    real_multi = TO._multi_tensor_step
+    monkeypatch.setattr(TO, "_multi_tensor_step", lambda ps, *a: (calls.append(len(ps)), real_multi(ps, *a)))
+    frozen_gpu_like = torch.nn.Parameter(torch.ones(2))  # no grad: does not take part in the choice
+    opt = TO.AdaBound([p, frozen_gpu_like])
+    p.grad = torch.ones(3)
+    opt.step()
+    assert calls == [] and opt.state[p]["step"] == 1  # the loop on CPU
+    assert TO._default_foreach([p]) is False
+    opt.param_groups[0]["foreach"] = True
+    opt.step()
+    assert calls == [1]
+    monkeypatch.setattr(TO, "_FOREACH_DEVICE_TYPES", ("cpu",))
+    assert TO._default_foreach([p]) is True
+    opt.param_groups[0]["foreach"] = None
+    opt.step()
+    assert calls == [1, 1]
+    assert TO._default_foreach([p, torch.ones(1, device="meta")]) is False
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_torch_sparse_grads_raise_in_both_modes(foreach):
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = TO.AdaBound([p], foreach=foreach)
+    p.grad = torch.zeros(3).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0.0, np.bool_(True)])
+def test_torch_rejects_bad_foreach(bad):
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    for cls in (TO.AdaBound, TO.AMSBound, TO.AdaBoundW):
+        with pytest.raises(TypeError, match="foreach"):
+            cls(p, foreach=bad)
+    opt = TO.AdaBound(p)
+    with pytest.raises(TypeError, match="foreach"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "foreach": bad})
+    assert len(opt.param_groups) == 1
+
+
+# ----------------------------------------------------------------------------------------------
 # Long runs (slow; CI runs them at TWINTRICKS_SLOW_SCALE of the full length)
 # ----------------------------------------------------------------------------------------------
 
