@@ -355,64 +355,64 @@ def _channel_min_max(images):
 
 
 def _slot_lut(images, op, mag, slot_ops: set):
-    """Per-image, per-channel lookup tables ``[N, C, 256]`` (uint8) for the slot's pixel-wise ops.
+    """Per-image lookup tables ``[N, 256, C]`` (uint8, value-major) for the slot's pixel-wise ops.
 
     On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
     map every value through a function of that value and per-image (per-channel) statistics, so
     each op's table is its own kernel arithmetic evaluated on the 256 possible values (the same
-    float32 operations, so the same bytes); images that drew none of them get the identity.
+    float32 operations, so the same bytes). Each op's tables (and the statistics they need) are
+    computed only for the images that drew it (:func:`_on_drawn`); the others keep the identity.
     """
     n, h, w, c = images.shape
-    v = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))  # values as an NHWC "image"
-    vf = v.astype(jnp.float32)
-    lut = v
+    v1 = jnp.arange(256, dtype=jnp.uint8)[:, None]  # the 256 values as a [1, 256, C]-broadcastable "image"
 
-    def select(name, neutral=0.0):
-        sel = op == OPS.index(name)
-        return sel.reshape(n, 1, 1, 1), jnp.where(sel, mag, jnp.float32(neutral))
+    def values(k):
+        v = jnp.broadcast_to(v1, (k, 1, 256, c))
+        return v, v.astype(jnp.float32)
 
     def ratio_alpha(m):
-        return (1.0 + m).reshape(n, 1, 1, 1), (-m).reshape(n, 1, 1, 1)
+        return (1.0 + m).reshape(-1, 1, 1, 1), (-m).reshape(-1, 1, 1, 1)
 
-    if "Brightness" in slot_ops:
-        sel, m = select("Brightness")
-        lut = jnp.where(sel, ops._finish(vf * ratio_alpha(m)[0], jnp.uint8), lut)
-    if "Contrast" in slot_ops:
-        sel, m = select("Contrast")
+    def brightness(x, m):
+        _, vf = values(x.shape[0])
+        return ops._finish(vf * ratio_alpha(m)[0], jnp.uint8)
+
+    def contrast(x, m):
+        _, vf = values(x.shape[0])
         ratio, alpha = ratio_alpha(m)
-        mean = _on_drawn(sel.reshape(n), ops._contrast_mean, images, (), jnp.zeros((n, 1, 1, 1), jnp.float32))
-        lut = jnp.where(sel, ops._finish(ops._blend(vf, mean, ratio, alpha, False), jnp.uint8), lut)
-    if "Posterize" in slot_ops:
-        sel, m = select("Posterize", 8.0)
-        lut = jnp.where(sel, ops._posterize(v, m.astype(jnp.int32)), lut)
-    if "Solarize" in slot_ops:
-        sel, m = select("Solarize", 1.0)
-        threshold = (m * 255.0).astype(jnp.float32).reshape(n, 1, 1, 1)
-        lut = jnp.where(sel, jnp.where(vf >= threshold, ops._invert(v), v), lut)
-    if "AutoContrast" in slot_ops:
-        sel = (op == OPS.index("AutoContrast")).reshape(n, 1, 1, 1)
-        zero = jnp.zeros((n, 1, 1, c), images.dtype)
-        lo_hi = _on_drawn(sel.reshape(n), lambda x: jnp.concatenate(_channel_min_max(x), axis=1), images, (), jnp.concatenate([zero, zero], axis=1))
-        lo, hi = lo_hi[:, 0:1].astype(jnp.float32), lo_hi[:, 1:2].astype(jnp.float32)
+        return ops._finish(ops._blend(vf, ops._contrast_mean(x), ratio, alpha, False), jnp.uint8)
+
+    def posterize(x, m):
+        v, _ = values(x.shape[0])
+        return ops._posterize(v, m.astype(jnp.int32))
+
+    def solarize(x, m):
+        v, vf = values(x.shape[0])
+        threshold = (m * 255.0).astype(jnp.float32).reshape(-1, 1, 1, 1)
+        return jnp.where(vf >= threshold, ops._invert(v), v)
+
+    def autocontrast(x, m):
+        _, vf = values(x.shape[0])
+        lo, hi = (r.astype(jnp.float32) for r in _channel_min_max(x))
         flat = hi == lo
         inv_scale = jnp.where(flat, 1.0, ops._product(hi - lo, 1.0 / 255.0)).astype(jnp.float32)
         lo = jnp.where(flat, 0.0, lo).astype(jnp.float32)
-        stretched = jnp.clip((vf - lo) / ops._divisor(inv_scale, vf), 0, 255).astype(jnp.uint8)
-        lut = jnp.where(sel, stretched, lut)
-    if "Equalize" in slot_ops:
-        sel = op == OPS.index("Equalize")
+        return jnp.clip((vf - lo) / ops._divisor(inv_scale, vf), 0, 255).astype(jnp.uint8)
 
-        def equalize_table(x):
-            table, valid = ops._equalize_lut(ops._histograms(x))  # [k, C, 256], [k, C, 1]
-            return jnp.where(valid, table, jnp.arange(256, dtype=jnp.uint8))
+    def equalize(x, m):
+        table, valid = ops._equalize_lut(ops._histograms(x))  # [k, C, 256], [k, C, 1]
+        return jnp.swapaxes(jnp.where(valid, table, jnp.arange(256, dtype=jnp.uint8)), 1, 2)[:, None]
 
-        identity = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8), (n, c, 256))
-        table = _on_drawn(sel, equalize_table, images, (), identity)
-        lut = jnp.where(sel.reshape(n, 1, 1, 1), jnp.swapaxes(table, 1, 2)[:, None], lut)
-    if "Invert" in slot_ops:
-        sel = (op == OPS.index("Invert")).reshape(n, 1, 1, 1)
-        lut = jnp.where(sel, ops._invert(v), lut)
-    return jnp.swapaxes(lut[:, 0], 1, 2)  # [N, C, 256]
+    def invert(x, m):
+        return ops._invert(values(x.shape[0])[0])
+
+    kernels = {"Brightness": brightness, "Contrast": contrast, "Posterize": posterize, "Solarize": solarize,
+               "AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert}
+    lut = jnp.broadcast_to(v1, (n, 1, 256, c))
+    for name in _LUT_OPS:
+        if name in slot_ops:
+            lut = _on_drawn(op == OPS.index(name), kernels[name], images, (mag,), lut)
+    return lut[:, 0]
 
 
 def _apply_slot(images, op, mag, theta, slot_ops: set, fill):

@@ -640,7 +640,7 @@ def autocontrast(images):
 
 def _equalize_lut(hist):
     """PIL's equalisation LUT from ``[..., 256]`` int32 histograms → (uint8 LUT, valid); see torch_impl."""
-    cum = jnp.cumsum(hist, axis=-1)
+    cum = jax.lax.associative_scan(jnp.add, hist, axis=-1)  # exact (integers); ~2x faster than cumsum on CPU
     total = cum[..., -1:]
     top = jnp.take_along_axis(hist, jnp.argmax(cum, axis=-1)[..., None], axis=-1)
     step = (total - top) // 255
@@ -671,15 +671,16 @@ def _materialize_lut(lut):
 
 
 def _lookup(u8, lut):
-    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]`` (uint8); see :func:`_apply_lut`."""
+    """``out[n, h, w, c] = lut[n, u8[n, h, w, c], c]`` for a value-major ``lut`` ``[N, 256, C]`` (uint8)."""
     n, h, w, c = u8.shape
     flat = u8.reshape(n, h * w, c).astype(jnp.int32)
-    return jnp.take_along_axis(jnp.swapaxes(lut, 1, 2), flat, axis=1).reshape(n, h, w, c)
+    return jnp.take_along_axis(lut, flat, axis=1).reshape(n, h, w, c)
 
 
 def _apply_lut(u8, lut):
-    """:func:`_lookup` with the table materialised first (when it is computed in the same fusion scope)."""
-    return _lookup(u8, _materialize_lut(lut))
+    """``out[n, h, w, c] = lut[n, c, u8[n, h, w, c]]`` for ``lut`` ``[N, C, 256]``, the table
+    materialised first (it is computed in the same fusion scope)."""
+    return _lookup(u8, jnp.swapaxes(_materialize_lut(lut), 1, 2))
 
 
 @jax.jit
