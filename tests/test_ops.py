@@ -165,6 +165,23 @@ def test_geometric_fill_matches_torchvision(fill):
         assert torch.equal(getattr(T, op)(images, m, fill=fill), ref)
 
 
+@pytest.mark.parametrize("h,w", [(32, 32), (224, 224), (37, 50)])
+def test_geometric_every_bin_at_training_sizes_matches_torchvision(h, w):
+    """Every geometric bin and sign at CIFAR/ImageNet sizes on images whose 3 channels encode the
+    pixel position, so any moved nearest-pixel tie shows: torch_impl's eager grid (elementwise,
+    no bmm) and jax_impl's warp pick exactly torchvision's source pixels."""
+    import jax.numpy as jnp
+
+    pos = np.arange(h * w).reshape(h, w)
+    coded = np.stack([pos % 256, (pos // 256) % 256, pos // 65536], axis=-1).astype(np.uint8)
+    for op in ("shear_x", "shear_y", "translate_x", "translate_y", "rotate"):
+        values = all_bins(op, h, w)
+        images = np.broadcast_to(coded, (len(values), h, w, 3)).copy()
+        ref = images_from_torch(reference(op, images_to_torch(images), values))
+        assert np.array_equal(images_from_torch(call_torch(op, images_to_torch(images), values)), ref), op
+        assert np.array_equal(np.asarray(getattr(J, op)(jnp.asarray(images), np.asarray(values))), ref), op
+
+
 def test_rotate_multiples_of_90_match_torchvision_shortcuts():
     images = torch.arange(2 * 3 * 6 * 6, dtype=torch.int64).remainder(256).to(torch.uint8).view(2, 3, 6, 6)
     for angle in (0.0, 90.0, 180.0, 270.0, -90.0, 360.0):

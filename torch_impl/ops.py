@@ -233,26 +233,35 @@ def _affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.T
     """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), nearest, ``fill`` outside.
 
     The grid is torchvision's ``_affine_grid`` (base grid ``[x, y, 1]`` of pixel centres relative to
-    the image centre, times ``theta^T / [w/2, h/2]`` with ``bmm``) computed for all images in one
-    batched ``bmm``; sampling is ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill``
-    uses torchvision's mask channel.
+    the image centre, times ``theta^T / [w/2, h/2]`` with ``bmm``) for all images at once; eagerly
+    with elementwise ops that round like ATen's ``bmm`` (each product, then each sum: the same
+    bytes, ~2x faster than the batched ``bmm``); sampling is
+    ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill`` uses torchvision's mask channel.
     """
     n, c, h, w = images.shape
     dtype = _compute_dtype(images)
     device = images.device
     theta = matrix.to(dtype).view(n, 2, 3)
-    base = torch.empty(1, h, w, 3, dtype=dtype, device=device)
-    base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device))
-    base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).unsqueeze(-1))
-    base[..., 2].fill_(1)
+    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device, dtype=dtype)
+    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device, dtype=dtype)
     rescaled = theta.transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=device)
-    if compiling() and dtype == torch.float32:
+    if not compiling():
+        # bmm's arithmetic without bmm (which is slow for [N, H·W, 3] @ [N, 3, 2] on CPU): eager
+        # kernels round each product and sum, (x·a + y·b) + c, exactly as ATen's bmm does here
+        # (same bytes, float32 and float64, checked on AutoAugment's bins and random matrices).
+        grid = torch.empty(n, h, w, 2, dtype=dtype, device=device)
+        for j in range(2):
+            r = rescaled[:, :, j].reshape(n, 3, 1, 1)
+            torch.add(xs.view(1, 1, w) * r[:, 0] + ys.view(1, h, 1) * r[:, 1], r[:, 2], out=grid[..., j])
+    elif dtype == torch.float32:
         # bmm's arithmetic, (x·a + y·b) + c with both products rounded, made FMA-proof: 2x and
         # 2y are integers below 2^11 (sides up to 2048), so the split partial products are exact.
-        x2, y2 = 2 * base[..., 0:1], 2 * base[..., 1:2]  # [1, H, W, 1]
+        x2 = 2 * xs.view(1, 1, w, 1).expand(1, h, w, 1)  # [1, H, W, 1]
+        y2 = 2 * ys.view(1, h, 1, 1).expand(1, h, w, 1)
         r = rescaled.view(n, 1, 1, 3, 2)
         grid = (_product(x2, r[..., 0, :], 11) * 0.5 + _product(y2, r[..., 1, :], 11) * 0.5) + r[..., 2, :]
     else:
+        base = torch.stack(torch.broadcast_tensors(xs.view(1, w), ys.view(h, 1), torch.ones(1, 1, dtype=dtype, device=device)), -1)
         grid = base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
     x = images.to(dtype)
     fill_values = _fill_values(fill, c, images.dtype)
@@ -413,11 +422,19 @@ def _color(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
     return _finish(_blend(images, _grayscale(images), ratio, alpha), images.dtype)
 
 
-def _contrast(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
-    ratio, alpha = _ratio_alpha(m64, _compute_dtype(images))
+def _contrast_mean(images: torch.Tensor) -> torch.Tensor:
+    """Each image's mean grayscale ``[N, 1, 1, 1]`` (the compute dtype)."""
     gray = _grayscale(images) if images.shape[1] == 3 else images.to(_compute_dtype(images))
+    return gray.mean(dim=(-3, -2, -1), keepdim=True)
+
+
+def _contrast(images: torch.Tensor, m64: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """``mean``: :func:`_contrast_mean` of the images (computed here when None; given when
+    ``images`` are the 256 values of a lookup table)."""
+    ratio, alpha = _ratio_alpha(m64, _compute_dtype(images))
+    mean = _contrast_mean(images) if mean is None else mean
     # A materialised (not broadcast) mean keeps every element on the fused multiply-add path.
-    mean = gray.mean(dim=(-3, -2, -1), keepdim=True).expand(images.shape).contiguous()
+    mean = mean.expand(images.shape).contiguous()
     return _finish(_blend(images, mean, ratio, alpha), images.dtype)
 
 
@@ -435,12 +452,14 @@ def _sharpness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
         kernel = torch.tensor(_SHARPNESS_KERNEL, dtype=dtype, device=images.device).expand(c, 1, 3, 3)
         blurred = F.conv2d(x, kernel, groups=c)
     else:
-        # uint8: the exact 3×3 integer sums, then the same weights. The rounded result equals
-        # torchvision's rounded conv2d: (8 neighbours + 5·centre)/13 is never within 0.038 of a
-        # half-integer, far more than either float32 evaluation's error (< 1e-3).
-        window = F.avg_pool2d(x, 3, stride=1, divisor_override=1)
+        # uint8: the exact 3×3 integer sums S = 8 neighbours + 5·centre (separable, exact in any
+        # order), then round(S·fl(1/13)). The rounded result equals torchvision's rounded conv2d:
+        # S/13 is never within 0.038 of a half-integer, far more than either float32 evaluation's
+        # error (< 1e-3) (tests/test_ops.py checks every S).
+        rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+        window = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
         centre = x[..., 1:-1, 1:-1]
-        blurred = ((window - centre) * (1.0 / 13.0) + centre * (5.0 / 13.0)).round()
+        blurred = window.add_(centre, alpha=4).mul_(1.0 / 13.0).round_()
     inner = x[..., 1:-1, 1:-1]
     if compiling() and not images.is_floating_point():
         return _finish(_fma(F.pad(blurred - inner, (1, 1, 1, 1)), alpha, x), images.dtype)
@@ -462,13 +481,20 @@ def _solarize(images: torch.Tensor, t64: torch.Tensor) -> torch.Tensor:
     return torch.where(images.to(t.dtype) >= t, _invert(images), images)
 
 
-def _autocontrast(images: torch.Tensor) -> torch.Tensor:
+def _channel_min_max(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel min and max ``[N, C, 1, 1]`` (the compute dtype)."""
+    x = images.to(_compute_dtype(images))
+    return x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
+
+
+def _autocontrast(images: torch.Tensor, lo_hi: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``lo_hi``: :func:`_channel_min_max` of the images (computed here when None; given when
+    ``images`` are the 256 values of a lookup table)."""
     if images.numel() == 0:
         return images.clone()
     bound = _bound(images.dtype)
     x = images.to(_compute_dtype(images))
-    lo = x.amin(dim=(-2, -1), keepdim=True)
-    hi = x.amax(dim=(-2, -1), keepdim=True)
+    lo, hi = _channel_min_max(images) if lo_hi is None else lo_hi
     flat = hi == lo
     inv_scale = torch.where(flat, torch.ones_like(hi), (hi - lo).mul(1.0 / bound))
     lo = torch.where(flat, torch.zeros_like(lo), lo)
@@ -586,17 +612,36 @@ def _equalize_lut(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lut, valid
 
 
+def _histograms(u8: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel 256-bin histograms ``[N, C, 256]`` (int32) of a uint8 batch."""
+    n, c, h, w = u8.shape
+    flat = u8.reshape(n, c, h * w).long()
+    hist = torch.zeros(n, c, 256, dtype=torch.int32, device=u8.device)
+    return hist.scatter_add_(-1, flat, torch.ones_like(flat, dtype=torch.int32))
+
+
 def _equalize(images: torch.Tensor) -> torch.Tensor:
     n, c, h, w = images.shape
     if images.numel() == 0:
         return images.clone()
     u8 = _to_uint8(images)
     flat = u8.reshape(n, c, h * w).long()
-    hist = torch.zeros(n, c, 256, dtype=torch.int32, device=images.device)
-    hist.scatter_add_(-1, flat, torch.ones_like(flat, dtype=torch.int32))
-    lut, valid = _equalize_lut(hist)
+    lut, valid = _equalize_lut(_histograms(u8))
     out = torch.where(valid, lut.gather(-1, flat), flat.to(torch.uint8)).view(n, c, h, w)
     return _from_uint8(out, images.dtype)
+
+
+def _equalize_table(u8: torch.Tensor) -> torch.Tensor:
+    """:func:`_equalize` of a uint8 batch as per-image, per-channel tables ``[N, C, 256]`` (uint8):
+    the equalisation LUT, or the identity for channels it leaves unchanged."""
+    lut, valid = _equalize_lut(_histograms(u8))
+    return torch.where(valid, lut, torch.arange(256, device=u8.device).to(torch.uint8))
+
+
+def _lookup(u8: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """``out[n, c, h, w] = tables[n, c, u8[n, c, h, w]]`` for uint8 images and ``[N, C, 256]`` uint8 tables."""
+    n, c, h, w = u8.shape
+    return tables.gather(-1, u8.reshape(n, c, h * w).long()).view(n, c, h, w)
 
 
 def equalize(images: torch.Tensor) -> torch.Tensor:
