@@ -304,13 +304,13 @@ _LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "
 # Each pixel-wise op as a table: ``kernel(values, images, magnitudes)`` with ``values`` the 256
 # uint8 values laid out as ``[k, C, 1, 256]`` images and ``images`` the k images that drew it (for
 # the statistics); the same kernels, so the same float32 operations and bytes as on the pixels.
+# (Equalize: :func:`torch_impl.ops._equalize_table` from the histograms.)
 _TABLE_KERNELS = {
     "Brightness": lambda v, x, m: ops._brightness(v, m),
     "Contrast": lambda v, x, m: ops._contrast(v, m, ops._contrast_mean(x)),
     "Posterize": lambda v, x, m: ops._posterize(v, m.to(torch.int64)),
     "Solarize": lambda v, x, m: ops._solarize(v, m),
     "AutoContrast": lambda v, x, m: ops._autocontrast(v, ops._channel_min_max(x)),
-    "Equalize": lambda v, x, m: ops._equalize_table(x),
     "Invert": lambda v, x, m: ops._invert(v),
 }
 
@@ -340,38 +340,53 @@ def _table_bank(policy: str, height: int, width: int, device) -> torch.Tensor:
     return bank
 
 
-def _slot_tables(images, op, mag, names: list, static_tables):
-    """Per-image lookup tables ``[N, C, 256]`` (uint8) of the slot's pixel-wise ops ``names`` and the
-    images that drew one of them (``[N]`` bool; the other rows are unused).
+def _lut_slot(images, op, mag, names: list, static_tables):
+    """The slot's pixel-wise ops ``names`` on uint8 images: ``(idx, results)`` for the images
+    ``idx`` that drew one of them (``None`` when none did).
 
     On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
     map every value through a function of that value and per-image (per-channel) statistics, so
     each image's table is its op's kernel applied to the 256 values: ``static_tables`` ``[N, 256]``
     (rows of :func:`_table_bank`) for the ops whose table depends only on the magnitude, computed
-    here for the images that drew the others; one gather then applies them
-    (:func:`torch_impl.ops._lookup`).
+    here for the images that drew the others; one gather applies them. The pixels are widened to
+    int64 (the gather's index) once, shared by Equalize's histograms.
     """
-    n, c = images.shape[:2]
+    n, c, h, w = images.shape
+    # The images that drew Equalize first, so that their int64 pixels are a slice of ``flat``.
+    is_eq = op == OPS.index("Equalize")
     is_lut = torch.isin(op, torch.tensor([OPS.index(name) for name in names], device=op.device))
+    idx = torch.cat([is_eq.nonzero(), (is_lut & ~is_eq).nonzero()]).squeeze(1)
+    k = idx.numel()
+    if not k:
+        return None
+    x = images.index_select(0, idx)
+    flat = x.reshape(k, c, h * w).long()
+    op, mag = op.index_select(0, idx), mag.index_select(0, idx)
     values = torch.arange(256, device=images.device).to(torch.uint8).view(1, 1, 1, 256)
     updates = []
     for name in names:
         if name in _STATIC_TABLE_OPS:
             continue
-        idx = (op == OPS.index(name)).nonzero().squeeze(1)
-        k = idx.numel()
-        if k:
-            v = values.expand(k, c, 1, 256).contiguous()
-            x = images.index_select(0, idx)
-            updates.append((idx, _TABLE_KERNELS[name](v, x, mag.index_select(0, idx)).view(k, c, 256)))
-    return _replace_rows(static_tables.unsqueeze(1).expand(n, c, 256), updates), is_lut
+        rows = (op == OPS.index(name)).nonzero().squeeze(1)
+        j = rows.numel()
+        if not j:
+            continue
+        if name == "Equalize":  # rows 0 .. j-1
+            table = ops._equalize_table(None, flat[:j])
+        else:
+            v = values.expand(j, c, 1, 256).contiguous()
+            table = _TABLE_KERNELS[name](v, x.index_select(0, rows), mag.index_select(0, rows))
+        updates.append((rows, table.view(j, c, 256)))
+    tables = _replace_rows(static_tables.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
+    return idx, tables.gather(-1, flat).view(k, c, h, w)
 
 
-def _replace_rows(base: torch.Tensor, updates: list) -> torch.Tensor:
-    """A copy of ``base`` with rows ``idx`` replaced by ``values`` for each ``(idx, values)`` of
-    ``updates``. Indexed assignment copies element by element, so the rows are moved as int64
-    words where their size allows (8x fewer elements; ~2x faster for uint8 CIFAR images)."""
-    out = base.contiguous().clone()
+def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -> torch.Tensor:
+    """A copy of ``base`` (``base`` itself if ``inplace``: contiguous, ours to modify) with rows
+    ``idx`` replaced by ``values`` for each ``(idx, values)`` of ``updates``. Indexed assignment
+    copies element by element, so the rows are moved as int64 words where their size allows (8x
+    fewer elements; ~2x faster for uint8 CIFAR images)."""
+    out = base if inplace else base.clone(memory_format=torch.contiguous_format)
     row = math.prod(out.shape[1:])
     if not updates or out.numel() == 0:
         return out
@@ -387,14 +402,14 @@ def _replace_rows(base: torch.Tensor, updates: list) -> torch.Tensor:
     return out
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_tables=None):
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_tables=None, inplace=False):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
     shapes: ``torch.compile``, accelerators). Otherwise (eager on CPU) each op runs only on the
     images that drew it (``index_select``, data-dependent shapes), the results put back with
     :func:`_replace_rows`, and on uint8 images the pixel-wise ops go through per-image lookup
-    tables (:func:`_slot_tables`, ``static_tables`` ``[N, 256]`` from :func:`_table_bank`). All
+    tables (:func:`_lut_slot`, ``static_tables`` ``[N, 256]`` from :func:`_table_bank`). All
     give the same images: the kernels treat images independently.
     """
     n, _, h, w = images.shape
@@ -419,10 +434,10 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
         candidates.append((is_geo, lambda x, m: ops._affine_nearest(x, m, fill), matrix))
+    lut = None
     if not static and not images.is_floating_point() and any(name in slot_ops for name in _LUT_OPS):
         # uint8: every pixel-wise op as a per-image table of its 256 values and one lookup.
-        tables, is_lut = _slot_tables(images, op, mag, [name for name in _LUT_OPS if name in slot_ops], static_tables)
-        candidates.append((is_lut, ops._lookup, tables))
+        lut = _lut_slot(images, op, mag, [name for name in _LUT_OPS if name in slot_ops], static_tables)
         slot_ops = set(slot_ops) - set(_LUT_OPS)
     neutral = {"Posterize": 8.0, "Solarize": 1.0}
     kernels = {
@@ -446,12 +461,12 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
         for sel, kernel, m in candidates:
             out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
         return out
-    updates = []
+    updates = [] if lut is None else [lut]
     for sel, kernel, m in candidates:
         idx = sel.nonzero().squeeze(1)
         if idx.numel():
             updates.append((idx, kernel(images.index_select(0, idx), m.index_select(0, idx))))
-    return _replace_rows(images, updates) if updates else images.clone()
+    return _replace_rows(images, updates, inplace=inplace)
 
 
 def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=0) -> torch.Tensor:
@@ -547,7 +562,7 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.T
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
         out = _apply_slot(
             out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, False, theta[:, slot],
-            None if tables is None else tables[:, slot],
+            None if tables is None else tables[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
         )
     return out
 

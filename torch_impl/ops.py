@@ -612,11 +612,14 @@ def _equalize_lut(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lut, valid
 
 
-def _histograms(u8: torch.Tensor) -> torch.Tensor:
-    """Per-image, per-channel 256-bin histograms ``[N, C, 256]`` (int32) of a uint8 batch."""
-    n, c, h, w = u8.shape
-    flat = u8.reshape(n, c, h * w).long()
-    hist = torch.zeros(n, c, 256, dtype=torch.int32, device=u8.device)
+def _histograms(u8: torch.Tensor | None, flat: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image, per-channel 256-bin histograms ``[N, C, 256]`` (int32) of a uint8 batch, or of its
+    values already as ``flat`` ``[N, C, H·W]`` int64."""
+    if flat is None:
+        n, c, h, w = u8.shape
+        flat = u8.reshape(n, c, h * w).long()
+    n, c = flat.shape[:2]
+    hist = torch.zeros(n, c, 256, dtype=torch.int32, device=flat.device)
     return hist.scatter_add_(-1, flat, torch.ones_like(flat, dtype=torch.int32))
 
 
@@ -631,17 +634,13 @@ def _equalize(images: torch.Tensor) -> torch.Tensor:
     return _from_uint8(out, images.dtype)
 
 
-def _equalize_table(u8: torch.Tensor) -> torch.Tensor:
-    """:func:`_equalize` of a uint8 batch as per-image, per-channel tables ``[N, C, 256]`` (uint8):
-    the equalisation LUT, or the identity for channels it leaves unchanged."""
-    lut, valid = _equalize_lut(_histograms(u8))
-    return torch.where(valid, lut, torch.arange(256, device=u8.device).to(torch.uint8))
-
-
-def _lookup(u8: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
-    """``out[n, c, h, w] = tables[n, c, u8[n, c, h, w]]`` for uint8 images and ``[N, C, 256]`` uint8 tables."""
-    n, c, h, w = u8.shape
-    return tables.gather(-1, u8.reshape(n, c, h * w).long()).view(n, c, h, w)
+def _equalize_table(u8: torch.Tensor | None, flat: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`_equalize` of a uint8 batch (or of ``flat``, see :func:`_histograms`) as per-image,
+    per-channel tables ``[N, C, 256]`` (uint8): the equalisation LUT, or the identity for channels
+    it leaves unchanged."""
+    hist = _histograms(u8, flat)
+    lut, valid = _equalize_lut(hist)
+    return torch.where(valid, lut, torch.arange(256, device=hist.device).to(torch.uint8))
 
 
 def equalize(images: torch.Tensor) -> torch.Tensor:
