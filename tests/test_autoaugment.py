@@ -254,6 +254,19 @@ def test_sampler_reproducible_and_device():
 # --------------------------------------------------------------------------------------------
 
 
+def test_torch_eager_returns_a_new_tensor_and_keeps_the_input():
+    """The eager path writes its second slot in place into its own first-slot output: the input
+    is never written, and the result is a new tensor even when no operation fires."""
+    images = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (16, 3, 8, 8), dtype=np.uint8))
+    before = images.clone()
+    for apply in (np.zeros((16, 2), bool), np.ones((16, 2), bool)):
+        record = dict(sub_policy=np.arange(16) % 25, apply=apply, negate=np.zeros((16, 2), bool))
+        out = TA.autoaugment(images, to_torch_params(record), policy="cifar10")
+        assert out.data_ptr() != images.data_ptr() and torch.equal(images, before)
+        if not apply.any():
+            assert torch.equal(out, images)
+
+
 def test_torch_module_per_image_and_reproducible():
     images = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (32, 3, 8, 8), dtype=np.uint8))
     before = images.clone()
