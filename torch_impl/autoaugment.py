@@ -275,7 +275,7 @@ def sample_autoaugment_params(
     sub = torch.randint(len(POLICIES[policy]), (n,), generator=generator, device=gen_device)
     u = torch.rand(n, 2, generator=generator, device=gen_device)
     v = torch.rand(n, 2, generator=generator, device=gen_device)
-    params = AutoAugmentParams(sub, u <= prob[sub], v <= 0.5)
+    params = AutoAugmentParams(sub, u <= prob.index_select(0, sub), v <= 0.5)
     return params if device is None else AutoAugmentParams(*(t.to(device) for t in params))
 
 
@@ -294,7 +294,7 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
         raise ValueError(f"`params.apply` / `params.negate` must be [N, 2], got {tuple(params.apply.shape)}")
     if params.sub_policy.dtype.is_floating_point or params.sub_policy.dtype == torch.bool:
         raise TypeError(f"`params.sub_policy` must be integers, got {params.sub_policy.dtype}")
-    if not compiling() and n and (params.sub_policy.min() < 0 or params.sub_policy.max() >= num_sub):
+    if not compiling() and n and not (0 <= int(params.sub_policy.min()) and int(params.sub_policy.max()) < num_sub):
         raise ValueError(f"`params.sub_policy` must lie in [0, {num_sub}), got {params.sub_policy.tolist()}")
     return params
 
@@ -340,6 +340,17 @@ def _table_bank(policy: str, height: int, width: int, device) -> torch.Tensor:
     return bank
 
 
+_CONSTANTS: dict = {}
+
+
+def _constant(values: tuple, device, dtype=torch.int64) -> torch.Tensor:
+    """``torch.tensor(values)`` cached per device and dtype (eager only)."""
+    key = (values, str(device), dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return _CONSTANTS[key]
+
+
 def _lut_slot(images, op, mag, names: list, static_tables):
     """The slot's pixel-wise ops ``names`` on uint8 images: ``(idx, results)`` for the images
     ``idx`` that drew one of them (``None`` when none did).
@@ -354,7 +365,7 @@ def _lut_slot(images, op, mag, names: list, static_tables):
     n, c, h, w = images.shape
     # The images that drew Equalize first, so that their int64 pixels are a slice of ``flat``.
     is_eq = op == OPS.index("Equalize")
-    is_lut = torch.isin(op, torch.tensor([OPS.index(name) for name in names], device=op.device))
+    is_lut = torch.isin(op, _constant(tuple(OPS.index(name) for name in names), op.device))
     idx = torch.cat([is_eq.nonzero(), (is_lut & ~is_eq).nonzero()]).squeeze(1)
     k = idx.numel()
     if not k:
@@ -362,7 +373,7 @@ def _lut_slot(images, op, mag, names: list, static_tables):
     x = images.index_select(0, idx)
     flat = x.reshape(k, c, h * w).long()
     op, mag = op.index_select(0, idx), mag.index_select(0, idx)
-    values = torch.arange(256, device=images.device).to(torch.uint8).view(1, 1, 1, 256)
+    values = _constant(tuple(range(256)), images.device, torch.uint8).view(1, 1, 1, 256)
     updates = []
     for name in names:
         if name in _STATIC_TABLE_OPS:
