@@ -439,7 +439,9 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     candidates = []  # (selected images [N] bool, kernel(images, *args), per-image args [N, ...])
     if any(name in slot_ops for name in _GEOMETRIC):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in _GEOMETRIC]))
-        candidates.append((is_geo, lambda x, t: ops._affine_nearest(x, t, fill=fill), (theta,)))
+        # The grid's split products for every image once, outside the per-pixel loop body.
+        terms = ops._grid_terms(theta, h, w, dtype)
+        candidates.append((is_geo, lambda x, *t: ops._warp_nearest(x, t, fill=fill), terms))
     if not ops._is_float(images) and any(name in slot_ops for name in _LUT_OPS):
         # uint8: every pixel-wise op through one table lookup (tables built for the whole batch,
         # identity for the other images; the statistics only for the images that need them).

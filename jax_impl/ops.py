@@ -360,19 +360,38 @@ def _affine_nearest(images, theta, *, fill):
     ``g = (x·a + y·b) + c`` with both products rounded), then ``grid_sample``'s nearest rule:
     source index ``round_half_even((g + 1)·size/2 - 0.5)``, outside → ``fill``.
     """
-    n, h, w, c = images.shape
-    dtype = _compute_dtype(images)
+    return _warp_nearest(images, _grid_terms(theta, images.shape[1], images.shape[2], _compute_dtype(images)), fill=fill)
+
+
+def _grid_terms(theta, h: int, w: int, dtype):
+    """The separable terms of :func:`_affine_nearest`'s grid for each image: per output coordinate
+    ``col`` (x, y), ``x·a`` ``[N, 1, W]``, ``y·b`` ``[N, H, 1]`` (each product rounded once) and ``c``
+    ``[N, 1, 1]``, so that ``g = (x·a + y·b) + c``."""
     theta = theta.astype(dtype)
+    n = theta.shape[0]
     xs = jnp.arange(w, dtype=dtype) - (w - 1) * 0.5
     ys = jnp.arange(h, dtype=dtype) - (h - 1) * 0.5
     scale = jnp.asarray([0.5 * w] * 3 + [0.5 * h] * 3, dtype=dtype)
     r = theta / _divisor(scale, theta)
-
-    def coord(col: int, size: int):
+    terms = []
+    for col in range(2):
         # 2·xs and 2·ys are integers below 2^11 for sides up to 2048: exact split products.
         px = _product(2 * xs[None, None, :], r[:, 3 * col, None, None], 11) * 0.5
         py = _product(2 * ys[None, :, None], r[:, 3 * col + 1, None, None], 11) * 0.5
-        g = (px + py) + r[:, 3 * col + 2, None, None]
+        terms += [px, py, r[:, 3 * col + 2].reshape(n, 1, 1)]
+    return tuple(terms)
+
+
+@functools.partial(jax.jit, static_argnames=("fill",))
+def _warp_nearest(images, terms, *, fill):
+    """:func:`_affine_nearest` from :func:`_grid_terms` (which a caller can compute once, outside
+    the per-pixel code: XLA would otherwise recompute the split products for every pixel)."""
+    n, h, w, c = images.shape
+    dtype = _compute_dtype(images)
+
+    def coord(col: int, size: int):
+        px, py, c0 = terms[3 * col : 3 * col + 3]
+        g = (px + py) + c0
         i = jnp.round((g + 1) * (size * 0.5) - 0.5)
         return i, (i >= 0) & (i <= size - 1)
 
