@@ -14,6 +14,8 @@ that a per-image product is computed once. The kernels therefore say which round
   products (so no FMA can absorb it); it needs integer-valued factors, i.e. uint8 images;
 * :func:`_fma` computes the multiply-adds torch fuses (torchvision's ``add_(other, alpha=)``)
   with error-free transformations, whatever XLA decides to fuse;
+* :func:`_fma8` is a cheaper exact form of :func:`_fma` when one factor is an 8-bit integer,
+  used where it was checked on every input (the uint8 luma, AutoAugment's Color/Sharpness bins);
 * :func:`_divisor` keeps a true division where XLA would multiply by a rounded reciprocal;
 * every kernel is ``jax.jit``-compiled, so eager calls and calls inside a user's ``jit`` compile
   the same fused code.
