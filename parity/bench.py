@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from parity.bench_cases import IMPLS, OURS, ROW_DOCS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
-from parity.bench_timing import Budget, MemoryProbe, loadavg, machine_info, measure, sync_for
+from parity.bench_timing import Budget, MemoryProbe, add_jax_info, loadavg, machine_info, measure, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
@@ -499,11 +499,13 @@ def run(args) -> int:
     if threads_note:
         machine["threads_note"] = threads_note
     v = machine["versions"]
-    machine_tag = (
-        f"{machine['cpu_model']} x{machine['cpu_cores']}"
-        + (f", {machine['gpu']}" if machine.get("gpu") else "")
-        + f"; torch {v.get('torch')} on {device}, jax {v.get('jax')} on {jax_platform}"
-    )
+
+    def machine_tag() -> str:
+        return (
+            f"{machine['cpu_model']} x{machine['cpu_cores']}"
+            + (f", {machine['gpu']}" if machine.get("gpu") else "")
+            + f"; torch {v.get('torch')} on {device}, jax {v.get('jax')} on {jax_platform}"
+        )
     started = time.perf_counter()
     result = {
         "mode": mode,
@@ -518,8 +520,10 @@ def run(args) -> int:
         f"twintricks bench: mode {mode}, device {device}, sizes {', '.join(sizes)}, "
         f"torch.compile {'on' if compile_torch else 'off'}, time limit {limit or 'none'} s"
     )
-    # Phase 1: everything but the torch.compile columns, size by size; phase 2: torch.compile
-    # (slow to compile on a CPU), so that a time limit drops the most expensive figures last.
+    # Every torch case (torch_impl, torchvision, timm, torch) before any jax case: once jax's
+    # runtime has started, torch's CPU timings in the same process were 5-20 % slower. Within each
+    # framework: the tricks, then the training step; the torch.compile columns (slow to compile on a
+    # CPU) last among torch's, so that a time limit drops them before the rest of torch's figures.
     plan: list[tuple[Case, Context]] = []
     for size in sizes:
         ctx = Context(
@@ -529,13 +533,17 @@ def run(args) -> int:
         if size == "cifar" and any(r in rows for r in TRAIN_ROWS):
             cases += training_cases(ctx, [r for r in TRAIN_ROWS if r in rows])
         plan += [(c, ctx) for c in cases]
-    def phase(cc) -> int:
+    def phase(cc) -> tuple[bool, int]:
         case = cc[0]
         compiled = case.impl == "torch_impl compile"
-        return (case.trick in TRAIN_ROWS) + 2 * compiled
+        return case.framework == "jax", (case.trick in TRAIN_ROWS) + 2 * compiled
 
     plan.sort(key=phase)
+    jax_started = False
     for n, (case, ctx) in enumerate(plan):
+        if case.framework == "jax" and not jax_started:
+            add_jax_info(machine)
+            jax_started = True
         elapsed = time.perf_counter() - started
         reserve = 3.0
         if case.impl == "torch_impl compile" and compile_torch:
@@ -546,7 +554,7 @@ def run(args) -> int:
             rec = _skip_record(case, ctx, f"skipped (time limit {limit:.0f} s)")
         else:
             rec = _run_case(case, ctx, budget, device)
-        rec["machine"] = machine_tag
+        rec["machine"] = machine_tag()
         result["records"].append(rec)
         extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
         print(f"  [{elapsed:5.0f}s] {ctx.size.name:8s} {case.trick:20s} {case.impl:26s} {_cell(rec)}{extra}", flush=True)
