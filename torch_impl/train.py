@@ -20,9 +20,10 @@
 Compilation: ``compile="auto"`` compiles on CUDA and runs eagerly on CPU. On this project's 2-core
 CPU machine Inductor's first compile of the default net took 20-40 s — longer than the whole
 default digits run — and its steady-state gain depends on the load: slower than eager on the
-busy machine (1.1 s vs 0.65 s per batch of 128), faster when quiet (1.48k vs 899 images/s in
+busy machine (1.1 s vs 0.65 s per batch of 128), faster when quiet (1.82k vs 1.44k images/s in
 ``benchmarks/RESULTS.md``). So CPU runs stay eager by default; ``compile="on"`` forces it for long
-runs. The optimizer update is eager with multi-tensor (``foreach``) kernels:
+runs. The optimizer update is eager (on CUDA with multi-tensor ``foreach`` kernels, torch's
+default, which :class:`torch_impl.optim.AdaBound` follows):
 a per-step learning rate given as a Python float would make a compiled ``optimizer.step``
 recompile whenever it changes, and AdaBound takes float learning rates only.
 
