@@ -23,7 +23,7 @@ mkdir -p "$dest"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "nvidia-smi failed"
   "$PY" -c 'import torch, jax; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| jax", jax.__version__, jax.devices())' 2>&1
 } | tee "$dest/log.txt"
-timeout 560 "$PY" -m parity.cli bench --device cuda --out "$dest" --time-limit 450 2>&1 | tee -a "$dest/log.txt"
+timeout 560 "$PY" -m twintricks_cli bench --device cuda --out "$dest" --time-limit 450 2>&1 | tee -a "$dest/log.txt"
 rc=${PIPESTATUS[0]}
 echo "bench exit code $rc" | tee -a "$dest/log.txt"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from functools import partial
 from typing import Any
 
 import jax
@@ -41,7 +40,8 @@ import optax
 from jax_impl import data as jdata
 from jax_impl import models as jmodels
 from twintricks.datasets import channel_stats
-from twintricks.recipe import CheckpointError, TrainConfig, fit, lr_table, required_tricks
+from twintricks.checkpoint import CheckpointError
+from twintricks.recipe import TrainConfig, fit, lr_table, required_tricks
 
 __all__ = ["Trainer", "build_optimizer", "train", "TrickUnavailableError"]
 

@@ -1,4 +1,5 @@
-"""Cross-framework verification: conversion, strategies, the trick registry, checks and the CLI.
+"""Cross-framework verification: conversion, hypothesis strategies, the trick registry and its checks.
 
-The only package that imports both PyTorch and JAX.
+The only library package that imports both PyTorch and JAX (the command line in
+:mod:`twintricks_cli` and the harness in :mod:`twintricks_bench` use it).
 """

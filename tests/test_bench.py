@@ -13,8 +13,8 @@ import math
 
 import pytest
 
-from parity.bench_cases import IMPLS, TRICK_NAMES
-from parity.cli import main
+from twintricks_bench.cases import IMPLS, TRICK_NAMES
+from twintricks_cli import main
 
 # A few cheap rows; --tiny shrinks the batches, images and optimizer parameters.
 ROWS = ["label smoothing", "cutout", "AdaBound", "training step"]
@@ -139,7 +139,7 @@ def test_only_rejects_unknown_rows(tmp_path):
 
 
 def test_every_row_has_a_case():
-    from parity.bench_cases import TINY_SIZES, Context, cases_for
+    from twintricks_bench.cases import TINY_SIZES, Context, cases_for
 
     cases = cases_for(Context(TINY_SIZES["cifar"]), TRICK_NAMES)
     assert {c.trick for c in cases} == set(TRICK_NAMES)
@@ -160,7 +160,7 @@ def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
 
 
 def test_need_finds_functions_and_reports_missing_ones():
-    from parity.bench_cases import NotAvailable, need
+    from twintricks_bench.cases import NotAvailable, need
 
     # torch_impl.autoaugment is both a submodule and a function: the function is what is timed.
     assert callable(need("torch_impl", "autoaugment"))

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import jax_impl.losses
-from parity.cli import main
+from twintricks_cli import main
 
 
 def test_parity_command_agrees_and_prints_a_row_per_trick(capsys):

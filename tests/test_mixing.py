@@ -16,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
-from hypothesis import strategies as st
 from scipy import stats
 
 import jax_impl.mixing as JM

@@ -27,7 +27,8 @@ from parity.convert import flax_to_torch_state_dict, torch_state_dict_to_flax
 from conftest import slow_scale
 from torch_impl import train as ttrain
 from twintricks.datasets import load_digits
-from twintricks.recipe import CheckpointError, TrainConfig, fit, load_checkpoint, save_checkpoint
+from twintricks.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from twintricks.recipe import TrainConfig, fit
 
 ARCHIVE = Path("/work/shared/data/cifar10-jpeg.tar.gz")
 
@@ -140,7 +141,7 @@ def test_step_parity_distillation(tiny):
 
 def test_cross_framework_teacher_checkpoint(tiny, tmp_path):
     """A teacher checkpoint written by either backend loads into the other with the same eval logits."""
-    from parity.training import load_teacher
+    from twintricks_cli.train import load_teacher
 
     config = _config(model="resnet18", width=2, epochs=1)
     t = ttrain.Trainer(config, tiny, device="cpu")
@@ -333,7 +334,7 @@ def test_batch_larger_than_data_is_a_clear_error(tiny):
 
 
 def test_cli_writes_its_outputs(tmp_path, capsys):
-    from parity.cli import main
+    from twintricks_cli import main
 
     out = tmp_path / "run"
     assert main(["train", "--backend", "torch", "--width", "4", "--epochs", "1", "--batch-size", "128",

@@ -342,7 +342,7 @@ class Trainer:
             self.model.load_state_dict(_to_torch_tree(state["model"], self.device))
             self.optimizer.load_state_dict(_to_torch_tree(state["optimizer"], "cpu"))
         except (RuntimeError, KeyError, ValueError) as exc:
-            from twintricks.recipe import CheckpointError
+            from twintricks.checkpoint import CheckpointError
 
             raise CheckpointError(f"checkpoint does not fit this model/optimizer: {exc}") from None
         self.generator.set_state(torch.from_numpy(np.asarray(state["rng"]).copy()))

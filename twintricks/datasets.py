@@ -32,12 +32,13 @@ import os
 import pickle
 import stat
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from twintricks.files import atomic_write_bytes
 
 __all__ = [
     "ImageDataset",
@@ -179,33 +180,23 @@ def _read_cache(path: Path, tag: str) -> ImageDataset | None:
 
 
 def _write_cache(path: Path, tag: str, ds: ImageDataset) -> Path | None:
-    """Write ``ds`` atomically (temp file in the same folder + rename); first writable place wins."""
+    """Write ``ds`` atomically (:func:`twintricks.files.atomic_write_bytes`); first writable place wins."""
     sig = _source_signature(path)
+    buf = io.BytesIO()
+    np.savez(
+        buf, signature=np.array(sig), name=np.array(ds.name), classes=np.array(ds.classes),
+        train_images=ds.train_images, train_labels=ds.train_labels,
+        test_images=ds.test_images, test_labels=ds.test_labels,
+    )
     for cand in _cache_candidates(path, tag):
         try:
             cand.parent.mkdir(parents=True, exist_ok=True)
             if not cand.parent.stat().st_mode & stat.S_IWUSR:
                 continue  # a read-only folder (root would bypass the permission; respect it)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cand.parent)
-        except OSError:
-            continue
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f, signature=np.array(sig), name=np.array(ds.name), classes=np.array(ds.classes),
-                    train_images=ds.train_images, train_labels=ds.train_labels,
-                    test_images=ds.test_images, test_labels=ds.test_labels,
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, cand)
+            atomic_write_bytes(cand, buf.getvalue())
             return cand
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            continue
     return None
 
 

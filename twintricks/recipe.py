@@ -1,51 +1,37 @@
-"""The training recipe, framework-free: configuration, learning-rate schedule, checkpoint files and
-the epoch loop shared by :mod:`torch_impl.train` and :mod:`jax_impl.train`.
+"""The training recipe, framework-free: configuration, learning-rate schedule and the epoch
+loop shared by :mod:`torch_impl.train` and :mod:`jax_impl.train`.
 
 A backend provides a *trainer* (``framework``, ``steps_per_epoch``, ``train_epoch``,
 ``evaluate``, ``get_state``, ``set_state``); :func:`fit` runs the epochs, prints one line per
 epoch, appends ``metrics.jsonl``, writes a checkpoint after every epoch (atomically) and
 ``summary.json`` and ``curves.png`` at the end, and resumes from the last checkpoint.
 
-Checkpoint file format (framework-free, so a checkpoint of one backend can be read by the
-other, e.g. a cross-framework teacher): the 16-byte magic ``b"TWINTRICKS-CKPT1"``, the 32-byte
-SHA-256 of the body, then the body: a pickle (protocol 4) of a dict of plain Python values and
-NumPy arrays — ``format``, ``framework``, ``config``, ``epoch``, ``step``, ``model`` (torch:
-the ``state_dict`` by name; jax: the linen variables as nested dicts), ``optimizer``, ``rng``,
-``history``. A file with another magic or a wrong hash is reported as corrupt.
-
-.. warning:: A checkpoint is a pickle: load only checkpoints you trust.
+Checkpoint files are :mod:`twintricks.checkpoint`; every file is written atomically by
+:mod:`twintricks.files`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
-import pickle
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from twintricks.checkpoint import CHECKPOINT_NAME, check_resume_compatible, load_checkpoint, save_checkpoint
 from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
+from twintricks.files import atomic_write_bytes, write_json, write_jsonl
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "POLICIES",
     "TrainConfig",
-    "CheckpointError",
     "default_lr",
     "lr_at",
     "lr_table",
-    "save_checkpoint",
-    "load_checkpoint",
-    "check_resume_compatible",
-    "atomic_write_bytes",
     "required_tricks",
     "steps_per_epoch",
     "fit",
@@ -56,10 +42,6 @@ SCHEDULES = ("cosine", "step", "constant")
 POLICIES = ("imagenet", "cifar10", "svhn")
 PRECISIONS = ("float32", "bfloat16")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adabound": 1e-3, "amsbound": 1e-3, "adaboundw": 1e-3}
-_MAGIC = b"TWINTRICKS-CKPT1"
-_FORMAT = 1
-# config fields that may differ between a run and its resumption (they do not change the result)
-_RESUME_FREE = ("out", "resume", "compile", "progress", "data_dir", "download", "device", "epochs_hint")
 
 
 def default_lr(optimizer: str) -> float:
@@ -233,85 +215,7 @@ def lr_table(config: TrainConfig, steps_per_epoch: int) -> list[float]:
     return [lr_at(config, s, steps_per_epoch) for s in range(config.epochs * steps_per_epoch)]
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, corrupt, or from another configuration."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader (or a run killed mid-write) sees either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """Write a checkpoint file (format in the module docstring) atomically."""
-    body = pickle.dumps({"format": _FORMAT, **payload}, protocol=4)
-    atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).digest() + body)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read and verify a checkpoint file; :class:`CheckpointError` says what is wrong with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    data = path.read_bytes()
-    if len(data) < 48 or data[:16] != _MAGIC:
-        raise CheckpointError(f"{str(path)!r} is not a twintricks checkpoint (bad header): corrupt or another format")
-    body = data[48:]
-    if hashlib.sha256(body).digest() != data[16:48]:
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (checksum mismatch; truncated or modified)")
-    try:
-        payload = pickle.loads(body)
-    except Exception as exc:  # pragma: no cover - the checksum makes this unlikely
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be decoded: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise CheckpointError(f"checkpoint {str(path)!r} has an unsupported format {payload.get('format')!r}")
-    return payload
-
-
-def check_resume_compatible(saved: dict, config: TrainConfig, framework: str) -> None:
-    """Raise :class:`CheckpointError` naming every setting where ``saved`` (a checkpoint) and the
-    current run differ (only the output/compile/progress settings may differ)."""
-    if saved.get("framework") != framework:
-        raise CheckpointError(
-            f"checkpoint was written by the {saved.get('framework')!r} backend, this run uses {framework!r}"
-        )
-    old, new = saved.get("config", {}), config.to_dict()
-    diffs = [
-        f"{k}: checkpoint {old.get(k)!r} vs now {new.get(k)!r}"
-        for k in sorted(set(old) | set(new))
-        if k not in _RESUME_FREE and old.get(k) != new.get(k)
-    ]
-    if diffs:
-        raise CheckpointError("checkpoint does not match this run's configuration: " + "; ".join(diffs))
-
-
 # ----------------------------------------------------------------------------- the loop
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    atomic_write_bytes(path, "".join(json.dumps(h, sort_keys=True) + "\n" for h in history).encode())
 
 
 def write_curves(path: Path, history: list[dict]) -> None:
@@ -334,9 +238,6 @@ def write_curves(path: Path, history: list[dict]) -> None:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-CHECKPOINT_NAME = "checkpoint.ckpt"
 
 
 def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, log=print) -> dict:
@@ -362,8 +263,8 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             log(f"resumed from {ckpt} after epoch {start_epoch}")
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
-        _write_json(out_dir / "config.json", config.to_dict())
-        _write_metrics(out_dir / "metrics.jsonl", history)
+        write_json(out_dir / "config.json", config.to_dict())
+        write_jsonl(out_dir / "metrics.jsonl", history)
     t_run = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -396,7 +297,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
                 out_dir / CHECKPOINT_NAME,
                 {**state, "framework": trainer.framework, "config": config.to_dict(), "epoch": epoch + 1, "history": history},
             )
-            _write_metrics(out_dir / "metrics.jsonl", history)
+            write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
     train_s = sum(h["train_s"] for h in history)
     images = sum(h["images"] for h in history)
@@ -415,7 +316,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         "python": sys.version.split()[0],
     }
     if out_dir is not None:
-        _write_json(out_dir / "summary.json", summary)
+        write_json(out_dir / "summary.json", summary)
         if history:
             write_curves(out_dir / "curves.png", history)
     return summary

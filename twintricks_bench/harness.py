@@ -6,12 +6,13 @@ per size: rows = tricks, columns = implementations, cells = images/s) and ``benc
 chart, log scale). A trick whose implementation is missing is reported as ``n/a (...)``; one
 that fails is reported as ``error: ...``; neither stops the run.
 
-What is timed is described in :mod:`parity.bench_cases`; how, in :mod:`parity.bench_timing`.
+What is timed is described in :mod:`twintricks_bench.cases`; how, in :mod:`twintricks_bench.timing`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -21,12 +22,14 @@ import traceback
 import warnings
 from pathlib import Path
 
-from parity.bench_cases import IMPLS, OURS, ROW_DOCS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
-from parity.bench_timing import Budget, MemoryProbe, add_jax_info, loadavg, machine_info, measure, sync_for
+from twintricks.files import atomic_write_bytes
+from twintricks_bench.cases import IMPLS, OURS, ROW_DOCS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
+from twintricks_bench.timing import Budget, MemoryProbe, add_jax_info, loadavg, machine_info, measure, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
-from parity.bench_train import TRAIN, TRAIN_TRICKS, training_cases
+from twintricks_bench.train import TRAIN, TRAIN_TRICKS, training_cases
+from twintricks_cli.threads import set_threads
 
 TRAIN_ROWS = (TRAIN, TRAIN_TRICKS)
 
@@ -381,7 +384,7 @@ def write_markdown(path: Path, result: dict) -> None:
     mems = {r.get("memory_kind") for r in records if r.get("memory_kind")}
     if mems:
         lines += ["Peak memory (in bench.json for every case) is measured as: " + "; ".join(sorted(mems)) + ".", ""]
-    path.write_text("\n".join(lines))
+    atomic_write_bytes(path, "\n".join(lines).encode())
 
 
 def write_plot(path: Path, result: dict) -> None:
@@ -422,7 +425,9 @@ def write_plot(path: Path, result: dict) -> None:
     m = result["machine"]
     fig.suptitle(f"twintricks bench — {m['cpu_model']} ({m['cpu_cores']} cores){', ' + m['gpu'] if m.get('gpu') else ''}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
 
 
@@ -445,9 +450,7 @@ def _skip_record(case: Case, ctx: Context, reason: str) -> dict:
 def _write(out: Path, result: dict) -> None:
     result["ratios"] = _ratios(result["records"])
     result["goals"] = goal_rows(result)
-    tmp = out / "bench.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(out / "bench.json")
+    atomic_write_bytes(out / "bench.json", json.dumps(result, indent=1, default=str).encode())
     write_markdown(out / "bench.md", result)
     write_plot(out / "bench.png", result)
 
@@ -473,25 +476,14 @@ def run(args) -> int:
     table = TINY_SIZES if tiny else SIZES
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    threads_note = None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit("twintricks bench: --threads must be >= 1")
-        if "jax" in sys.modules:
-            threads_note = "jax was already imported: its thread pool is unchanged"
-        else:
-            flags = os.environ.get("XLA_FLAGS", "")
-            eigen = "false" if args.threads == 1 else "true"
-            os.environ["XLA_FLAGS"] = (
-                f"{flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={args.threads}"
-            ).strip()
-
+    try:
+        threads_note = set_threads(args.threads)
+    except ValueError:
+        raise SystemExit("twintricks bench: --threads must be >= 1") from None
     try:
         import torch
 
         torch.manual_seed(args.seed)
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
     except ImportError:
         pass
     machine = machine_info(device, jax_platform)
@@ -570,6 +562,6 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from parity.cli import main
+    from twintricks_cli import main
 
     sys.exit(main(["bench", *sys.argv[1:]]))

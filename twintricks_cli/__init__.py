@@ -61,7 +61,8 @@ def _run_parity(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``twintricks`` console script; returns the exit status."""
-    from parity import bench, training
+    from twintricks_bench import harness as bench
+    from twintricks_cli import train as training
 
     parser = argparse.ArgumentParser(prog="twintricks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

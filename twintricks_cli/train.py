@@ -17,6 +17,8 @@ import argparse
 import os
 import sys
 
+from twintricks_cli.threads import auto_threads, set_threads
+
 __all__ = ["add_parser", "run", "config_from_args", "load_teacher"]
 
 
@@ -104,31 +106,13 @@ def config_from_args(args):
         raise SystemExit(f"twintricks train: {exc}") from None
 
 
-def _auto_threads() -> int | None:
-    """1 on a busy CPU (1-minute load average >= cores), else None (the backend's default)."""
+def _set_threads(threads: int | None) -> None:
     try:
-        return 1 if os.getloadavg()[0] >= (os.cpu_count() or 1) else None
-    except (OSError, AttributeError):  # no load average on this platform
-        return None
-
-
-def _set_threads(backend: str, threads: int | None) -> None:
-    if threads is None:
-        threads = _auto_threads()
-        if threads is None:
-            return
-    if threads < 1:
-        raise SystemExit("twintricks train: --threads must be >= 1")
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    else:
-        if "jax" in sys.modules:
-            print("note: jax is already imported; --threads may not apply", file=sys.stderr)
-        flags = os.environ.get("XLA_FLAGS", "")
-        extra = f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'} intra_op_parallelism_threads={threads}"
-        os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
+        note = set_threads(threads if threads is not None else auto_threads())
+    except ValueError:
+        raise SystemExit("twintricks train: --threads must be >= 1") from None
+    if note:
+        print(f"note: {note}; --threads may not apply", file=sys.stderr)
 
 
 def _load_data(config):
@@ -151,7 +135,7 @@ def load_teacher(path: str, backend: str, num_classes: int):
     """``(model_name, width, weights)`` of a teacher checkpoint, in ``backend``'s weight format
     (converted with :mod:`parity.convert` when it was written by the other backend)."""
     from parity.convert import flax_to_torch_state_dict, torch_state_dict_to_flax
-    from twintricks.recipe import CheckpointError, load_checkpoint
+    from twintricks.checkpoint import CheckpointError, load_checkpoint
 
     payload = load_checkpoint(path)
     if payload.get("num_classes") != num_classes:
@@ -168,10 +152,10 @@ def load_teacher(path: str, backend: str, num_classes: int):
 
 def run(args) -> int:
     """Run ``twintricks train`` with parsed arguments; returns the exit status."""
-    from twintricks.recipe import CheckpointError
+    from twintricks.checkpoint import CheckpointError
 
     config = config_from_args(args)
-    _set_threads(config.backend, args.threads)
+    _set_threads(args.threads)
     dataset = _load_data(config)
     print(
         f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.bench_cases import Case, Context, NotAvailable, need
+from twintricks_bench.cases import Case, Context, NotAvailable, need
 
 __all__ = ["training_cases", "TRAIN", "TRAIN_TRICKS"]
 
