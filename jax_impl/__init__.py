@@ -3,21 +3,89 @@
 Never imports torch or torchvision. The public names mirror :mod:`torch_impl` one for one.
 """
 
-from jax_impl import autoaugment, cropping, data, erasing, losses, mixing, models, ops, optim, train
-from jax_impl.autoaugment import *  # noqa: F401,F403
-from jax_impl.cropping import *  # noqa: F401,F403
-from jax_impl.erasing import *  # noqa: F401,F403
-from jax_impl.losses import *  # noqa: F401,F403
-from jax_impl.mixing import *  # noqa: F401,F403
-from jax_impl.optim import *  # noqa: F401,F403
+from jax_impl import data, models, ops, train
+from jax_impl.losses import (
+    smooth_labels,
+    soft_target_cross_entropy,
+    label_smoothing_cross_entropy,
+    distillation_loss,
+    kd_loss,
+)
+from jax_impl.mixing import (
+    MixupParams,
+    sample_mixup_params,
+    mixup,
+    random_mixup,
+    RicapParams,
+    sample_ricap_params,
+    ricap,
+    random_ricap,
+)
+from jax_impl.erasing import (
+    CutoutParams,
+    sample_cutout_params,
+    cutout,
+    random_cutout,
+)
+from jax_impl.cropping import (
+    ResizedCropParams,
+    sample_resized_crop_params,
+    resized_crop,
+    FlipParams,
+    sample_flip_params,
+    hflip,
+    random_resized_crop_flip,
+)
+from jax_impl.autoaugment import (
+    POLICIES,
+    OPS,
+    AutoAugmentParams,
+    sample_autoaugment_params,
+    random_autoaugment,
+)
+from jax_impl.optim import (
+    ScaleByAdaBoundState,
+    scale_by_adabound,
+    adabound,
+    amsbound,
+    adaboundw,
+)
 
 __all__ = [
-    *losses.__all__,
-    *mixing.__all__,
-    *erasing.__all__,
-    *cropping.__all__,
-    *autoaugment.__all__,
-    *optim.__all__,
+    "smooth_labels",
+    "soft_target_cross_entropy",
+    "label_smoothing_cross_entropy",
+    "distillation_loss",
+    "kd_loss",
+    "MixupParams",
+    "sample_mixup_params",
+    "mixup",
+    "random_mixup",
+    "RicapParams",
+    "sample_ricap_params",
+    "ricap",
+    "random_ricap",
+    "CutoutParams",
+    "sample_cutout_params",
+    "cutout",
+    "random_cutout",
+    "ResizedCropParams",
+    "sample_resized_crop_params",
+    "resized_crop",
+    "FlipParams",
+    "sample_flip_params",
+    "hflip",
+    "random_resized_crop_flip",
+    "POLICIES",
+    "OPS",
+    "AutoAugmentParams",
+    "sample_autoaugment_params",
+    "random_autoaugment",
+    "ScaleByAdaBoundState",
+    "scale_by_adabound",
+    "adabound",
+    "amsbound",
+    "adaboundw",
     "ops",
     "models",
     "data",

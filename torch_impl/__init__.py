@@ -3,21 +3,91 @@
 Never imports jax, flax or optax. The public names mirror :mod:`jax_impl` one for one.
 """
 
-from torch_impl import autoaugment, cropping, data, erasing, losses, mixing, models, ops, optim, train
-from torch_impl.autoaugment import *  # noqa: F401,F403
-from torch_impl.cropping import *  # noqa: F401,F403
-from torch_impl.erasing import *  # noqa: F401,F403
-from torch_impl.losses import *  # noqa: F401,F403
-from torch_impl.mixing import *  # noqa: F401,F403
-from torch_impl.optim import *  # noqa: F401,F403
+from torch_impl import data, models, ops, train
+from torch_impl.losses import (
+    smooth_labels,
+    soft_target_cross_entropy,
+    label_smoothing_cross_entropy,
+    distillation_loss,
+    kd_loss,
+    LabelSmoothingCrossEntropy,
+    SoftTargetCrossEntropy,
+    DistillationLoss,
+)
+from torch_impl.mixing import (
+    MixupParams,
+    sample_mixup_params,
+    mixup,
+    Mixup,
+    RicapParams,
+    sample_ricap_params,
+    ricap,
+    RICAP,
+)
+from torch_impl.erasing import (
+    CutoutParams,
+    sample_cutout_params,
+    cutout,
+    Cutout,
+)
+from torch_impl.cropping import (
+    ResizedCropParams,
+    sample_resized_crop_params,
+    resized_crop,
+    FlipParams,
+    sample_flip_params,
+    hflip,
+    RandomResizedCropFlip,
+)
+from torch_impl.autoaugment import (
+    POLICIES,
+    OPS,
+    AutoAugmentParams,
+    sample_autoaugment_params,
+    AutoAugment,
+)
+from torch_impl.optim import (
+    AdaBound,
+    AMSBound,
+    AdaBoundW,
+)
 
 __all__ = [
-    *losses.__all__,
-    *mixing.__all__,
-    *erasing.__all__,
-    *cropping.__all__,
-    *autoaugment.__all__,
-    *optim.__all__,
+    "smooth_labels",
+    "soft_target_cross_entropy",
+    "label_smoothing_cross_entropy",
+    "distillation_loss",
+    "kd_loss",
+    "LabelSmoothingCrossEntropy",
+    "SoftTargetCrossEntropy",
+    "DistillationLoss",
+    "MixupParams",
+    "sample_mixup_params",
+    "mixup",
+    "Mixup",
+    "RicapParams",
+    "sample_ricap_params",
+    "ricap",
+    "RICAP",
+    "CutoutParams",
+    "sample_cutout_params",
+    "cutout",
+    "Cutout",
+    "ResizedCropParams",
+    "sample_resized_crop_params",
+    "resized_crop",
+    "FlipParams",
+    "sample_flip_params",
+    "hflip",
+    "RandomResizedCropFlip",
+    "POLICIES",
+    "OPS",
+    "AutoAugmentParams",
+    "sample_autoaugment_params",
+    "AutoAugment",
+    "AdaBound",
+    "AMSBound",
+    "AdaBoundW",
     "ops",
     "models",
     "data",

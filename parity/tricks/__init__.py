@@ -1,9 +1,11 @@
-"""The registry's entries, one module per family of tricks.
+"""The registry's entries, one module per family, named like the backend modules they check.
 
 Each module defines ``TRICKS``, a list of :class:`parity.registry.Trick`; this package
 concatenates them in a fixed order. To add a trick, add one entry to its family's module.
 """
 
-from parity.tricks import autoaugment, losses, optim, spatial
+from parity.tricks import autoaugment, cropping, erasing, losses, mixing, optim
 
-TRICKS = [*losses.TRICKS, *spatial.TRICKS, *optim.TRICKS, *autoaugment.TRICKS]
+__all__ = ["TRICKS"]
+
+TRICKS = [*losses.TRICKS, *mixing.TRICKS, *cropping.TRICKS, *erasing.TRICKS, *optim.TRICKS, *autoaugment.TRICKS]

@@ -1,0 +1,94 @@
+"""Registry entries: erasing (Cutout).
+
+Each adapter turns a drawn case (NHWC NumPy images, a params dict keyed by the NamedTuple's
+field names) into the framework's types, calls the kernel looked up at call time through its
+module, and returns NHWC NumPy outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parity import convert
+from parity.registry import Trick
+from parity.tricks.common import jax_params, torch_params
+
+__all__ = ["TRICKS"]
+
+GROUP = "erasing"
+
+
+# ---- Cutout ---------------------------------------------------------------------------------
+
+
+def _cutout_cases():
+    from parity.strategies import cutout_cases
+
+    return cutout_cases()
+
+
+def _cutout_torch(case):
+    import torch_impl.erasing as E
+
+    out = E.cutout(
+        convert.images_to_torch(case["images"]),
+        torch_params(E.CutoutParams, case["params"]),
+        length=case["length"],
+        fill=case["fill"],
+    )
+    return {"images": convert.images_from_torch(out)}
+
+
+def _cutout_jax(case):
+    import jax_impl.erasing as E
+
+    out = E.cutout(
+        convert.images_to_jax(case["images"]),
+        jax_params(E.CutoutParams, case["params"]),
+        length=case["length"],
+        fill=case["fill"],
+    )
+    return {"images": convert.images_from_jax(out)}
+
+
+def _cutout_example(shape, dtype, cy, cx, length, fill=0):
+    rng = np.random.default_rng(sum(shape) + length)
+    if np.dtype(dtype) == np.uint8:
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:
+        images = rng.random(shape, dtype=np.float32)
+    return dict(
+        images=images,
+        params=dict(cy=np.asarray(cy, np.int64), cx=np.asarray(cx, np.int64)),
+        length=length,
+        fill=fill,
+    )
+
+
+_CUTOUT_EXAMPLES = (
+    # one pixel image, hole centred on it (even length) and an odd length 1 (empty box)
+    _cutout_example((1, 1, 1, 1), np.uint8, [[0]], [[0]], 2, 7),
+    _cutout_example((1, 1, 1, 3), np.float32, [[0]], [[0]], 1, 0.5),
+    # n_holes = 0: a no-op
+    _cutout_example((2, 5, 4, 3), np.uint8, np.zeros((2, 0)), np.zeros((2, 0)), 3),
+    # length far larger than the image: everything filled
+    _cutout_example((2, 5, 7, 1), np.float32, [[2], [4]], [[3], [6]], 40, 1.0),
+    # odd length, centres on the border, overlapping holes
+    _cutout_example((3, 6, 5, 3), np.uint8, [[0, 1], [5, 5], [2, 3]], [[4, 4], [0, 1], [2, 2]], 5, 255),
+)
+
+
+
+TRICKS = [
+    Trick(
+        name="cutout",
+        group=GROUP,
+        cases=_cutout_cases,
+        run_torch=_cutout_torch,
+        run_jax=_cutout_jax,
+        atol=0.0,
+        rtol=0.0,
+        reason="exact: integer box geometry and a select between the input and the fill value",
+        examples=_CUTOUT_EXAMPLES,
+    ),
+]
