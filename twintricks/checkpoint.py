@@ -91,15 +91,15 @@ class _Encoder:
     def __init__(self):
         self.tensors: dict[str, np.ndarray] = {}
 
-    def _name(self, path: list[str]) -> str:
-        base = "/".join(path) or "_"
+    def _name(self, path: list) -> str:
+        base = "/".join(map(str, path)) or "_"
         name, i = base, 1
         while name in self.tensors or name == "__metadata__":
             i += 1
             name = f"{base}#{i}"
         return name
 
-    def _array(self, x: np.ndarray, path: list[str]) -> str:
+    def _array(self, x: np.ndarray, path: list) -> str:
         if x.dtype.name not in _SAVABLE:
             raise TypeError(
                 f"checkpoint payload at {_where(path)}: arrays of dtype {x.dtype} cannot be stored "
@@ -109,7 +109,7 @@ class _Encoder:
         self.tensors[name] = x if x.flags.c_contiguous else x.copy(order="C")  # keeps 0-d arrays 0-d
         return name
 
-    def encode(self, x: Any, path: list[str]) -> Any:
+    def encode(self, x: Any, path: list) -> Any:
         if isinstance(x, np.generic):  # before float: np.float64 is a float subclass
             return {"scalar": self._array(np.asarray(x), path)}
         if isinstance(x, np.ndarray):
@@ -121,20 +121,20 @@ class _Encoder:
         if isinstance(x, float):
             return float(x) if math.isfinite(x) else {"float": repr(float(x))}
         if isinstance(x, list):
-            return [self.encode(v, path + [str(i)]) for i, v in enumerate(x)]
+            return [self.encode(v, path + [i]) for i, v in enumerate(x)]
         if isinstance(x, tuple):
-            return {"tuple": [self.encode(v, path + [str(i)]) for i, v in enumerate(x)]}
+            return {"tuple": [self.encode(v, path + [i]) for i, v in enumerate(x)]}
         if isinstance(x, dict):
             if all(type(k) is str for k in x):
                 return {"dict": {k: self.encode(v, path + [k]) for k, v in x.items()}}
-            return {"items": [[self.encode(k, path + ["key"]), self.encode(v, path + [str(k)])] for k, v in x.items()]}
+            return {"items": [[self.encode(k, path + ["key"]), self.encode(v, path + [k])] for k, v in x.items()]}
         raise TypeError(
             f"checkpoint payload at {_where(path)}: a {type(x).__module__}.{type(x).__qualname__} cannot be stored "
             "(NumPy arrays and scalars, None, bool, int, float, str, and lists, tuples and dicts of them only)"
         )
 
 
-def _where(path: list[str]) -> str:
+def _where(path: list) -> str:
     return "payload" + "".join(f"[{p!r}]" for p in path)
 
 
@@ -274,12 +274,15 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
     ``payload``: a dict with string keys holding NumPy arrays and scalars, ``None``, bools, ints,
     floats, strings, and lists, tuples and dicts of them (any hashable keys of those types).
-    Anything else is a :class:`TypeError` naming where it is.
+    Anything else is a :class:`TypeError` naming where it is. The key ``"format"`` is the format
+    version: :func:`load_checkpoint` adds it, and a payload may hold it only with that value.
     """
     from safetensors.numpy import save
 
     if not isinstance(payload, dict) or not all(type(k) is str for k in payload):
         raise TypeError(f"`payload` must be a dict with str keys, got {type(payload).__name__}")
+    if payload.get("format", _FORMAT) != _FORMAT:
+        raise ValueError(f"`payload` key 'format' is reserved for the format version ({_FORMAT}), got {payload['format']!r}")
     enc = _Encoder()
     tree = enc.encode({**payload, "format": _FORMAT}, [])
     meta = {
