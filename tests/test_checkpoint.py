@@ -373,7 +373,8 @@ def test_teacher_from_torch_and_safetensors_files(torch_teacher, tmp_path):
 
     sd = torch_teacher.state_dict()
     torch.save(sd, tmp_path / "t.pt")
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "t.safetensors"))
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "t.safetensors"),
+              metadata={"note": "x" * 100_000})  # a header longer than any first read of the file
     torch.save({f"module.{k}": v for k, v in sd.items()}, tmp_path / "dp.pt")  # DataParallel's names
     save_file({k: v.to(torch.bfloat16) for k, v in sd.items() if v.is_floating_point()}, str(tmp_path / "bf16.safetensors"))
     x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
@@ -391,6 +392,10 @@ def test_teacher_from_torch_and_safetensors_files(torch_teacher, tmp_path):
     name, width, w = load_teacher(str(tmp_path / "bf16.safetensors"), "torch", 10, model="resnet18", width=2)
     assert w["fc.weight"].dtype == np.float32 and w["bn1.num_batches_tracked"].shape == ()
     # what does not fit is named
+    with pytest.raises(CheckpointError, match="is a resnet18 of width 2, the teacher options say fastnet"):
+        save_checkpoint(tmp_path / "tt.ckpt", {"framework": "torch", "model_name": "resnet18", "width": 2,
+                                               "num_classes": 10, "model": {k: v.numpy() for k, v in sd.items()}})
+        load_teacher(str(tmp_path / "tt.ckpt"), "jax", 10, model="fastnet")
     with pytest.raises(CheckpointError, match="10 classes, the data set has 5"):
         load_teacher(str(tmp_path / "t.pt"), "torch", 5)
     with pytest.raises(CheckpointError, match="does not fit a fastnet"):

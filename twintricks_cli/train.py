@@ -142,21 +142,23 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(" ".join(lines).split())[:300] if lines else type(exc).__name__
 
 
-def _is_twintricks_file(data: bytes) -> bool:
-    """A format-1 checkpoint, or safetensors bytes whose header is unreadable (load_checkpoint says
-    why) or carries twintricks' metadata."""
+def _is_twintricks_file(path, head: bytes) -> bool:
+    """A format-1 checkpoint, or a safetensors file whose header is unreadable (load_checkpoint
+    then says why) or carries twintricks' metadata. ``head``: the file's first bytes."""
     import json
     import struct
 
     from twintricks.checkpoint import is_safetensors
 
-    if data.startswith(b"TWINTRICKS-CKPT1"):
+    if head.startswith(b"TWINTRICKS-CKPT1"):
         return True
-    if not is_safetensors(data):
+    if not is_safetensors(head):
         return False
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack("<Q", head[:8])
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+        with open(path, "rb") as f:
+            f.seek(8)
+            header = json.loads(f.read(min(n, 1 << 28)).decode("utf-8"))
         return header.get("__metadata__", {}).get("format") == "twintricks-checkpoint"
     except Exception:
         return True
@@ -275,10 +277,10 @@ def load_teacher(path: str, backend: str, num_classes: int, *, model: str | None
         raise CheckpointError(f"teacher {path!r} does not exist" if not p.exists() else f"teacher {path!r} is not a regular file")
     try:
         with open(p, "rb") as f:
-            head = f.read(1 << 16)
+            head = f.read(16)
     except OSError as exc:
         raise CheckpointError(f"teacher {path!r} cannot be read: {exc.strerror or exc}") from None
-    if _is_twintricks_file(head):
+    if _is_twintricks_file(p, head):
         payload = load_checkpoint(p)  # refuses format-1 pickles, says how to convert a trusted one
         name, w, fw, weights = payload.get("model_name"), payload.get("width"), payload.get("framework"), payload.get("model")
         if fw not in ("torch", "jax") or not isinstance(weights, dict):
@@ -286,7 +288,8 @@ def load_teacher(path: str, backend: str, num_classes: int, *, model: str | None
         if payload.get("num_classes") != num_classes:
             raise CheckpointError(f"teacher {path!r} has {payload.get('num_classes')} classes, the data set has {num_classes}")
         if model is not None and model != name or width is not None and w is not None and width != w:
-            raise CheckpointError(f"teacher {path!r} is a {name} of width {w}, not the {model or name} of width {width} given")
+            given = " of width ".join(str(x) for x in (model, width) if x is not None)
+            raise CheckpointError(f"teacher {path!r} is a {name} of width {w}, the teacher options say {given}")
         if w is None:
             w = width
     else:
