@@ -189,6 +189,17 @@ def test_foreign_files_are_refused(tmp_path):
     _one_line_error(tmp_path / "missing.ckpt", "does not exist")
 
 
+def test_resume_from_a_directory_says_directory(tmp_path):
+    from torch_impl import train as ttrain
+    from twintricks.datasets import load_digits
+    from twintricks.recipe import CHECKPOINT_NAME, TrainConfig, fit
+
+    (tmp_path / CHECKPOINT_NAME).mkdir()
+    cfg = TrainConfig(model="fastnet", width=2, batch_size=8, epochs=1, progress=False, resume=True, out=str(tmp_path))
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint file"):
+        fit(ttrain.Trainer(cfg, load_digits().subset(train=16, test=8), device="cpu"), cfg, out=tmp_path, log=lambda s: None)
+
+
 def _write_v2(path, payload_json: str, tensors=None, version="2"):
     """A format-2 file written from the module docstring's description (not with save_checkpoint):
     the hash is the SHA-256 of the header without ``sha256`` as canonical JSON, then the tensor bytes."""
