@@ -110,6 +110,85 @@ def test_cifar_batches_layout(tmp_path):
     np.testing.assert_array_equal(ds.test_labels, parts["test_batch"][1])
 
 
+def _py2_batch(data: np.ndarray, labels: list[int], batch_label: str, filenames: list[str]) -> bytes:
+    """A CIFAR-10 python batch byte for byte as the published files are: Python 2's cPickle,
+    protocol 2, of ``{'data': uint8 array, 'labels': [int], 'batch_label': str, 'filenames': [str]}``,
+    the array written by NumPy 1.x's ``ndarray.__reduce__`` (``numpy.core.multiarray._reconstruct``,
+    a ``numpy.dtype('u1')`` and the raw bytes as a Python 2 ``str``)."""
+    import struct
+
+    def s(b: bytes) -> bytes:  # a Python 2 str: SHORT_BINSTRING or BINSTRING
+        return (b"U" + bytes([len(b)]) if len(b) < 256 else b"T" + struct.pack("<i", len(b))) + b
+
+    def i(n: int) -> bytes:
+        return b"K" + bytes([n]) if n < 256 else b"M" + struct.pack("<H", n) if n < 65536 else b"J" + struct.pack("<i", n)
+
+    n, m = data.shape
+    out = b"\x80\x02}q\x01(" + s(b"data") + b"q\x02"
+    out += b"cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04K\x00\x85" + s(b"b") + b"\x87Rq\x05("
+    out += b"K\x01" + i(n) + i(m) + b"\x86cnumpy\ndtype\nq\x06" + s(b"u1") + b"K\x00K\x01\x87Rq\x07("
+    out += b"K\x03" + s(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + s(data.tobytes()) + b"tb"
+    out += s(b"labels") + b"](" + b"".join(i(int(v)) for v in labels) + b"e"
+    out += s(b"batch_label") + s(batch_label.encode()) + s(b"filenames") + b"](" + b"".join(s(f.encode()) for f in filenames) + b"e"
+    return out + b"u."
+
+
+def test_cifar_batches_as_published(tmp_path):
+    """Batches as Python 2 wrote them load through the restricted unpickler (and, as a check of the
+    writer above, equal what the unrestricted one reads)."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    want = {}
+    for name, n in [*[(f"data_batch_{i}", 3) for i in range(1, 6)], ("test_batch", 2)]:
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        blob = _py2_batch(data, labels, f"{name} of 5", [f"img_{j}.png" for j in range(n)])
+        (root / name).write_bytes(blob)
+        plain = pickle.loads(blob, encoding="latin1")
+        np.testing.assert_array_equal(plain["data"], data)
+        assert plain["labels"] == labels and plain["filenames"][0] == "img_0.png"
+        want[name] = (data, labels)
+    ds = D.load_cifar10(root)
+    np.testing.assert_array_equal(ds.train_images[3], want["data_batch_2"][0][0].reshape(3, 32, 32).transpose(1, 2, 0))
+    np.testing.assert_array_equal(ds.train_labels, sum((want[f"data_batch_{i}"][1] for i in range(1, 6)), []))
+    np.testing.assert_array_equal(ds.test_labels, want["test_batch"][1])
+
+
+class _System:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_crafted_cifar_batch_runs_nothing(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    good = _py2_batch(np.zeros((1, 3072), np.uint8), [0], "b", ["f.png"])
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (root / name).write_bytes(good)
+    marker = tmp_path / "MARKER"
+    payloads = {
+        "reduce": pickle.dumps({"data": _System(marker), "labels": [0]}, protocol=2),
+        "eval": b"cbuiltins\neval\n(Vprint(1)\ntR.",
+        "truncated": good[: len(good) // 2],
+        "wrong": pickle.dumps({"data": np.zeros((1, 5), np.uint8), "labels": [0]}),
+        "labels": pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [12]}),
+    }
+    expect = {"reduce": "refused to load the global posix.system|refused to load the global nt.system",
+              "eval": "refused to load the global builtins.eval", "truncated": "not a readable CIFAR-10 python batch",
+              "wrong": r"uint8 \[N, 3072\] array, got uint8 \(1, 5\)", "labels": "1 integers in 0..9"}
+    for case, blob in payloads.items():
+        (root / "data_batch_3").write_bytes(blob)
+        with pytest.raises(ValueError, match=expect[case]):
+            D.load_cifar10(tmp_path)
+    assert not marker.exists()
+
+
 def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         D.load_cifar10(tmp_path / "nope")

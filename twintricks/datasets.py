@@ -12,7 +12,9 @@ Three sources, one result type (:class:`ImageDataset`):
 * :func:`load_cifar10` — CIFAR-10 from an image-folder directory (``train/<class>/*``,
   ``test/<class>/*``), straight from a ``.tar.gz`` archive with that layout (such as
   ``/work/shared/data/cifar10-jpeg.tar.gz``), or from torchvision's ``cifar-10-batches-py``
-  pickles. Nothing is downloaded here (the CLI's ``--download`` asks torchvision, lazily).
+  pickles, read with an unpickler that builds nothing but NumPy arrays, lists, strings and
+  numbers (a batch file cannot run code). Nothing is downloaded here (the CLI's ``--download``
+  asks torchvision, lazily).
 * :func:`load_image_folder` — the same folder / archive reader for the user's own data
   (classes are the sorted sub-directory names; every image is decoded with Pillow, converted
   to RGB and, if ``image_size`` is given, resized to it with bilinear filtering).
@@ -331,12 +333,64 @@ def load_image_folder(
 # ----------------------------------------------------------------------------- CIFAR-10
 
 
+def _numpy_globals() -> dict:
+    """The NumPy constructors a CIFAR-10 batch may name, by the names pickles use for them."""
+    try:  # NumPy >= 2
+        from numpy._core import multiarray, numeric
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core import multiarray, numeric
+    found = {
+        "_reconstruct": multiarray._reconstruct,  # arrays, as Python 2's cPickle wrote the batches
+        "scalar": multiarray.scalar,  # NumPy scalars, and arrays pickled by Python 3
+        "_frombuffer": getattr(numeric, "_frombuffer", None),
+    }
+    out = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for mod in ("numpy.core", "numpy._core"):
+        for name, fn in found.items():
+            if fn is not None:
+                out[(f"{mod}.{'numeric' if name == '_frombuffer' else 'multiarray'}", name)] = fn
+    return out
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler for ``cifar-10-batches-py``: a dict of a uint8 array, a list of int labels and
+    strings, written by Python 2's cPickle (protocol 2). Only NumPy's array, dtype and scalar
+    constructors may be named; any other global (``os.system``, ``builtins.eval``, ...) is refused,
+    so a crafted batch file cannot run code."""
+
+    _ALLOWED = _numpy_globals()
+
+    def find_class(self, module, name):
+        fn = self._ALLOWED.get((module, name))
+        if fn is None:
+            raise pickle.UnpicklingError(
+                f"refused to load the global {module}.{name} (a CIFAR-10 batch holds only NumPy arrays, "
+                "lists, strings and numbers)"
+            )
+        return fn
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images [N, 32, 32, 3] uint8, labels [N] int32)`` of one python batch file."""
+    try:
+        with open(path, "rb") as f:
+            d = _CifarUnpickler(f, encoding="latin1").load()
+    except Exception as exc:  # UnpicklingError, EOFError, a constructor's error on a damaged file
+        raise ValueError(f"{str(path)!r} is not a readable CIFAR-10 python batch: {exc}") from None
+    data = d.get("data") if isinstance(d, dict) else None
+    labels = d.get("labels") if isinstance(d, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{str(path)!r}: a CIFAR-10 batch's 'data' must be a uint8 [N, 3072] array, got {got}")
+    y = np.asarray(labels if isinstance(labels, (list, tuple, np.ndarray)) else [None])
+    if y.shape != (data.shape[0],) or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() > 9)):
+        raise ValueError(f"{str(path)!r}: a CIFAR-10 batch's 'labels' must be {data.shape[0]} integers in 0..9")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y.astype(np.int32)
+
+
 def _load_cifar_batches(root: Path) -> ImageDataset:
     def read(name):
-        with open(root / name, "rb") as f:
-            d = pickle.load(f, encoding="latin1")
-        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return x, np.asarray(d["labels"], dtype=np.int32)
+        return _read_cifar_batch(root / name)
 
     parts = [read(f"data_batch_{i}") for i in range(1, 6)]
     tx, ty = read("test_batch")
