@@ -86,15 +86,15 @@ def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, i
     if not hasattr(images, "shape") or not hasattr(images, "dtype"):
         raise TypeError(f"`{name}` must be an array [N, H, W, C], got {type(images).__name__}")
     check_ndim(name, images, 4, "[N, H, W, C]")
+    dt = _dtype(images, name)
+    if dt != np.uint8 and not (allow_float and jnp.issubdtype(dt, jnp.floating)):
+        want = "uint8 or floating" if allow_float else "uint8"
+        raise TypeError(f"`{name}` must have dtype {want}, got {dt}")
     if looks_channels_first(images.shape):
         raise ValueError(
             f"`{name}` must be [N, H, W, C] (channels last), got shape {tuple(images.shape)}, which looks like "
             f"[N, C, H, W] with C={images.shape[1]}: use images.transpose(0, 2, 3, 1)"
         )
-    dt = _dtype(images, name)
-    if dt != np.uint8 and not (allow_float and jnp.issubdtype(dt, jnp.floating)):
-        want = "uint8 or floating" if allow_float else "uint8"
-        raise TypeError(f"`{name}` must have dtype {want}, got {dt}")
     return tuple(images.shape)
 
 

@@ -55,15 +55,15 @@ def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, i
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor [N, C, H, W], got {_type_name(images)}")
     check_ndim(name, images, 4, "[N, C, H, W]")
+    if images.dtype != torch.uint8 and not (allow_float and images.is_floating_point()):
+        want = "uint8 or floating" if allow_float else "uint8"
+        raise TypeError(f"`{name}` must have dtype {want}, got {images.dtype}")
     if looks_channels_last(images.shape):
         raise ValueError(
             f"`{name}` must be [N, C, H, W] (channels first), got shape {tuple(images.shape)}, which looks like "
             f"[N, H, W, C] with C={images.shape[3]}: use images.permute(0, 3, 1, 2) (channels_last memory "
             "format keeps the [N, C, H, W] shape and is accepted as is)"
         )
-    if images.dtype != torch.uint8 and not (allow_float and images.is_floating_point()):
-        want = "uint8 or floating" if allow_float else "uint8"
-        raise TypeError(f"`{name}` must have dtype {want}, got {images.dtype}")
     return tuple(images.shape)
 
 
