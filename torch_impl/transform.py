@@ -20,7 +20,9 @@ torchvision ``transforms.v2`` transform does:
 * **Memory format.** A ``channels_last`` batch gives a ``channels_last`` result.
 
 The wrapper never changes the draws or the values: a plain ``[N, C, H, W]`` tensor goes straight
-to the subclass's ``forward`` (one type test on the way, so ``torch.compile`` traces it as before).
+to the subclass's ``forward`` after a type test and a memory-format test, which
+``torch.compile(fullgraph=True)`` traces (a single image or a v2 sample takes the general path,
+which flattens it with ``torch.utils._pytree`` as v2 does).
 
 .. warning::
    Unlike a v2 transform, a sample may hold only one image to transform (several
