@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from torch_impl._checks import check_images
-from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
+from torch_impl.transform import RandomTransform
 
 __all__ = ["CutoutParams", "sample_cutout_params", "cutout", "Cutout"]
 
