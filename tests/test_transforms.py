@@ -228,6 +228,11 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+# forked workers run torch only; JAX (imported by other test modules) warns about any fork
+FORK_OK = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
+
+@FORK_OK
 def test_workers_get_their_own_streams_reproducibly():
     first = _run(0, 100, epochs=2)
     assert set(first) == {(0, 0), (0, 1), (1, 0), (1, 1)}
@@ -243,6 +248,7 @@ def test_workers_get_their_own_streams_reproducibly():
     assert not torch.equal(first[0, 0], _run(0, 101)[0, 0])
 
 
+@FORK_OK
 def test_persistent_workers_keep_their_stream_across_epochs():
     draws = _run(0, 100, epochs=2, persistent=True)
     assert not torch.equal(draws[0, 0], draws[0, 1])
