@@ -30,6 +30,7 @@ import torch
 
 from torch_impl import ops
 from torch_impl._checks import check_images, compiling
+from torch_impl.transform import RandomTransform
 from twintricks.checks import check_choice, check_int, check_ndim, check_same_leading
 
 # The kernel ``autoaugment`` is public but not star-exported: the package ``__init__`` star-imports
@@ -578,7 +579,7 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.T
     return out
 
 
-class AutoAugment(torch.nn.Module):
+class AutoAugment(RandomTransform, torch.nn.Module):
     """AutoAugment on a ``[N, C, H, W]`` batch with a sub-policy per image (drop-in for training steps).
 
     Samples :func:`sample_autoaugment_params` on ``generator`` (torch's default when None), moves
