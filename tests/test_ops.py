@@ -10,11 +10,13 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import jax_impl.exact as JX
+import jax_impl.kernels as JK
 import jax_impl.ops as J
 import torch_impl.ops as T
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch
-from torch_impl.autoaugment import magnitude_bins
+from twintricks.policies import magnitude_bins
 
 import torchvision.transforms.v2 as tv  # noqa: E402 (a dev dependency: never skipped)
 TVAA = tv.AutoAugment()
@@ -230,8 +232,8 @@ def test_jax_rotate_traced_angles():
         assert np.array_equal(np.asarray(J.rotate(jnp.asarray(images), angles)), ours_t)  # host matrix
         assert np.array_equal(np.asarray(jax.jit(J.rotate)(jnp.asarray(images), jnp.asarray(angles))), ours_t)
     angles = np.concatenate([rng.uniform(-720, 720, 20000), [0, 90, 180, 270, -90, 360, 0.5, -359.5]]).astype(np.float32)
-    host = J.rotate_matrix(angles.astype(np.float64))
-    traced = np.asarray(jax.jit(J.rotate_matrix)(jnp.asarray(angles)))
+    host = JK.rotate_matrix(angles.astype(np.float64))
+    traced = np.asarray(jax.jit(JK.rotate_matrix)(jnp.asarray(angles)))
     assert np.any(host != traced, axis=1).mean() < 1e-4
 
 
@@ -242,12 +244,12 @@ def test_jax_shear_traced_matrix_exact_on_every_bin():
 
     bins = list(magnitude_bins("ShearX", 1, 1))
     values = np.asarray(bins + [-b for b in bins], np.float32)
-    traced = jax.jit(J.shear_matrix, static_argnums=(1, 2, 3))
-    assert np.array_equal(np.asarray(traced(jnp.asarray(values), 15, 16, 0)), J.shear_matrix(values.astype(np.float64), 15, 16, 0))
+    traced = jax.jit(JK.shear_matrix, static_argnums=(1, 2, 3))
+    assert np.array_equal(np.asarray(traced(jnp.asarray(values), 15, 16, 0)), JK.shear_matrix(values.astype(np.float64), 15, 16, 0))
     for h in range(1, 98):  # a jax array (not NumPy) takes the float32 path; no compile per size
         for axis in (0, 1):
-            host = J.shear_matrix(values.astype(np.float64), h, h + 7, axis)
-            assert np.array_equal(np.asarray(J.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
+            host = JK.shear_matrix(values.astype(np.float64), h, h + 7, axis)
+            assert np.array_equal(np.asarray(JK.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
 
 
 def _f32_fma(a, b, c):
@@ -263,7 +265,7 @@ def test_jax_uint8_grayscale_exact_on_every_rgb_triple():
     import jax.numpy as jnp
 
     v = np.arange(256, dtype=np.float32)
-    gray = jax.jit(lambda x: J._grayscale(x, False))
+    gray = jax.jit(lambda x: JK.grayscale(x, False))
     acc1 = (v * np.float32(0.2989)).astype(np.float32)  # exact product rounded once
     acc2 = _f32_fma(v[None, :], 0.587, acc1[:, None])  # [r, g]
     for r0 in range(0, 256, 64):
@@ -284,9 +286,9 @@ def test_jax_fma8_exact_on_every_autoaugment_blend():
     ratio, alpha = (1.0 + m).astype(np.float32)[:, None, None], (-m).astype(np.float32)[:, None, None]
     v = np.arange(256, dtype=np.float32)
     d = np.arange(-255, 256, dtype=np.float32)
-    fma8 = jax.jit(lambda a, b, c: J._fma8(*jnp.broadcast_arrays(a, b, c)))
+    fma8 = jax.jit(lambda a, b, c: JX.fma8(*jnp.broadcast_arrays(a, b, c)))
     product = (v[None, :, None] * ratio).astype(np.float32)  # x·ratio rounded once (exact in float32 math)
-    assert np.array_equal(np.asarray(jax.jit(J._product)(v[None, :, None], ratio)), np.broadcast_to(product, (len(m), 256, 1)))
+    assert np.array_equal(np.asarray(jax.jit(JX.product)(v[None, :, None], ratio)), np.broadcast_to(product, (len(m), 256, 1)))
     assert np.array_equal(np.asarray(fma8(v[None, None, :], alpha, product)), _f32_fma(v[None, None, :], alpha, product))
     assert np.array_equal(np.asarray(fma8(d[None, :, None], alpha, v[None, None, :])), _f32_fma(d[None, :, None], alpha, v[None, None, :]))
 
@@ -305,7 +307,7 @@ def test_jax_uint8_sharpness_blur_rounds_like_the_exact_quotient():
         images[:, i, j, 0] = np.clip(rest - 255 * k, 0, 255)
     assert np.array_equal(images.astype(int).sum(axis=(1, 2, 3)) + 4 * centre, s)
     alpha = jnp.full((3316, 1, 1, 1), -1.0, jnp.float32)  # factor 2: out = clamp(2·x - blur)
-    out = np.asarray(jax.jit(J._sharpness)(jnp.asarray(images), alpha))[:, 1, 1, 0]
+    out = np.asarray(jax.jit(JK.sharpness)(jnp.asarray(images), alpha))[:, 1, 1, 0]
     blur = (2 * s + 13) // 26  # round half away; S/13 is never a tie (13 is odd)
     assert np.array_equal(out, np.clip(2 * centre - blur, 0, 255))
 
