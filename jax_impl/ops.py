@@ -75,7 +75,9 @@ def check_op_images(name: str, images, *, rgb_or_gray: bool = False) -> tuple[in
 
 
 def _per_image(name: str, value, n: int, *, integer: bool = False):
-    """``value`` as ``[N]``: a float64 NumPy array when concrete, else a traced float32/int32 array."""
+    """``value`` as ``[N]``: a float64 (``integer``: int64) NumPy array when concrete, else a traced
+    float32/int32 array. Concrete values must be finite (and integers if ``integer``): a ValueError
+    naming ``name`` otherwise; traced values (inside ``jit``/``vmap``) are not checked."""
     if isinstance(value, bool) or (not hasattr(value, "shape") and not isinstance(value, numbers.Real)):
         raise TypeError(f"`{name}` must be a number or an array [N], got {type(value).__name__}")
     if hasattr(value, "dtype") and (value.dtype == bool or jnp.issubdtype(value.dtype, jnp.complexfloating)):
@@ -86,9 +88,19 @@ def _per_image(name: str, value, n: int, *, integer: bool = False):
     if len(shape) > 1:
         check_ndim(name, value, 1, "[N] (one value per image)")
     if is_concrete(value):
-        arr = np.asarray(value, dtype=np.int64 if integer else np.float64)
-        return np.broadcast_to(arr, (n,)).copy()
+        arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+        if not np.isfinite(arr).all():
+            raise ValueError(f"`{name}` must be finite, got {_show(arr)}")
+        if integer and not (arr == np.round(arr)).all():
+            raise ValueError(f"`{name}` must be integers, got {_show(arr)}")
+        return arr.astype(np.int64) if integer else arr
     return jnp.broadcast_to(jnp.asarray(value, jnp.int32 if integer else jnp.float32), (n,))
+
+
+def _show(values: np.ndarray) -> str:
+    """A few of ``values`` for an error message."""
+    shown = values.tolist()
+    return str(shown) if len(shown) <= 8 else f"{shown[:8]} (first 8 of {len(shown)})"
 
 
 def _check_values(name: str, value, low: float, high: float) -> None:

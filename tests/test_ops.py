@@ -411,3 +411,42 @@ def test_subnormal_autocontrast_is_a_known_framework_difference():
     j = np.asarray(J.autocontrast(images_to_jax(x)))
     assert t[0, 0, 0, 0] == 1.0  # torch: (x - 0) / 1e-45, clamped to 1
     assert j[0, 0, 0, 0] <= np.float32(1e-45)  # jax: range flushed to 0, channel left flat (the pixel may flush too)
+
+
+# --------------------------------------------------------------------------------------------
+# Non-finite and fractional arguments are rejected where they are given
+# --------------------------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+BAD_ARGUMENTS = [
+    ("shear_x", "magnitude", NAN), ("shear_y", "magnitude", INF), ("shear_x", "magnitude", -INF),
+    ("translate_x", "pixels", INF), ("translate_y", "pixels", NAN),
+    ("rotate", "angle", INF), ("rotate", "angle", NAN),
+    ("brightness", "magnitude", INF), ("color", "magnitude", INF), ("contrast", "magnitude", INF),
+    ("sharpness", "magnitude", INF), ("brightness", "magnitude", NAN), ("contrast", "magnitude", NAN),
+    ("solarize", "threshold", NAN),
+    ("posterize", "bits", 2.5), ("posterize", "bits", NAN), ("posterize", "bits", INF),
+]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("op,arg,bad", BAD_ARGUMENTS, ids=[f"{o}={b}" for o, _, b in BAD_ARGUMENTS])
+def test_non_finite_and_fractional_arguments_are_rejected(backend, op, arg, bad):
+    """A NaN/inf magnitude (an all-fill batch, a saturated blend) or ``bits=2.5`` (silently 2) is
+    a ValueError naming the argument, given as a number or inside a per-image array."""
+    mod, to, _, arr = BACKENDS[backend]
+    x = to(np.full((2, 5, 6, 3), 100, np.uint8))
+    good = 3.0 if arg == "bits" else 0.25
+    for value in (bad, arr(np.array([good, bad], np.float64))):
+        with pytest.raises(ValueError, match=f"`{arg}`"):
+            getattr(mod, op)(x, value)
+
+
+def test_jax_traced_arguments_are_not_checked():
+    """Documented: under ``jit`` the values are traced, so the value checks cannot run (no error)."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.full((2, 5, 6, 3), 100, jnp.uint8)
+    jax.jit(J.shear_x)(x, jnp.array([0.1, np.nan], jnp.float32))
+    jax.jit(J.posterize)(x, jnp.array([3, 9], jnp.int32))

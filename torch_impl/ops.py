@@ -42,6 +42,9 @@ Float images: all ops accept floating images with values in ``[0, 1]`` (checked 
 skipped under ``torch.compile``) and compute in the image's dtype, like torchvision's tensor
 kernels; ``equalize`` quantises floats to uint8 and back, as torchvision does.
 
+Arguments: magnitudes, pixels, angles and thresholds must be finite and ``bits`` integers; a
+ValueError names the argument otherwise (checked in eager mode, skipped under ``torch.compile``).
+
 This module checks the arguments and converts the magnitudes to ``[N]`` float64 tensors; the
 arithmetic is in :mod:`torch_impl.kernels` (shared with :mod:`torch_impl.policies`), and the
 roundings compiled code must reproduce in :mod:`torch_impl.exact`.
@@ -97,7 +100,11 @@ def check_op_images(name: str, images, *, rgb_or_gray: bool = False) -> tuple[in
 
 
 def _per_image(name: str, value, n: int, device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``value`` (a number or an ``[N]`` / scalar tensor) as an ``[N]`` tensor of ``dtype``."""
+    """``value`` (a number or an ``[N]`` / scalar tensor) as an ``[N]`` tensor of ``dtype``.
+
+    In eager mode the values must be finite (and integers when ``dtype`` is an integer type): a
+    ValueError naming ``name`` otherwise. Skipped under ``torch.compile``.
+    """
     if isinstance(value, torch.Tensor):
         if value.ndim == 0:
             value = value.expand(n)
@@ -106,14 +113,27 @@ def _per_image(name: str, value, n: int, device, dtype: torch.dtype = torch.floa
             raise ValueError(f"`{name}` must have one value per image ({n}), got shape {tuple(value.shape)}")
         if value.dtype == torch.bool or value.is_complex():
             raise TypeError(f"`{name}` must be real numbers, got dtype {value.dtype}")
-        return value.to(device=device, dtype=dtype)
-    if isinstance(value, Sequence) and not isinstance(value, str):
+        values = value.to(device=device, dtype=torch.float64)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
         if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
             raise TypeError(f"`{name}` must be numbers, got {value!r}")
         return _per_image(name, torch.tensor([float(v) for v in value], dtype=torch.float64), n, device, dtype)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number or a tensor [N], got {type(value).__name__}")
-    return torch.full((n,), float(value), dtype=dtype, device=device)
+    else:
+        values = torch.full((n,), float(value), dtype=torch.float64, device=device)
+    if not compiling() and values.numel():
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(f"`{name}` must be finite, got {_show(values)}")
+        if not dtype.is_floating_point and not bool((values == values.round()).all()):
+            raise ValueError(f"`{name}` must be integers, got {_show(values)}")
+    return values if dtype == torch.float64 else values.to(dtype)
+
+
+def _show(values: torch.Tensor) -> str:
+    """A few of ``values`` for an error message."""
+    shown = values.tolist()
+    return str(shown) if len(shown) <= 8 else f"{shown[:8]} (first 8 of {len(shown)})"
 
 
 def _check_values(name: str, value: torch.Tensor, low: float, high: float) -> None:
