@@ -369,12 +369,15 @@ def apply_lut(u8, lut):
 
 @jax.jit
 def equalize(images):
-    if is_float(images):
-        u8 = (images * jnp.asarray(255.0 + 1.0 - 1e-3, images.dtype)).astype(jnp.uint8)
-    else:
-        u8 = images
+    """Histogram-equalise each channel with PIL's LUT. Floats are quantised to uint8 (× 255.999,
+    truncated) and scaled back (× 1/255), both computed in at least float32: float16/bfloat16 are
+    widened first (in their own precision 255.999 rounds to 256) and the result rounded once."""
+    if not is_float(images):
+        return apply_lut(images, equalize_lut(histograms(images)))
+    wide = jnp.promote_types(images.dtype, jnp.float32)
+    u8 = (images.astype(wide) * jnp.asarray(255.0 + 1.0 - 1e-3, wide)).astype(jnp.uint8)
     out = apply_lut(u8, equalize_lut(histograms(u8)))
-    return out.astype(images.dtype) * jnp.asarray(1.0 / 255.0, images.dtype) if is_float(images) else out
+    return (out.astype(wide) * jnp.asarray(1.0 / 255.0, wide)).astype(images.dtype)
 
 
 def invert(images):

@@ -266,7 +266,11 @@ def autocontrast(images):
 
 
 def equalize(images):
-    """Histogram-equalise each channel with PIL's LUT; floats quantised to uint8 (× 255.999) and back (/255)."""
+    """Histogram-equalise each channel with PIL's LUT; floats quantised to uint8 (× 255.999) and back (/255).
+
+    float16/bfloat16 are quantised in float32; see :func:`torch_impl.ops.equalize` for the
+    difference from torchvision.
+    """
     check_op_images("images", images)
     return jnp.asarray(images) if images.size == 0 else kernels.equalize(images)
 

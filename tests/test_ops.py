@@ -450,3 +450,37 @@ def test_jax_traced_arguments_are_not_checked():
     x = jnp.full((2, 5, 6, 3), 100, jnp.uint8)
     jax.jit(J.shear_x)(x, jnp.array([0.1, np.nan], jnp.float32))
     jax.jit(J.posterize)(x, jnp.array([3, 9], jnp.int32))
+
+
+# --------------------------------------------------------------------------------------------
+# Half-precision images
+# --------------------------------------------------------------------------------------------
+
+
+def _half_images(dtype, seed=0, shape=(3, 3, 9, 11)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g).to(dtype)
+    x[:, :, 0, :3] = 1.0  # white
+    x[:, :, 1, :2] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_half_precision_equalize_keeps_white_unlike_torchvision(dtype):
+    """Equalize quantises with ``x·255.999``: in float16/bfloat16 that constant rounds to 256, so
+    torchvision (which multiplies in the image's dtype) sends white to 256 → 0, black. Ours
+    quantises in float32: the same levels as the float32 image, scaled back in the image's dtype."""
+    x = _half_images(dtype)
+    white = x == 1.0
+    ours = T.equalize(x)
+    assert ours.dtype == dtype
+    assert torch.equal(ours, T.equalize(x.float()).to(dtype))
+    assert bool((ours[white] == 1.0).all())  # every channel has white as its top level here
+    theirs = tv.functional.equalize(x)
+    assert bool((theirs[white] == 0.0).all())  # torchvision's behaviour, as observed (torch 2.x)
+
+
+def test_float16_equalize_torch_equals_jax():
+    x = _half_images(torch.float16, seed=1)
+    j = np.asarray(J.equalize(images_to_jax(images_from_torch(x))))
+    assert np.array_equal(j, images_from_torch(T.equalize(x)))

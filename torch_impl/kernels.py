@@ -297,12 +297,21 @@ def invert(images: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's ``to_dtype(uint8, scale=True)``: floats × (255 + 1 - 1e-3), truncated."""
-    return images if images.dtype == torch.uint8 else images.mul(255.0 + 1.0 - 1e-3).to(torch.uint8)
+    """torchvision's ``to_dtype(uint8, scale=True)``: floats × (255 + 1 - 1e-3), truncated.
+
+    float16/bfloat16 are multiplied in float32: in their own precision 255.999 rounds to 256 and
+    1.0 would become 256, which wraps to 0 (torchvision does that; see :func:`torch_impl.ops.equalize`).
+    """
+    if images.dtype == torch.uint8:
+        return images
+    if images.element_size() < 4:
+        images = images.float()
+    return images.mul(255.0 + 1.0 - 1e-3).to(torch.uint8)
 
 
 def from_uint8(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 values back to ``dtype`` (× 1/255 for floats)."""
+    """uint8 values back to ``dtype`` (× 1/255 for floats; float16/bfloat16: computed in float32 and
+    rounded once, as ATen's CPU kernels compute half-precision products)."""
     return images if dtype == torch.uint8 else images.to(dtype).mul_(1.0 / 255.0)
 
 

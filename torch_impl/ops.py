@@ -315,6 +315,10 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
 
     See :func:`torch_impl.kernels.equalize_lut`. Floats are quantised to uint8 (× 255.999, truncated), equalised and
     scaled back by 1/255, as torchvision does.
+
+    .. warning:: float16/bfloat16 images are quantised in float32. torchvision multiplies in the
+       image's dtype, where 255.999 rounds to 256: its levels are ``x·256`` and white (1.0)
+       becomes 256, which wraps to 0 (black). jax_impl quantises in float32 like this function.
     """
     check_op_images("images", images)
     return kernels.equalize(images)
