@@ -55,6 +55,12 @@ def compute_dtype(images):
     return images.dtype if is_float(images) else jnp.float32
 
 
+def grid_dtype(images):
+    """The dtype of the geometric ops' sampling grid: float32, or float64 for float64 images
+    (see :func:`torch_impl.kernels.grid_dtype`: half-precision images use a float32 grid)."""
+    return jnp.float64 if images.dtype == jnp.float64 else jnp.float32
+
+
 def finish(out, dtype):
     """Clamp to the dtype's range and cast back (truncation for uint8)."""
     return jnp.clip(out, 0, max_value(dtype)).astype(dtype)
@@ -135,7 +141,7 @@ def affine_nearest(images, theta, *, fill):
     ``g = (x·a + y·b) + c`` with both products rounded), then ``grid_sample``'s nearest rule:
     source index ``round_half_even((g + 1)·size/2 - 0.5)``, outside → ``fill``.
     """
-    return warp_nearest(images, grid_terms(theta, images.shape[1], images.shape[2], compute_dtype(images)), fill=fill)
+    return warp_nearest(images, grid_terms(theta, images.shape[1], images.shape[2], grid_dtype(images)), fill=fill)
 
 
 def grid_terms(theta, h: int, w: int, dtype):
@@ -175,7 +181,8 @@ def warp_nearest(images, terms, *, fill):
     valid = okx & oky
     idx = jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w)
     out = jax.vmap(lambda im, i: im[i])(images.reshape(n, h * w, c), idx).reshape(n, h, w, c)
-    fill_img = jnp.asarray(fill if fill is not None else (0.0,) * c, dtype=dtype).astype(images.dtype)
+    fill_dtype = images.dtype if is_float(images) else dtype
+    fill_img = jnp.asarray(fill if fill is not None else (0.0,) * c, dtype=fill_dtype).astype(images.dtype)
     return jnp.where(valid[..., None], out, fill_img)
 
 

@@ -45,6 +45,16 @@ def compute_dtype(images: torch.Tensor) -> torch.dtype:
     return images.dtype if images.is_floating_point() else torch.float32
 
 
+def grid_dtype(images: torch.Tensor) -> torch.dtype:
+    """The dtype of the geometric ops' sampling grid: float32, or float64 for float64 images.
+
+    float16/bfloat16 grids cannot place a sample within a pixel (11 or 8 significant bits for
+    coordinates up to the image size), so half-precision images are warped on a float32 grid;
+    nearest sampling copies pixels, so the result is the float32 result in the image's dtype.
+    """
+    return torch.float64 if images.dtype == torch.float64 else torch.float32
+
+
 def finish(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Clamp to the dtype's range and cast back (truncation for uint8, as torchvision's ``.to``)."""
     out = out.clamp(0, max_value(dtype))
@@ -86,9 +96,15 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
     with elementwise ops that round like ATen's ``bmm`` (each product, then each sum: the same
     bytes, faster than the batched ``bmm``); sampling is
     ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill`` uses torchvision's mask channel.
+
+    .. warning:: float16/bfloat16 images are warped on a float32 grid (:func:`grid_dtype`), so they
+       get exactly the float32 result; torchvision computes the grid in the image's dtype, whose
+       rounding moves many nearest-neighbour picks (on most rotations, on some shears).
     """
     n, c, h, w = images.shape
-    dtype = compute_dtype(images)
+    dtype = grid_dtype(images)
+    # fill: rounded to the image's dtype once (floats), or later to uint8
+    fill_dtype = images.dtype if images.is_floating_point() else dtype
     device = images.device
     theta = matrix.to(dtype).view(n, 2, 3)
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device, dtype=dtype)
@@ -125,7 +141,7 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
         valid = (okx & oky).view(n, 1, h * w)
         flat = torch.where(valid, (iy * w + ix).view(n, 1, h * w), 0).to(torch.int64)
         out = images.reshape(n, c, h * w).gather(2, flat.expand(n, c, h * w))
-        fill_img = torch.tensor(fill or [0.0], dtype=dtype, device=device).view(1, -1, 1)
+        fill_img = torch.tensor(fill or [0.0], dtype=fill_dtype, device=device).view(1, -1, 1)
         if not images.is_floating_point():
             fill_img = fill_img.round().to(images.dtype)
         return torch.where(valid, out, fill_img.expand(n, c, 1)).view(n, c, h, w)
@@ -135,9 +151,9 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
         x = torch.cat([x, torch.ones(n, 1, h, w, dtype=dtype, device=device)], dim=1)
         sampled = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
         out, mask = sampled[:, :c], sampled[:, c:]
-        fill_img = torch.tensor(fill, dtype=dtype, device=device).view(1, -1, 1, 1)
+        fill_img = torch.tensor(fill, dtype=fill_dtype, device=device).to(dtype).view(1, -1, 1, 1)
         out = torch.where(mask < 0.5, fill_img.expand_as(out), out)
-    return out if images.is_floating_point() else out.round().to(images.dtype)
+    return out.to(images.dtype) if images.is_floating_point() else out.round().to(images.dtype)
 
 
 def _zeros(n, device):

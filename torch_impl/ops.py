@@ -42,6 +42,11 @@ Float images: all ops accept floating images with values in ``[0, 1]`` (checked 
 skipped under ``torch.compile``) and compute in the image's dtype, like torchvision's tensor
 kernels; ``equalize`` quantises floats to uint8 and back, as torchvision does.
 
+.. warning:: float16/bfloat16 images differ from torchvision on purpose: the geometric ops sample
+   on a float32 grid (torchvision's half-precision grid misplaces nearest-neighbour picks) and
+   ``equalize`` quantises in float32 (torchvision's turns white into black); both give the
+   float32 result in the image's dtype.
+
 Arguments: magnitudes, pixels, angles and thresholds must be finite and ``bits`` integers; a
 ValueError names the argument otherwise (checked in eager mode, skipped under ``torch.compile``).
 
