@@ -4,6 +4,19 @@ Shapes and dtypes are static, so those checks run at trace time, inside ``jax.ji
 checks that read array contents (labels in range, float images in [0, 1]) need concrete data:
 they run in eager mode and are skipped for tracers (inside ``jit``/``vmap``), as documented in
 each function that relies on them.
+
+Arrays are jax arrays or anything NumPy reads (NumPy arrays, scalars). A PyTorch tensor is
+refused with a ``TypeError`` that says what is expected (it is recognised by its type's module
+name, so this package never imports torch).
+
+Layout: images are ``[N, H, W, C]``. A channels-first array ``[N, C, H, W]`` passed by mistake has
+the same rank, and most ops would return a result on the wrong axes, so :func:`check_images`
+rejects the shapes where the mistake is detectable: the channel axis ``C`` is not 1 or 3 while
+axis 1 (``H``) is 1 or 3 and ``W`` is not (``(8, 3, 32, 32)`` is an NCHW batch of 32x32 RGB
+images, not 32-channel images 3 pixels high). Every other shape is accepted as NHWC: any batch
+with 1 or 3 channels, any batch whose height is not 1 or 3 (whatever its channel count), and the
+ambiguous shapes whose height and width are both 1 or 3. The rule mirrors
+:func:`torch_impl._checks.check_images`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +27,9 @@ import numpy as np
 
 from twintricks.checks import check_ndim
 
-__all__ = ["check_images", "check_floating", "check_labels", "is_concrete"]
+__all__ = ["check_images", "check_floating", "check_labels", "is_concrete", "check_not_torch", "looks_channels_first"]
+
+_FOREIGN = ("torch", "torchvision")  # packages whose tensors NumPy cannot read as a dtype
 
 
 def is_concrete(x) -> bool:
@@ -22,28 +37,74 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _dtype(x):
-    return np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
+def check_not_torch(name: str, x, layout: str = "") -> None:
+    """Refuse a PyTorch tensor (``TypeError``): jax_impl takes jax or NumPy arrays.
+
+    Detected by the module of the value's type, without importing torch.
+    """
+    if type(x).__module__.split(".")[0] in _FOREIGN:
+        want = f" {layout}" if layout else ""
+        hint = (
+            " (an NCHW torch batch converts with parity.convert.images_from_torch, or "
+            "t.permute(0, 2, 3, 1).cpu().numpy())" if layout else " (convert with t.cpu().numpy())"
+        )
+        raise TypeError(
+            f"`{name}` must be a jax or NumPy array{want}, got a {type(x).__module__.split('.')[0]} "
+            f"{type(x).__name__}{hint}"
+        )
+
+
+def _dtype(x, name: str = "x"):
+    check_not_torch(name, x)
+    dt = getattr(x, "dtype", None)
+    try:
+        return np.dtype(dt if dt is not None else np.asarray(x).dtype)
+    except TypeError:
+        raise TypeError(f"`{name}` must be a jax or NumPy array, got {type(x).__name__} with dtype {dt!r}") from None
+
+
+_IMAGE_CHANNELS = (1, 3)  # grey and RGB: the channel counts that identify the channel axis
+
+
+def looks_channels_first(shape) -> bool:
+    """True when an ``[N, H, W, C]`` shape is detectably an ``[N, C, H, W]`` batch.
+
+    ``C`` (axis 3) is not 1 or 3, ``H`` (axis 1) is, and ``W`` (axis 2) is not: see the module
+    docstring for why ambiguous shapes are accepted.
+    """
+    _, h, w, c = shape
+    return c not in _IMAGE_CHANNELS and h in _IMAGE_CHANNELS and w not in _IMAGE_CHANNELS
 
 
 def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, int, int, int]:
-    """Check an ``[N, H, W, C]`` batch of uint8 (or float, if allowed) images; return its shape."""
+    """Check an ``[N, H, W, C]`` batch of uint8 (or float, if allowed) images; return its shape.
+
+    Raises ``TypeError`` for a torch tensor and ``ValueError`` for a shape that is detectably
+    channels-first (:func:`looks_channels_first`).
+    """
+    check_not_torch(name, images, "[N, H, W, C]")
     if not hasattr(images, "shape") or not hasattr(images, "dtype"):
         raise TypeError(f"`{name}` must be an array [N, H, W, C], got {type(images).__name__}")
     check_ndim(name, images, 4, "[N, H, W, C]")
-    dt = _dtype(images)
+    dt = _dtype(images, name)
     if dt != np.uint8 and not (allow_float and jnp.issubdtype(dt, jnp.floating)):
         want = "uint8 or floating" if allow_float else "uint8"
         raise TypeError(f"`{name}` must have dtype {want}, got {dt}")
+    if looks_channels_first(images.shape):
+        raise ValueError(
+            f"`{name}` must be [N, H, W, C] (channels last), got shape {tuple(images.shape)}, which looks like "
+            f"[N, C, H, W] with C={images.shape[1]}: use images.transpose(0, 2, 3, 1)"
+        )
     return tuple(images.shape)
 
 
 def check_floating(name: str, x) -> None:
     """Check ``x`` is a floating-point array (logits, soft targets)."""
+    check_not_torch(name, x)
     if not hasattr(x, "dtype"):
         raise TypeError(f"`{name}` must be an array, got {type(x).__name__}")
-    if not jnp.issubdtype(_dtype(x), jnp.floating):
-        raise TypeError(f"`{name}` must have a floating dtype, got {_dtype(x)}")
+    if not jnp.issubdtype(_dtype(x, name), jnp.floating):
+        raise TypeError(f"`{name}` must have a floating dtype, got {_dtype(x, name)}")
 
 
 def check_labels(name: str, labels, num_classes: int) -> None:
@@ -51,11 +112,12 @@ def check_labels(name: str, labels, num_classes: int) -> None:
 
     The range check needs concrete values: it runs eagerly and is skipped under jit/vmap.
     """
+    check_not_torch(name, labels)
     if not hasattr(labels, "dtype"):
         raise TypeError(f"`{name}` must be an array, got {type(labels).__name__}")
     check_ndim(name, labels, 1, "[N] of class indices")
-    if not jnp.issubdtype(_dtype(labels), jnp.integer):
-        raise TypeError(f"`{name}` must have an integer dtype, got {_dtype(labels)}")
+    if not jnp.issubdtype(_dtype(labels, name), jnp.integer):
+        raise TypeError(f"`{name}` must have an integer dtype, got {_dtype(labels, name)}")
     if is_concrete(labels) and labels.size:
         lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
         if lo < 0 or hi >= num_classes:

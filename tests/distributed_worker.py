@@ -163,7 +163,8 @@ def jax_two_devices(out):
     import numpy as np
     from jax.sharding import PartitionSpec as P
 
-    from jax_impl import autoaugment, cropping, erasing, mixing
+    from jax_impl import cropping, erasing, mixing
+    from jax_impl import policies as autoaugment
     from jax_impl import distributed as jd
 
     mesh = jd.make_mesh()

@@ -162,7 +162,6 @@ def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
 def test_need_finds_functions_and_reports_missing_ones():
     from twintricks_bench.cases import NotAvailable, need
 
-    # torch_impl.autoaugment is both a submodule and a function: the function is what is timed.
     assert callable(need("torch_impl", "autoaugment"))
     with pytest.raises(NotAvailable, match="not implemented"):
         need("torch_impl", "no_such_trick")

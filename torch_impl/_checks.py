@@ -3,6 +3,15 @@
 Value checks that read tensor contents (labels in range, float images in [0, 1]) run in eager
 mode only: under ``torch.compile`` they would force a graph break and a device sync, so they are
 skipped while compiling (documented in each function that relies on them).
+
+Layout: images are ``[N, C, H, W]``. A channels-last array ``[N, H, W, C]`` passed by mistake has
+the same rank, and most ops would return a result on the wrong axes, so :func:`check_images`
+rejects the shapes where the mistake is detectable: the channel axis ``C`` is not 1 or 3 while
+the last axis is 1 or 3 and ``H`` is not (``(8, 32, 32, 3)`` is an NHWC batch of 32x32 RGB
+images, not 32-channel images 3 pixels wide). Every other shape is accepted as NCHW: any batch
+with 1 or 3 channels, any batch whose width is not 1 or 3 (whatever its channel count), and the
+ambiguous shapes whose height and width are both 1 or 3. The rule mirrors
+:func:`jax_impl._checks.check_images`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ import torch
 
 from twintricks.checks import check_ndim
 
-__all__ = ["check_images", "check_floating", "check_labels", "compiling"]
+__all__ = ["check_images", "check_floating", "check_labels", "compiling", "looks_channels_last"]
 
 
 def compiling() -> bool:
@@ -19,21 +28,49 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def _type_name(x) -> str:
+    """The type for error messages, with its package (``numpy.ndarray``, ``jaxlib.ArrayImpl``)."""
+    root = type(x).__module__.split(".")[0]
+    return type(x).__name__ if root == "builtins" else f"{root}.{type(x).__name__}"
+
+
+_IMAGE_CHANNELS = (1, 3)  # grey and RGB: the channel counts that identify the channel axis
+
+
+def looks_channels_last(shape) -> bool:
+    """True when an ``[N, C, H, W]`` shape is detectably an ``[N, H, W, C]`` batch.
+
+    ``C`` (axis 1) is not 1 or 3, ``W`` (axis 3) is, and ``H`` (axis 2) is not: see the module
+    docstring for why ambiguous shapes are accepted.
+    """
+    _, c, h, w = shape
+    return c not in _IMAGE_CHANNELS and w in _IMAGE_CHANNELS and h not in _IMAGE_CHANNELS
+
+
 def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, int, int, int]:
-    """Check an ``[N, C, H, W]`` batch of uint8 (or float, if allowed) images; return its shape."""
+    """Check an ``[N, C, H, W]`` batch of uint8 (or float, if allowed) images; return its shape.
+
+    Raises ``ValueError`` for a shape that is detectably channels-last (:func:`looks_channels_last`).
+    """
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor [N, C, H, W], got {type(images).__name__}")
+        raise TypeError(f"`{name}` must be a torch.Tensor [N, C, H, W], got {_type_name(images)}")
     check_ndim(name, images, 4, "[N, C, H, W]")
     if images.dtype != torch.uint8 and not (allow_float and images.is_floating_point()):
         want = "uint8 or floating" if allow_float else "uint8"
         raise TypeError(f"`{name}` must have dtype {want}, got {images.dtype}")
+    if looks_channels_last(images.shape):
+        raise ValueError(
+            f"`{name}` must be [N, C, H, W] (channels first), got shape {tuple(images.shape)}, which looks like "
+            f"[N, H, W, C] with C={images.shape[3]}: use images.permute(0, 3, 1, 2) (channels_last memory "
+            "format keeps the [N, C, H, W] shape and is accepted as is)"
+        )
     return tuple(images.shape)
 
 
 def check_floating(name: str, x) -> None:
     """Check ``x`` is a floating-point tensor (logits, soft targets)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {_type_name(x)}")
     if not x.is_floating_point():
         raise TypeError(f"`{name}` must have a floating dtype, got {x.dtype}")
 
@@ -44,7 +81,7 @@ def check_labels(name: str, labels, num_classes: int) -> None:
     The range check reads the values, so it runs in eager mode only (not under torch.compile).
     """
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(labels).__name__}")
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {_type_name(labels)}")
     check_ndim(name, labels, 1, "[N] of class indices")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype, got {labels.dtype}")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from torch_impl._checks import check_images, compiling
+from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.geometry import check_scale_ratio, fallback_crop_box
 
@@ -310,7 +311,7 @@ def hflip(images: torch.Tensor, params: FlipParams) -> torch.Tensor:
     return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
-class RandomResizedCropFlip(nn.Module):
+class RandomResizedCropFlip(RandomTransform, nn.Module):
     """Random resized crop to ``size`` then a random horizontal flip, per image, batched.
 
     ``forward(images)`` draws :func:`sample_resized_crop_params` and :func:`sample_flip_params`

@@ -15,6 +15,7 @@ from torch import nn
 
 from torch_impl._checks import check_images
 from twintricks.checks import check_int, check_ndim, check_real, check_size
+from torch_impl.transform import RandomTransform
 
 __all__ = ["CutoutParams", "sample_cutout_params", "cutout", "Cutout"]
 
@@ -131,7 +132,7 @@ def cutout(images: torch.Tensor, params: CutoutParams, *, length: int, fill: flo
     return torch.where(mask[:, None], fill_t, images)
 
 
-class Cutout(nn.Module):
+class Cutout(RandomTransform, nn.Module):
     """Cutout as a module: ``n_holes`` holes of side ``length`` per image, new centres each call.
 
     ``forward(images)`` draws :func:`sample_cutout_params` (with ``generator`` if given) and

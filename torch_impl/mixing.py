@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torch_impl._checks import check_floating, check_images, check_labels, compiling
+from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_same_leading, check_size
 
 __all__ = [
@@ -172,7 +173,7 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
     return mixed, lam_t * soft + (1 - lam_t) * soft[perm]
 
 
-class Mixup(nn.Module):
+class Mixup(RandomTransform, nn.Module):
     """Sample and apply mixup: ``forward(images, targets) -> (mixed_images, soft_targets)``.
 
     ``generator`` (optional) is the only source of randomness; ``per_sample`` draws one ``λ`` per
@@ -353,7 +354,7 @@ def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, n
     return patched, mixed
 
 
-class RICAP(nn.Module):
+class RICAP(RandomTransform, nn.Module):
     """Sample and apply RICAP: ``forward(images, labels) -> (patched_images, soft_targets)``.
 
     ``per_image_offsets`` draws a crop offset per image and patch instead of the reference's one

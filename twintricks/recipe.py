@@ -23,6 +23,7 @@ from pathlib import Path
 from twintricks.checkpoint import CHECKPOINT_NAME, check_resume_compatible, load_checkpoint, save_checkpoint
 from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
 from twintricks.files import atomic_write_bytes, write_json, write_jsonl
+from twintricks.policies import POLICY_NAMES as POLICIES
 
 __all__ = [
     "OPTIMIZERS",
@@ -39,7 +40,6 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adamw", "adabound", "amsbound", "adaboundw")
 SCHEDULES = ("cosine", "step", "constant")
-POLICIES = ("imagenet", "cifar10", "svhn")
 PRECISIONS = ("float32", "bfloat16")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adabound": 1e-3, "amsbound": 1e-3, "adaboundw": 1e-3}
 
@@ -161,7 +161,7 @@ def required_tricks(config: TrainConfig, *, teacher: bool = False) -> list[tuple
     if config.crop_flip:
         add("cropping", ("sample_resized_crop_params", "resized_crop", "sample_flip_params", "hflip"), "--crop-flip")
     if config.autoaugment:
-        add("autoaugment", ("sample_autoaugment_params", "autoaugment"), "--autoaugment")
+        add("policies", ("sample_autoaugment_params", "autoaugment"), "--autoaugment")
     if config.cutout > 0:
         add("erasing", ("sample_cutout_params", "cutout"), "--cutout")
     if config.mixup > 0:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -134,12 +133,7 @@ def need(module: str, name: str):
     except ImportError as exc:
         raise NotAvailable(f"{module.split('.')[0]} not installed ({exc.name})") from None
     try:
-        obj = getattr(mod, name)
-        # A package attribute can be a submodule of the same name (torch_impl.autoaugment is
-        # both): take the function inside it.
-        if isinstance(obj, types.ModuleType) and hasattr(obj, name):
-            obj = getattr(obj, name)
-        return obj
+        return getattr(mod, name)
     except AttributeError:
         if module.startswith(("torch_impl", "jax_impl")):
             raise NotAvailable(f"not implemented ({module}.{name})") from None
