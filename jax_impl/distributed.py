@@ -137,15 +137,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def replicate(tree, mesh: Mesh):
     """``tree``'s arrays copied to every device of ``mesh`` (NumPy or jax arrays; in a
     multi-process job every process must pass the same values)."""
-    sharding = replicated(mesh)
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-
-    def put(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-    return jax.tree_util.tree_map(put, tree)
+    return jax.device_put(tree, replicated(mesh))
 
 
 def constrain_batch(tree, mesh: Mesh):
