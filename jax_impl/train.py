@@ -31,6 +31,8 @@ trick's fixed stream id, so enabling one trick never changes another's.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from typing import Callable, NamedTuple
 
@@ -52,7 +54,7 @@ from twintricks.datasets import channel_stats
 from twintricks.recipe import TrainConfig, fit, lr_table
 from twintricks.tricks import STAGES
 
-__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "train"]
+__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
 # ----------------------------------------------------------------------------- the tricks
@@ -117,6 +119,42 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
 _ADABOUND = {"adabound": adabound, "amsbound": amsbound, "adaboundw": adaboundw}
 
 
+_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+
+def resolve_device(name=None):
+    """The ``jax.Device`` named ``name``: ``"cpu"``, ``"gpu"`` (or ``"cuda"``/``"rocm"``),
+    ``"tpu"``, optionally with ``":N"`` (the N-th of that platform); a ``jax.Device`` is returned
+    as it is; ``None``: jax's first device.
+
+    Raises ``ValueError`` naming ``device`` for another name, or a platform or index this machine
+    does not have.
+    """
+    if name is None:
+        return jax.devices()[0]
+    if not isinstance(name, str):
+        return name
+    kind, _, index = name.partition(":")
+    platform = _PLATFORMS.get(kind.lower())
+    if platform is None or (index and not index.isdigit()):
+        raise ValueError(f"`device` must be 'cpu', 'gpu' (or 'cuda'), 'tpu', optionally with ':N', got {name!r}")
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        have = sorted({d.platform for d in jax.devices()})
+        raise ValueError(f"`device` {name!r}: jax has no {platform} device on this machine (it has {have})") from None
+    i = int(index or 0)
+    if i >= len(devices):
+        raise ValueError(f"`device` {name!r}: jax sees {len(devices)} {platform} device(s)")
+    return devices[i]
+
+
+def _xla_threads() -> int | None:
+    """The intra-op thread count requested in ``XLA_FLAGS`` (None: XLA's default)."""
+    m = re.search(r"intra_op_parallelism_threads=(\d+)", os.environ.get("XLA_FLAGS", ""))
+    return int(m.group(1)) if m else None
+
+
 def build_optimizer(config: TrainConfig, schedule) -> optax.GradientTransformation:
     """The optax transformation named by ``config.optimizer``; ``schedule`` maps the step count to lr."""
     wd = float(config.weight_decay)
@@ -137,7 +175,8 @@ class Trainer:
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
         dataset: a :class:`twintricks.datasets.ImageDataset`.
-        device: a ``jax.Device`` (default: the first one).
+        device: a ``jax.Device`` or a name (:func:`resolve_device`); default ``config.device``, else
+            jax's first device.
         teacher: optional ``(model_name, width, variables)`` of a trained teacher (linen
             variables, e.g. converted from a torch checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
@@ -147,7 +186,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
         self.config = config
-        self.device = device or jax.devices()[0]
+        self.device = resolve_device(device if device is not None else config.device)
+        self.threads = _xla_threads()
         self.device_name = f"{self.device.platform}:{getattr(self.device, 'device_kind', '')}"
         self.data = jdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes

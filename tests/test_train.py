@@ -389,11 +389,129 @@ def test_checkpoint_is_written_atomically(tmp_path):
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(lr=-1.0), "`lr`"), (dict(mixup=1.0, ricap=0.3), "choose one"), (dict(optimizer="lamb"), "`optimizer`"),
-     (dict(label_smoothing=1.5), "`label_smoothing`"), (dict(epochs=0), "`epochs`"), (dict(kd_temperature=0.0), "`kd_temperature`")],
+     (dict(label_smoothing=1.5), "`label_smoothing`"), (dict(epochs=0), "`epochs`"), (dict(kd_temperature=0.0), "`kd_temperature`"),
+     (dict(ricap=float("inf")), "`ricap`"), (dict(mixup=float("nan")), "`mixup`"), (dict(lr=float("inf")), "`lr`"),
+     (dict(weight_decay=float("inf")), "`weight_decay`"), (dict(kd_temperature=float("inf")), "`kd_temperature`")],
 )
 def test_bad_config_is_a_clear_error(kw, match):
     with pytest.raises(ValueError, match=match):
         _config(**kw)
+
+
+@pytest.fixture()
+def keep_threads():
+    """The CLI sets torch's thread count for the process: restore it after the test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cli_rejects_a_non_finite_trick_parameter():
+    from twintricks_cli import main
+
+    with pytest.raises(SystemExit, match="`ricap` must be"):
+        main(["train", "--ricap", "inf"])
+
+
+def _can_write_in(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+def test_out_problems_fail_before_the_data_loads(tmp_path, monkeypatch, keep_threads):
+    """--out that is a file, lies under a file, or cannot be written: a one-line error naming --out,
+    before the data set is loaded."""
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    monkeypatch.setattr(cli, "_load_data", lambda config: pytest.fail("the data was loaded before --out was checked"))
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    with pytest.raises(SystemExit, match=r"--out .*is a file, not a folder"):
+        main(["train", "--threads", "1", "--out", str(a_file)])
+    with pytest.raises(SystemExit, match=r"--out .*is under a file"):
+        main(["train", "--threads", "1", "--out", str(a_file / "run")])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    target = locked / "run"
+    if _can_write_in(locked):  # root ignores file modes: a folder nobody can create instead
+        target = Path("/sys/twintricks-test/run")
+        if not Path("/sys").is_dir():
+            pytest.skip("no unwritable location on this machine")
+    with pytest.raises(SystemExit, match=r"--out .*cannot be written"):
+        main(["train", "--threads", "1", "--out", str(target)])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_diverging_run_stops_with_a_clear_error(backend, tiny, tmp_path):
+    """A loss that becomes NaN/inf stops the run (no summary.json with a bare NaN, no NaN checkpoint)."""
+    from twintricks.recipe import TrainingDiverged
+
+    config = _config(epochs=2, lr=1e30, backend=backend)
+    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
+    trainer = Trainer(config, tiny, device="cpu") if backend == "torch" else Trainer(config, tiny)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: .*loss is nan.*--lr"):
+        fit(trainer, config, out=tmp_path, log=lambda s: None)
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "checkpoint.ckpt").exists()
+
+
+def test_cli_exits_non_zero_when_the_loss_diverges(tmp_path, capsys, keep_threads):
+    from twintricks_cli import main
+
+    with pytest.raises(SystemExit, match="diverged") as exc:
+        main(["train", "--width", "4", "--epochs", "1", "--batch-size", "128", "--lr", "1e30", "--threads", "1",
+              "--no-progress", "--out", str(tmp_path)])
+    assert exc.value.code != 0
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_run_records_its_thread_count_and_resume_uses_it(tmp_path, capsys, monkeypatch, keep_threads):
+    """torch's results depend on its thread count: config.json and summary.json record it, a resume
+    without --threads uses the recorded count, a resume with another count warns."""
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    args = ["train", "--width", "4", "--epochs", "1", "--batch-size", "128", "--no-progress", "--out", str(tmp_path)]
+    assert main([*args, "--threads", "1"]) == 0
+    for name in ("config.json", "summary.json"):
+        assert json.loads((tmp_path / name).read_text())["threads"] == 1
+    monkeypatch.setattr(cli, "auto_threads", lambda: 2)  # what this machine would choose now
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["threads"] == 1
+    assert "bit-identical" not in capsys.readouterr().err  # the recorded count was used: no warning
+    assert main([*args, "--resume", "--threads", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "1 thread" in err and "not be bit-identical" in err
+
+
+def test_bad_device_is_a_clear_error_in_both_backends(tiny, monkeypatch):
+    with pytest.raises(ValueError, match="`device`.*'bogus'"):
+        ttrain.Trainer(_config(device="bogus"), tiny)
+    with pytest.raises(ValueError, match="`device`.*'bogus'"):
+        jtrain.Trainer(_config(device="bogus"), tiny)
+    if not jax.devices()[0].platform == "gpu":
+        with pytest.raises(ValueError, match="`device` 'cuda'.*no"):
+            jtrain.Trainer(_config(device="cuda"), tiny)
+    assert jtrain.Trainer(_config(device="cpu"), tiny).device.platform == "cpu"  # honoured, not ignored
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="`device` 'cuda'.*no"):
+        ttrain.Trainer(_config(device="cuda"), tiny)
+
+
+def test_cli_bad_device_fails_before_the_data_loads(monkeypatch, keep_threads):
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    monkeypatch.setattr(cli, "_load_data", lambda config: pytest.fail("the data was loaded before --device was checked"))
+    for backend in ("torch", "jax"):
+        with pytest.raises(SystemExit, match="`device`.*'bogus'"):
+            main(["train", "--backend", backend, "--device", "bogus", "--threads", "1"])
 
 
 def test_batch_larger_than_data_is_a_clear_error(tiny):

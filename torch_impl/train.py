@@ -61,7 +61,7 @@ from twintricks.datasets import channel_stats
 from twintricks.recipe import TrainConfig, fit, lr_at
 from twintricks.tricks import STAGES, stream_seed
 
-__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "train"]
+__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
 # ----------------------------------------------------------------------------- the tricks
@@ -126,6 +126,31 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
 _ADABOUND = {"adabound": AdaBound, "amsbound": AMSBound, "adaboundw": AdaBoundW}
 
 
+def resolve_device(name=None) -> torch.device:
+    """The torch device ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``...);
+    ``None``: CUDA when torch sees a GPU, else the CPU.
+
+    Raises ``ValueError`` naming ``device`` for a name torch does not know, or a device this
+    machine does not have (CUDA without a GPU, an index past the last GPU).
+    """
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"`device` must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {name!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"`device` {name!r}: torch sees no CUDA GPU on this machine (use 'cpu')")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"`device` {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise ValueError(f"`device` {name!r}: torch has no {dev.type} device on this machine")
+    return dev
+
+
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     """The optimizer named by ``config.optimizer`` with the run's hyperparameters.
 
@@ -170,7 +195,8 @@ class Trainer:
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
         dataset: a :class:`twintricks.datasets.ImageDataset`.
-        device: ``"cpu"``, ``"cuda"``...; default ``config.device`` or CUDA when available.
+        device: ``"cpu"``, ``"cuda"``... (:func:`resolve_device`); default ``config.device``, else
+            CUDA when available.
         teacher: optional ``(model_name, width, state_dict)`` of a trained teacher (a torch-style
             ``state_dict``, e.g. converted from a jax checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
@@ -180,8 +206,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
         self.config = config
-        dev = device or config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(dev)
+        self.device = resolve_device(device if device is not None else config.device)
+        self.threads = torch.get_num_threads()
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.data = tdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes

@@ -57,6 +57,7 @@ __all__ = [
     "lr_table",
     "steps_per_epoch",
     "fit",
+    "TrainingDiverged",
 ]
 
 OPTIMIZERS = ("sgd", "adamw", "adabound", "amsbound", "adaboundw")
@@ -89,7 +90,8 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                choices=PRECISIONS),
         Option("compile", "auto", "torch.compile the torch step (auto: on for CUDA, off on CPU); jax always jits",
                type=str, check=choice(("auto", "on", "off")), choices=("auto", "on", "off")),
-        Option("device", None, "torch device (default cuda if available, else cpu)", type=str),
+        Option("device", None, "torch: cpu, cuda, cuda:N...; jax: cpu, gpu (or cuda), tpu, optionally :N "
+               "(default: torch cuda if available, else cpu; jax its first device)", type=str),
         Option("progress", True, "no per-step progress bar", type=bool, flag="--no-progress"),
     ),
     "data and model": (
@@ -254,14 +256,24 @@ def write_curves(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class TrainingDiverged(RuntimeError):
+    """The training (or test) loss of an epoch became NaN or infinite."""
+
+
 def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, log=print) -> dict:
     """Run the epochs of ``trainer`` and return the summary dict (see the module docstring).
 
-    With ``out``: writes ``config.json``, ``metrics.jsonl`` (one JSON object per epoch),
-    ``checkpoint.ckpt`` after every epoch, ``summary.json`` and ``curves.png``. With
-    ``config.resume``, continues from ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is
-    corrupt or from another configuration; starting from scratch if there is none).
+    With ``out``: writes ``config.json`` (the config, plus ``threads``: the CPU thread count the
+    backend computes with, ``trainer.threads``, on which torch's CPU results depend),
+    ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every epoch,
+    ``summary.json`` and ``curves.png``. With ``config.resume``, continues from
+    ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is corrupt or from another
+    configuration; starting from scratch if there is none).
+
+    Raises :class:`TrainingDiverged` when an epoch's mean training loss or its test loss is NaN
+    or infinite; that epoch's checkpoint and metrics are not written, the previous ones are kept.
     """
+    threads = getattr(trainer, "threads", None)
     out_dir = Path(out) if out is not None else None
     history: list[dict] = []
     start_epoch = 0
@@ -277,7 +289,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             log(f"resumed from {ckpt} after epoch {start_epoch}")
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
-        write_json(out_dir / "config.json", config.to_dict())
+        write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads})
         write_jsonl(out_dir / "metrics.jsonl", history)
     t_run = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -285,6 +297,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         tr = trainer.train_epoch(epoch)
         t1 = time.perf_counter()
         te = trainer.evaluate()
+        for what, value in (("mean training loss", tr["loss"]), ("test loss", te["loss"])):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: the {what} is {value} (lr {tr['lr']:.3g}); the epoch "
+                    f"was not saved. Try a lower --lr, a warm-up (--warmup-epochs) or float32 precision"
+                )
         rec = {
             "epoch": epoch + 1,
             "train_loss": tr["loss"],
@@ -309,7 +327,8 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             state = trainer.get_state()
             save_checkpoint(
                 out_dir / CHECKPOINT_NAME,
-                {**state, "framework": trainer.framework, "config": config.to_dict(), "epoch": epoch + 1, "history": history},
+                {**state, "framework": trainer.framework, "config": config.to_dict(), "threads": threads,
+                 "epoch": epoch + 1, "history": history},
             )
             write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
@@ -327,6 +346,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         "images_per_s": images / max(train_s, 1e-9),
         "compile_s": sum(h["compile_s"] for h in history),
         "device": getattr(trainer, "device_name", "cpu"),
+        "threads": threads,
         "python": sys.version.split()[0],
     }
     if out_dir is not None:

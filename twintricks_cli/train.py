@@ -14,8 +14,11 @@ Backends are imported only once the arguments are parsed, after ``--threads`` ha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from twintricks_cli.threads import auto_threads, set_threads
 
@@ -70,13 +73,66 @@ def config_from_args(args):
         raise SystemExit(f"twintricks train: {exc}") from None
 
 
-def _set_threads(threads: int | None) -> None:
+def _check_out(out: str) -> None:
+    """Fail now, naming ``--out``, when the output folder cannot be used (before any data loads)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SystemExit(f"twintricks train: --out {out}: is a file, not a folder")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise SystemExit(f"twintricks train: --out {out}: is under a file ({above}), not a folder")
     try:
-        note = set_threads(threads if threads is not None else auto_threads())
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".twintricks-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SystemExit(f"twintricks train: --out {out}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _recorded_threads(config) -> int | None:
+    """The thread count a run being resumed was started with (``config.json``), if any."""
+    try:
+        recorded = json.loads((Path(config.out) / "config.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1 else None
+
+
+def _set_threads(threads: int | None, config) -> None:
+    """Apply ``--threads``; a resumed run without it uses the count it was started with (torch's CPU
+    results depend on it), and one with another count is warned that it will not be bit-identical."""
+    recorded = _recorded_threads(config) if config.resume else None
+    if threads is None:
+        threads = recorded if recorded is not None else auto_threads()
+    elif recorded is not None and threads != recorded:
+        print(
+            f"warning: {config.out} was started with {recorded} thread(s), this run uses {threads}: the resumed "
+            "run will not be bit-identical to an uninterrupted one (omit --threads to use the recorded count)",
+            file=sys.stderr,
+        )
+    try:
+        note = set_threads(threads)
     except ValueError:
         raise SystemExit("twintricks train: --threads must be >= 1") from None
     if note:
         print(f"note: {note}; --threads may not apply", file=sys.stderr)
+
+
+def _check_device(config) -> None:
+    """Fail now when the backend has no such ``--device`` (before any data loads)."""
+    if config.device is None:
+        return
+    if config.backend == "torch":
+        from torch_impl.train import resolve_device
+    else:
+        from jax_impl.train import resolve_device
+    try:
+        resolve_device(config.device)
+    except ValueError as exc:
+        raise SystemExit(f"twintricks train: {exc}") from None
 
 
 def _load_data(config):
@@ -118,8 +174,12 @@ def run(args) -> int:
     """Run ``twintricks train`` with parsed arguments; returns the exit status."""
     from twintricks.checkpoint import CheckpointError
 
+    from twintricks.recipe import TrainingDiverged
+
     config = config_from_args(args)
-    _set_threads(args.threads)
+    _check_out(config.out)
+    _set_threads(args.threads, config)
+    _check_device(config)
     dataset = _load_data(config)
     print(
         f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "
@@ -134,7 +194,7 @@ def run(args) -> int:
         else:
             from jax_impl.train import train
         summary = train(config, dataset, out=config.out, teacher=teacher)
-    except CheckpointError as exc:
+    except (CheckpointError, TrainingDiverged) as exc:
         raise SystemExit(f"twintricks train: {exc}") from None
     print(
         f"final test accuracy {summary['final_test_acc']:.4f} | wall {summary['wall_s']:.1f}s | "
