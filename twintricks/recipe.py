@@ -50,6 +50,7 @@ __all__ = [
     "PRECISIONS",
     "OPTIONS",
     "OPTION_GROUPS",
+    "TRICKS_GROUP",
     "TRICKS",
     "TrainConfig",
     "default_lr",
@@ -76,6 +77,7 @@ def default_lr(optimizer: str) -> float:
 _width_help = "base width (" + ", ".join(f"{m} {w}" for m, w in DEFAULT_WIDTHS.items()) + ")"
 _lr_help = "peak lr (default: " + ", ".join(f"{o} {lr:g}" for o, lr in _DEFAULT_LR.items()) + ")"
 
+TRICKS_GROUP = "tricks (off by default)"
 #: The settings that are not tricks, by command-line group; the tricks' own options come from
 #: :data:`twintricks.tricks.TRICKS`. :class:`TrainConfig` has one field per option, in this order.
 OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
@@ -122,7 +124,7 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                nargs="+"),
         Option("lr_decay", 0.1, "step schedule: factor at each milestone", check=real(low=0.0, high=1.0)),
     ),
-    "tricks (off by default)": tuple(o for t in TRICKS for o in t.options),
+    TRICKS_GROUP: tuple(o for t in TRICKS for o in t.options),
 }
 #: Every option, in :class:`TrainConfig` field order.
 OPTIONS: tuple[Option, ...] = tuple(o for group in OPTION_GROUPS.values() for o in group)

@@ -55,7 +55,9 @@ __all__ = [
 POLICIES = ("imagenet", "cifar10", "svhn")
 
 STAGES = ("geometry", "colour", "normalise", "erasing", "targets", "mixing", "loss")
-#: The stream id of the data order (the epoch's permutation); trick ids start at 1.
+#: Stream id 0 is reserved: model initialisation and the epochs' data order draw from the run's
+#: seed itself (torch: ``torch.manual_seed(seed)`` and a generator seeded with ``seed``; jax: splits
+#: of ``jax.random.key(seed)``); trick ids start at 1.
 DATA_STREAM = 0
 
 Check = Callable[[str, Any], Any]

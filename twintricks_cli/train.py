@@ -42,7 +42,8 @@ def _add_option(group, option) -> None:
 def add_parser(sub) -> None:
     """Add ``train`` to the ``twintricks`` subparsers: one option per
     :data:`twintricks.recipe.OPTIONS` entry (defaults and help from there), plus ``--threads``."""
-    from twintricks.recipe import OPTION_GROUPS
+    from twintricks.recipe import OPTION_GROUPS, TRICKS, TRICKS_GROUP
+    from twintricks.tricks import STAGES
 
     p = sub.add_parser(
         "train",
@@ -50,8 +51,11 @@ def add_parser(sub) -> None:
         description="Train with the twintricks recipe. Defaults: scikit-learn digits (embedded, "
         "32x32 RGB), the small fastnet, SGD+Nesterov, cosine schedule, 6 epochs.",
     )
+    steps = [" or ".join(t.title for t in TRICKS if t.stage == stage) or "normalise" * (stage == "normalise")
+             for stage in STAGES]
+    order = "applied in this order: " + " → ".join(step for step in steps if step)
     for title, options in OPTION_GROUPS.items():
-        g = p.add_argument_group(title)
+        g = p.add_argument_group(title, order if options is OPTION_GROUPS[TRICKS_GROUP] else None)
         for option in options:
             _add_option(g, option)
         if title == "run":
