@@ -270,7 +270,8 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
     ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every epoch,
     ``summary.json`` and ``curves.png``. With ``config.resume``, continues from
     ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is corrupt or from another
-    configuration; starting from scratch if there is none).
+    configuration; starting from scratch if there is none), warning through ``log`` when the
+    thread count differs from the recorded one.
 
     Raises :class:`TrainingDiverged` when an epoch's mean training loss or its test loss is NaN
     or infinite; that epoch's checkpoint and metrics are not written, the previous ones are kept.
@@ -289,6 +290,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             history = list(saved.get("history", []))
             start_epoch = int(saved["epoch"])
             log(f"resumed from {ckpt} after epoch {start_epoch}")
+            if saved.get("threads") != threads:
+                log(
+                    f"warning: the run was started with {saved.get('threads')} thread(s), it resumes with {threads}: "
+                    "the result will not be bit-identical to an uninterrupted run (twintricks train --resume "
+                    "without --threads uses the recorded count)"
+                )
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
         write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads})

@@ -107,16 +107,10 @@ def _recorded_threads(config) -> int | None:
 
 def _set_threads(threads: int | None, config) -> None:
     """Apply ``--threads``; a resumed run without it uses the count it was started with (torch's CPU
-    results depend on it), and one with another count is warned that it will not be bit-identical."""
+    results depend on it; :func:`twintricks.recipe.fit` warns when a resume uses another one)."""
     recorded = _recorded_threads(config) if config.resume else None
     if threads is None:
         threads = recorded if recorded is not None else auto_threads()
-    elif recorded is not None and threads != recorded:
-        print(
-            f"warning: {config.out} was started with {recorded} thread(s), this run uses {threads}: the resumed "
-            "run will not be bit-identical to an uninterrupted one (omit --threads to use the recorded count)",
-            file=sys.stderr,
-        )
     try:
         note = set_threads(threads)
     except ValueError:
