@@ -170,9 +170,14 @@ def _soft_targets(self) -> bool:
     return any(t.soft_targets for t in self.enabled_tricks())
 
 
+def _annotation(option: Option) -> Any:
+    kind = tuple[option.type, ...] if option.nargs is not None else option.type
+    return kind | None if option.default is None else kind
+
+
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig",
-    [(o.name, Any, dataclasses.field(default=o.default)) for o in OPTIONS],
+    [(o.name, _annotation(o), dataclasses.field(default=o.default)) for o in OPTIONS],
     namespace={
         "__post_init__": _post_init,
         "to_dict": _to_dict,

@@ -7,6 +7,12 @@ epoch loop (:func:`twintricks.recipe.fit`), writing ``config.json``, ``metrics.j
 ``--out``. A ``--teacher`` checkpoint written by either backend is converted on load
 (:func:`parity.convert.torch_state_dict_to_flax` / :func:`parity.convert.flax_to_torch_state_dict`).
 
+The options are generated from :data:`twintricks.recipe.OPTIONS` (defaults, help, checks and
+flags declared once, the tricks' in :data:`twintricks.tricks.TRICKS`); ``--threads`` is the one
+option of the command line alone. Before the data loads, ``--out`` is checked (a folder that can
+be written), the thread count is applied (a resumed run reuses the recorded one) and ``--device``
+is resolved by the backend; a diverging loss ends the run with a non-zero exit.
+
 Backends are imported only once the arguments are parsed, after ``--threads`` has been applied
 (XLA reads its thread flags when jax is first imported).
 """
