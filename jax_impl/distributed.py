@@ -102,26 +102,30 @@ def initialize(
     return True
 
 
-def make_mesh(devices=None) -> Mesh:
+def make_mesh(devices=None, *, platform: str | None = None) -> Mesh:
     """A one-axis mesh (:data:`AXIS`) over ``devices``.
 
     ``devices``: ``None`` — every device of the job (all local devices for one process); an int
     ``N`` — the first ``N`` local devices (one process only: a multi-process job uses all of its
-    devices); or a sequence of ``jax.Device``.
+    devices); or a sequence of ``jax.Device``. ``platform`` (``"cpu"``, ``"gpu"``, ``"tpu"``):
+    only that platform's devices (default: jax's default backend).
     """
-    if devices is None:
-        devs = jax.devices()
-    elif isinstance(devices, int) and not isinstance(devices, bool):
-        local = jax.local_devices()
-        check_int("devices", devices, low=1, high=len(local))
-        if jax.process_count() > 1 and devices != len(local):
-            raise ValueError(f"`devices` {devices}: a multi-process job uses every local device ({len(local)})")
-        devs = local[:devices] if jax.process_count() == 1 else jax.devices()
-    else:
+    if devices is not None and not isinstance(devices, int):
         devs = list(devices)
         if not devs:
             raise ValueError("`devices` must name at least one device")
-    return Mesh(np.asarray(devs), (AXIS,))
+        return Mesh(np.asarray(devs), (AXIS,))
+    every, local = jax.devices(platform), jax.local_devices(backend=platform)
+    if devices is None:
+        return Mesh(np.asarray(every), (AXIS,))
+    if isinstance(devices, bool):
+        raise TypeError(f"`devices` must be an integer, got {devices!r}")
+    check_int("devices", devices, low=1, high=len(local))
+    if jax.process_count() > 1:
+        if devices != len(local):
+            raise ValueError(f"`devices` {devices}: a multi-process job uses every local device ({len(local)})")
+        return Mesh(np.asarray(every), (AXIS,))
+    return Mesh(np.asarray(local[:devices]), (AXIS,))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

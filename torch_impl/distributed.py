@@ -63,11 +63,13 @@ __all__ = [
     "GlobalBatchNorm2d",
     "PeerLostError",
     "all_reduce_sum",
+    "check_same",
     "collective_errors",
     "convert_batchnorm",
     "gather_rows",
     "init",
     "launched",
+    "on_global_batch",
     "shutdown",
     "sync_buffers",
     "wrap_model",
@@ -204,6 +206,21 @@ def gather_rows(t: torch.Tensor, ctx: Context) -> torch.Tensor:
     return torch.cat(parts, 0)
 
 
+def on_global_batch(apply, ctx: Context):
+    """A trick's ``apply(x, targets, params, trainer)`` run on the global batch: every rank's
+    ``x`` and ``targets`` gathered (:func:`gather_rows`), the kernel applied with the global
+    batch's ``params``, this rank's rows of the result returned. For the batch-mixing tricks."""
+    if not ctx.distributed:
+        return apply
+
+    def run(x, targets, params, trainer):
+        rows = ctx.rows(x.shape[0] * ctx.world_size)
+        x, targets = apply(gather_rows(x, ctx), gather_rows(targets, ctx), params, trainer)
+        return x[rows], targets[rows]
+
+    return run
+
+
 def all_reduce_sum(t: torch.Tensor, ctx: Context) -> torch.Tensor:
     """``t`` summed over ranks (a new tensor; ``t`` for one process)."""
     if not ctx.distributed:
@@ -211,6 +228,17 @@ def all_reduce_sum(t: torch.Tensor, ctx: Context) -> torch.Tensor:
     out = t.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out
+
+
+def check_same(what: str, value, ctx: Context) -> None:
+    """Raise ``RuntimeError`` naming ``what`` unless every rank passes an equal ``value`` (a small
+    picklable one, gathered with ``all_gather_object``)."""
+    if not ctx.distributed:
+        return
+    values = [None] * ctx.world_size
+    dist.all_gather_object(values, value)
+    if any(v != values[0] for v in values):
+        raise RuntimeError(f"the training processes disagree on {what}: {values} (by rank)")
 
 
 def sync_buffers(model: nn.Module, ctx: Context) -> None:
@@ -221,6 +249,19 @@ def sync_buffers(model: nn.Module, ctx: Context) -> None:
 
 
 # ----------------------------------------------------------------------------- BatchNorm
+
+
+def _differentiable_all_reduce(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t`` over ranks, whose backward pass sums the gradients over ranks
+    (``torch.distributed.nn.functional.all_reduce``; torch 2.14 marks it deprecated in favour of
+    a private module, so its warning is silenced here)."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(t)
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -238,10 +279,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"`x` must be [N, {self.num_features}, H, W], got {tuple(x.shape)}")
+        all_reduce = _differentiable_all_reduce
         xf = x.float()
         local = x.shape[0] * x.shape[2] * x.shape[3]
         count = all_reduce(torch.tensor([float(local)], device=x.device))[0]
@@ -301,5 +341,9 @@ def wrap_model(model: nn.Module, ctx: Context, *, sync_bn: bool = True) -> nn.Mo
         convert_batchnorm(model, ctx.device)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    import inspect
+
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DDP(model, device_ids=ids, broadcast_buffers=not sync_bn)
+    # torch >= 2.14 names broadcast_buffers forward_sync_buffers
+    sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+    return DDP(model, device_ids=ids, **{sync: not sync_bn})
