@@ -218,6 +218,87 @@ def jax_two_devices(out):
     _write(out, res)
 
 
+TRAJECTORY_TRICKS = {
+    "ricap": dict(crop_flip=True, autoaugment="cifar10", cutout=8, label_smoothing=0.1, ricap=0.3),
+    "mixup": dict(crop_flip=True, autoaugment="cifar10", cutout=8, label_smoothing=0.1, mixup=0.4),
+}
+
+
+def _trajectory_config(backend: str):
+    from twintricks.recipe import TrainConfig
+
+    tricks = TRAJECTORY_TRICKS[os.environ.get("TEST_TRICKS", "ricap")]
+    epochs = int(os.environ.get("TEST_EPOCHS", "3"))
+    return TrainConfig(backend=backend, width=4, epochs=epochs, batch_size=16, eval_batch_size=32, progress=False,
+                       device="cpu", seed=5, **tricks)
+
+
+def _tiny_data():
+    from twintricks.datasets import load_digits
+
+    return load_digits().subset(train=128, test=32)  # 8 steps of 16 per epoch
+
+
+def torch_trajectory(out):
+    """Per-step global-batch losses of a run with tricks on (1 or 2 ranks under torchrun), and the
+    final weights (rank 0 writes)."""
+    import numpy as np
+    import torch
+
+    from torch_impl import data as tdata
+    from torch_impl import distributed as td
+    from torch_impl.train import Trainer
+
+    torch.set_num_threads(int(os.environ.get("TEST_THREADS", "1")))  # another reduction order within one process
+    ctx = td.init("cpu")
+    config = _trajectory_config("torch")
+    trainer = Trainer(config, _tiny_data(), dist=ctx)
+    rows = ctx.rows(config.batch_size)
+    losses = []
+    for epoch in range(config.epochs):  # train_epoch's loop, with each step's loss kept
+        perm = tdata.epoch_permutation(trainer.data.num_train, generator=trainer.data_generator)
+        for i in range(trainer.steps_per_epoch):
+            idx = tdata.batch_indices(perm, i, config.batch_size)[rows]
+            loss, _ = trainer.train_step(trainer.data.train_images[idx], trainer.data.train_labels[idx])
+            losses.append(float(td.all_reduce_sum(loss, ctx)) / ctx.world_size)
+    ev = trainer.evaluate()
+    if ctx.is_main:
+        _write(out, {"losses": losses, "eval": ev, "world": trainer.world})
+        np.savez(out + ".npz", **{k: v.detach().numpy() for k, v in trainer.model.state_dict().items()})
+    td.shutdown(ctx)
+
+
+def jax_trajectory(out):
+    """The same for jax on TEST_DEVICES host devices (one process): the jitted epoch step itself."""
+    n = int(os.environ.get("TEST_DEVICES", "1"))
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+    import jax
+    import numpy as np
+
+    from jax_impl.train import Trainer
+
+    config = _trajectory_config("jax")
+    trainer = Trainer(config, _tiny_data())
+    assert trainer.mesh.size == n, trainer.mesh
+    losses = []
+    for epoch in range(config.epochs):  # train_epoch's loop, with each step's loss kept
+        key, pkey = jax.random.split(trainer.state["key"])
+        trainer.state = {**trainer.state, "key": key}
+        perm = trainer._perm(pkey, trainer.data.num_train)
+        for i in range(trainer.steps_per_epoch):
+            trainer.state, (loss, _) = trainer._epoch_step(
+                trainer.state, trainer.teacher_vars, trainer.data.train_images, trainer.data.train_labels, perm, np.int32(i)
+            )
+            losses.append(float(loss))
+    ev = trainer.evaluate()
+    leaves = jax.tree_util.tree_leaves({k: v for k, v in trainer.state.items() if k != "key"})
+    _write(out, {"losses": losses, "eval": ev, "world": trainer.world,
+                 "replicated": all(x.sharding.is_fully_replicated for x in leaves),
+                 "devices": sorted({len(x.sharding.device_set) for x in leaves})})
+    flat = jax.tree_util.tree_flatten_with_path(jax.device_get(trainer.variables))[0]
+    np.savez(out + ".npz", **{jax.tree_util.keystr(k): np.asarray(v) for k, v in flat})
+
+
 if __name__ == "__main__":
     case, out = sys.argv[1], sys.argv[2]
     if case == "jax_two_processes":
