@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -316,3 +317,58 @@ def test_jax_one_and_two_devices_train_the_same_run(tmp_path, tricks):
     assert two["replicated"] and two["devices"] == [2] and two["world"]["world_size"] == 2
     assert max(float(np.abs(w1[k].astype(np.float64) - w2[k]).max()) for k in w1) < 1e-4
     assert abs(one["eval"]["loss"] - two["eval"]["loss"]) < 1e-5 and one["eval"]["acc"] == two["eval"]["acc"]
+
+
+# ----------------------------------------------------------------------------- the command line under torchrun
+
+
+def _cli(*args) -> list[str]:
+    return ["-m", "twintricks_cli", "train", "--backend", "torch", "--batch-size", "32", "--no-progress",
+            "--crop-flip", "--ricap", "0.3", *args]
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    for line in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        try:
+            env = Path(f"/proc/{line}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env:
+            return int(line)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker's pid through /proc")
+def test_torchrun_cli_worker_killed_stops_the_run_then_resume_at_another_world_size(tmp_path):
+    """``torchrun --nproc_per_node=2 -m twintricks_cli train``: rank 1 is SIGKILLed after the
+    first epoch's checkpoint; the run ends non-zero within 60 s (torchrun stops rank 0, or rank 0
+    reports the lost peer first); ``--resume`` in one process (a world size changed between save
+    and resume, which is supported) continues from epoch 1 and says so; world sizes are recorded."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           *_cli("--epochs", "2", "--out", str(out))]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not (out / "checkpoint.ckpt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        victim = _rank_pid(proc.pid, 1)
+        assert victim is not None and proc.poll() is None, "the run ended before rank 1 could be killed"
+        assert json.loads((out / "config.json").read_text())["world_size"] == 2
+        os.kill(victim, 9)
+        t0 = time.monotonic()
+        log, _ = proc.communicate(timeout=120)
+        stopped_after = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert stopped_after < 60, stopped_after
+    assert "another training process has stopped" in log or "SIGKILL" in log, log[-2000:]
+    r = subprocess.run([sys.executable, *_cli("--epochs", "2", "--out", str(out), "--resume")], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from" in r.stdout and "written at world size 2, the run resumes at 1" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["epochs"] == 2
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
