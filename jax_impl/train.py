@@ -23,6 +23,11 @@ one trick-parameter record to both frameworks through :meth:`Trainer.train_step`
 Static shapes: the last short training batch of an epoch is dropped, the last evaluation batch is
 padded; the step compiles once (a second compile would show in ``compile_s``).
 
+Scale-out: the step runs on a mesh of ``config.devices`` devices (default all of the platform's,
+across the processes of a ``jax.distributed`` job) with the batch and every trick's output split
+along its ``"data"`` axis and the state replicated (:mod:`jax_impl.distributed`); the draws are
+those of one device, so the run is the same at any device count up to the order of float sums.
+
 Determinism: all randomness comes from ``jax.random.key(seed)`` (model initialisation from a
 split of it); the state holds the key, so a run resumed from an epoch checkpoint ends
 bit-identical to an uninterrupted one. Each trick's draws depend only on the step's key and the

@@ -30,6 +30,10 @@ make a compiled ``optimizer.step`` recompile whenever it changes.
 Static shapes: the last short training batch of an epoch is dropped, the last evaluation batch is
 padded (:mod:`torch_impl.data`), so nothing recompiles after the first step.
 
+Scale-out: under ``torchrun`` each process takes its rows of every global batch and the model runs
+in ``DistributedDataParallel`` (:mod:`torch_impl.distributed`); the draws are those of one
+process, so the run is the same at any world size up to the order of float sums.
+
 Determinism: the model is initialised from ``torch.manual_seed(seed)`` inside
 ``torch.random.fork_rng`` (the global generator is left as it was); the epochs' data order comes
 from a generator seeded with ``seed``; each random trick draws from its own generator, seeded
