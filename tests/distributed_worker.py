@@ -299,6 +299,95 @@ def jax_trajectory(out):
     np.savez(out + ".npz", **{jax.tree_util.keystr(k): np.asarray(v) for k, v in flat})
 
 
+PARITY_TRICKS = dict(label_smoothing=0.1, cutout=8, ricap=0.3, crop_flip=True, autoaugment="cifar10")
+
+
+def _parity_config(backend):
+    from twintricks.recipe import TrainConfig
+
+    return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=8, eval_batch_size=16, epochs=2,
+                       progress=False, seed=3, device="cpu", **PARITY_TRICKS)
+
+
+def torch_step_parity(out):
+    """Two DDP steps on a global batch of 8 with every trick kind; rank 0 saves the initial and
+    final weights, the global losses and each step's global trick parameters (for jax_step_parity)."""
+    import numpy as np
+    import torch
+
+    from torch_impl import distributed as td
+    from torch_impl.train import Trainer
+
+    torch.set_num_threads(1)
+    ctx = td.init("cpu")
+    data = _tiny_data()
+    trainer = Trainer(_parity_config("torch"), data, dist=ctx)
+    arrays = {"init/" + k: v.detach().numpy().copy() for k, v in trainer.model.state_dict().items()}
+    rows = ctx.rows(8)
+    images, labels = trainer.data.train_images[:8], trainer.data.train_labels[:8]
+    losses, records = [], []
+    for step in range(2):
+        aug = trainer.sample_aug(8)
+        rec = {}
+        for name, params in aug.items():
+            parts = params if type(params) is tuple else (params,)
+            rec[name] = [type(p).__name__ for p in parts]
+            for j, p in enumerate(parts):
+                for field, value in zip(p._fields, p):
+                    arrays[f"aug{step}/{name}/{j}/{field}"] = value.cpu().numpy()
+        records.append(rec)
+        loss, _ = trainer.train_step(images[rows], labels[rows], trainer.local_aug(aug))
+        losses.append(float(td.all_reduce_sum(loss, ctx)) / ctx.world_size)
+    arrays.update({"final/" + k: v.detach().numpy() for k, v in trainer.model.state_dict().items()})
+    if ctx.is_main:
+        np.savez(out + ".npz", **arrays)
+        _write(out, {"losses": losses, "records": records, "world": trainer.world})
+    td.shutdown(ctx)
+
+
+def jax_step_parity(out):
+    """The same two steps in jax on TEST_DEVICES host devices, from torch's initial weights and
+    trick parameters (written by torch_step_parity to OUT); writes OUT.jax.json / .npz."""
+    n = int(os.environ.get("TEST_DEVICES", "2"))
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jax_impl
+    from jax_impl.train import Trainer
+    from parity.convert import torch_state_dict_to_flax
+
+    saved = dict(np.load(out + ".npz"))
+    meta = json.load(open(out))
+    data = _tiny_data()
+    trainer = Trainer(_parity_config("jax"), data)
+    assert trainer.mesh.size == n
+    v = torch_state_dict_to_flax({k[5:]: a for k, a in saved.items() if k.startswith("init/")})
+    state = {**trainer.state, "params": v["params"], "batch_stats": v["batch_stats"]}
+    state["opt_state"] = trainer.tx.init(state["params"])
+    trainer.state = jax.device_put(state, trainer._place)
+    images, labels = jnp.asarray(data.train_images[:8]), jnp.asarray(data.train_labels[:8])
+    losses = []
+    for step, rec in enumerate(meta["records"]):
+        aug = {}
+        for name, types in rec.items():
+            parts = []
+            for j, tname in enumerate(types):
+                cls = getattr(jax_impl, tname)
+                parts.append(cls(*(jnp.asarray(saved[f"aug{step}/{name}/{j}/{f}"]) for f in cls._fields)))
+            aug[name] = tuple(parts) if len(parts) > 1 else parts[0]
+        loss, _ = trainer.train_step(images, labels, aug)
+        losses.append(float(loss))
+    torch_final = torch_state_dict_to_flax({k[6:]: a for k, a in saved.items() if k.startswith("final/")})
+    flat = lambda t: {jax.tree_util.keystr(k): np.asarray(x) for k, x in jax.tree_util.tree_flatten_with_path(t)[0]}  # noqa: E731
+    mine, theirs = flat(jax.device_get(trainer.variables)), flat(torch_final)
+    _write(out + ".jax.json", {
+        "losses": losses, "world": trainer.world, "keys_match": sorted(mine) == sorted(theirs),
+        "max_abs": max(float(np.abs(mine[k].astype(np.float64) - theirs[k]).max()) for k in mine),
+    })
+
+
 if __name__ == "__main__":
     case, out = sys.argv[1], sys.argv[2]
     if case == "jax_two_processes":
