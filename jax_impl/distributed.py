@@ -139,9 +139,20 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def replicate(tree, mesh: Mesh):
-    """``tree``'s arrays copied to every device of ``mesh`` (NumPy or jax arrays; in a
-    multi-process job every process must pass the same values)."""
-    return jax.device_put(tree, replicated(mesh))
+    """``tree``'s arrays copied to every device of ``mesh`` (NumPy or jax arrays, PRNG keys
+    included; in a multi-process job every process must pass the same values, which jax places
+    from host memory: it does not move a jax array from one process's device to another's)."""
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
+            return jax.jit(lambda d: jax.random.wrap_key_data(d, impl=jax.random.key_impl(x)), out_shardings=sharding)(data)
+        return jax.device_put(np.asarray(x), sharding)
+
+    return jax.tree_util.tree_map(put, tree)
 
 
 def constrain_batch(tree, mesh: Mesh):

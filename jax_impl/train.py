@@ -228,7 +228,7 @@ class Trainer:
         if teacher is not None:
             name, width, variables = teacher
             self.teacher_model = jmodels.create_model(name, self.num_classes, width=width, dtype=dtype)
-            self.teacher_vars = jax.device_put(jax.tree_util.tree_map(np.asarray, variables), self._place)
+            self.teacher_vars = self._put(jax.tree_util.tree_map(np.asarray, variables))
         self.tricks = config.enabled_tricks()
         self.soft_targets = config.soft_targets()
         self._sampled = [t for t in self.tricks if TRICK_IMPLS[t.name].sample is not None]
@@ -247,7 +247,7 @@ class Trainer:
             "key": run_key,
             "step": jnp.zeros((), jnp.int32),
         }
-        self.state = jax.device_put(self.state, self._place)
+        self.state = self._put(self.state)
         w = self.mesh.size  # evaluation batches split evenly too (the padding is masked out)
         self.eval_batch_size = -(-min(config.eval_batch_size, self.data.test_images.shape[0]) // w) * w
         out = {} if self.mesh.size == 1 else {"out_shardings": jd.replicated(self.mesh)}
@@ -276,6 +276,10 @@ class Trainer:
         for name, apply in self._float_stage:
             x, targets = self._split(apply(x, targets, aug.get(name), self))
         return x, targets
+
+    def _put(self, tree):
+        """``tree`` on the run's device, or replicated over its mesh."""
+        return jax.device_put(tree, self.device) if self.mesh.size == 1 else jd.replicate(tree, self.mesh)
 
     def _split(self, tree):
         """Inside the step: ``tree``'s batch arrays split along the mesh's ``"data"`` axis (each
@@ -456,7 +460,7 @@ class Trainer:
         if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state["model"]["params"]):
             raise CheckpointError("checkpoint params have different layer names than this model")
         opt_state = restore(self.state["opt_state"], list(state["optimizer"]), "optimizer state")
-        self.state = jax.device_put(
+        self.state = self._put(
             {
                 "params": params,
                 "batch_stats": stats,
@@ -464,7 +468,6 @@ class Trainer:
                 "key": jax.random.wrap_key_data(jnp.asarray(state["rng"], jnp.uint32)),
                 "step": jnp.asarray(int(state["step"]), jnp.int32),
             },
-            self._place,
         )
 
 

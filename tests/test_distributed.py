@@ -391,3 +391,37 @@ def test_torch_ddp_two_and_jax_two_devices_keep_the_step_parity(tmp_path):
     assert torch_run["world"]["world_size"] == 2 and jax_run["world"]["world_size"] == 2
     np.testing.assert_allclose(jax_run["losses"], torch_run["losses"], rtol=1e-4)
     assert jax_run["keys_match"] and jax_run["max_abs"] <= 2e-6, jax_run
+
+
+@pytest.mark.slow
+def test_jax_cli_two_processes_equal_two_devices_in_one_process(tmp_path):
+    """``twintricks train --backend jax`` as two processes over jax.distributed (gloo CPU
+    collectives, one device each, ``--coordinator``/``--num-processes``/``--process-id``) computes
+    exactly what one process with two host devices does: the same program on the same global
+    arrays (measured: identical metrics). Only process 0 writes; both record world size 2."""
+    args = ["-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "1", "--batch-size", "32", "--no-progress",
+            "--crop-flip", "--ricap", "0.3", "--threads", "1"]
+    multi, single = tmp_path / "multi", tmp_path / "single"
+    port = _free_port()
+    procs = [
+        subprocess.Popen([sys.executable, *args, "--out", str(multi), "--coordinator", f"127.0.0.1:{port}",
+                          "--num-processes", "2", "--process-id", str(p)],
+                         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for p in (0, 1)
+    ]
+    try:
+        logs = [p.communicate(timeout=900)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert "final test accuracy" in logs[0] and "final test accuracy" not in logs[1]  # process 0 reports
+    r = subprocess.run([sys.executable, *args, "--out", str(single)], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                       env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m, s = (json.loads((d / "metrics.jsonl").read_text().splitlines()[0]) for d in (multi, single))
+    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert m[k] == s[k], (k, m[k], s[k])
+    assert json.loads((multi / "summary.json").read_text())["processes"] == 2
+    assert json.loads((multi / "config.json").read_text())["world_size"] == 2
+    assert json.loads((single / "summary.json").read_text())["devices_per_process"] == 2
