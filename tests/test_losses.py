@@ -278,7 +278,9 @@ _Y = np.array([0, 2])
 def _bad_calls(L, arr):
     z, y = arr(_Z), arr(_Y)
     return [
-        (ValueError, "logits", lambda: L.label_smoothing_cross_entropy(arr(np.zeros(3, np.float32)), y)),
+        (ValueError, "logits", lambda: L.label_smoothing_cross_entropy(arr(np.zeros((), np.float32)), y)),
+        (TypeError, "labels", lambda: L.label_smoothing_cross_entropy(arr(np.zeros(3, np.float32)), y)),
+        (ValueError, "labels", lambda: L.label_smoothing_cross_entropy(arr(np.zeros((2, 3, 4), np.float32)), y)),
         (TypeError, "logits", lambda: L.label_smoothing_cross_entropy(arr(np.zeros((2, 3), np.int32)), y)),
         (ValueError, "labels", lambda: L.label_smoothing_cross_entropy(z, arr(np.array([0, 3])))),
         (ValueError, "labels", lambda: L.label_smoothing_cross_entropy(z, arr(np.array([-1, 0])))),
