@@ -34,6 +34,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_impl._checks import check_floating, is_concrete
 from twintricks.checks import check_choice, check_int, check_real
@@ -97,9 +98,13 @@ def _is_index_labels(name: str, labels, logits) -> bool:
 
 
 def _check_label_range(name: str, labels, k: int) -> None:
-    """Class indices in ``[0, k)``; needs concrete values, so it is skipped for tracers."""
+    """Class indices in ``[0, k)``; needs concrete values, so it is skipped for tracers.
+
+    NumPy reads the values: a concrete array closed over by a ``jax.jit`` function is checked
+    too (``jnp.min`` would give a tracer there)."""
     if is_concrete(labels) and labels.size:
-        lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
+        values = np.asarray(labels)
+        lo, hi = int(values.min()), int(values.max())
         if lo < 0 or hi >= k:
             raise ValueError(f"`{name}` must lie in [0, {k}), got values in [{lo}, {hi}]")
 
