@@ -941,7 +941,7 @@ def test_torch_foreach_bit_identical_to_loop(member, hp, scale, dtype, lr_factor
         runs.append(model)
     _assert_same_optimizer(*runs)
     params, opt = runs[1]
-    steps = {opt.state_dict()["state"][i]["step"] for i in opt.state_dict()["state"]}
+    steps = {int(opt.state_dict()["state"][i]["step"]) for i in opt.state_dict()["state"]}
     assert steps == {_FE_STEPS, _FE_STEPS - 6, _FE_STEPS - 4}  # buckets of several step counts
     assert len(opt.state[params[-2]]) == 0  # frozen: no state, not moved
     assert torch.equal(params[-2].detach(), torch.ones(2))
