@@ -984,17 +984,21 @@ def _schedule_run(opt_factory, *, compile_backend=None, steps=10, dtype=torch.fl
     return [p.detach().clone() for p in params], opt
 
 
-@pytest.mark.parametrize("cls,kw", [
-    ("AdaBound", {}),
-    ("AdaBoundW", dict(amsbound=True, scale_decay_by_lr=True)),
+@pytest.mark.parametrize("cls,kw,tensor_lr", [
+    ("AdaBound", {}, True),
+    ("AdaBoundW", dict(amsbound=True, scale_decay_by_lr=True), True),
+    ("AdaBound", {}, False),  # a float lr: a graph input while torch does not specialise floats
 ])
-def test_torch_compiled_step_compiles_once_for_an_lr_schedule(cls, kw):
+def test_torch_compiled_step_compiles_once_for_an_lr_schedule(cls, kw, tensor_lr):
     """torch.compile(optimizer.step) over 10 different lrs: with a tensor lr (torch's own fix)
     at most two compilations (the first step creates the state, which changes the guards, as
-    for torch.optim.Adam), counted by torch._dynamo; the result matches the eager run."""
+    for torch.optim.Adam), counted by torch._dynamo; the result matches the eager run. The
+    aot_eager backend is the compiler's front end without code generation (the previous
+    implementation recompiled there at every lr until the recompile limit)."""
     from torch._dynamo.utils import counters
 
-    factory = lambda ps: getattr(TO, cls)(ps, lr=torch.tensor(1e-2, dtype=torch.float64), weight_decay=1e-2, **kw)  # noqa: E731
+    lr = torch.tensor(1e-2, dtype=torch.float64) if tensor_lr else 1e-2
+    factory = lambda ps: getattr(TO, cls)(ps, lr=lr, weight_decay=1e-2, **kw)  # noqa: E731
     torch._dynamo.reset()
     counters.clear()
     compiled, opt = _schedule_run(factory, compile_backend="aot_eager")

@@ -263,11 +263,13 @@ class AdaBound(torch.optim.Optimizer):
 
     **Compiled loops.** ``lr`` may be a one-element tensor (as ``torch.optim.Adam`` accepts);
     schedulers update it in place. Under ``torch.compile`` the schedule is computed with tensor
-    ops from the step and lr tensors, so ``torch.compile(optimizer.step)`` compiles once for a
-    whole lr schedule; a *float* lr is a constant to the compiler, so every new value
-    recompiles (use a tensor lr there). Eagerly, the step and a tensor lr are read as Python
-    floats (one host sync each, as Adam does) and the schedule is computed in float64 — the
-    same numbers for a float or a tensor lr.
+    ops from the step and lr tensors (float64 scalars), so ``torch.compile(optimizer.step)``
+    compiles once for a whole lr schedule (plus once after the first step creates the state,
+    as for Adam). A tensor lr is never specialised on; a *float* lr is a graph input only as
+    long as torch does not specialise floats (``torch._dynamo.config.specialize_float``, off by
+    default in current torch), so prefer a tensor lr in compiled loops. Eagerly, the step and a
+    tensor lr are read as Python floats (one host read each, as Adam does) and the schedule is
+    computed in float64 — the same numbers for a float or a tensor lr.
 
     Args:
         params: parameters or param-group dicts (real floating tensors; complex ones are
