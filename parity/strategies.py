@@ -317,22 +317,22 @@ def mixup_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
 
 @st.composite
 def ricap_params(draw, n: int, height: int, width: int, *, per_image_offsets: bool | None = None):
-    """A ``RicapParams`` record as a dict (int64): boundary ``w`` in [0, H] (rows of the top
-    patches) and ``h`` in [0, W] (columns of the left patches), degenerate ends favoured;
+    """A ``RicapParams`` record as a dict (int64): boundary ``split_row`` in [0, H] (rows of the
+    top patches) and ``split_col`` in [0, W] (columns of the left patches), degenerate ends favoured;
     ``perms`` [4, n]; crop offsets ``top``/``left`` [4, n] inside the source image (one per patch,
     repeated over the batch, unless ``per_image_offsets``)."""
     per_image = draw(st.booleans()) if per_image_offsets is None else per_image_offsets
-    w = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
-    h = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
-    rows = [w, height - w, w, height - w]
-    cols = [h, h, width - h, width - h]
+    split_row = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
+    split_col = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
+    rows = [split_row, height - split_row, split_row, height - split_row]
+    cols = [split_col, split_col, width - split_col, width - split_col]
     m = n if per_image else 1
     top = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, height - r))) for r in rows])
     left = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, width - c))) for c in cols])
     perms = np.stack([draw(permutations(n)) for _ in range(4)])
     return dict(
-        w=np.asarray(w, np.int64),
-        h=np.asarray(h, np.int64),
+        split_row=np.asarray(split_row, np.int64),
+        split_col=np.asarray(split_col, np.int64),
         perms=perms,
         top=np.broadcast_to(top, (4, n)).copy(),
         left=np.broadcast_to(left, (4, n)).copy(),

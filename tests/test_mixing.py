@@ -55,7 +55,7 @@ def ricap_reference(images_nchw, targets, k, p):
     image, since offsets may be per image), ``cat(cat(c0, c1, H), cat(c2, c3, H), W)``, and
     ``Σ W_k·t[perm_k]``."""
     n, _, height, width = images_nchw.shape
-    w, h = int(p["w"]), int(p["h"])
+    w, h = int(p["split_row"]), int(p["split_col"])  # the reference's names
     w_ = [w, height - w, w, height - w]
     h_ = [h, h, width - h, width - h]
     onehot = _onehot(targets, k)
@@ -103,7 +103,7 @@ def test_ricap_soft_targets_equal_the_seeds_weighted_losses(case):
     n, height, width, _ = case["images"].shape
     _, soft = TM.ricap(images_to_torch(case["images"]), torch.from_numpy(labels), _torch_params(TM.RicapParams, p), num_classes=k)
     z = torch.randn(n, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 4
-    w, h = int(p["w"]), int(p["h"])
+    w, h = int(p["split_row"]), int(p["split_col"])
     areas = [w * h, (height - w) * h, w * (width - h), (height - w) * (width - h)]
     seed = sum(a / (height * width) * F.cross_entropy(z, torch.from_numpy(labels[p["perms"][j]])) for j, a in enumerate(areas))
     ours = F.cross_entropy(z, soft.double())
@@ -114,7 +114,7 @@ def test_ricap_degenerate_boundaries():
     images = np.arange(2 * 4 * 3 * 1, dtype=np.uint8).reshape(2, 4, 3, 1)
     perms = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
     for w, h, only in ((0, 0, 3), (4, 3, 0), (0, 3, 1), (4, 0, 2)):
-        p = dict(w=np.asarray(w), h=np.asarray(h), perms=perms, top=np.zeros((4, 2), np.int64), left=np.zeros((4, 2), np.int64))
+        p = dict(split_row=np.asarray(w), split_col=np.asarray(h), perms=perms, top=np.zeros((4, 2), np.int64), left=np.zeros((4, 2), np.int64))
         out, soft = JM.ricap(jnp.asarray(images), jnp.array([0, 1]), _jax_params(JM.RicapParams, p), num_classes=2)
         # the only non-empty patch is the whole image of perms[only]
         np.testing.assert_array_equal(np.asarray(out), images[perms[only]])
@@ -281,12 +281,12 @@ def test_ricap_boundary_and_offsets_distribution(beta):
     g = torch.Generator().manual_seed(11)
     torch_draws = [TM.sample_ricap_params(n, (height, width), beta=beta, generator=g) for _ in range(800)]
     backends = [
-        (np.array([int(d.w) for d in torch_draws]), np.array([int(d.h) for d in torch_draws]),
+        (np.array([int(d.split_row) for d in torch_draws]), np.array([int(d.split_col) for d in torch_draws]),
          np.stack([d.top.numpy() for d in torch_draws]), np.stack([d.left.numpy() for d in torch_draws])),
     ]
     if beta == 0.3:  # jax: the default β only, compiling jax.random.beta's sampler is slow on CI
         d = _jax_ricap_draws(beta)
-        backends.append((np.asarray(d.w), np.asarray(d.h), np.asarray(d.top), np.asarray(d.left)))
+        backends.append((np.asarray(d.split_row), np.asarray(d.split_col), np.asarray(d.top), np.asarray(d.left)))
     jitter = np.random.default_rng(0)
     for ws, hs, tops, lefts in backends:
         for values, size in ((ws, height), (hs, width)):
@@ -307,7 +307,7 @@ def test_ricap_boundary_and_offsets_distribution(beta):
 def test_ricap_per_image_offsets_vary_within_the_batch():
     p = TM.sample_ricap_params(64, 16, per_image_offsets=True, generator=torch.Generator().manual_seed(0))
     q = JM.sample_ricap_params(jax.random.key(0), 64, 16, per_image_offsets=True)
-    for w, top in ((int(p.w), p.top.numpy()), (int(q.w), np.asarray(q.top))):
+    for w, top in ((int(p.split_row), p.top.numpy()), (int(q.split_row), np.asarray(q.top))):
         assert top.shape == (4, 64)
         rows = [w, 16 - w, w, 16 - w]
         for k in range(4):
@@ -435,7 +435,7 @@ def _bad_calls(M, arr, nchw):
     y = arr(np.array([0, 1]))
     mp = M.MixupParams(arr(np.asarray(0.5, np.float32)), arr(np.array([1, 0])))
     rp = M.RicapParams(
-        w=arr(np.asarray(2)), h=arr(np.asarray(1)), perms=arr(np.array([[0, 1]] * 4)),
+        split_row=arr(np.asarray(2)), split_col=arr(np.asarray(1)), perms=arr(np.array([[0, 1]] * 4)),
         top=arr(np.zeros((4, 2), np.int64)), left=arr(np.zeros((4, 2), np.int64)),
     )
     key = [jax.random.key(0)] if M is JM else []
@@ -456,9 +456,9 @@ def _bad_calls(M, arr, nchw):
         (ValueError, "images", lambda: M.ricap(x[0], y, rp, num_classes=2)),
         (ValueError, "targets", lambda: M.ricap(x, arr(np.array([0, 2])), rp, num_classes=2)),
         (ValueError, "perms", lambda: M.ricap(x, y, rp._replace(perms=arr(np.array([[0, 1]] * 3))), num_classes=2)),
-        (ValueError, "params.w", lambda: M.ricap(x, y, rp._replace(w=arr(np.asarray(5))), num_classes=2)),
+        (ValueError, "params.split_row", lambda: M.ricap(x, y, rp._replace(split_row=arr(np.asarray(5))), num_classes=2)),
         (ValueError, "top", lambda: M.ricap(x, y, rp._replace(top=arr(np.full((4, 2), 3))), num_classes=2)),
-        (TypeError, "params.h", lambda: M.ricap(x, y, rp._replace(h=arr(np.asarray(1.0, np.float32))), num_classes=2)),
+        (TypeError, "params.split_col", lambda: M.ricap(x, y, rp._replace(split_col=arr(np.asarray(1.0, np.float32))), num_classes=2)),
     ]
 
 

@@ -205,31 +205,33 @@ class Mixup(nn.Module):
 class RicapParams(NamedTuple):
     """One RICAP draw (integer tensors).
 
-    Axis convention of the reference code (``I_x, I_y = input.size()[2:]``): ``w`` is a number of
-    ROWS (the height of the top patches, along H) and ``h`` a number of COLUMNS (the width of the
-    left patches, along W). Patches ``k = 0..3`` are top-left, bottom-left, top-right,
-    bottom-right, of ``rows_k = [w, H-w, w, H-w]`` by ``cols_k = [h, h, W-h, W-h]`` pixels.
+    The boundary splits the output image into four patches ``k = 0..3``: top-left, bottom-left,
+    top-right, bottom-right, of ``rows_k = [split_row, H-split_row, split_row, H-split_row]`` by
+    ``cols_k = [split_col, split_col, W-split_col, W-split_col]`` pixels. The reference code calls
+    the two boundary values ``w`` (= ``split_row``, although it counts ROWS, along H) and ``h``
+    (= ``split_col``, although it counts COLUMNS, along W), from ``I_x, I_y = input.size()[2:]``
+    on an NCHW batch.
 
     Fields:
-        w: ``[]`` boundary row, in ``[0, H]``.
-        h: ``[]`` boundary column, in ``[0, W]``.
+        split_row: ``[]`` rows of the top patches (the reference's ``w``), in ``[0, H]``.
+        split_col: ``[]`` columns of the left patches (the reference's ``h``), in ``[0, W]``.
         perms: ``[4, N]`` patch k of output image i comes from source image ``perms[k, i]``.
         top: ``[4, N]`` row offset of patch k's crop in its source image, in ``[0, H - rows_k]``.
         left: ``[4, N]`` column offset, in ``[0, W - cols_k]``. In the reference mode ``top`` and
             ``left`` are the same for the whole batch (one offset per patch).
     """
 
-    w: torch.Tensor
-    h: torch.Tensor
+    split_row: torch.Tensor
+    split_col: torch.Tensor
     perms: torch.Tensor
     top: torch.Tensor
     left: torch.Tensor
 
 
-def _patch_sizes(w, h, height: int, width: int):
+def _patch_sizes(split_row, split_col, height: int, width: int):
     """``rows_k``, ``cols_k`` of the four patches (k: TL, BL, TR, BR)."""
-    rows = torch.stack([w, height - w, w, height - w])
-    cols = torch.stack([h, h, width - h, width - h])
+    rows = torch.stack([split_row, height - split_row, split_row, height - split_row])
+    cols = torch.stack([split_col, split_col, width - split_col, width - split_col])
     return rows, cols
 
 
@@ -244,7 +246,7 @@ def sample_ricap_params(
 ) -> RicapParams:
     """Draw a RICAP boundary, four permutations and the crop offsets.
 
-    ``w = round(H·Beta(β, β))`` (rows), ``h = round(W·Beta(β, β))`` (columns), rounded half to
+    ``split_row = round(H·Beta(β, β))``, ``split_col = round(W·Beta(β, β))``, rounded half to
     even like ``np.round`` in the reference; four independent uniform permutations of the batch;
     for each patch k a crop offset uniform in ``[0, H - rows_k] × [0, W - cols_k]`` — one per patch
     for the whole batch as in the reference code (default), or one per image and patch with
@@ -268,18 +270,18 @@ def sample_ricap_params(
     height, width = check_size("image_size", image_size)
     b = check_real("beta", beta, low=0.0, low_inclusive=False)
     bw, bh = _beta(b, 2, generator)
-    w, h = int(np.round(height * bw)), int(np.round(width * bh))
+    split_row, split_col = int(np.round(height * bw)), int(np.round(width * bh))
     gdev = _gen_device(generator)
     perms = torch.stack([_randperm(n, generator) for _ in range(4)])
     m = n if per_image_offsets else 1
-    rows = [w, height - w, w, height - w]
-    cols = [h, h, width - h, width - h]
+    rows = [split_row, height - split_row, split_row, height - split_row]
+    cols = [split_col, split_col, width - split_col, width - split_col]
     top = torch.stack([torch.randint(0, height - r + 1, (m,), generator=generator, device=gdev) for r in rows])
     left = torch.stack([torch.randint(0, width - c + 1, (m,), generator=generator, device=gdev) for c in cols])
     dev = device or gdev
     return RicapParams(
-        w=torch.tensor(w, device=dev),
-        h=torch.tensor(h, device=dev),
+        split_row=torch.tensor(split_row, device=dev),
+        split_col=torch.tensor(split_col, device=dev),
         perms=perms.to(dev),
         top=top.expand(4, n).to(dev),
         left=left.expand(4, n).to(dev),
@@ -289,24 +291,25 @@ def sample_ricap_params(
 def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, num_classes: int | None = None):
     """RICAP kernel: patch four crops into each image and mix the targets by area.
 
-    Output pixel ``(i, j)`` of image ``n`` lies in patch ``k = [i >= w] + 2·[j >= h]`` (c0
+    Output pixel ``(i, j)`` of image ``n`` lies in patch ``k = [i >= split_row] + 2·[j >= split_col]`` (c0
     top-left, c1 bottom-left, c2 top-right, c3 bottom-right, as the reference's
     ``cat(cat(c0, c1, H), cat(c2, c3, H), W)``) and equals source image ``perms[k, n]`` at row
-    ``top[k, n] + i - [i >= w]·w`` and column ``left[k, n] + j - [j >= h]·h``. Soft targets:
-    ``Σ_k W_k·t[perms[k]]`` with ``W_k = rows_k·cols_k / (H·W)``. Degenerate boundaries (``w`` or
-    ``h`` at 0 or at the full size) give zero-area patches with zero weight.
+    ``top[k, n] + i - [i >= split_row]·split_row`` and column
+    ``left[k, n] + j - [j >= split_col]·split_col``. Soft targets:
+    ``Σ_k W_k·t[perms[k]]`` with ``W_k = rows_k·cols_k / (H·W)``. Degenerate boundaries (``split_row``
+    or ``split_col`` at 0 or at the full size) give zero-area patches with zero weight.
 
     Built as one gather with static shapes: jit/compile once per image shape.
 
     Args:
         images: ``[N, C, H, W]`` uint8 or float; returned in the same dtype (pixels are copied).
         targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
-        params: :class:`RicapParams` (see it for the axis convention of ``w`` and ``h``).
+        params: :class:`RicapParams` (its docstring maps the fields to the reference's ``w``/``h``).
 
     .. warning::
-       ``w`` counts rows and ``h`` columns, as in the reference code (which reads
-       ``I_x, I_y = input.size()[2:]`` from an NCHW batch), not as their names suggest. The
-       per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
+       The reference code's ``w`` counts rows and its ``h`` columns (it reads
+       ``I_x, I_y = input.size()[2:]`` from an NCHW batch); here they are ``split_row`` and
+       ``split_col``. The per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
        reference draws one offset per patch for the whole batch.
 
     Returns:
@@ -320,28 +323,30 @@ def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, n
     n, _, height, width = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
-    w, h, perms, top, left = params
-    for name, v in (("params.w", w), ("params.h", h)):
+    sr, sc, perms, top, left = params
+    for name, v in (("params.split_row", sr), ("params.split_col", sc)):
         if not isinstance(v, torch.Tensor) or v.ndim != 0 or v.is_floating_point():
             raise TypeError(f"`{name}` must be a 0-d integer torch.Tensor")
     _check_index("params.perms", perms, (4, n), n)
     _check_index("params.top", top, (4, n), height + 1)
     _check_index("params.left", left, (4, n), width + 1)
     dev = images.device
-    w, h, perms, top, left = (x.to(dev).long() for x in (w, h, perms, top, left))
-    rows, cols = _patch_sizes(w, h, height, width)
+    sr, sc, perms, top, left = (x.to(dev).long() for x in (sr, sc, perms, top, left))
+    rows, cols = _patch_sizes(sr, sc, height, width)
     if not compiling():
-        if not (0 <= int(w) <= height and 0 <= int(h) <= width):
-            raise ValueError(f"`params.w` must be in [0, {height}] and `params.h` in [0, {width}], got {int(w)}, {int(h)}")
+        if not (0 <= int(sr) <= height and 0 <= int(sc) <= width):
+            raise ValueError(
+                f"`params.split_row` must be in [0, {height}] and `params.split_col` in [0, {width}], got {int(sr)}, {int(sc)}"
+            )
         if ((top + rows[:, None]) > height).any() or ((left + cols[:, None]) > width).any():
             raise ValueError("`params.top`/`params.left` put a crop outside its source image")
 
     i = torch.arange(height, device=dev)[:, None]  # [H, 1]
     j = torch.arange(width, device=dev)[None, :]  # [1, W]
-    below, right = i >= w, j >= h
+    below, right = i >= sr, j >= sc
     k = below.long() + 2 * right.long()  # [H, W] patch index
-    di = i - below.long() * w  # row inside the patch
-    dj = j - right.long() * h  # column inside the patch
+    di = i - below.long() * sr  # row inside the patch
+    dj = j - right.long() * sc  # column inside the patch
     src = perms.t()[:, k]  # [N, H, W]
     src_i = top.t()[:, k] + di
     src_j = left.t()[:, k] + dj

@@ -71,18 +71,19 @@ def _targets_only(run):
     return lambda case: {"targets": run(case)["targets"]}
 
 
-def _ricap_edge(w, h, dtype=np.uint8):
+def _ricap_edge(split_row, split_col, dtype=np.uint8):
     rng = np.random.default_rng(0)
     n, height, width = 3, 5, 4
     images = (rng.integers(0, 256, (n, height, width, 2)) if dtype == np.uint8 else rng.random((n, height, width, 2)))
-    rows, cols = [w, height - w, w, height - w], [h, h, width - h, width - h]
+    rows = [split_row, height - split_row, split_row, height - split_row]
+    cols = [split_col, split_col, width - split_col, width - split_col]
     return dict(
         images=images.astype(dtype),
         targets=np.array([0, 1, 2], np.int64),
         num_classes=3,
         params=dict(
-            w=np.asarray(w, np.int64),
-            h=np.asarray(h, np.int64),
+            split_row=np.asarray(split_row, np.int64),
+            split_col=np.asarray(split_col, np.int64),
             perms=np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]], np.int64),
             top=np.repeat(np.array([[height - r] for r in rows], np.int64), n, axis=1),
             left=np.repeat(np.array([[width - c] for c in cols], np.int64), n, axis=1),
