@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_images
+from jax_impl._checks import check_images, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 
 __all__ = ["CutoutParams", "sample_cutout_params", "cutout", "random_cutout"]
@@ -73,6 +73,13 @@ def _check_params(images, params) -> None:
             f"`params.cy` {tuple(params.cy.shape)} and `params.cx` {tuple(params.cx.shape)} must both be "
             f"[N, n_holes] with N = {images.shape[0]} (the batch of `images`)"
         )
+    if params.cy.size and is_concrete(params.cy) and is_concrete(params.cx):
+        for name, t, size in (("params.cy", params.cy, images.shape[1]), ("params.cx", params.cx, images.shape[2])):
+            lo, hi = int(jnp.min(t)), int(jnp.max(t))
+            if lo < 0 or hi >= size:
+                raise ValueError(
+                    f"`{name}` must lie in [0, {size}) (centres inside the image), got values in [{lo}, {hi}]"
+                )
 
 
 def cutout_mask(params: CutoutParams, height: int, width: int, *, length: int) -> jax.Array:
@@ -102,7 +109,8 @@ def cutout(images: jax.Array, params: CutoutParams, *, length: int, fill: float 
 
     Args:
         images: ``[N, H, W, C]`` uint8 or floating.
-        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``).
+        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``,
+            centres inside the image: checked on concrete values, not under ``jit``).
         length: side of the holes, >= 0 (static).
         fill: value written into the holes (static); for uint8 an integer in ``[0, 255]``.
 

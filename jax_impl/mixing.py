@@ -16,6 +16,7 @@ under ``jit``/``vmap``. Hyperparameters (``alpha``, ``beta``, ``batch_size``, ``
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -39,6 +40,14 @@ __all__ = [
 # ------------------------------------------------------------------------------------------
 # Shared helpers
 # ------------------------------------------------------------------------------------------
+
+
+def _check_finite(name: str, value, **interval) -> float:
+    """:func:`check_real` that also rejects infinities (a Beta parameter must be finite)."""
+    v = check_real(name, value, **interval)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {v!r}")
+    return v
 
 
 def _soft_targets(targets, num_classes) -> jax.Array:
@@ -93,7 +102,7 @@ def sample_mixup_params(key, batch_size: int, *, alpha: float = 1.0, per_sample:
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     """
     n = check_int("batch_size", batch_size, low=1)
-    a = check_real("alpha", alpha, low=0.0)
+    a = _check_finite("alpha", alpha, low=0.0)
     k_lam, k_perm = jax.random.split(key)
     shape = (n,) if per_sample else ()
     lam = jax.random.beta(k_lam, a, a, shape, dtype=jnp.float32) if a > 0 else jnp.ones(shape, jnp.float32)
@@ -125,13 +134,15 @@ def mixup(images, targets, params: MixupParams, *, num_classes: int | None = Non
     n, _, _, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, MixupParams):
+        raise TypeError(f"`params` must be a MixupParams, got {type(params).__name__}")
     lam, perm = params
     if not hasattr(lam, "dtype") or not jnp.issubdtype(lam.dtype, jnp.floating):
         raise TypeError("`params.lam` must be a floating array")
     if tuple(lam.shape) not in ((), (n,)):
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
-    if is_concrete(lam) and bool(jnp.any((lam < 0) | (lam > 1))):
-        raise ValueError("`params.lam` must lie in [0, 1]")
+    if is_concrete(lam) and not bool(jnp.all((lam >= 0) & (lam <= 1))):  # NaN fails both
+        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
     _check_index("params.perm", perm, (n,), n)
 
     images = jnp.asarray(images)
@@ -207,7 +218,7 @@ def sample_ricap_params(key, batch_size: int, image_size, *, beta: float = 0.3, 
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
-    b = check_real("beta", beta, low=0.0, low_inclusive=False)
+    b = _check_finite("beta", beta, low=0.0, low_inclusive=False)
     k_beta, k_perm, k_top, k_left = jax.random.split(key, 4)
     bw, bh = jax.random.beta(k_beta, b, b, (2,), dtype=jnp.float32)
     split_row = jnp.round(height * bw).astype(jnp.int32)
@@ -255,6 +266,8 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
     n, height, width, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, RicapParams):
+        raise TypeError(f"`params` must be a RicapParams, got {type(params).__name__}")
     sr, sc, perms, top, left = params
     for name, v in (("params.split_row", sr), ("params.split_col", sc)):
         if not hasattr(v, "dtype") or v.ndim != 0 or not jnp.issubdtype(v.dtype, jnp.integer):

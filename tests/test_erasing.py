@@ -224,3 +224,26 @@ def test_gradient_is_the_keep_mask_in_both_frameworks():
     params = JE.CutoutParams(jnp.asarray(cy), jnp.asarray(cx))
     grad = jax.grad(lambda im: jnp.sum(JE.cutout(im, params, length=4, fill=0.3) * weights))(jnp.asarray(images))
     np.testing.assert_array_equal(np.asarray(grad), weights * keep)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_centres_outside_the_image_and_foreign_records_are_rejected(backend):
+    """A record drawn for another image size or batch, or none at all, is an error (eagerly)."""
+    if backend == "torch":
+        E, arr, good = TE, torch.as_tensor, torch.zeros(2, 3, 4, 5, dtype=torch.uint8)
+        big = TE.sample_cutout_params(2, (40, 50), n_holes=3, generator=torch.Generator().manual_seed(0))
+    else:
+        E, arr, good = JE, jnp.asarray, jnp.zeros((2, 4, 5, 3), jnp.uint8)
+        big = JE.sample_cutout_params(jax.random.key(0), 2, (40, 50), n_holes=3)
+    for cy, cx, word in (([[4], [0]], [[0], [0]], "params.cy"), ([[0], [0]], [[0], [5]], "params.cx"),
+                         ([[-1], [0]], [[0], [0]], "params.cy"), ([[0], [0]], [[0], [-3]], "params.cx")):
+        with pytest.raises(ValueError, match=word):
+            E.cutout(good, E.CutoutParams(arr(np.array(cy)), arr(np.array(cx))), length=2)
+    with pytest.raises(ValueError, match="params.c"):  # drawn for 40x50 images
+        E.cutout(good, big, length=2)
+    with pytest.raises(ValueError, match="batch"):  # drawn for a batch of 3
+        E.cutout(good, E.CutoutParams(arr(np.zeros((3, 1), np.int64)), arr(np.zeros((3, 1), np.int64))), length=2)
+    with pytest.raises(TypeError, match="`params` must be a CutoutParams"):
+        E.cutout(good, None, length=2)
+    with pytest.raises(ValueError, match="fill"):
+        E.cutout(good.astype(jnp.float32) if backend == "jax" else good.float(), E.CutoutParams(arr(np.zeros((2, 1), np.int64)), arr(np.zeros((2, 1), np.int64))), length=2, fill=float("nan"))

@@ -475,3 +475,51 @@ def test_torch_modules_validate_at_construction():
         TM.Mixup(alpha=-1.0)
     with pytest.raises(ValueError, match="beta"):
         TM.RICAP(beta=0.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Silent wrong answers (non-finite hyperparameters, records for another batch or image size)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_non_finite_values_and_foreign_records_are_rejected(backend):
+    M, arr, nchw = (TM, torch.as_tensor, True) if backend == "torch" else (JM, jnp.asarray, False)
+    key = [jax.random.key(0)] if M is JM else []
+    x = arr(np.zeros((2, 3, 4, 4) if nchw else (2, 4, 4, 3), np.float32))
+    y = arr(np.array([0, 1]))
+    perm = arr(np.array([1, 0]))
+    x_big = arr(np.zeros((2, 3, 8, 8) if nchw else (2, 8, 8, 3), np.float32))
+    rp_big = M.sample_ricap_params(*key, 2, 8, beta=0.3)  # drawn for 8x8 images
+    for lam in (np.nan, -np.inf, np.inf):
+        with pytest.raises(ValueError, match="params.lam"):
+            M.mixup(x, y, M.MixupParams(arr(np.asarray(lam, np.float32)), perm), num_classes=2)
+        with pytest.raises(ValueError, match="params.lam"):
+            M.mixup(x, y, M.MixupParams(arr(np.array([0.5, lam], np.float32)), perm), num_classes=2)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="alpha"):
+            M.sample_mixup_params(*key, 2, alpha=bad)
+        with pytest.raises(ValueError, match="beta"):
+            M.sample_ricap_params(*key, 2, 4, beta=bad)
+    with pytest.raises(ValueError, match="perm"):  # a record drawn for a batch of 3
+        M.mixup(x, y, M.MixupParams(arr(np.asarray(0.5, np.float32)), arr(np.array([2, 0, 1]))), num_classes=2)
+    if int(rp_big.split_row) > 4 or int(rp_big.split_col) > 4 or bool((np.asarray(rp_big.top) > 0).any()):
+        with pytest.raises(ValueError, match="params"):  # a record drawn for 8x8 images, given 4x4 ones
+            M.ricap(x, y, rp_big, num_classes=2)
+    M.ricap(x_big, y, rp_big, num_classes=2)  # the right size passes
+    for call in (lambda: M.mixup(x, y, None, num_classes=2), lambda: M.ricap(x, y, None, num_classes=2)):
+        with pytest.raises(TypeError, match="`params` must be a"):
+            call()
+    with pytest.raises(TypeError, match="`params` must be a RicapParams"):
+        M.ricap(x, y, M.MixupParams(arr(np.asarray(0.5, np.float32)), perm), num_classes=2)
+    if backend == "torch":
+        for bad in (np.inf, np.nan):
+            with pytest.raises(ValueError, match="alpha"):
+                TM.Mixup(alpha=bad)
+            with pytest.raises(ValueError, match="beta"):
+                TM.RICAP(beta=bad)
+    else:
+        with pytest.raises(ValueError, match="alpha"):
+            JM.random_mixup(jax.random.key(0), x, y, alpha=np.inf, num_classes=2)
+        with pytest.raises(ValueError, match="beta"):
+            JM.random_ricap(jax.random.key(0), x, y, beta=np.inf, num_classes=2)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from torch_impl._checks import check_images
+from torch_impl._checks import check_images, compiling
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 
 __all__ = ["CutoutParams", "sample_cutout_params", "cutout", "Cutout"]
@@ -81,6 +81,13 @@ def _check_params(images: torch.Tensor, params) -> None:
             f"`params.cy` {tuple(params.cy.shape)} and `params.cx` {tuple(params.cx.shape)} must both be "
             f"[N, n_holes] with N = {images.shape[0]} (the batch of `images`)"
         )
+    if not compiling() and params.cy.numel():
+        for name, t, size in (("params.cy", params.cy, images.shape[2]), ("params.cx", params.cx, images.shape[3])):
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= size:
+                raise ValueError(
+                    f"`{name}` must lie in [0, {size}) (centres inside the image), got values in [{lo}, {hi}]"
+                )
 
 
 def cutout_mask(params: CutoutParams, height: int, width: int, *, length: int) -> torch.Tensor:
@@ -110,7 +117,8 @@ def cutout(images: torch.Tensor, params: CutoutParams, *, length: int, fill: flo
 
     Args:
         images: ``[N, C, H, W]`` uint8 or floating; not modified.
-        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``).
+        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``,
+            centres inside the image: checked in eager mode, not under ``torch.compile``).
         length: side of the holes, >= 0.
         fill: value written into the holes; for uint8 an integer in ``[0, 255]``.
 

@@ -21,6 +21,7 @@ tensors and run in eager mode only. Inputs are never modified in place.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -60,6 +61,14 @@ def _beta(a: float, size: int, generator) -> np.ndarray:
 
 def _randperm(n: int, generator) -> torch.Tensor:
     return torch.randperm(n, generator=generator, device=_gen_device(generator))
+
+
+def _check_finite(name: str, value, **interval) -> float:
+    """:func:`check_real` that also rejects infinities (a Beta parameter must be finite)."""
+    v = check_real(name, value, **interval)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {v!r}")
+    return v
 
 
 def _soft_targets(targets, num_classes) -> torch.Tensor:
@@ -121,7 +130,7 @@ def sample_mixup_params(
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     """
     n = check_int("batch_size", batch_size, low=1)
-    a = check_real("alpha", alpha, low=0.0)
+    a = _check_finite("alpha", alpha, low=0.0)
     m = n if per_sample else 1
     lam = torch.from_numpy(_beta(a, m, generator)).float() if a > 0 else torch.ones(m)
     lam = lam if per_sample else lam[0]
@@ -154,13 +163,15 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
     n, _, _, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, MixupParams):
+        raise TypeError(f"`params` must be a MixupParams, got {type(params).__name__}")
     lam, perm = params
     if not isinstance(lam, torch.Tensor) or not lam.is_floating_point():
         raise TypeError("`params.lam` must be a floating torch.Tensor")
     if tuple(lam.shape) not in ((), (n,)):
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
-    if not compiling() and ((lam < 0) | (lam > 1)).any():
-        raise ValueError("`params.lam` must lie in [0, 1]")
+    if not compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both
+        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
     _check_index("params.perm", perm, (n,), n)
 
     work = images.float() if images.dtype == torch.uint8 else images
@@ -181,7 +192,7 @@ class Mixup(nn.Module):
 
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, per_sample: bool = False, generator=None):
         super().__init__()
-        self.alpha = check_real("alpha", alpha, low=0.0)
+        self.alpha = _check_finite("alpha", alpha, low=0.0)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
         self.per_sample = bool(per_sample)
         self.generator = generator
@@ -268,7 +279,7 @@ def sample_ricap_params(
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
-    b = check_real("beta", beta, low=0.0, low_inclusive=False)
+    b = _check_finite("beta", beta, low=0.0, low_inclusive=False)
     bw, bh = _beta(b, 2, generator)
     split_row, split_col = int(np.round(height * bw)), int(np.round(width * bh))
     gdev = _gen_device(generator)
@@ -323,6 +334,8 @@ def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, n
     n, _, height, width = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, RicapParams):
+        raise TypeError(f"`params` must be a RicapParams, got {type(params).__name__}")
     sr, sc, perms, top, left = params
     for name, v in (("params.split_row", sr), ("params.split_col", sc)):
         if not isinstance(v, torch.Tensor) or v.ndim != 0 or v.is_floating_point():
@@ -367,7 +380,7 @@ class RICAP(nn.Module):
 
     def __init__(self, beta: float = 0.3, num_classes: int | None = None, *, per_image_offsets: bool = False, generator=None):
         super().__init__()
-        self.beta = check_real("beta", beta, low=0.0, low_inclusive=False)
+        self.beta = _check_finite("beta", beta, low=0.0, low_inclusive=False)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
         self.per_image_offsets = bool(per_image_offsets)
         self.generator = generator
