@@ -353,6 +353,71 @@ def ricap_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
     )
 
 
+__all__ += ["mix_boxes", "cutmix_params", "cutmix_cases", "mixup_cutmix_params", "mixup_cutmix_cases"]
+
+
+@st.composite
+def mix_boxes(draw, n: int, height: int, width: int, *, per_sample: bool | None = None):
+    """``[n]`` int64 boxes {top, left, height, width} inside the image, empty ones (a side 0) and
+    the whole image included; one box repeated over the batch unless ``per_sample``."""
+    per_sample = draw(st.booleans()) if per_sample is None else per_sample
+    boxes = []
+    for _ in range(n if per_sample else 1):
+        h = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
+        w = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
+        boxes.append((draw(st.integers(0, height - h)), draw(st.integers(0, width - w)), h, w))
+    arr = np.broadcast_to(np.asarray(boxes, np.int64), (n, 4))
+    return dict(top=arr[:, 0].copy(), left=arr[:, 1].copy(), height=arr[:, 2].copy(), width=arr[:, 3].copy())
+
+
+@st.composite
+def cutmix_params(draw, n: int, height: int, width: int):
+    """A ``CutMixParams`` record as a dict (int64): boxes (see :func:`mix_boxes`) and ``perm``
+    ``[n]``: torchvision's ``roll(1)`` pairing or any permutation."""
+    perm = draw(st.one_of(st.just((np.arange(n) - 1) % n), permutations(n)))
+    return dict(**draw(mix_boxes(n, height, width)), perm=np.asarray(perm, np.int64))
+
+
+@st.composite
+def cutmix_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
+    """A CutMix case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, height, width, _ = images.shape
+    k = draw(st.sampled_from(LOSS_NUM_CLASSES))
+    return dict(images=images, targets=draw(loss_labels(n, k)), num_classes=k, params=draw(cutmix_params(n, height, width)))
+
+
+@st.composite
+def mixup_cutmix_params(draw, n: int, height: int, width: int):
+    """A ``MixupCutmixParams`` record as a dict: per image ``lam`` float32 in [0, 1] (0, ½, 1
+    favoured), ``use_cutmix`` bool, boxes int64 (see :func:`mix_boxes`), and ``perm``: timm's
+    ``N-1-i`` pairing or any permutation."""
+    lam_el = st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0.0, 1.0, width=32))
+    perm = draw(st.one_of(st.just(np.arange(n)[::-1].copy()), permutations(n)))
+    return dict(
+        lam=draw(hnp.arrays(np.float32, (n,), elements=lam_el)),
+        use_cutmix=draw(hnp.arrays(np.bool_, (n,))),
+        **draw(mix_boxes(n, height, width, per_sample=True)),
+        perm=np.asarray(perm, np.int64),
+    )
+
+
+@st.composite
+def mixup_cutmix_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
+    """A switching case: ``images`` NHWC, ``targets``, ``num_classes``, ``params`` and
+    ``label_smoothing`` (a few values: it is static under ``jax.jit``)."""
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, height, width, _ = images.shape
+    k = draw(st.sampled_from(LOSS_NUM_CLASSES))
+    return dict(
+        images=images,
+        targets=draw(loss_labels(n, k)),
+        num_classes=k,
+        params=draw(mixup_cutmix_params(n, height, width)),
+        label_smoothing=draw(st.sampled_from([0.0, 0.1])),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Optimizers: AdaBound, AMSBound, AdaBoundW
 # --------------------------------------------------------------------------------------------
