@@ -34,6 +34,10 @@ from jax_impl.erasing import (
     sample_cutout_params,
     cutout,
     random_cutout,
+    RandomErasingParams,
+    sample_random_erasing_params,
+    erase,
+    random_erasing,
 )
 from jax_impl.cropping import (
     ResizedCropParams,
@@ -85,6 +89,10 @@ __all__ = [
     "sample_cutout_params",
     "cutout",
     "random_cutout",
+    "RandomErasingParams",
+    "sample_random_erasing_params",
+    "erase",
+    "random_erasing",
     "ResizedCropParams",
     "sample_resized_crop_params",
     "resized_crop",

@@ -139,7 +139,16 @@ def permutations(draw, n: int):
 # Spatial: Cutout, random resized crop, horizontal flip
 # --------------------------------------------------------------------------------------------
 
-__all__ += ["fills", "cutout_cases", "crop_boxes", "output_sizes", "resized_crop_cases", "flip_cases"]
+__all__ += [
+    "fills",
+    "cutout_cases",
+    "crop_boxes",
+    "output_sizes",
+    "resized_crop_cases",
+    "flip_cases",
+    "random_erasing_params",
+    "random_erasing_cases",
+]
 
 SPATIAL_MAX_SIDE = 10
 SPATIAL_MAX_BATCH = 6
@@ -197,6 +206,33 @@ def flip_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
     """A horizontal-flip case: ``images`` NHWC and ``params`` {flip} ``[N]`` bool."""
     images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
     return dict(images=images, params=dict(flip=draw(hnp.arrays(np.bool_, (images.shape[0],)))))
+
+
+@st.composite
+def random_erasing_params(draw, n: int, height: int, width: int, channels: int, *, uint8: bool, max_boxes: int = 3):
+    """A ``RandomErasingParams`` record as a dict: boxes {top, left, height, width} ``[n, K]``
+    int64 (K from 0 to ``max_boxes``; empty boxes, whole-image boxes and overlaps included) and
+    ``fill`` ``[n, H, W, C]`` float32 (NHWC, like the images): integers in [0, 255] for uint8
+    images, otherwise any finite values (a constant, per-box colours or noise look alike here)."""
+    k = draw(st.integers(0, max_boxes))
+    hs = draw(hnp.arrays(np.int64, (n, k), elements=st.one_of(st.sampled_from([0, height]), st.integers(0, height))))
+    ws = draw(hnp.arrays(np.int64, (n, k), elements=st.one_of(st.sampled_from([0, width]), st.integers(0, width))))
+    tops = np.array([[draw(st.integers(0, height - int(h))) for h in row] for row in hs], np.int64).reshape(n, k)
+    lefts = np.array([[draw(st.integers(0, width - int(w))) for w in row] for row in ws], np.int64).reshape(n, k)
+    if uint8:
+        el = st.integers(0, 255).map(float)
+    else:
+        el = st.floats(-3.0, 3.0, width=32, allow_nan=False, allow_subnormal=False)
+    fill = draw(hnp.arrays(np.float32, (n, height, width, channels), elements=el, fill=el))
+    return dict(top=tops, left=lefts, height=hs, width=ws, fill=fill)
+
+
+@st.composite
+def random_erasing_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
+    """A random-erasing case: ``images`` NHWC and ``params`` (see :func:`random_erasing_params`)."""
+    images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
+    n, h, w, c = images.shape
+    return dict(images=images, params=draw(random_erasing_params(n, h, w, c, uint8=images.dtype == np.uint8)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,10 @@ from torch_impl.erasing import (
     sample_cutout_params,
     cutout,
     Cutout,
+    RandomErasingParams,
+    sample_random_erasing_params,
+    erase,
+    RandomErasing,
 )
 from torch_impl.cropping import (
     ResizedCropParams,
@@ -89,6 +93,10 @@ __all__ = [
     "sample_cutout_params",
     "cutout",
     "Cutout",
+    "RandomErasingParams",
+    "sample_random_erasing_params",
+    "erase",
+    "RandomErasing",
     "ResizedCropParams",
     "sample_resized_crop_params",
     "resized_crop",
