@@ -537,3 +537,17 @@ def test_random_erasing_bad_input(backend):
     else:
         with pytest.raises(ValueError, match="mode"):
             JE.random_erasing(jax.random.key(0), x, mode="pixels")
+
+
+def test_erase_torch_compile_fullgraph_once():
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    erase_c = torch.compile(TE.erase, backend=counter, fullgraph=True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.rand(4, 3, 6, 7, generator=g)
+        p = TE.sample_random_erasing_params(4, (6, 7), 3, p=0.9, mode="rand", max_count=2, generator=g)
+        assert torch.equal(erase_c(x, p), TE.erase(x, p))
+    assert counter.frame_count == 1

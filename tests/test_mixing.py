@@ -881,3 +881,26 @@ def test_cutmix_and_switching_bad_input(backend):
             TM.MixupCutmix(mode="pairs")
         with pytest.raises(ValueError, match="num_classes"):
             TM.MixupCutmix(num_classes=0)
+
+
+def test_cutmix_and_switching_torch_compile_fullgraph_once():
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    g = torch.Generator().manual_seed(0)
+    cut_c = torch.compile(lambda x, y, p: TM.cutmix(x, y, p, num_classes=3), backend=counter, fullgraph=True)
+    switch_c = torch.compile(lambda x, y, p: TM.mixup_cutmix(x, y, p, num_classes=3, label_smoothing=0.1), backend=counter, fullgraph=True)
+    for _ in range(3):
+        x = torch.randint(0, 256, (4, 2, 5, 6), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, 3, (4,), generator=g)
+        p = TM.sample_cutmix_params(4, (5, 6), per_sample=True, generator=g)
+        out, soft = cut_c(x, y, p)
+        ref_out, ref_soft = TM.cutmix(x, y, p, num_classes=3)
+        assert torch.equal(out, ref_out) and torch.equal(soft, ref_soft)
+        q = TM.sample_mixup_cutmix_params(4, (5, 6), mixup_alpha=0.5, cutmix_alpha=1.0, mode="elem", generator=g)
+        out, soft = switch_c(x, y, q)
+        ref_out, ref_soft = TM.mixup_cutmix(x, y, q, num_classes=3, label_smoothing=0.1)
+        assert torch.equal(out, ref_out)
+        torch.testing.assert_close(soft, ref_soft)
+    assert counter.frame_count == 2
