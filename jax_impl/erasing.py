@@ -245,6 +245,13 @@ def sample_random_erasing_params(
     args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
     if len(args.value) not in (1, c):
         raise ValueError(f"`value` must have 1 or {c} (channels) entries, got {len(args.value)}")
+    return _sample_random_erasing(key, n, height, width, c, args)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _sample_random_erasing(key, n: int, height: int, width: int, c: int, args) -> RandomErasingParams:
+    """The computation of :func:`sample_random_erasing_params` after its checks (jitted: an
+    eager call compiles once instead of dispatching op by op)."""
     k = args.max_count
     f32, i32 = jnp.float32, jnp.int32
     k_apply, k_count, k_area, k_aspect, k_top, k_left, k_fill = jax.random.split(key, 7)

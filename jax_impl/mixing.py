@@ -387,6 +387,13 @@ def sample_cutmix_params(key, batch_size: int, image_size, *, alpha: float = 1.0
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     a = check_beta_parameter("alpha", alpha)
+    return _sample_cutmix(key, n, height, width, a, bool(per_sample))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _sample_cutmix(key, n: int, height: int, width: int, a: float, per_sample: bool) -> CutMixParams:
+    """The computation of :func:`sample_cutmix_params` after its checks (jitted: an eager call
+    compiles once instead of dispatching op by op)."""
     m = n if per_sample else 1
     k_lam, k_x, k_y = jax.random.split(key, 3)
     lam = jax.random.beta(k_lam, a, a, (m,), dtype=jnp.float32)
@@ -520,6 +527,12 @@ def sample_mixup_cutmix_params(
     if args.mode == "pair" and n % 2:
         raise ValueError(f"`batch_size` must be even for mode='pair', got {n}")
     cut_range = None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
+    return _sample_mixup_cutmix(key, n, height, width, args, cut_range)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _sample_mixup_cutmix(key, n: int, height: int, width: int, args, cut_range) -> MixupCutmixParams:
+    """The computation of :func:`sample_mixup_cutmix_params` after its checks (jitted)."""
     m = {"batch": 1, "pair": n // 2, "elem": n}[args.mode]
     k_apply, k_switch, k_mix, k_cut, k_h, k_w, k_y, k_x = jax.random.split(key, 8)
     f32, i32 = jnp.float32, jnp.int32

@@ -783,10 +783,9 @@ def test_cutmix_and_switching_jax_jit_vmap_match_eager():
     ):
         params = jax.vmap(sample)(keys)
         eager = [kernel(images[b], labels[b], jax.tree.map(lambda v: v[b], params), num_classes=4, **kw) for b in range(3)]
-        eager_params = [sample(keys[b]) for b in range(3)]
-        for b in range(3):
-            for a, e in zip(jax.tree.leaves(eager_params[b]), jax.tree.leaves(jax.tree.map(lambda v: v[b], params))):
-                np.testing.assert_array_equal(np.asarray(a), np.asarray(e))  # vmapped sampler == eager
+        # vmapped sampler == eager (one key: eager jax.random.beta runs op by op, slowly)
+        for a, e in zip(jax.tree.leaves(sample(keys[1])), jax.tree.leaves(jax.tree.map(lambda v: v[1], params))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
         vx, vt = jax.vmap(lambda x, y, p: kernel(x, y, p, num_classes=4, **kw))(images, labels, params)
         jx, jt = jax.jit(lambda x, y, p: kernel(x, y, p, num_classes=4, **kw))(images[0], labels[0], jax.tree.map(lambda v: v[0], params))
         for b in range(3):
