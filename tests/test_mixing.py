@@ -593,6 +593,34 @@ def test_cutmix_matches_reference_and_invariants(case):
         np.testing.assert_allclose(targets.sum(1), 1.0, rtol=0, atol=1e-6)
 
 
+@given(S.mixup_cutmix_cases())
+def test_mixup_cutmix_matches_reference_and_invariants(case):
+    """Image by image: a CutMix image is its partner inside its box and itself outside; a mixup
+    image is ``x·λ + x'·(1-λ)`` (uint8 within a rounding step); targets are timm's smoothed
+    ``t·λ + t'·(1-λ)`` and sum to 1."""
+    k, p, eps = case["num_classes"], case["params"], case["label_smoothing"]
+    x = case["images"]
+    onehot = _onehot(case["targets"], k)
+    smooth = onehot * (1 - eps) + eps / k
+    tx, tt = TM.mixup_cutmix(images_to_torch(x), torch.from_numpy(case["targets"]), _torch_params(TM.MixupCutmixParams, p), num_classes=k, label_smoothing=eps)
+    jx, jt = _mixup_cutmix_jit(jnp.asarray(x), jnp.asarray(case["targets"]), _jax_params(JM.MixupCutmixParams, p), num_classes=k, label_smoothing=eps)
+    for images, targets in ((nchw_to_nhwc(tx).numpy(), tt.numpy()), (np.asarray(jx), np.asarray(jt))):
+        assert images.dtype == x.dtype and images.shape == x.shape
+        for i in range(x.shape[0]):
+            j, lam = int(p["perm"][i]), np.float64(p["lam"][i])
+            if p["use_cutmix"][i]:
+                want = x[i].copy()
+                t, l, h, w = (int(p[f][i]) for f in ("top", "left", "height", "width"))
+                want[t : t + h, l : l + w] = x[j, t : t + h, l : l + w]
+                np.testing.assert_array_equal(images[i], want)
+            else:
+                want = x[i].astype(np.float64) * lam + x[j].astype(np.float64) * (1 - lam)
+                # uint8: float32 blend rounded half to even; float32: a few ulps of values <= 1
+                np.testing.assert_allclose(images[i], want, rtol=0, atol=0.5 + 1e-4 if x.dtype == np.uint8 else 3e-7)
+            np.testing.assert_allclose(targets[i], smooth[i] * lam + smooth[j] * (1 - lam), rtol=0, atol=3e-7)
+        np.testing.assert_allclose(targets.sum(1), 1.0, rtol=0, atol=1e-6)
+
+
 def test_cutmix_sampler_boxes_are_torchvisions():
     """Box sides and corners of our samplers vs torchvision's ``make_params`` (fixed seeds):
     chi-square tests of homogeneity on the value counts, and the same pairing."""
