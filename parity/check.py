@@ -233,6 +233,14 @@ def _tolerance(atol, rtol, reason) -> tuple[float, float]:
 
 
 def _describe(value, indent: str = "    ") -> str:
+    if isinstance(value, np.ndarray) and value.size > 32:
+        flat = value.reshape(-1)
+        if flat.size and np.all(flat == flat[0]):
+            return f"array of shape {value.shape}, dtype {value.dtype}, every element {flat[0]!r}"
+        return (
+            f"array of shape {value.shape}, dtype {value.dtype}, min {value.min()!r}, max {value.max()!r}"
+            " (hypothesis's \"Falsifying example\" note on the cause prints it in full)"
+        )
     if isinstance(value, np.ndarray):
         with np.printoptions(precision=8, threshold=64, edgeitems=3):
             body = np.array2string(value, separator=", ", prefix=indent)
