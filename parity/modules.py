@@ -1010,7 +1010,7 @@ def module_check(
     import torch
     from hypothesis import strategies as st
 
-    from parity.check import _tolerance
+    from parity.functions import _tolerance
 
     atol, rtol = _tolerance(atol, rtol, reason)
     accept = tuple(accept)
@@ -1139,10 +1139,10 @@ def module_check(
 
 
 def check_module(torch_module, flax_module, *, examples: int | None = None, name: str | None = None, **kwargs):
-    """:func:`module_check` run at once (see :func:`parity.check.run_check`): returns the report,
+    """:func:`module_check` run at once (see :func:`parity.functions.run_check`): returns the report,
     or raises :class:`~parity.registry.ParityError` with the localised diagnosis and the minimal
     input. ``examples`` overrides the active hypothesis profile's number of examples."""
-    from parity.check import run_check
+    from parity.functions import run_check
 
     name = name or f"{type(torch_module).__name__} vs {type(flax_module).__name__}"
     return run_check(module_check(name, torch_module, flax_module, **kwargs), examples=examples)

@@ -285,7 +285,7 @@ def load_checks(module_name: str) -> Registry:
 
     The module (imported by name, e.g. ``"mypkg.parity_checks"``; it must be importable, i.e. on
     ``sys.path``) declares its checks either as ``CHECKS``, a list of :class:`Trick` (built with
-    :func:`parity.check.function_check`, :func:`parity.modules.module_check`,
+    :func:`parity.functions.function_check`, :func:`parity.modules.module_check`,
     :func:`parity.optim_state.optimizer_check` or by hand), or as a function
     ``register(registry)`` that adds them to the registry it is given. ImportError if the module
     cannot be imported, ValueError if it declares neither or no check at all.
