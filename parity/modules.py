@@ -93,7 +93,7 @@ def _canon(tokens) -> str:
     out: list[str] = []
     for t in tokens:
         t = str(t)
-        m = re.fullmatch(r"(.*[^_\d])_(\d+)", t)
+        m = re.fullmatch(r"(.+)_(\d+)", t)
         out.extend([m.group(1), m.group(2)] if m else [t])
     return ".".join(out)
 
