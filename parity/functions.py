@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from parity.convert import images_from_torch, images_to_torch, to_jax, to_numpy, to_torch
-from parity.registry import ParityError, Report, Trick, check_case, given_cases
+from parity.registry import ParityError, Report, Trick, check_case, explain_failure, given_cases
 
 __all__ = ["check", "function_check", "run_check"]
 
@@ -264,7 +264,7 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
 
     def body(case):
         try:
-            err, n = check_case(trick, case)
+            err, n = check_case(trick, case, explain=False)
         except Exception:
             failing["case"] = case  # hypothesis replays the shrunk example last
             raise
@@ -289,7 +289,10 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
     except Exception as exc:
         case = failing.get("case")
         lines = [f"{trick.name}: torch and jax disagree ({trick.tolerance}; {trick.reason or 'exact'})"]
-        lines.append(f"  {type(exc).__name__}: {exc}")
+        message = str(exc)
+        if isinstance(exc, ParityError) and case is not None:
+            message = explain_failure(trick, case, message)
+        lines.append(f"  {type(exc).__name__}: {message}")
         if case is not None:
             lines.append("  minimal counterexample (shrunk by hypothesis):")
             lines += [f"    {k} = {_describe(v)}" for k, v in case.items()]

@@ -36,6 +36,7 @@ __all__ = [
     "load_checks",
     "library_registry",
     "given_cases",
+    "explain_failure",
 ]
 
 Case = Mapping[str, Any]
@@ -135,10 +136,12 @@ def compare_outputs(ours_torch: Outputs, ours_jax: Outputs, *, atol: float, rtol
     return worst, len(ours_torch)
 
 
-def check_case(trick: Trick, case: Case) -> tuple[float, int]:
+def check_case(trick: Trick, case: Case, *, explain: bool = True) -> tuple[float, int]:
     """Run one case through both implementations and compare them (raises :class:`ParityError`).
 
-    When the trick has an ``explain`` hook, its diagnosis of the case is appended to the error.
+    When the trick has an ``explain`` hook (and ``explain``), its diagnosis of the case is
+    appended to the error; the runners below pass ``explain=False`` while hypothesis shrinks and
+    explain the minimal case once (:func:`explain_failure`).
     """
     try:
         ours_torch, ours_jax = trick.run_torch(case), trick.run_jax(case)
@@ -159,13 +162,20 @@ def check_case(trick: Trick, case: Case) -> tuple[float, int]:
             worst, count = max(worst, err), count + n
         return worst, count
     except ParityError as exc:
-        if trick.explain is None:
+        if trick.explain is None or not explain:
             raise
-        try:
-            note = trick.explain(case)
-        except Exception as inner:  # the diagnosis must never hide the disagreement itself
-            note = f"(no diagnosis: {type(inner).__name__}: {inner})"
-        raise ParityError(f"{exc}; {note}" if note else str(exc)) from None
+        raise ParityError(explain_failure(trick, case, str(exc))) from None
+
+
+def explain_failure(trick: Trick, case: Case, message: str) -> str:
+    """``message`` followed by ``trick.explain(case)`` (when the trick has one)."""
+    if trick.explain is None:
+        return message
+    try:
+        note = trick.explain(case)
+    except Exception as inner:  # the diagnosis must never hide the disagreement itself
+        note = f"(no diagnosis: {type(inner).__name__}: {inner})"
+    return f"{message}; {note}" if note else message
 
 
 def given_cases(trick: Trick, body: Callable[[Case], Any]):
@@ -185,9 +195,14 @@ def run_trick(trick: Trick, *, examples: int = 20, seed: int = 0) -> Report:
     from hypothesis import seed as hseed
 
     stats = {"examples": 0, "checks": 0, "err": 0.0}
+    failing: dict = {}
 
     def body(case):
-        err, n = check_case(trick, case)
+        try:
+            err, n = check_case(trick, case, explain=False)
+        except ParityError:
+            failing["case"] = case  # hypothesis replays the shrunk example last
+            raise
         stats["examples"] += 1
         stats["checks"] += n
         stats["err"] = max(stats["err"], err)
@@ -209,7 +224,10 @@ def run_trick(trick: Trick, *, examples: int = 20, seed: int = 0) -> Report:
     try:
         test()
     except Exception as exc:  # a disagreement, or an implementation that crashed
-        failure = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+        message = str(exc)
+        if isinstance(exc, ParityError) and "case" in failing:
+            message = explain_failure(trick, failing["case"], message)
+        failure = f"{type(exc).__name__}: {message}".strip().splitlines()[0][:300]
     return Report(
         name=trick.name,
         group=trick.group,
