@@ -384,3 +384,20 @@ def test_bad_arguments_are_named():
         map_weights(_TorchNamed(), [1, 2])
     with pytest.raises(ValueError, match="reason"):
         check_module(_torch_mlp(), LinenMLP(), variables=_linen_vars(LinenMLP(), (3, 6)), inputs=X_VEC, images=False, atol=1e-5, reason="")
+
+
+def test_a_module_check_in_a_registry_names_the_layer_in_its_table_row():
+    from parity import module_check
+    from parity.registry import run_trick
+
+    lin = LinenMLP(softmax_axis=0)
+    trick = module_check("my_mlp", _torch_mlp(), lin, variables=_linen_vars(lin, (3, 6)), inputs=X_VEC, images=False, **MLP_TOL)
+    report = run_trick(trick, examples=1)
+    assert not report.ok and "at the input of 'mix'" in report.failure
+
+
+def test_checking_an_nnx_module_leaves_it_untouched():
+    model = NnxCNN(nnx.Rngs(0))
+    before = np.asarray(model.conv1.kernel.get_value()).copy()
+    check_module(_torch_cnn(), model, train_arg=None, inputs=X_IMG, accept=["biased_running_var"], **CNN_TOL)
+    np.testing.assert_array_equal(np.asarray(model.conv1.kernel.get_value()), before)
