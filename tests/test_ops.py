@@ -514,3 +514,19 @@ def test_float16_geometric_ops_torch_equals_jax(op, tv_name):
         t = images_from_torch(T.__dict__[op](x, m, fill=0.5))
         j = np.asarray(getattr(J, op)(xj, m, fill=0.5))
         assert np.array_equal(t, j), m
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients (torch, float images)
+# --------------------------------------------------------------------------------------------
+
+
+def test_torch_sharpness_backpropagates():
+    """``sharpness`` (and the other blends) are differentiable in float images: float64 gradcheck
+    against finite differences, away from the clamp at 0 and 1."""
+    g = torch.Generator().manual_seed(0)
+    x = (0.3 + 0.4 * torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)).requires_grad_()
+    m = torch.tensor([0.5, -0.3], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: T.sharpness(a, m), (x,))
+    for op in ("brightness", "color", "contrast"):
+        assert torch.autograd.gradcheck(lambda a: getattr(T, op)(a, m), (x,)), op
