@@ -530,3 +530,34 @@ def test_torch_sharpness_backpropagates():
     assert torch.autograd.gradcheck(lambda a: T.sharpness(a, m), (x,))
     for op in ("brightness", "color", "contrast"):
         assert torch.autograd.gradcheck(lambda a: getattr(T, op)(a, m), (x,)), op
+
+
+@pytest.mark.parametrize("op,tv_name", [("shear_x", "ShearX"), ("shear_y", "ShearY")])
+def test_jax_geometric_under_jit_with_python_numbers_equals_eager_and_torch(op, tv_name):
+    """Inside a user's ``jit`` a Python-number magnitude makes the matrix a compile-time constant.
+    XLA then folded the grid's arithmetic with other roundings (hundreds of pixels on 32×32 at
+    the bins ±0.0667 and ±0.2); the warp now reads the matrix as a run-time value, so jit, eager
+    and torch agree."""
+    import jax
+
+    rng = np.random.default_rng(7)
+    for h, w in [(8, 12), (32, 32)]:
+        x = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        xj, xt = images_to_jax(x), images_to_torch(x)
+        bins = magnitude_bins(tv_name, h, w)
+        for m in [v for b in bins[1:] for v in (b, -b)]:
+            eager = np.asarray(getattr(J, op)(xj, m))
+            jitted = np.asarray(jax.jit(lambda a: getattr(J, op)(a, m))(xj))
+            assert np.array_equal(eager, images_from_torch(getattr(T, op)(xt, m))), (h, w, m)
+            assert np.array_equal(jitted, eager), (h, w, m)
+
+
+def test_jax_rotate_and_translate_under_jit_with_python_numbers_equal_eager():
+    import jax
+
+    x = images_to_jax(np.random.default_rng(8).integers(0, 256, (2, 13, 17, 3), dtype=np.uint8))
+    for op, values in (("rotate", (3.3333332538604736, -20.0, 26.666667938232422)), ("translate_x", (4.5, -7.25))):
+        for m in values:
+            eager = np.asarray(getattr(J, op)(x, m, fill=(1, 2, 3)))
+            jitted = np.asarray(jax.jit(lambda a: getattr(J, op)(a, m, fill=(1, 2, 3)))(x))
+            assert np.array_equal(jitted, eager), (op, m)
