@@ -21,8 +21,11 @@ float32-only double-float trigonometry that rounds like float64 except within ~2
 rounding midpoint (see :func:`rotate`). :func:`jax_impl.autoaugment` does not have this problem:
 its matrices come from a host cache of the discrete AutoAugment magnitudes.
 
-Value checks (float images in [0, 1], magnitude ranges) apply to concrete values; traced values
-inside ``jit``/``vmap`` are not checked.
+Eager calls and calls inside a user's ``jit`` run the same compiled kernels on the same matrix
+(a matrix from Python numbers stays a run-time value, :func:`jax_impl.exact.run_time`), so they
+give the same bytes. Value checks (float images in [0, 1], finite magnitudes, integer ``bits``,
+ranges) apply to concrete values, Python numbers included; traced values inside ``jit``/``vmap``
+are not checked.
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
