@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_record, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
 
@@ -78,8 +78,7 @@ def _check_fill(fill, dtype) -> float:
 
 
 def _check_params(images, params) -> None:
-    if not isinstance(params, CutoutParams):
-        raise TypeError(f"`params` must be a CutoutParams, got {type(params).__name__}")
+    check_record("params", params, CutoutParams)
     for name, t in (("params.cy", params.cy), ("params.cx", params.cx)):
         check_ndim(name, t, 2, "[N, n_holes]")
         if not jnp.issubdtype(t.dtype, jnp.integer):
@@ -287,8 +286,7 @@ def _sample_random_erasing(key, n: int, height: int, width: int, c: int, args) -
 
 def _check_erasing_params(images, params) -> None:
     n, height, width, c = images.shape
-    if not isinstance(params, RandomErasingParams):
-        raise TypeError(f"`params` must be a RandomErasingParams, got {type(params).__name__}")
+    check_record("params", params, RandomErasingParams)
     shape = None
     for name in ("top", "left", "height", "width"):
         t = getattr(params, name)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_floating, check_images, check_labels, is_concrete
+from jax_impl._checks import check_floating, check_images, check_labels, check_record, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter, check_mixup_cutmix_args, minmax_cut_range
 
@@ -138,8 +138,7 @@ def mixup(images, targets, params: MixupParams, *, num_classes: int | None = Non
     n, _, _, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
-    if not isinstance(params, MixupParams):
-        raise TypeError(f"`params` must be a MixupParams, got {type(params).__name__}")
+    check_record("params", params, MixupParams)
     lam, perm = params
     if not hasattr(lam, "dtype") or not jnp.issubdtype(lam.dtype, jnp.floating):
         raise TypeError("`params.lam` must be a floating array")
@@ -270,8 +269,7 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
     n, height, width, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
-    if not isinstance(params, RicapParams):
-        raise TypeError(f"`params` must be a RicapParams, got {type(params).__name__}")
+    check_record("params", params, RicapParams)
     sr, sc, perms, top, left = params
     for name, v in (("params.split_row", sr), ("params.split_col", sc)):
         if not hasattr(v, "dtype") or v.ndim != 0 or not jnp.issubdtype(v.dtype, jnp.integer):
@@ -436,8 +434,7 @@ def cutmix(images, targets, params: CutMixParams, *, num_classes: int | None = N
     n, height, width, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
-    if not isinstance(params, CutMixParams):
-        raise TypeError(f"`params` must be a CutMixParams, got {type(params).__name__}")
+    check_record("params", params, CutMixParams)
     top, left, bh, bw = _check_boxes(params, n, height, width)
     _check_index("params.perm", params.perm, (n,), n)
     perm = jnp.asarray(params.perm, jnp.int32)
@@ -612,8 +609,7 @@ def mixup_cutmix(images, targets, params: MixupCutmixParams, *, num_classes: int
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
     eps = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    if not isinstance(params, MixupCutmixParams):
-        raise TypeError(f"`params` must be a MixupCutmixParams, got {type(params).__name__}")
+    check_record("params", params, MixupCutmixParams)
     lam, use_cutmix = params.lam, params.use_cutmix
     if not hasattr(lam, "dtype") or not jnp.issubdtype(lam.dtype, jnp.floating) or tuple(lam.shape) != (n,):
         raise TypeError(f"`params.lam` must be a floating array of shape ({n},)")

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl import kernels
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_not_torch, is_concrete
 from twintricks.checks import check_ndim
 
 __all__ = [
@@ -81,6 +81,7 @@ def _per_image(name: str, value, n: int, *, integer: bool = False):
     """``value`` as ``[N]``: a float64 (``integer``: int64) NumPy array when concrete, else a traced
     float32/int32 array. Concrete values must be finite (and integers if ``integer``): a ValueError
     naming ``name`` otherwise; traced values (inside ``jit``/``vmap``) are not checked."""
+    check_not_torch(name, value)
     if isinstance(value, bool) or (not hasattr(value, "shape") and not isinstance(value, numbers.Real)):
         raise TypeError(f"`{name}` must be a number or an array [N], got {type(value).__name__}")
     if hasattr(value, "dtype") and (value.dtype == bool or jnp.issubdtype(value.dtype, jnp.complexfloating)):
