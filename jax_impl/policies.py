@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl import kernels
+from jax_impl import exact, kernels
 from jax_impl._checks import check_images, is_concrete
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
@@ -260,7 +260,7 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
     if any(name in slot_ops for name in GEOMETRIC_OPS):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in GEOMETRIC_OPS]))
         # The grid's split products for every image once, outside the per-pixel loop body.
-        terms = kernels.grid_terms(theta, h, w, kernels.grid_dtype(images))
+        terms = kernels.grid_terms(exact.run_time(theta, images), h, w, kernels.grid_dtype(images))
         candidates.append((is_geo, lambda x, *t: kernels.warp_nearest(x, t, fill=fill), terms))
     if not kernels.is_float(images) and any(name in slot_ops for name in LUT_OPS):
         # uint8: every pixel-wise op through one LUT lookup (LUTs built for the whole batch,

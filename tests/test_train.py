@@ -32,7 +32,7 @@ from twintricks.datasets import load_digits
 from twintricks.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twintricks.recipe import TrainConfig, fit
 
-ARCHIVE = Path("/work/shared/data/cifar10-jpeg.tar.gz")
+from conftest import CIFAR10_ARCHIVE as ARCHIVE
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
+from twintricks.models import MODELS
 from twintricks.policies import POLICY_NAMES
 
 __all__ = [
@@ -247,7 +248,14 @@ TRICKS: tuple[Trick, ...] = (
         stage="loss",
         stream=None,
         options=(
-            Option("teacher", None, "checkpoint of a trained teacher (either backend)", type=str, metavar="CKPT"),
+            Option("teacher", None, "a trained teacher: a twintricks checkpoint (either backend), a safetensors "
+                   "file of a torch state_dict, or a torch state_dict file (read with weights_only=True)",
+                   type=str, metavar="FILE"),
+            Option("teacher_model", None, "the teacher's model when --teacher is a state_dict (default: read off "
+                   "the weights; a checkpoint names its own)", type=str, check=optional(choice(MODELS)),
+                   metavar="MODEL", choices=MODELS),
+            Option("teacher_width", None, "the teacher's base width when --teacher is a state_dict (default: read "
+                   "off the weights)", type=int, check=optional(integer(low=1)), metavar="W"),
             Option("kd_temperature", 4.0, "distillation temperature", check=real(low=0.0, low_inclusive=False), metavar="T"),
             Option("kd_alpha", 0.9, "weight of the distillation term (1 - A on the cross-entropy)",
                    check=real(low=0.0, high=1.0), metavar="A"),

@@ -153,10 +153,13 @@ def _load_data(config):
     if config.dataset == "cifar10" and config.download:
         if config.data_dir is None:
             raise SystemExit("twintricks train: --download needs --data-dir")
-        import torchvision  # lazily: the only code path that may use the network
+        # lazily: the only code path that may use the network. torchvision only fetches and
+        # checks the archive (MD5); twintricks.datasets reads the batches without unpickling code.
+        from torchvision.datasets import CIFAR10
+        from torchvision.datasets.utils import download_and_extract_archive
 
-        torchvision.datasets.CIFAR10(config.data_dir, train=True, download=True)
-        torchvision.datasets.CIFAR10(config.data_dir, train=False, download=True)
+        if not os.path.isdir(os.path.join(config.data_dir, CIFAR10.base_folder)):
+            download_and_extract_archive(CIFAR10.url, config.data_dir, filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
     try:
         return load_dataset(config.dataset, config.data_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -411,7 +414,10 @@ def run(args) -> int:
     else:
         from jax_impl.train import train
     try:
-        teacher = load_teacher(config.teacher, config.backend, dataset.num_classes) if config.teacher else None
+        teacher = load_teacher(
+            config.teacher, config.backend, dataset.num_classes, model=config.teacher_model,
+            width=config.teacher_width, in_channels=dataset.image_shape[2],
+        ) if config.teacher else None
         summary = train(config, dataset, out=config.out, teacher=teacher)
     except stops as exc:
         raise SystemExit(f"twintricks train: {exc}") from None
