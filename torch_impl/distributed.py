@@ -161,9 +161,13 @@ def init(device=None, *, backend: str | None = None, timeout_s: float | None = N
 
 
 def shutdown(ctx: Context | None = None) -> None:
-    """Leave the process group (a no-op for one process)."""
+    """Leave the process group (a no-op for one process), after every rank has got here (a rank
+    that tears down its group while a peer still talks to it can abort both)."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 @contextlib.contextmanager
