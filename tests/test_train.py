@@ -267,6 +267,20 @@ def test_cutmix_and_random_erasing_options():
         config_from_args(parser.parse_args(["train", "--random-erasing", "1.5"]))
 
 
+def test_a_checkpoint_older_than_an_option_resumes_with_its_default():
+    """A checkpoint written before an option existed records no value for it: it ran with the
+    default (trick off), so it resumes a run at the default and is refused for another value."""
+    from twintricks.checkpoint import check_resume_compatible
+
+    old = TrainConfig(mixup=0.4).to_dict()
+    for name in ("cutmix", "cutmix_minmax", "mix_prob", "mix_switch_prob", "mix_mode", "random_erasing",
+                 "random_erasing_mode", "random_erasing_count"):
+        del old[name]
+    check_resume_compatible({"framework": "jax", "config": old}, TrainConfig(mixup=0.4), "jax")
+    with pytest.raises(CheckpointError, match="cutmix: checkpoint 0.0 vs now 1.0"):
+        check_resume_compatible({"framework": "jax", "config": old}, TrainConfig(mixup=0.4, cutmix=1.0), "jax")
+
+
 def test_step_parity_distillation(tiny):
     """A frozen teacher (a resnet18, converted) gives the same distillation step in both frameworks."""
     torch.manual_seed(0)
