@@ -67,6 +67,7 @@ def torch_batchnorm(out):
     result["counts"] = float(td.all_reduce_sum(torch.tensor(float(ctx.rank + 1)), ctx))
     if ctx.is_main:
         _write(out, result)
+    del model, ddp  # the DDP modules go before their process group
     td.shutdown(ctx)
 
 
@@ -265,6 +266,7 @@ def torch_trajectory(out):
     if ctx.is_main:
         _write(out, {"losses": losses, "eval": ev, "world": trainer.world})
         np.savez(out + ".npz", **{k: v.detach().numpy() for k, v in trainer.model.state_dict().items()})
+    del trainer  # the DDP module goes before its process group
     td.shutdown(ctx)
 
 
@@ -342,6 +344,7 @@ def torch_step_parity(out):
     if ctx.is_main:
         np.savez(out + ".npz", **arrays)
         _write(out, {"losses": losses, "records": records, "world": trainer.world})
+    del trainer  # the DDP module goes before its process group
     td.shutdown(ctx)
 
 

@@ -162,8 +162,16 @@ def init(device=None, *, backend: str | None = None, timeout_s: float | None = N
 
 def shutdown(ctx: Context | None = None) -> None:
     """Leave the process group (a no-op for one process), after every rank has got here (a rank
-    that tears down its group while a peer still talks to it can abort both)."""
+    that tears down its group while a peer still talks to it can abort both).
+
+    Drop the ``DistributedDataParallel`` module (the trainer) first: its reducer's threads must
+    not outlive the group (the process then aborts at exit with "terminate called without an
+    active exception"); unreachable ones are collected here.
+    """
     if dist.is_available() and dist.is_initialized():
+        import gc
+
+        gc.collect()
         try:
             dist.barrier()
         finally:
