@@ -1,5 +1,5 @@
 """A lower bound for batched per-image AutoAugment built from torch's own kernels, against 10×
-torchvision applying ``AutoAugment`` image by image (the issue's CPU goal).
+torchvision applying ``AutoAugment`` image by image (the CPU target).
 
 Each image's geometric operation (ShearX/Y, TranslateX/Y, Rotate) must read every pixel through a
 per-pixel source index, and each Equalize must histogram every pixel and then look every pixel up
@@ -16,9 +16,7 @@ import time
 import torch
 from torchvision.transforms import AutoAugmentPolicy, v2
 
-from torch_impl.autoaugment import POLICIES
-
-GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+from twintricks.policies import GEOMETRIC_OPS, POLICIES
 
 
 def median_seconds(fn, reps: int = 15) -> float:
@@ -38,7 +36,7 @@ def expected_passes(policy: str) -> float:
     total = 0.0
     for sub in subs:
         for op, prob, _ in sub:
-            total += prob * (1 if op in GEOMETRIC else 2 if op == "Equalize" else 0)
+            total += prob * (1 if op in GEOMETRIC_OPS else 2 if op == "Equalize" else 0)
     return total / len(subs)
 
 

@@ -36,13 +36,13 @@ from jax_impl.cropping import (
     hflip,
     random_resized_crop_flip,
 )
-from jax_impl.autoaugment import (
-    POLICIES,
-    OPS,
+from jax_impl.policies import (
     AutoAugmentParams,
     sample_autoaugment_params,
+    autoaugment,
     random_autoaugment,
 )
+from twintricks.policies import OPS, POLICIES
 from jax_impl.optim import (
     ScaleByAdaBoundState,
     scale_by_adabound,
@@ -80,6 +80,7 @@ __all__ = [
     "OPS",
     "AutoAugmentParams",
     "sample_autoaugment_params",
+    "autoaugment",
     "random_autoaugment",
     "ScaleByAdaBoundState",
     "scale_by_adabound",

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from twintricks.checks import check_choice, check_int
+from twintricks.models import DEFAULT_WIDTHS, MODELS
 
 __all__ = [
     "MODELS",
@@ -50,8 +51,6 @@ __all__ = [
     "init_model",
 ]
 
-MODELS = ("fastnet", "resnet18")
-DEFAULT_WIDTHS = {"fastnet": 32, "resnet18": 64}
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
 

@@ -4,16 +4,18 @@ backward and the optax update, with the training state donated.
 :class:`Trainer` keeps the data on the device (:mod:`jax_impl.data`), a flax linen model
 (:mod:`jax_impl.models`) and a state pytree ``{"params", "batch_stats", "opt_state", "key",
 "step"}``. The jitted epoch step (``donate_argnums`` on the state) cuts batch ``i`` of the
-epoch's permutation out of the device-resident uint8 data, splits the state's key, draws the
-step's trick parameters (:meth:`Trainer.sample_aug`) and runs :meth:`Trainer.apply_step`: random
-resized crop + flip and AutoAugment on uint8, ``x/255`` normalised by the channel mean/std,
-Cutout (fill 0 = the mean), label smoothing, mixup or RICAP (soft targets), the forward pass
-(``bfloat16`` compute optional), cross-entropy (plus Hinton distillation against a frozen
-teacher's logits on the same images), the gradient, and the optax update: SGD with Nesterov
-momentum and coupled weight decay (``add_decayed_weights`` then ``sgd``, which is
-``torch.optim.SGD``'s order), ``optax.adamw``, or :func:`jax_impl.optim.adabound` / ``amsbound``
-/ ``adaboundw``; the learning rate is read from the same per-step table as torch's
-(:func:`twintricks.recipe.lr_table`).
+epoch's permutation out of the device-resident uint8 data, splits the state's key into the next
+key and the step's key, draws the step's trick parameters (:meth:`Trainer.sample_aug`: each
+enabled trick of :data:`twintricks.tricks.TRICKS` from the step's key folded with the trick's
+stream id, with its sampler from :data:`TRICK_IMPLS`) and runs :meth:`Trainer.apply_step`: the
+enabled tricks' kernels in the recipe's order (:meth:`Trainer.augment`: crop + flip and
+AutoAugment on uint8, ``x/255`` normalised by the channel mean/std, Cutout with fill 0 = the
+mean, label smoothing, mixup or RICAP), the forward pass (``bfloat16`` compute optional),
+cross-entropy (plus Hinton distillation against a frozen teacher's logits on the same images),
+the gradient, and the optax update: SGD with Nesterov momentum and coupled weight decay
+(``add_decayed_weights`` then ``sgd``, which is ``torch.optim.SGD``'s order), ``optax.adamw``, or
+:func:`jax_impl.optim.adabound` / ``amsbound`` / ``adaboundw``; the learning rate is read from
+the same per-step table as torch's (:func:`twintricks.recipe.lr_table`).
 
 The sampling and the deterministic part are separate functions, so the step-parity tests feed
 one trick-parameter record to both frameworks through :meth:`Trainer.train_step`.
@@ -23,14 +25,16 @@ padded; the step compiles once (a second compile would show in ``compile_s``).
 
 Determinism: all randomness comes from ``jax.random.key(seed)`` (model initialisation from a
 split of it); the state holds the key, so a run resumed from an epoch checkpoint ends
-bit-identical to an uninterrupted one.
+bit-identical to an uninterrupted one. Each trick's draws depend only on the step's key and the
+trick's fixed stream id, so enabling one trick never changes another's.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
+import re
 import time
-from typing import Any
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,23 +43,116 @@ import optax
 
 from jax_impl import data as jdata
 from jax_impl import models as jmodels
-from twintricks.datasets import channel_stats
+from jax_impl.policies import autoaugment, sample_autoaugment_params
+from jax_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
+from jax_impl.erasing import cutout, sample_cutout_params
+from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
+from jax_impl.mixing import mixup, ricap, sample_mixup_params, sample_ricap_params
+from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
-from twintricks.recipe import TrainConfig, fit, lr_table, required_tricks
+from twintricks.datasets import channel_stats
+from twintricks.recipe import TrainConfig, fit, lr_table
+from twintricks.tricks import STAGES
 
-__all__ = ["Trainer", "build_optimizer", "train", "TrickUnavailableError"]
-
-
-class TrickUnavailableError(RuntimeError):
-    """A trick was requested whose implementation is not (yet) in :mod:`jax_impl`."""
+__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
-def _trick(module_name: str, name: str, flag: str):
-    mod = importlib.import_module(f"jax_impl.{module_name}")
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise TrickUnavailableError(f"{flag} needs jax_impl.{module_name}.{name}, which is not available in this version")
-    return fn
+# ----------------------------------------------------------------------------- the tricks
+
+
+class TrickImpl(NamedTuple):
+    """How jax_impl runs one trick of :data:`twintricks.tricks.TRICKS`.
+
+    ``sample(key, batch_size, trainer)`` draws the step's parameters (a params record, or a tuple
+    of them) from the trick's key; ``apply(x, targets, params, trainer)`` returns the new
+    ``(x, targets)``. ``None``: the trick draws nothing / is not applied to the batch (it acts in
+    :meth:`Trainer.criterion`).
+    """
+
+    sample: Callable | None = None
+    apply: Callable | None = None
+
+
+def _num_classes(targets, trainer):
+    """Integer labels are one-hot encoded by the mixing kernels; soft targets are taken as they are."""
+    return None if targets.ndim == 2 else trainer.num_classes
+
+
+def _sample_crop_flip(key, n, trainer):
+    k_crop, k_flip = jax.random.split(key)
+    crop = sample_resized_crop_params(k_crop, n, trainer.image_size, scale=trainer.config.crop_scale)
+    return crop, sample_flip_params(k_flip, n)
+
+
+def _smooth_targets(x, targets, params, trainer):
+    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
+        return x, targets
+    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
+
+
+#: trick name → its sampler and kernel here (one entry per :data:`twintricks.tricks.TRICKS` entry).
+TRICK_IMPLS: dict[str, TrickImpl] = {
+    "crop_flip": TrickImpl(
+        _sample_crop_flip,
+        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
+    ),
+    "autoaugment": TrickImpl(
+        lambda key, n, tr: sample_autoaugment_params(key, n, policy=tr.config.autoaugment),
+        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
+    ),
+    "cutout": TrickImpl(
+        lambda key, n, tr: sample_cutout_params(key, n, tr.image_size, n_holes=tr.config.cutout_holes),
+        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
+    ),
+    "label_smoothing": TrickImpl(None, _smooth_targets),
+    "mixup": TrickImpl(
+        lambda key, n, tr: sample_mixup_params(key, n, alpha=tr.config.mixup),
+        lambda x, y, p, tr: mixup(x, y, p, num_classes=_num_classes(y, tr)),
+    ),
+    "ricap": TrickImpl(
+        lambda key, n, tr: sample_ricap_params(key, n, tr.image_size, beta=tr.config.ricap),
+        lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
+    ),
+    "distillation": TrickImpl(),
+}
+
+_ADABOUND = {"adabound": adabound, "amsbound": amsbound, "adaboundw": adaboundw}
+
+
+_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+
+def resolve_device(name=None):
+    """The ``jax.Device`` named ``name``: ``"cpu"``, ``"gpu"`` (or ``"cuda"``/``"rocm"``),
+    ``"tpu"``, optionally with ``":N"`` (the N-th of that platform); a ``jax.Device`` is returned
+    as it is; ``None``: jax's first device.
+
+    Raises ``ValueError`` naming ``device`` for another name, or a platform or index this machine
+    does not have.
+    """
+    if name is None:
+        return jax.devices()[0]
+    if not isinstance(name, str):
+        return name
+    kind, _, index = name.partition(":")
+    platform = _PLATFORMS.get(kind.lower())
+    if platform is None or (index and not index.isdigit()):
+        raise ValueError(f"`device` must be 'cpu', 'gpu' (or 'cuda'), 'tpu', optionally with ':N', got {name!r}")
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        have = sorted({d.platform for d in jax.devices()})
+        raise ValueError(f"`device` {name!r}: jax has no {platform} device on this machine (it has {have})") from None
+    i = int(index or 0)
+    if i >= len(devices):
+        raise ValueError(f"`device` {name!r}: jax sees {len(devices)} {platform} device(s)")
+    return devices[i]
+
+
+def _xla_threads() -> int | None:
+    """The intra-op thread count requested in ``XLA_FLAGS`` (None: XLA's default)."""
+    m = re.search(r"intra_op_parallelism_threads=(\d+)", os.environ.get("XLA_FLAGS", ""))
+    return int(m.group(1)) if m else None
 
 
 def build_optimizer(config: TrainConfig, schedule) -> optax.GradientTransformation:
@@ -69,8 +166,7 @@ def build_optimizer(config: TrainConfig, schedule) -> optax.GradientTransformati
         )
     if config.optimizer == "adamw":
         return optax.adamw(schedule, weight_decay=wd)
-    fn = _trick("optim", config.optimizer, f"--optimizer {config.optimizer}")
-    return fn(schedule, final_lr=config.final_lr, gamma=config.adabound_gamma, weight_decay=wd)
+    return _ADABOUND[config.optimizer](schedule, final_lr=config.final_lr, gamma=config.adabound_gamma, weight_decay=wd)
 
 
 class Trainer:
@@ -79,7 +175,8 @@ class Trainer:
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
         dataset: a :class:`twintricks.datasets.ImageDataset`.
-        device: a ``jax.Device`` (default: the first one).
+        device: a ``jax.Device`` or a name (:func:`resolve_device`); default ``config.device``, else
+            jax's first device.
         teacher: optional ``(model_name, width, variables)`` of a trained teacher (linen
             variables, e.g. converted from a torch checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
@@ -89,7 +186,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
         self.config = config
-        self.device = device or jax.devices()[0]
+        self.device = resolve_device(device if device is not None else config.device)
+        self.threads = _xla_threads()
         self.device_name = f"{self.device.platform}:{getattr(self.device, 'device_kind', '')}"
         self.data = jdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes
@@ -110,7 +208,14 @@ class Trainer:
             name, width, variables = teacher
             self.teacher_model = jmodels.create_model(name, self.num_classes, width=width, dtype=dtype)
             self.teacher_vars = jax.tree_util.tree_map(jnp.asarray, variables)
-        self._check_tricks()
+        self.tricks = config.enabled_tricks()
+        self.soft_targets = config.soft_targets()
+        self._sampled = [t for t in self.tricks if TRICK_IMPLS[t.name].sample is not None]
+        normalise = STAGES.index("normalise")
+        self._uint8_stage = [(t.name, TRICK_IMPLS[t.name].apply) for t in self.tricks
+                             if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) < normalise]
+        self._float_stage = [(t.name, TRICK_IMPLS[t.name].apply) for t in self.tricks
+                             if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) > normalise]
         key = jax.random.key(config.seed)
         init_key, run_key = jax.random.split(key)
         variables = jmodels.init_model(self.model, init_key, dataset.image_shape)
@@ -131,67 +236,37 @@ class Trainer:
 
     # ------------------------------------------------------------------ tricks
 
-    def _check_tricks(self) -> None:
-        """Resolve every requested trick now, so a missing one fails before training starts."""
-        teacher = self.teacher_model is not None
-        self._fn: dict[str, Any] = {n: _trick(m, n, flag) for m, n, flag in required_tricks(self.config, teacher=teacher)}
-
     def sample_aug(self, key, batch_size: int | None = None) -> dict:
-        """Draw one step's trick parameters from ``key`` (a dict of NamedTuples; jittable)."""
-        c, f = self.config, self._fn
-        n = batch_size or c.batch_size
-        k_crop, k_flip, k_aa, k_cut, k_mix = jax.random.split(key, 5)
-        aug: dict = {}
-        if c.crop_flip:
-            aug["crop"] = f["sample_resized_crop_params"](k_crop, n, self.image_size, scale=c.crop_scale)
-            aug["flip"] = f["sample_flip_params"](k_flip, n)
-        if c.autoaugment:
-            aug["autoaugment"] = f["sample_autoaugment_params"](k_aa, n, policy=c.autoaugment)
-        if c.cutout > 0:
-            aug["cutout"] = f["sample_cutout_params"](k_cut, n, self.image_size, n_holes=c.cutout_holes)
-        if c.mixup > 0:
-            aug["mixup"] = f["sample_mixup_params"](k_mix, n, alpha=c.mixup)
-        if c.ricap > 0:
-            aug["ricap"] = f["sample_ricap_params"](k_mix, n, self.image_size, beta=c.ricap)
-        return aug
+        """Draw one step's trick parameters from the step's ``key``: ``{trick name: params}`` for
+        every enabled trick that draws, each from ``jax.random.fold_in(key, trick.stream)``
+        (jittable)."""
+        n = batch_size or self.config.batch_size
+        return {t.name: TRICK_IMPLS[t.name].sample(jax.random.fold_in(key, t.stream), n, self) for t in self._sampled}
 
     def augment(self, images, labels, aug: dict):
-        """uint8 ``[B, H, W, C]`` batch → (normalised float images, targets) with the step's tricks
-        (the same order and rules as :meth:`torch_impl.train.Trainer.augment`)."""
-        c, f = self.config, self._fn
-        x = images
-        if "crop" in aug:
-            x = f["resized_crop"](x, aug["crop"], size=self.image_size, flip=aug["flip"])
-        if "autoaugment" in aug:
-            x = f["autoaugment"](x, aug["autoaugment"], policy=c.autoaugment)
+        """uint8 ``[B, H, W, C]`` batch → (normalised float images, targets): the enabled tricks'
+        kernels in the recipe's order (as :meth:`torch_impl.train.Trainer.augment`)."""
+        x, targets = images, labels
+        for name, apply in self._uint8_stage:
+            x, targets = apply(x, targets, aug.get(name), self)
         x = (x.astype(jnp.float32) / 255.0 - self.mean) / self.std
-        if "cutout" in aug:
-            x = f["cutout"](x, aug["cutout"], length=c.cutout)
-        targets = labels
-        if "mixup" in aug or "ricap" in aug:
-            if c.label_smoothing > 0:
-                targets, k = f["smooth_labels"](labels, self.num_classes, c.label_smoothing), None
-            else:
-                k = self.num_classes
-            if "mixup" in aug:
-                x, targets = f["mixup"](x, targets, aug["mixup"], num_classes=k)
-            else:
-                x, targets = f["ricap"](x, targets, aug["ricap"], num_classes=k)
+        for name, apply in self._float_stage:
+            x, targets = apply(x, targets, aug.get(name), self)
         return x, targets
 
     def criterion(self, logits, targets, teacher_logits=None):
         """Cross-entropy (plain, label-smoothed, or against soft targets) plus distillation."""
-        c, f = self.config, self._fn
+        c = self.config
         logits = logits.astype(jnp.float32)
         if targets.ndim == 2:
-            ce = f["soft_target_cross_entropy"](logits, targets)
+            ce = soft_target_cross_entropy(logits, targets)
         elif c.label_smoothing > 0:
-            ce = f["label_smoothing_cross_entropy"](logits, targets, smoothing=c.label_smoothing)
+            ce = label_smoothing_cross_entropy(logits, targets, smoothing=c.label_smoothing)
         else:
             ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
         if teacher_logits is None:
             return ce
-        kd = f["distillation_loss"](logits, teacher_logits.astype(jnp.float32), temperature=c.kd_temperature)
+        kd = distillation_loss(logits, teacher_logits.astype(jnp.float32), temperature=c.kd_temperature)
         return c.kd_alpha * kd + (1.0 - c.kd_alpha) * ce
 
     # ------------------------------------------------------------------ steps

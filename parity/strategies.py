@@ -18,6 +18,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from twintricks.policies import OP_FUNCTIONS, OP_KINDS, OPS, POLICIES, POLICY_NAMES, magnitude_bins
+
 __all__ = [
     "seeds",
     "torch_generators",
@@ -460,23 +462,8 @@ __all__ += [
     "autoaugment_policy_cases",
 ]
 
-#: registry op name -> (torchvision / policy name, kind of per-image argument)
-AUTOAUGMENT_OPS = {
-    "shear_x": ("ShearX", "geometric"),
-    "shear_y": ("ShearY", "geometric"),
-    "translate_x": ("TranslateX", "geometric"),
-    "translate_y": ("TranslateY", "geometric"),
-    "rotate": ("Rotate", "geometric"),
-    "brightness": ("Brightness", "enhance"),
-    "color": ("Color", "enhance"),
-    "contrast": ("Contrast", "enhance"),
-    "sharpness": ("Sharpness", "enhance"),
-    "posterize": ("Posterize", "bits"),
-    "solarize": ("Solarize", "threshold"),
-    "autocontrast": ("AutoContrast", None),
-    "equalize": ("Equalize", None),
-    "invert": ("Invert", None),
-}
+#: registry op name (the backends' function) -> (torchvision / policy name, kind of per-image argument)
+AUTOAUGMENT_OPS = {OP_FUNCTIONS[op]: (op, OP_KINDS[op]) for op in OPS}
 
 # A few fixed NHWC shapes (odd and even sides, 1 and 3 channels, 1-pixel and <= 2-pixel sides):
 # every new shape is a new XLA compilation on the jax side.
@@ -505,8 +492,6 @@ def op_magnitudes(draw, op: str, n: int, height: int, width: int):
     angle in [-360, 360], enhance magnitude in [-1, 1]; Posterize bits in [0, 8] (int64);
     Solarize threshold in [0, 1].
     """
-    from torch_impl.autoaugment import magnitude_bins  # pure Python, shared by both packages
-
     bins = magnitude_bins(op, height, width)
     signed = op not in ("Posterize", "Solarize")
     if op == "Posterize":
@@ -546,8 +531,6 @@ def autoaugment_op_cases(draw, op: str, *, dtype=np.uint8, shapes=AUTOAUGMENT_OP
 def autoaugment_params(draw, n: int, policy: str):
     """An AutoAugment parameter record as a dict: ``sub_policy`` ``[N]`` int64 in [0, 25),
     ``apply`` and ``negate`` ``[N, 2]`` bool (any combination, whatever the policy's p)."""
-    from torch_impl.autoaugment import POLICIES
-
     return dict(
         sub_policy=draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, len(POLICIES[policy]) - 1))),
         apply=draw(hnp.arrays(np.bool_, (n, 2))),
@@ -559,6 +542,6 @@ def autoaugment_params(draw, n: int, policy: str):
 def autoaugment_policy_cases(draw, policy: str | None = None, *, dtype=np.uint8, shape=AUTOAUGMENT_POLICY_SHAPE):
     """A whole-policy case: ``images`` NHWC, ``params`` (see :func:`autoaugment_params`),
     ``policy`` (drawn when None) and ``fill`` 0 (fill is covered by the per-op cases)."""
-    policy = draw(st.sampled_from(["imagenet", "cifar10", "svhn"])) if policy is None else policy
+    policy = draw(st.sampled_from(POLICY_NAMES)) if policy is None else policy
     images = draw(image_batches(dtype=dtype, shape=shape))
     return dict(images=images, params=draw(autoaugment_params(images.shape[0], policy)), policy=policy, fill=0)

@@ -12,6 +12,7 @@ Tests never set ``max_examples`` themselves; they may scale it for an expensive 
 """
 
 import os
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
@@ -25,3 +26,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 def slow_scale() -> float:
     """Size factor for tests marked ``slow``: CI runs them reduced (TWINTRICKS_SLOW_SCALE, default 0.1)."""
     return float(os.environ.get("TWINTRICKS_SLOW_SCALE", "0.1"))
+
+
+#: The CIFAR-10 JPEG archive beside the checkout (``../shared/data``), or ``TWINTRICKS_CIFAR10``.
+CIFAR10_ARCHIVE = Path(
+    os.environ.get("TWINTRICKS_CIFAR10", Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
+)

@@ -148,6 +148,19 @@ def test_every_row_has_a_case():
         assert {c.impl for c in cases if c.trick == t} >= {"torch_impl eager", "torch_impl compile", "jax_impl jit"}
 
 
+def test_a_row_is_one_entry_with_its_doc():
+    """Each trick row is one `row` entry: its name is in TRICK_NAMES (in order) with its doc, and
+    every row of bench.md (tricks and training steps) has a description."""
+    from twintricks_bench.cases import ROW_DOCS, ROWS, row
+    from twintricks_bench.harness import ROW_DOCS as ALL_DOCS
+    from twintricks_bench.harness import TRAIN_ROWS
+
+    assert TRICK_NAMES == tuple(ROWS) and set(ROW_DOCS) == set(TRICK_NAMES)
+    assert all(ALL_DOCS[name].strip() for name in (*TRICK_NAMES, *TRAIN_ROWS))
+    with pytest.raises(ValueError, match="defined twice"):
+        row("cutout", "again")(lambda ctx: [])
+
+
 def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
     # A limit already spent when the run starts: every case is reported as skipped, files written.
     out, res = _bench(tmp_path, "--only", "label", "--size", "cifar", "--time-limit", "1e-9")
@@ -162,7 +175,6 @@ def test_time_limit_skips_the_rest_and_still_writes(tmp_path):
 def test_need_finds_functions_and_reports_missing_ones():
     from twintricks_bench.cases import NotAvailable, need
 
-    # torch_impl.autoaugment is both a submodule and a function: the function is what is timed.
     assert callable(need("torch_impl", "autoaugment"))
     with pytest.raises(NotAvailable, match="not implemented"):
         need("torch_impl", "no_such_trick")

@@ -12,13 +12,35 @@ def test_check_real():
         checks.check_real("alpha", "1")
     with pytest.raises(TypeError, match="`alpha`"):
         checks.check_real("alpha", True)
-    with pytest.raises(ValueError, match=r"`alpha` must be in \[0.0, inf\], got -0.5"):
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite number in \[0.0, inf\), got -0.5"):
         checks.check_real("alpha", -0.5, low=0.0)
-    with pytest.raises(ValueError, match=r"`t` must be in \(0.0, inf\]"):
+    with pytest.raises(ValueError, match=r"`t` must be a finite number in \(0.0, inf\)"):
         checks.check_real("t", 0.0, low=0.0, low_inclusive=False)
     with pytest.raises(ValueError, match="`p`"):
         checks.check_real("p", float("nan"), low=0.0, high=1.0)
     assert checks.check_real("p", np.float32(0.5), low=0.0, high=1.0) == 0.5
+
+
+@pytest.mark.parametrize("bad", [float("inf"), -float("inf"), np.float32("inf"), float("nan")])
+@pytest.mark.parametrize("interval", [{}, dict(low=0.0), dict(high=1.0), dict(low=0.0, low_inclusive=False)])
+def test_check_real_rejects_non_finite_by_default(bad, interval):
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite number in .*, got -?(inf|nan)"):
+        checks.check_real("alpha", bad, **interval)
+
+
+def test_check_real_finite_false_opts_in_to_infinities():
+    assert checks.check_real("fill", float("inf"), finite=False) == float("inf")
+    assert checks.check_real("upper", float("inf"), low=0.0, finite=False) == float("inf")
+    assert checks.check_real("lower", -float("inf"), high=0.0, finite=False) == -float("inf")
+    with pytest.raises(ValueError, match=r"`upper` must be in \[0.0, inf\], got -inf"):
+        checks.check_real("upper", -float("inf"), low=0.0, finite=False)
+    with pytest.raises(ValueError, match="`fill`"):  # NaN is never a value
+        checks.check_real("fill", float("nan"), finite=False)
+
+
+def test_check_ordered_pair_rejects_non_finite():
+    with pytest.raises(ValueError, match=r"`ratio\[1\]` must be a finite number"):
+        checks.check_ordered_pair("ratio", (0.5, float("inf")), low=0.0, strict_low=True)
 
 
 def test_check_int():

@@ -112,3 +112,20 @@ def test_bad_arguments():
             create("fastnet", 10, width=2.5)
     with pytest.raises(ValueError, match="cannot convert"):
         torch_state_dict_to_flax({"x.weight": np.zeros((2, 2, 2))})
+
+
+def test_model_names_and_widths_come_from_one_table():
+    """Both backends and the command line read the model names and default widths from twintricks.models."""
+    import argparse
+
+    from twintricks.models import DEFAULT_WIDTHS, MODELS
+    from twintricks_cli.train import add_parser
+
+    assert tm.MODELS == jm.MODELS == MODELS and tm.DEFAULT_WIDTHS == jm.DEFAULT_WIDTHS == DEFAULT_WIDTHS
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    for name in MODELS:
+        assert parser.parse_args(["train", "--model", name]).model == name
+        assert tm.create_model(name, 10).fc.in_features % DEFAULT_WIDTHS[name] == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--model", "vgg"])

@@ -10,11 +10,13 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import jax_impl.exact as JX
+import jax_impl.kernels as JK
 import jax_impl.ops as J
 import torch_impl.ops as T
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch
-from torch_impl.autoaugment import magnitude_bins
+from twintricks.policies import magnitude_bins
 
 import torchvision.transforms.v2 as tv  # noqa: E402 (a dev dependency: never skipped)
 TVAA = tv.AutoAugment()
@@ -230,8 +232,8 @@ def test_jax_rotate_traced_angles():
         assert np.array_equal(np.asarray(J.rotate(jnp.asarray(images), angles)), ours_t)  # host matrix
         assert np.array_equal(np.asarray(jax.jit(J.rotate)(jnp.asarray(images), jnp.asarray(angles))), ours_t)
     angles = np.concatenate([rng.uniform(-720, 720, 20000), [0, 90, 180, 270, -90, 360, 0.5, -359.5]]).astype(np.float32)
-    host = J.rotate_matrix(angles.astype(np.float64))
-    traced = np.asarray(jax.jit(J.rotate_matrix)(jnp.asarray(angles)))
+    host = JK.rotate_matrix(angles.astype(np.float64))
+    traced = np.asarray(jax.jit(JK.rotate_matrix)(jnp.asarray(angles)))
     assert np.any(host != traced, axis=1).mean() < 1e-4
 
 
@@ -242,12 +244,12 @@ def test_jax_shear_traced_matrix_exact_on_every_bin():
 
     bins = list(magnitude_bins("ShearX", 1, 1))
     values = np.asarray(bins + [-b for b in bins], np.float32)
-    traced = jax.jit(J.shear_matrix, static_argnums=(1, 2, 3))
-    assert np.array_equal(np.asarray(traced(jnp.asarray(values), 15, 16, 0)), J.shear_matrix(values.astype(np.float64), 15, 16, 0))
+    traced = jax.jit(JK.shear_matrix, static_argnums=(1, 2, 3))
+    assert np.array_equal(np.asarray(traced(jnp.asarray(values), 15, 16, 0)), JK.shear_matrix(values.astype(np.float64), 15, 16, 0))
     for h in range(1, 98):  # a jax array (not NumPy) takes the float32 path; no compile per size
         for axis in (0, 1):
-            host = J.shear_matrix(values.astype(np.float64), h, h + 7, axis)
-            assert np.array_equal(np.asarray(J.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
+            host = JK.shear_matrix(values.astype(np.float64), h, h + 7, axis)
+            assert np.array_equal(np.asarray(JK.shear_matrix(jnp.asarray(values), h, h + 7, axis)), host), (h, axis)
 
 
 def _f32_fma(a, b, c):
@@ -263,7 +265,7 @@ def test_jax_uint8_grayscale_exact_on_every_rgb_triple():
     import jax.numpy as jnp
 
     v = np.arange(256, dtype=np.float32)
-    gray = jax.jit(lambda x: J._grayscale(x, False))
+    gray = jax.jit(lambda x: JK.grayscale(x, False))
     acc1 = (v * np.float32(0.2989)).astype(np.float32)  # exact product rounded once
     acc2 = _f32_fma(v[None, :], 0.587, acc1[:, None])  # [r, g]
     for r0 in range(0, 256, 64):
@@ -284,9 +286,9 @@ def test_jax_fma8_exact_on_every_autoaugment_blend():
     ratio, alpha = (1.0 + m).astype(np.float32)[:, None, None], (-m).astype(np.float32)[:, None, None]
     v = np.arange(256, dtype=np.float32)
     d = np.arange(-255, 256, dtype=np.float32)
-    fma8 = jax.jit(lambda a, b, c: J._fma8(*jnp.broadcast_arrays(a, b, c)))
+    fma8 = jax.jit(lambda a, b, c: JX.fma8(*jnp.broadcast_arrays(a, b, c)))
     product = (v[None, :, None] * ratio).astype(np.float32)  # x·ratio rounded once (exact in float32 math)
-    assert np.array_equal(np.asarray(jax.jit(J._product)(v[None, :, None], ratio)), np.broadcast_to(product, (len(m), 256, 1)))
+    assert np.array_equal(np.asarray(jax.jit(JX.product)(v[None, :, None], ratio)), np.broadcast_to(product, (len(m), 256, 1)))
     assert np.array_equal(np.asarray(fma8(v[None, None, :], alpha, product)), _f32_fma(v[None, None, :], alpha, product))
     assert np.array_equal(np.asarray(fma8(d[None, :, None], alpha, v[None, None, :])), _f32_fma(d[None, :, None], alpha, v[None, None, :]))
 
@@ -305,7 +307,7 @@ def test_jax_uint8_sharpness_blur_rounds_like_the_exact_quotient():
         images[:, i, j, 0] = np.clip(rest - 255 * k, 0, 255)
     assert np.array_equal(images.astype(int).sum(axis=(1, 2, 3)) + 4 * centre, s)
     alpha = jnp.full((3316, 1, 1, 1), -1.0, jnp.float32)  # factor 2: out = clamp(2·x - blur)
-    out = np.asarray(jax.jit(J._sharpness)(jnp.asarray(images), alpha))[:, 1, 1, 0]
+    out = np.asarray(jax.jit(JK.sharpness)(jnp.asarray(images), alpha))[:, 1, 1, 0]
     blur = (2 * s + 13) // 26  # round half away; S/13 is never a tie (13 is odd)
     assert np.array_equal(out, np.clip(2 * centre - blur, 0, 255))
 
@@ -409,3 +411,106 @@ def test_subnormal_autocontrast_is_a_known_framework_difference():
     j = np.asarray(J.autocontrast(images_to_jax(x)))
     assert t[0, 0, 0, 0] == 1.0  # torch: (x - 0) / 1e-45, clamped to 1
     assert j[0, 0, 0, 0] <= np.float32(1e-45)  # jax: range flushed to 0, channel left flat (the pixel may flush too)
+
+
+# --------------------------------------------------------------------------------------------
+# Non-finite and fractional arguments are rejected where they are given
+# --------------------------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+BAD_ARGUMENTS = [
+    ("shear_x", "magnitude", NAN), ("shear_y", "magnitude", INF), ("shear_x", "magnitude", -INF),
+    ("translate_x", "pixels", INF), ("translate_y", "pixels", NAN),
+    ("rotate", "angle", INF), ("rotate", "angle", NAN),
+    ("brightness", "magnitude", INF), ("color", "magnitude", INF), ("contrast", "magnitude", INF),
+    ("sharpness", "magnitude", INF), ("brightness", "magnitude", NAN), ("contrast", "magnitude", NAN),
+    ("solarize", "threshold", NAN),
+    ("posterize", "bits", 2.5), ("posterize", "bits", NAN), ("posterize", "bits", INF),
+]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("op,arg,bad", BAD_ARGUMENTS, ids=[f"{o}={b}" for o, _, b in BAD_ARGUMENTS])
+def test_non_finite_and_fractional_arguments_are_rejected(backend, op, arg, bad):
+    """A NaN/inf magnitude (an all-fill batch, a saturated blend) or ``bits=2.5`` (silently 2) is
+    a ValueError naming the argument, given as a number or inside a per-image array."""
+    mod, to, _, arr = BACKENDS[backend]
+    x = to(np.full((2, 5, 6, 3), 100, np.uint8))
+    good = 3.0 if arg == "bits" else 0.25
+    for value in (bad, arr(np.array([good, bad], np.float64))):
+        with pytest.raises(ValueError, match=f"`{arg}`"):
+            getattr(mod, op)(x, value)
+
+
+def test_jax_traced_arguments_are_not_checked():
+    """Documented: under ``jit`` the values are traced, so the value checks cannot run (no error)."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.full((2, 5, 6, 3), 100, jnp.uint8)
+    jax.jit(J.shear_x)(x, jnp.array([0.1, np.nan], jnp.float32))
+    jax.jit(J.posterize)(x, jnp.array([3, 9], jnp.int32))
+
+
+# --------------------------------------------------------------------------------------------
+# Half-precision images
+# --------------------------------------------------------------------------------------------
+
+
+def _half_images(dtype, seed=0, shape=(3, 3, 9, 11)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g).to(dtype)
+    x[:, :, 0, :3] = 1.0  # white
+    x[:, :, 1, :2] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_half_precision_equalize_keeps_white_unlike_torchvision(dtype):
+    """Equalize quantises with ``x·255.999``: in float16/bfloat16 that constant rounds to 256, so
+    torchvision (which multiplies in the image's dtype) sends white to 256 → 0, black. Ours
+    quantises in float32: the same levels as the float32 image, scaled back in the image's dtype."""
+    x = _half_images(dtype)
+    white = x == 1.0
+    ours = T.equalize(x)
+    assert ours.dtype == dtype
+    assert torch.equal(ours, T.equalize(x.float()).to(dtype))
+    assert bool((ours[white] == 1.0).all())  # every channel has white as its top level here
+    theirs = tv.functional.equalize(x)
+    assert bool((theirs[white] == 0.0).all())  # torchvision's behaviour, as observed (torch 2.x)
+
+
+def test_float16_equalize_torch_equals_jax():
+    x = _half_images(torch.float16, seed=1)
+    j = np.asarray(J.equalize(images_to_jax(images_from_torch(x))))
+    assert np.array_equal(j, images_from_torch(T.equalize(x)))
+
+
+GEOMETRIC_BINS = [("shear_x", "ShearX"), ("shear_y", "ShearY"), ("rotate", "Rotate"), ("translate_x", "TranslateX")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("op,tv_name", GEOMETRIC_BINS)
+def test_half_precision_geometric_ops_equal_float32(op, tv_name, dtype):
+    """A float16 grid cannot place samples within a pixel (coordinates up to 32 with 11 bits), which
+    moved hundreds of nearest picks per batch on the rotation bins: half-precision images are
+    warped on a float32 grid, so they get exactly the float32 result (nearest copies pixels)."""
+    x = _half_images(dtype, shape=(2, 3, 32, 32))
+    bins = magnitude_bins(tv_name, 32, 32)
+    values = [v for b in bins[1:] for v in (b, -b)] + [0.123, -0.377, 17.5]
+    fill = (0.25, 0.5, 1.0)
+    for m in values:
+        ours = getattr(T, op)(x, m, fill=fill)
+        assert ours.dtype == dtype
+        assert torch.equal(ours, getattr(T, op)(x.float(), m, fill=fill).to(dtype)), m
+
+
+@pytest.mark.parametrize("op,tv_name", GEOMETRIC_BINS)
+def test_float16_geometric_ops_torch_equals_jax(op, tv_name):
+    x = _half_images(torch.float16, seed=2, shape=(2, 3, 16, 20))
+    values = list(magnitude_bins(tv_name, 16, 20)[1:]) + [-0.2, 0.31]
+    xj = images_to_jax(images_from_torch(x))
+    for m in values:
+        t = images_from_torch(T.__dict__[op](x, m, fill=0.5))
+        j = np.asarray(getattr(J, op)(xj, m, fill=0.5))
+        assert np.array_equal(t, j), m

@@ -47,11 +47,13 @@ def fewer_examples(divisor: int = 3) -> settings:
 # ----------------------------------------------------------------------------------------------
 
 
-def numpy_adabound(p0, grads, lrs, *, base_lr, final_lr, b1, b2, gamma, eps, weight_decay, amsbound, decoupled):
+def numpy_adabound(p0, grads, lrs, *, base_lr, final_lr, b1, b2, gamma, eps, weight_decay, amsbound, decoupled,
+                   lr_scaled_decay=False):
     """The issue's algorithm written out literally in float64; returns the params after each step.
 
     The decoupled decay ``p -= weight_decay·p`` uses the parameter before this step's update
-    (as the paper's reference AdaBoundW does).
+    (as the paper's reference AdaBoundW does); ``lr_scaled_decay`` makes it AdamW's
+    ``p -= lr·weight_decay·p`` (Loshchilov & Hutter as torch.optim.AdamW implements it).
     """
     p = np.array(p0, dtype=np.float64)
     m = np.zeros_like(p)
@@ -77,19 +79,19 @@ def numpy_adabound(p0, grads, lrs, *, base_lr, final_lr, b1, b2, gamma, eps, wei
             upper = final * (1 + 1 / (gamma * t)) if gamma * t > 0 else math.inf
         new = p - np.clip(step_size / (np.sqrt(v_used) + eps), lower, upper) * m
         if decoupled:
-            new = new - weight_decay * p
+            new = new - (lr * weight_decay if lr_scaled_decay else weight_decay) * p
         p = new
         out.append(p)
     return np.stack(out)
 
 
-def numpy_case(member: str, case: dict) -> np.ndarray:
+def numpy_case(member: str, case: dict, *, lr_scaled_decay: bool = False) -> np.ndarray:
     amsbound, decoupled = FLAGS[member]
     return numpy_adabound(
         case["params"], case["grads"], case["lr"] * np.asarray(case["lr_scale"], np.float64),
         base_lr=case["lr"], final_lr=case["final_lr"], b1=case["b1"], b2=case["b2"],
         gamma=case["gamma"], eps=case["eps"], weight_decay=case["weight_decay"],
-        amsbound=amsbound, decoupled=decoupled,
+        amsbound=amsbound, decoupled=decoupled, lr_scaled_decay=lr_scaled_decay,
     )
 
 
@@ -797,6 +799,11 @@ _BAD = [
     (dict(amsbound="yes"), TypeError, "amsbound"),
     (dict(b1=1.0), ValueError, r"betas\[0\]|b1"),
     (dict(b2=-0.5), ValueError, r"betas\[1\]|b2"),
+    (dict(lr=math.inf), ValueError, "lr"),
+    (dict(lr=math.nan), ValueError, "lr"),
+    (dict(final_lr=math.inf), ValueError, "final_lr"),
+    (dict(eps=math.inf), ValueError, "eps"),
+    (dict(weight_decay=math.inf), ValueError, "weight_decay"),
 ]
 
 
@@ -837,6 +844,331 @@ def test_other_bad_input():
     tx = JO.adabound(1e-3, weight_decay=0.1)
     with pytest.raises(ValueError, match="params"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+def test_jax_rejects_non_finite_jax_scalars():
+    """Concrete jax scalars are checked as Python numbers are (e.g. from inject_hyperparams)."""
+    with pytest.raises(ValueError, match="learning_rate"):
+        JO.adabound(jnp.float32(jnp.inf))
+    with pytest.raises(ValueError, match="weight_decay"):
+        JO.adaboundw(1e-3, weight_decay=jnp.float32(jnp.inf))
+    with pytest.raises(ValueError, match="eps"):
+        JO.amsbound(1e-3, eps=jnp.float32(jnp.nan))
+
+
+# ----------------------------------------------------------------------------------------------
+# AdaBoundW: the reference's decay and AdamW's (scale_decay_by_lr)
+# ----------------------------------------------------------------------------------------------
+
+
+def _torch_run_w(p0, grads, lrs, **kw):
+    p = torch.nn.Parameter(torch.tensor(p0))
+    opt = TO.AdaBoundW([p], lr=lrs[0] if lrs[0] > 0 else 1e-3, **kw)
+    out = []
+    for g, lr in zip(grads, lrs):
+        opt.param_groups[0]["lr"] = lr
+        p.grad = torch.tensor(g)
+        opt.step()
+        out.append(p.detach().clone().numpy())
+    return np.stack(out)
+
+
+def _jax_run_w(p0, grads, lrs, *, base_lr=1e-3, **kw):
+    with jax.enable_x64(True):
+        lr_table = jnp.asarray(lrs, jnp.float64)
+        tx = JO.adaboundw(lambda count: lr_table[count], base_lr=base_lr, **kw)
+        params = jnp.asarray(p0)
+        state = tx.init(params)
+        out = []
+        for g in grads:
+            u, state = tx.update(jnp.asarray(g), state, params)
+            params = optax.apply_updates(params, u)
+            out.append(np.asarray(params))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("amsbound", [False, True])
+def test_adaboundw_lr_scaled_decay_leaves_weights_alone_at_lr_zero(framework, amsbound):
+    """AdamW's decay (scale_decay_by_lr): an lr = 0 step changes nothing, whatever the gradient
+    and weight decay (e.g. torch.distributed.checkpoint's initialising step); the reference's
+    decay shrinks the weights by (1 - wd) even then."""
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=(4,))
+    grads = rng.normal(size=(3, 4)) * 10
+    run = _torch_run_w if framework == "torch" else _jax_run_w
+    lrs = [0.0, 0.0, 0.0]
+    scaled = run(p0, grads, lrs, weight_decay=0.5, amsbound=amsbound, scale_decay_by_lr=True)
+    np.testing.assert_array_equal(scaled, np.broadcast_to(p0, scaled.shape))  # exactly unchanged
+    reference = run(p0, grads, lrs, weight_decay=0.5, amsbound=amsbound)
+    np.testing.assert_allclose(reference[-1], p0 * 0.5**3, rtol=1e-15)  # the reference's decay
+    # a later nonzero lr still trains and decays, scaled
+    moved = run(p0, grads, [0.0, 1e-2, 1e-2], weight_decay=0.5, amsbound=amsbound, scale_decay_by_lr=True)
+    np.testing.assert_array_equal(moved[0], p0)
+    assert not np.array_equal(moved[-1], p0)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_adaboundw_lr_scaled_decay_is_adamw_decay(framework):
+    """With zero gradients the update is pure decay: p ← (1 - lr·wd)·p each step, following the
+    lr schedule (torch.optim.AdamW's decay, compared with it directly in torch)."""
+    wd, p0 = 0.1, np.array([1.0, -3.0])
+    lrs = [0.5, 0.25, 0.1]
+    run = _torch_run_w if framework == "torch" else functools.partial(_jax_run_w, base_lr=0.5)
+    out = run(p0, np.zeros((3, 2)), lrs, weight_decay=wd, scale_decay_by_lr=True)
+    np.testing.assert_allclose(out[-1], p0 * np.prod([1 - lr * wd for lr in lrs]), rtol=1e-15)
+    if framework == "torch":
+        p = torch.nn.Parameter(torch.tensor(p0))
+        adamw = torch.optim.AdamW([p], lr=lrs[0], weight_decay=wd)
+        for lr in lrs:
+            adamw.param_groups[0]["lr"] = lr
+            p.grad = torch.zeros(2, dtype=torch.float64)
+            adamw.step()
+        np.testing.assert_allclose(out[-1], p.detach().numpy(), rtol=1e-15)  # p(1 - lr·wd) vs p - lr·wd·p
+
+
+@fewer_examples()
+@given(case=S.optimizer_cases(steps=STEPS, min_b2=0.9), amsbound=st.booleans())
+def test_lr_scaled_decay_trajectory_parity_float64(case, amsbound):
+    """The parity registry's adaboundw_lr_decay entry, and both sides against the NumPy
+    transcription with p -= lr·wd·p."""
+    ref = numpy_adabound(
+        case["params"], case["grads"], case["lr"] * np.asarray(case["lr_scale"], np.float64),
+        base_lr=case["lr"], final_lr=case["final_lr"], b1=case["b1"], b2=case["b2"], gamma=case["gamma"],
+        eps=case["eps"], weight_decay=case["weight_decay"], amsbound=amsbound, decoupled=True, lr_scaled_decay=True,
+    )
+    opts = dict(scale_decay_by_lr=True, amsbound=amsbound)
+    t = torch_trajectory("adaboundw", case, options=opts)
+    j = jax_trajectory("adaboundw", case, options=opts, jit=True)
+    # as test_trajectory_parity_float64: float64 rounding, far below 1e-10 over 200 steps
+    np.testing.assert_allclose(t, j, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(t, ref, rtol=1e-10, atol=1e-10)
+    if case["weight_decay"] > 0 and not np.allclose(case["params"], 0):
+        plain = torch_trajectory("adaboundw", case, options=dict(amsbound=amsbound))
+        assert not np.array_equal(plain, t)  # the option does change the run
+
+
+def test_scale_decay_by_lr_needs_decoupled_decay():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="scale_decay_by_lr"):
+        TO.AdaBound(p, weight_decay=0.1, scale_decay_by_lr=True)
+    with pytest.raises(TypeError, match="scale_decay_by_lr"):
+        TO.AdaBoundW(p, scale_decay_by_lr=1)
+    with pytest.raises(ValueError, match="scale_decay_by_lr"):
+        JO.adabound(1e-3, weight_decay=0.1, scale_decay_by_lr=True)
+    with pytest.raises(TypeError, match="scale_decay_by_lr"):
+        JO.adaboundw(1e-3, scale_decay_by_lr="yes")
+    assert TO.AdaBoundW(p).param_groups[0]["scale_decay_by_lr"] is False  # the reference's by default
+
+
+# ----------------------------------------------------------------------------------------------
+# torch: compiled steps, tensor lr, maximize, capturable, complex params, re-checks at step time
+# ----------------------------------------------------------------------------------------------
+
+_LR_FACTORS = [1.0, 0.5, 0.25, 0.8, 0.1, 0.3, 0.7, 0.9, 0.05, 0.6]
+
+
+def _schedule_run(opt_factory, *, compile_backend=None, steps=10, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(4, 3, generator=gen, dtype=dtype)),
+              torch.nn.Parameter(torch.randn(3, generator=gen, dtype=dtype))]
+    grads = [[torch.randn(p.shape, generator=gen, dtype=dtype) for p in params] for _ in range(steps)]
+    opt = opt_factory(params)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _LR_FACTORS[e % len(_LR_FACTORS)])
+    step = torch.compile(opt.step, backend=compile_backend) if compile_backend else opt.step
+    for g in grads:
+        for p, gi in zip(params, g):
+            p.grad = gi
+        step()
+        sched.step()
+    return [p.detach().clone() for p in params], opt
+
+
+@pytest.mark.parametrize("cls,kw,tensor_lr", [
+    ("AdaBound", {}, True),
+    ("AdaBoundW", dict(amsbound=True, scale_decay_by_lr=True), True),
+    ("AdaBound", {}, False),  # a float lr: a graph input while torch does not specialise floats
+])
+def test_torch_compiled_step_compiles_once_for_an_lr_schedule(cls, kw, tensor_lr):
+    """torch.compile(optimizer.step) over 10 different lrs: with a tensor lr (torch's own fix)
+    at most two compilations (the first step creates the state, which changes the guards, as
+    for torch.optim.Adam), counted by torch._dynamo; the result matches the eager run. The
+    aot_eager backend is the compiler's front end without code generation (the previous
+    implementation recompiled there at every lr until the recompile limit)."""
+    from torch._dynamo.utils import counters
+
+    lr = torch.tensor(1e-2, dtype=torch.float64) if tensor_lr else 1e-2
+    factory = lambda ps: getattr(TO, cls)(ps, lr=lr, weight_decay=1e-2, **kw)  # noqa: E731
+    torch._dynamo.reset()
+    counters.clear()
+    compiled, opt = _schedule_run(factory, compile_backend="aot_eager")
+    graphs = counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+    assert 1 <= graphs <= 2, graphs
+    assert int(opt.state[opt.param_groups[0]["params"][0]]["step"]) == 10
+    eager, _ = _schedule_run(factory)
+    for c, e in zip(compiled, eager):
+        # float64 params; the compiled schedule is float64 tensor math, the eager one Python
+        # float64 math: the same formulas, a few ulps per step over 10 steps
+        torch.testing.assert_close(c, e, rtol=1e-12, atol=1e-14)
+
+
+def test_torch_tensor_lr_eager_matches_float_lr_and_resumes():
+    """Eagerly a tensor lr is read as a float: bit-identical to the float lr, scheduler included;
+    the tensor survives a state_dict round trip."""
+    for kw in ({}, dict(decoupled_weight_decay=True, scale_decay_by_lr=True), dict(foreach=True, amsbound=True)):
+        a, _ = _schedule_run(lambda ps: TO.AdaBound(ps, lr=1e-2, weight_decay=1e-2, **kw))  # noqa: B023
+        b, opt = _schedule_run(lambda ps: TO.AdaBound(ps, lr=torch.tensor(1e-2, dtype=torch.float64), weight_decay=1e-2, **kw))  # noqa: B023
+        assert all(torch.equal(x, y) for x, y in zip(a, b)), kw
+        assert isinstance(opt.param_groups[0]["lr"], torch.Tensor) and opt.param_groups[0]["base_lr"] == 1e-2
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    sd = torch.load(buf)
+    fresh = TO.AdaBound(opt.param_groups[0]["params"], lr=torch.tensor(0.5, dtype=torch.float64), foreach=True, amsbound=True)
+    fresh.load_state_dict(sd)
+    assert float(fresh.param_groups[0]["lr"]) == float(opt.param_groups[0]["lr"])
+    assert fresh.param_groups[0]["base_lr"] == 1e-2
+    step = fresh.state[fresh.param_groups[0]["params"][0]]["step"]
+    assert torch.is_tensor(step) and step.dtype == torch.float32 and int(step) == 10
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_torch_maximize_ascends(foreach):
+    """maximize=True with gradient g is minimizing with -g, bit for bit (as torch.optim.Adam)."""
+    gen = torch.Generator().manual_seed(1)
+    p0, grads = torch.randn(5, generator=gen), [torch.randn(5, generator=gen) for _ in range(6)]
+    runs = []
+    for maximize, sign in ((True, 1.0), (False, -1.0)):
+        p = torch.nn.Parameter(p0.clone())
+        opt = TO.AdaBoundW([p], lr=1e-2, weight_decay=1e-2, maximize=maximize, foreach=foreach)
+        for g in grads:
+            p.grad = sign * g
+            opt.step()
+        runs.append(p.detach())
+    assert torch.equal(runs[0], runs[1])
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = TO.AdaBound([p], lr=0.1, maximize=True)
+    p.grad = torch.ones(1)
+    opt.step()
+    assert float(p.detach()) > 0  # moved along the gradient
+
+
+def test_torch_capturable_matches_eager_and_keeps_step_on_device():
+    """capturable=True: the step stays a tensor on the parameter's device and the schedule is
+    computed with tensor ops (no host reads); same numbers as the float path up to rounding."""
+    for kw in ({}, dict(amsbound=True, decoupled_weight_decay=True, scale_decay_by_lr=True)):
+        a, _ = _schedule_run(lambda ps: TO.AdaBound(ps, lr=1e-2, weight_decay=1e-2, **kw))  # noqa: B023
+        b, opt = _schedule_run(lambda ps: TO.AdaBound(ps, lr=torch.tensor(1e-2, dtype=torch.float64), weight_decay=1e-2, capturable=True, **kw))  # noqa: B023
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)  # float64 scalars: tensor vs Python math
+        p = opt.param_groups[0]["params"][0]
+        assert opt.state[p]["step"].device == p.device and int(opt.state[p]["step"]) == 10
+
+
+def test_torch_rejects_complex_params():
+    with pytest.raises(TypeError, match=r"complex.*view_as_real"):
+        TO.AdaBound([torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))])
+    opt = TO.AdaBound([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(TypeError, match="complex"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1, dtype=torch.complex128))]})
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("key,bad,match", [
+    ("lr", -1e-3, "lr"),
+    ("lr", math.nan, "lr"),
+    ("lr", math.inf, "lr"),
+    ("lr", torch.tensor(-1e-3), "lr"),
+    ("lr", torch.tensor(math.nan), "lr"),
+    ("lr", "fast", "lr"),
+    ("final_lr", 0.0, "final_lr"),
+    ("weight_decay", math.inf, "weight_decay"),
+    ("eps", -1.0, "eps"),
+    ("betas", (0.9, 1.0), r"betas\[1\]"),
+    ("maximize", "yes", "maximize"),
+])
+def test_torch_hyperparameters_rechecked_at_step(key, bad, match):
+    """A value set on a param group after construction is checked before the step uses it;
+    the parameters are not touched. lr = 0 (a schedule's value) is fine."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = TO.AdaBound([p], lr=1e-2)
+    p.grad = torch.ones(3)
+    opt.param_groups[0]["lr"] = 0.0
+    opt.step()
+    opt.param_groups[0]["lr"] = torch.tensor(0.0)
+    opt.step()
+    assert torch.equal(p.detach(), torch.ones(3))  # lr 0: the bounds are [0, 0]
+    opt.param_groups[0][key] = bad
+    with pytest.raises((ValueError, TypeError), match=match):
+        opt.step()
+    assert torch.equal(p.detach(), torch.ones(3))
+
+
+def test_torch_bad_tensor_lr_at_construction():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="lr"):
+        TO.AdaBound(p, lr=torch.tensor(0.0))
+    with pytest.raises(ValueError, match="lr.*one element"):
+        TO.AdaBound(p, lr=torch.tensor([1e-3, 1e-3]))
+    with pytest.raises(TypeError, match="lr.*floating"):
+        TO.AdaBound(p, lr=torch.tensor(1))
+    with pytest.raises(ValueError, match="lr"):
+        TO.AdaBound(p, lr=torch.tensor(math.inf))
+
+
+# ----------------------------------------------------------------------------------------------
+# jax: mu_dtype
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factory", ["adabound", "amsbound", "adaboundw"])
+def test_jax_mu_dtype_stores_the_first_moment_in_it(factory):
+    params = {"w": jnp.ones((3, 2), jnp.float32), "b": jnp.zeros(2, jnp.float32)}
+    grads = _tree_grads(4, 3)
+    tx = getattr(JO, factory)(1e-2, weight_decay=1e-3, mu_dtype=jnp.bfloat16)
+    state = tx.init(params)
+    for g in grads:
+        updates, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+        assert all(u.dtype == jnp.float32 for u in jax.tree.leaves(updates))
+    core = state[0] if factory == "adaboundw" else state[1]
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(core.mu))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(core.nu))
+    # None (the default) is the params' dtype, bit-identical to not passing it
+    a, _ = _jax_run(getattr(JO, factory)(1e-2, weight_decay=1e-3), _tree_params(), grads)
+    b, _ = _jax_run(getattr(JO, factory)(1e-2, weight_decay=1e-3, mu_dtype=None), _tree_params(), grads)
+    _assert_trees_close(a[-1], b[-1], rtol=0, atol=0)
+    with pytest.raises(TypeError, match="mu_dtype"):
+        JO.adabound(1e-3, mu_dtype=jnp.int32)
+    with pytest.raises(TypeError, match="mu_dtype"):
+        JO.adabound(1e-3, mu_dtype="not a dtype")
+
+
+def test_jax_mu_dtype_rounds_the_stored_moment_only():
+    """mu_dtype=bfloat16 is AdaBound whose stored first moment is rounded to bfloat16 after each
+    step (optax.adam's meaning of mu_dtype) while the step uses it unrounded: against the float64
+    NumPy transcription with that one rounding added, and unlike the float32-moment run."""
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=(16,)).astype(np.float32)
+    grads = rng.normal(size=(20, 16)).astype(np.float32)
+    lr, b1, b2, final_lr, gamma, eps = 1e-2, 0.9, 0.999, 0.1, 1e-3, 1e-8
+    p, m, v, ref = p0.astype(np.float64), np.zeros(16), np.zeros(16), []
+    for t, g in enumerate(grads.astype(np.float64), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        final = final_lr
+        eff = np.clip(lr * math.sqrt(1 - b2**t) / (1 - b1**t) / (np.sqrt(v) + eps),
+                      final * (1 - 1 / (gamma * t + 1)), final * (1 + 1 / (gamma * t)))
+        p = p - eff * m
+        m = m.astype(jnp.bfloat16).astype(np.float64)  # stored in bfloat16
+        ref.append(p)
+    ref = np.stack(ref)
+    ours = np.asarray(scan_trajectory(JO.adabound(lr, mu_dtype=jnp.bfloat16), jnp.asarray(p0), jnp.asarray(grads)))
+    full = np.asarray(scan_trajectory(JO.adabound(lr), jnp.asarray(p0), jnp.asarray(grads)))
+    tol = float32_tolerance(p0, ref)
+    assert_within(ours, ref, tol, "mu_dtype=bfloat16 vs NumPy with a bfloat16 moment")
+    assert (np.abs(full - ref) > tol).any()  # the rounding is visible: the test can tell
 
 
 # ----------------------------------------------------------------------------------------------
@@ -941,7 +1273,7 @@ def test_torch_foreach_bit_identical_to_loop(member, hp, scale, dtype, lr_factor
         runs.append(model)
     _assert_same_optimizer(*runs)
     params, opt = runs[1]
-    steps = {opt.state_dict()["state"][i]["step"] for i in opt.state_dict()["state"]}
+    steps = {int(opt.state_dict()["state"][i]["step"]) for i in opt.state_dict()["state"]}
     assert steps == {_FE_STEPS, _FE_STEPS - 6, _FE_STEPS - 4}  # buckets of several step counts
     assert len(opt.state[params[-2]]) == 0  # frozen: no state, not moved
     assert torch.equal(params[-2].detach(), torch.ones(2))

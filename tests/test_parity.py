@@ -31,9 +31,9 @@ def test_registry_entries_are_documented(name):
     trick = TRICKS[name]
     assert trick.atol >= 0 and trick.rtol >= 0
     assert len(trick.reason.strip()) >= 10, f"{name}: the tolerance needs its reason"
-    assert trick.group in {"losses", "mixing", "cropping", "erasing", "optim", "autoaugment"}
+    assert trick.group in {"losses", "mixing", "cropping", "erasing", "optim", "policies"}
 
 
 def test_every_family_is_registered():
     groups = {t.group for t in TRICKS.values()}
-    assert groups >= {"losses", "mixing", "cropping", "erasing", "optim", "autoaugment"}
+    assert groups >= {"losses", "mixing", "cropping", "erasing", "optim", "policies"}

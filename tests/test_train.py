@@ -1,11 +1,13 @@
-"""The training recipe across frameworks: step parity per trick configuration, resume after SIGKILL,
-checkpoint errors, missing tricks, the CLI, and (slow) a short CIFAR-10 run from the shared archive.
+"""The training recipe across frameworks: step parity per trick configuration, one random stream per
+trick, resume after SIGKILL, checkpoint errors, the recipe as data, the CLI, and (slow) a short CIFAR-10
+run from the shared archive.
 
 Everything runs a tiny fastnet (width 4) on a few digits images so the file stays fast on 2 cores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -30,7 +32,7 @@ from twintricks.datasets import load_digits
 from twintricks.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twintricks.recipe import TrainConfig, fit
 
-ARCHIVE = Path("/work/shared/data/cifar10-jpeg.tar.gz")
+from conftest import CIFAR10_ARCHIVE as ARCHIVE
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,10 @@ def _config(**kw):
 
 
 def _jax_record(record):
-    """A torch_impl params NamedTuple as the jax_impl NamedTuple of the same name and fields."""
+    """A torch_impl params NamedTuple (or a plain tuple of them) as the jax_impl NamedTuple(s) of
+    the same name and fields."""
+    if type(record) is tuple:
+        return tuple(_jax_record(r) for r in record)
     cls = getattr(jax_impl, type(record).__name__)
     return cls(*(jnp.asarray(f.cpu().numpy()) for f in record))
 
@@ -117,6 +122,78 @@ def test_epochs_with_every_trick_sample_in_the_step_and_compile_once(backend, ti
     assert np.isfinite(losses).all() and trainer.step == 2 * (32 // 8)
     if backend == "jax":
         assert trainer._epoch_step._cache_size() == 1  # the second epoch reused the first compilation
+
+
+def _records_equal(a, b):
+    """Two params records (or tuples of them) of either framework hold the same values."""
+    if type(a) is tuple:
+        return all(_records_equal(x, y) for x, y in zip(a, b, strict=True))
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
+
+
+def _draws(backend, config, dataset, steps=3):
+    """The trick parameters of the first ``steps`` steps (jax: from the same step keys)."""
+    if backend == "torch":
+        t = ttrain.Trainer(config, dataset, device="cpu")
+        return [{k: jax.tree_util.tree_map(lambda a: a.numpy(), v) for k, v in t.sample_aug(8).items()} for _ in range(steps)]
+    j = jtrain.Trainer(config, dataset)
+    key, out = j.state["key"], []
+    for _ in range(steps):
+        key, sub = jax.random.split(key)
+        out.append(j.sample_aug(sub, 8))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_each_trick_draws_from_its_own_stream(backend, tiny):
+    """Enabling more tricks never changes another trick's draws for the same seed and step."""
+    alone = _draws(backend, _config(crop_flip=True), tiny)
+    more = _draws(backend, _config(crop_flip=True, autoaugment="cifar10", cutout=8, ricap=0.3), tiny)
+    for a, b in zip(alone, more):
+        assert _records_equal(a["crop_flip"], b["crop_flip"])
+    cut = _draws(backend, _config(cutout=8), tiny)
+    for a, b in zip(cut, more):
+        assert _records_equal(a["cutout"], b["cutout"])
+    assert not _records_equal(alone[0]["crop_flip"], alone[1]["crop_flip"])  # each step draws afresh
+
+
+def test_every_recipe_trick_has_an_implementation_in_both_backends():
+    from twintricks.tricks import STAGES, TRICKS
+
+    names = {t.name for t in TRICKS}
+    for impls in (ttrain.TRICK_IMPLS, jtrain.TRICK_IMPLS):
+        assert set(impls) == names
+        for t in TRICKS:
+            # a trick with a stream draws; one without draws nothing
+            assert (impls[t.name].sample is not None) == (t.stream is not None), t.name
+            assert t.stage in STAGES and t.stage != "normalise"
+    streams = [t.stream for t in TRICKS if t.stream is not None]
+    assert len(set(streams)) == len(streams)
+
+
+def test_config_and_command_line_come_from_one_declaration():
+    """Every option is a TrainConfig field with its default, a train flag with the same default and
+    help, and config.json round-trips."""
+    import argparse
+
+    from twintricks.recipe import OPTIONS
+    from twintricks_cli.train import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train"])
+    config = config_from_args(args)
+    assert config == TrainConfig(out=config.out)  # the CLI's defaults are TrainConfig's
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert list(fields) == [o.name for o in OPTIONS]
+    for o in OPTIONS:
+        assert fields[o.name] == o.default
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    flags = parser.parse_args(["train", "--crop-scale", "0.5", "0.9", "--milestones", "0.3", "--no-nesterov",
+                               "--cutout", "4", "--autoaugment", "svhn", "--lr", "0.1"])
+    c = config_from_args(flags)
+    assert (c.crop_scale, c.milestones, c.nesterov, c.cutout, c.autoaugment, c.lr) == ((0.5, 0.9), (0.3,), False, 4, "svhn", 0.1)
+    assert [t.name for t in c.enabled_tricks()] == ["autoaugment", "cutout"]
 
 
 def test_step_parity_distillation(tiny):
@@ -193,7 +270,7 @@ _CHILD = textwrap.dedent(
     else:
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                      crop_flip=True, progress=False, seed=5, resume=resume, out=out)  # = _resume_config
+                      crop_flip=True, cutout=6, progress=False, seed=5, resume=resume, out=out)  # = _resume_config
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     def log(line):
@@ -207,7 +284,7 @@ _CHILD = textwrap.dedent(
 
 def _resume_config(backend, out, resume):
     return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                       crop_flip=True, progress=False, seed=5, resume=resume, out=str(out))
+                       crop_flip=True, cutout=6, progress=False, seed=5, resume=resume, out=str(out))
 
 
 def _child(backend, out, kill_at, resume, data):
@@ -309,23 +386,132 @@ def test_checkpoint_is_written_atomically(tmp_path):
 # ----------------------------------------------------------------------------- config and CLI
 
 
-def test_missing_trick_is_a_clear_error(tiny, monkeypatch):
-    monkeypatch.delattr(torch_impl.erasing, "cutout")
-    with pytest.raises(ttrain.TrickUnavailableError, match="--cutout needs torch_impl.erasing.cutout"):
-        ttrain.Trainer(_config(cutout=8), tiny, device="cpu")
-    monkeypatch.delattr(jax_impl.erasing, "cutout")
-    with pytest.raises(jtrain.TrickUnavailableError, match="--cutout needs jax_impl.erasing.cutout"):
-        jtrain.Trainer(_config(cutout=8), tiny)
-
-
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(lr=-1.0), "`lr`"), (dict(mixup=1.0, ricap=0.3), "choose one"), (dict(optimizer="lamb"), "`optimizer`"),
-     (dict(label_smoothing=1.5), "`label_smoothing`"), (dict(epochs=0), "`epochs`"), (dict(kd_temperature=0.0), "`kd_temperature`")],
+     (dict(label_smoothing=1.5), "`label_smoothing`"), (dict(epochs=0), "`epochs`"), (dict(kd_temperature=0.0), "`kd_temperature`"),
+     (dict(ricap=float("inf")), "`ricap`"), (dict(mixup=float("nan")), "`mixup`"), (dict(lr=float("inf")), "`lr`"),
+     (dict(weight_decay=float("inf")), "`weight_decay`"), (dict(kd_temperature=float("inf")), "`kd_temperature`")],
 )
 def test_bad_config_is_a_clear_error(kw, match):
     with pytest.raises(ValueError, match=match):
         _config(**kw)
+
+
+@pytest.fixture()
+def keep_threads():
+    """The CLI sets torch's thread count for the process: restore it after the test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cli_rejects_a_non_finite_trick_parameter():
+    from twintricks_cli import main
+
+    with pytest.raises(SystemExit, match="`ricap` must be"):
+        main(["train", "--ricap", "inf"])
+
+
+def _can_write_in(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+def test_out_problems_fail_before_the_data_loads(tmp_path, monkeypatch, keep_threads):
+    """--out that is a file, lies under a file, or cannot be written: a one-line error naming --out,
+    before the data set is loaded."""
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    monkeypatch.setattr(cli, "_load_data", lambda config: pytest.fail("the data was loaded before --out was checked"))
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    with pytest.raises(SystemExit, match=r"--out .*is a file, not a folder"):
+        main(["train", "--threads", "1", "--out", str(a_file)])
+    with pytest.raises(SystemExit, match=r"--out .*is under a file"):
+        main(["train", "--threads", "1", "--out", str(a_file / "run")])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    target = locked / "run"
+    if _can_write_in(locked):  # root ignores file modes: a folder nobody can create instead
+        target = Path("/sys/twintricks-test/run")
+        if not Path("/sys").is_dir():
+            pytest.skip("no unwritable location on this machine")
+    with pytest.raises(SystemExit, match=r"--out .*cannot be written"):
+        main(["train", "--threads", "1", "--out", str(target)])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_diverging_run_stops_with_a_clear_error(backend, tiny, tmp_path):
+    """A loss that becomes NaN/inf stops the run (no summary.json with a bare NaN, no NaN checkpoint)."""
+    from twintricks.recipe import TrainingDiverged
+
+    config = _config(epochs=2, lr=1e30, backend=backend)
+    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
+    trainer = Trainer(config, tiny, device="cpu") if backend == "torch" else Trainer(config, tiny)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: .*loss is nan.*--lr"):
+        fit(trainer, config, out=tmp_path, log=lambda s: None)
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "checkpoint.ckpt").exists()
+
+
+def test_cli_exits_non_zero_when_the_loss_diverges(tmp_path, capsys, keep_threads):
+    from twintricks_cli import main
+
+    with pytest.raises(SystemExit, match="diverged") as exc:
+        main(["train", "--width", "4", "--epochs", "1", "--batch-size", "128", "--lr", "1e30", "--threads", "1",
+              "--no-progress", "--out", str(tmp_path)])
+    assert exc.value.code != 0
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_run_records_its_thread_count_and_resume_uses_it(tmp_path, capsys, monkeypatch, keep_threads):
+    """torch's results depend on its thread count: config.json and summary.json record it, a resume
+    without --threads uses the recorded count, a resume with another count warns."""
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    args = ["train", "--width", "4", "--epochs", "1", "--batch-size", "128", "--no-progress", "--out", str(tmp_path)]
+    assert main([*args, "--threads", "1"]) == 0
+    for name in ("config.json", "summary.json"):
+        assert json.loads((tmp_path / name).read_text())["threads"] == 1
+    monkeypatch.setattr(cli, "auto_threads", lambda: 2)  # what this machine would choose now
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["threads"] == 1
+    assert "bit-identical" not in capsys.readouterr().out  # the recorded count was used: no warning
+    assert main([*args, "--resume", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "started with 1 thread(s), it resumes with 2" in out and "not be bit-identical" in out
+
+
+def test_bad_device_is_a_clear_error_in_both_backends(tiny, monkeypatch):
+    with pytest.raises(ValueError, match="`device`.*'bogus'"):
+        ttrain.Trainer(_config(device="bogus"), tiny)
+    with pytest.raises(ValueError, match="`device`.*'bogus'"):
+        jtrain.Trainer(_config(device="bogus"), tiny)
+    if not jax.devices()[0].platform == "gpu":
+        with pytest.raises(ValueError, match="`device` 'cuda'.*no"):
+            jtrain.Trainer(_config(device="cuda"), tiny)
+    assert jtrain.Trainer(_config(device="cpu"), tiny).device.platform == "cpu"  # honoured, not ignored
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="`device` 'cuda'.*no"):
+        ttrain.Trainer(_config(device="cuda"), tiny)
+
+
+def test_cli_bad_device_fails_before_the_data_loads(monkeypatch, keep_threads):
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    monkeypatch.setattr(cli, "_load_data", lambda config: pytest.fail("the data was loaded before --device was checked"))
+    for backend in ("torch", "jax"):
+        with pytest.raises(SystemExit, match="`device`.*'bogus'"):
+            main(["train", "--backend", backend, "--device", "bogus", "--threads", "1"])
 
 
 def test_batch_larger_than_data_is_a_clear_error(tiny):

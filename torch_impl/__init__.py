@@ -39,13 +39,13 @@ from torch_impl.cropping import (
     hflip,
     RandomResizedCropFlip,
 )
-from torch_impl.autoaugment import (
-    POLICIES,
-    OPS,
+from torch_impl.policies import (
     AutoAugmentParams,
     sample_autoaugment_params,
+    autoaugment,
     AutoAugment,
 )
+from twintricks.policies import OPS, POLICIES
 from torch_impl.optim import (
     AdaBound,
     AMSBound,
@@ -84,6 +84,7 @@ __all__ = [
     "OPS",
     "AutoAugmentParams",
     "sample_autoaugment_params",
+    "autoaugment",
     "AutoAugment",
     "AdaBound",
     "AMSBound",

@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from twintricks.checks import check_choice, check_int
+from twintricks.models import DEFAULT_WIDTHS, MODELS
 
 __all__ = ["MODELS", "DEFAULT_WIDTHS", "ConvBN", "FastNet", "BasicBlock", "ResNet18", "create_model"]
 
-MODELS = ("fastnet", "resnet18")
-DEFAULT_WIDTHS = {"fastnet": 32, "resnet18": 64}
 BN_MOMENTUM = 0.1  # torch convention: running = (1 - m)·running + m·batch (flax's is 1 - m)
 BN_EPS = 1e-5
 

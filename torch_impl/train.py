@@ -1,46 +1,48 @@
 """The training recipe in PyTorch: one step holding augmentation, forward, loss, backward and update.
 
 :class:`Trainer` keeps the data on the device (:mod:`torch_impl.data`), a model from
-:mod:`torch_impl.models`, an optimizer and a ``torch.Generator``. One training step is:
+:mod:`torch_impl.models`, an optimizer and one ``torch.Generator`` per random stream. One
+training step is:
 
 1. cut the batch on the device (uint8 ``[B, C, H, W]``);
-2. draw the step's trick parameters from the generator (:meth:`Trainer.sample_aug`; tiny tensors,
-   eager — sampling is kept out of the compiled region because ``torch.compile`` cannot trace a
-   ``torch.Generator``);
-3. the compiled part (:meth:`Trainer.loss_fn`, ``torch.compile``\\ d when compiling): random
-   resized crop + flip and AutoAugment on uint8, then ``x/255`` normalised by the data set's
-   channel mean/std, Cutout (fill 0 = the mean), label smoothing, mixup or RICAP (soft targets),
-   the forward pass (``bfloat16`` autocast optional), the loss (cross-entropy against the soft or
-   smoothed targets, plus Hinton distillation against a frozen teacher's logits on the same
-   images); AOTAutograd compiles the backward pass with it;
+2. draw the step's trick parameters (:meth:`Trainer.sample_aug`: for each enabled trick of
+   :data:`twintricks.tricks.TRICKS`, its sampler from :data:`TRICK_IMPLS` on the trick's own
+   generator; tiny tensors, eager — sampling is kept out of the compiled region because
+   ``torch.compile`` cannot trace a ``torch.Generator``);
+3. the compiled part (:meth:`Trainer.loss_fn`, ``torch.compile``\\ d when compiling): the enabled
+   tricks' kernels in the recipe's order (:meth:`Trainer.augment`: crop + flip and AutoAugment on
+   uint8, then ``x/255`` normalised by the data set's channel mean/std, Cutout with fill 0 = the
+   mean, label smoothing, mixup or RICAP), the forward pass (``bfloat16`` autocast optional), the
+   loss (:meth:`Trainer.criterion`: cross-entropy against the integer, smoothed or soft targets,
+   plus Hinton distillation against a frozen teacher's logits on the same images); AOTAutograd
+   compiles the backward pass with it;
 4. the optimizer update (SGD with Nesterov momentum and weight decay, AdamW, or AdaBound /
    AMSBound / AdaBoundW from :mod:`torch_impl.optim`) with the step's learning rate from
    :func:`twintricks.recipe.lr_at` (cosine or step schedule, optional warm-up).
 
-Compilation: ``compile="auto"`` compiles on CUDA and runs eagerly on CPU. On this project's 2-core
-CPU machine Inductor's first compile of the default net took 20-40 s — longer than the whole
-default digits run — and its steady-state gain depends on the load: slower than eager on the
-busy machine (1.1 s vs 0.65 s per batch of 128), faster when quiet (1.82k vs 1.44k images/s in
-``benchmarks/RESULTS.md``). So CPU runs stay eager by default; ``compile="on"`` forces it for long
-runs. The optimizer update is eager (on CUDA with multi-tensor ``foreach`` kernels, torch's
-default, which :class:`torch_impl.optim.AdaBound` follows):
-a per-step learning rate given as a Python float would make a compiled ``optimizer.step``
-recompile whenever it changes, and AdaBound takes float learning rates only.
+Compilation: ``compile="auto"`` compiles on CUDA and runs eagerly on CPU, where Inductor's first
+compile of the default net takes longer than the whole default digits run and the steady-state
+gain depends on the machine's load (``benchmarks/RESULTS.md``); ``compile="on"`` forces it. The
+optimizer update is eager (on CUDA with multi-tensor ``foreach`` kernels, torch's default, which
+:class:`torch_impl.optim.AdaBound` follows): a per-step learning rate given as a Python float would
+make a compiled ``optimizer.step`` recompile whenever it changes.
 
 Static shapes: the last short training batch of an epoch is dropped, the last evaluation batch is
 padded (:mod:`torch_impl.data`), so nothing recompiles after the first step.
 
-Determinism: all randomness comes from one ``torch.Generator`` seeded with ``seed`` (model
-initialisation from ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng``, so the global
-generator is left as it was). :meth:`Trainer.get_state` / :meth:`Trainer.set_state` cover the
-weights, the optimizer, the generator and the step count, so a run resumed from an epoch
-checkpoint ends bit-identical (on CPU) to an uninterrupted one.
+Determinism: the model is initialised from ``torch.manual_seed(seed)`` inside
+``torch.random.fork_rng`` (the global generator is left as it was); the epochs' data order comes
+from a generator seeded with ``seed``; each random trick draws from its own generator, seeded
+with :func:`twintricks.tricks.stream_seed` ``(seed, trick.stream)``, so enabling one trick never
+changes another's draws. :meth:`Trainer.get_state` / :meth:`Trainer.set_state` cover the
+weights, the optimizer, every generator and the step count, so a run resumed from an epoch
+checkpoint ends bit-identical (on CPU, with the same thread count) to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -48,26 +50,105 @@ import torch.nn.functional as F
 
 from torch_impl import data as tdata
 from torch_impl import models as tmodels
+from torch_impl.policies import autoaugment, sample_autoaugment_params
+from torch_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
+from torch_impl.erasing import cutout, sample_cutout_params
+from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
+from torch_impl.mixing import mixup, ricap, sample_mixup_params, sample_ricap_params
+from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
+from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
-from twintricks.recipe import TrainConfig, fit, lr_at, required_tricks
+from twintricks.recipe import TrainConfig, fit, lr_at
+from twintricks.tricks import STAGES, stream_seed
 
-__all__ = ["Trainer", "build_optimizer", "train", "TrickUnavailableError"]
-
-
-class TrickUnavailableError(RuntimeError):
-    """A trick was requested whose implementation is not (yet) in :mod:`torch_impl`."""
+__all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
-def _trick(module_name: str, name: str, flag: str):
-    import importlib
+# ----------------------------------------------------------------------------- the tricks
 
-    mod = importlib.import_module(f"torch_impl.{module_name}")
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise TrickUnavailableError(
-            f"{flag} needs torch_impl.{module_name}.{name}, which is not available in this version"
-        )
-    return fn
+
+class TrickImpl(NamedTuple):
+    """How torch_impl runs one trick of :data:`twintricks.tricks.TRICKS`.
+
+    ``sample(batch_size, trainer, generator)`` draws the step's parameters (a params record, or a
+    tuple of them) on the trick's generator; ``apply(x, targets, params, trainer)`` returns the
+    new ``(x, targets)``. ``None``: the trick draws nothing / is not applied to the batch (it
+    acts in :meth:`Trainer.criterion`).
+    """
+
+    sample: Callable | None = None
+    apply: Callable | None = None
+
+
+def _num_classes(targets, trainer):
+    """Integer labels are one-hot encoded by the mixing kernels; soft targets are taken as they are."""
+    return None if targets.ndim == 2 else trainer.num_classes
+
+
+def _sample_crop_flip(n, trainer, g):
+    c, dev = trainer.config, trainer.device
+    crop = sample_resized_crop_params(n, trainer.image_size, scale=c.crop_scale, generator=g, device=dev)
+    return crop, sample_flip_params(n, generator=g, device=dev)
+
+
+def _smooth_targets(x, targets, params, trainer):
+    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
+        return x, targets
+    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
+
+
+#: trick name → its sampler and kernel here (one entry per :data:`twintricks.tricks.TRICKS` entry).
+TRICK_IMPLS: dict[str, TrickImpl] = {
+    "crop_flip": TrickImpl(
+        _sample_crop_flip,
+        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
+    ),
+    "autoaugment": TrickImpl(
+        lambda n, tr, g: sample_autoaugment_params(n, policy=tr.config.autoaugment, generator=g, device=tr.device),
+        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
+    ),
+    "cutout": TrickImpl(
+        lambda n, tr, g: sample_cutout_params(n, tr.image_size, n_holes=tr.config.cutout_holes, generator=g, device=tr.device),
+        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
+    ),
+    "label_smoothing": TrickImpl(None, _smooth_targets),
+    "mixup": TrickImpl(
+        lambda n, tr, g: sample_mixup_params(n, alpha=tr.config.mixup, generator=g, device=tr.device),
+        lambda x, y, p, tr: mixup(x, y, p, num_classes=_num_classes(y, tr)),
+    ),
+    "ricap": TrickImpl(
+        lambda n, tr, g: sample_ricap_params(n, tr.image_size, beta=tr.config.ricap, generator=g, device=tr.device),
+        lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
+    ),
+    "distillation": TrickImpl(),
+}
+
+_ADABOUND = {"adabound": AdaBound, "amsbound": AMSBound, "adaboundw": AdaBoundW}
+
+
+def resolve_device(name=None) -> torch.device:
+    """The torch device ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``...);
+    ``None``: CUDA when torch sees a GPU, else the CPU.
+
+    Raises ``ValueError`` naming ``device`` for a name torch does not know, or a device this
+    machine does not have (CUDA without a GPU, an index past the last GPU).
+    """
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"`device` must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {name!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"`device` {name!r}: torch sees no CUDA GPU on this machine (use 'cpu')")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"`device` {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise ValueError(f"`device` {name!r}: torch has no {dev.type} device on this machine")
+    return dev
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -85,9 +166,7 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd, foreach=True)
-    cls = {"adabound": "AdaBound", "amsbound": "AMSBound", "adaboundw": "AdaBoundW"}[config.optimizer]
-    opt_cls = _trick("optim", cls, f"--optimizer {config.optimizer}")
-    return opt_cls(params, lr=lr, final_lr=config.final_lr, gamma=config.adabound_gamma, weight_decay=wd)
+    return _ADABOUND[config.optimizer](params, lr=lr, final_lr=config.final_lr, gamma=config.adabound_gamma, weight_decay=wd)
 
 
 def _to_numpy_tree(x):
@@ -116,7 +195,8 @@ class Trainer:
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
         dataset: a :class:`twintricks.datasets.ImageDataset`.
-        device: ``"cpu"``, ``"cuda"``...; default ``config.device`` or CUDA when available.
+        device: ``"cpu"``, ``"cuda"``... (:func:`resolve_device`); default ``config.device``, else
+            CUDA when available.
         teacher: optional ``(model_name, width, state_dict)`` of a trained teacher (a torch-style
             ``state_dict``, e.g. converted from a jax checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
@@ -126,8 +206,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
         self.config = config
-        dev = device or config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(dev)
+        self.device = resolve_device(device if device is not None else config.device)
+        self.threads = torch.get_num_threads()
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.data = tdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes
@@ -150,9 +230,20 @@ class Trainer:
             self.teacher.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state.items()})
             self.teacher.to(self.device).eval().requires_grad_(False)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.data_generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.tricks = config.enabled_tricks()
+        self.soft_targets = config.soft_targets()
+        self.generators = {
+            t.name: torch.Generator(self.device).manual_seed(stream_seed(config.seed, t.stream))
+            for t in self.tricks
+            if TRICK_IMPLS[t.name].sample is not None
+        }
+        normalise = STAGES.index("normalise")
+        self._uint8_stage = [(t.name, TRICK_IMPLS[t.name].apply) for t in self.tricks
+                             if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) < normalise]
+        self._float_stage = [(t.name, TRICK_IMPLS[t.name].apply) for t in self.tricks
+                             if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) > normalise]
         self.step = 0
-        self._check_tricks()
         self.compiled = config.uses_compile(self.device.type)
         self._loss = torch.compile(self.loss_fn) if self.compiled else self.loss_fn
         self._eval = torch.compile(self._eval_logits) if self.compiled else self._eval_logits
@@ -160,70 +251,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ tricks
 
-    def _check_tricks(self) -> None:
-        """Resolve every requested trick now, so a missing one fails before training starts."""
-        teacher = self.teacher is not None
-        self._fn: dict[str, Any] = {n: _trick(m, n, flag) for m, n, flag in required_tricks(self.config, teacher=teacher)}
-
     def sample_aug(self, batch_size: int | None = None) -> dict:
-        """Draw one step's trick parameters from the run's generator (a dict of NamedTuples)."""
-        c, f, g, dev = self.config, self._fn, self.generator, self.device
-        n = batch_size or c.batch_size
-        aug: dict = {}
-        if c.crop_flip:
-            aug["crop"] = f["sample_resized_crop_params"](n, self.image_size, scale=c.crop_scale, generator=g, device=dev)
-            aug["flip"] = f["sample_flip_params"](n, generator=g, device=dev)
-        if c.autoaugment:
-            aug["autoaugment"] = f["sample_autoaugment_params"](n, policy=c.autoaugment, generator=g, device=dev)
-        if c.cutout > 0:
-            aug["cutout"] = f["sample_cutout_params"](n, self.image_size, n_holes=c.cutout_holes, generator=g, device=dev)
-        if c.mixup > 0:
-            aug["mixup"] = f["sample_mixup_params"](n, alpha=c.mixup, generator=g, device=dev)
-        if c.ricap > 0:
-            aug["ricap"] = f["sample_ricap_params"](n, self.image_size, beta=c.ricap, generator=g, device=dev)
-        return aug
+        """Draw one step's trick parameters: ``{trick name: params}`` for every enabled trick that
+        draws, each from its own generator."""
+        n = batch_size or self.config.batch_size
+        return {name: TRICK_IMPLS[name].sample(n, self, g) for name, g in self.generators.items()}
 
     def augment(self, images: torch.Tensor, labels: torch.Tensor, aug: dict):
-        """uint8 ``[B, C, H, W]`` batch → (normalised float images, targets) with the step's tricks.
+        """uint8 ``[B, C, H, W]`` batch → (normalised float images, targets): the enabled tricks'
+        kernels in the recipe's order, with the normalisation between the uint8 and float stages.
 
         Targets are the integer labels, or ``[B, K]`` soft targets when mixup/RICAP is on (label
         smoothing is folded into them first so that the two compose).
         """
-        c, f = self.config, self._fn
-        x = images
-        if "crop" in aug:
-            x = f["resized_crop"](x, aug["crop"], size=self.image_size, flip=aug["flip"])
-        if "autoaugment" in aug:
-            x = f["autoaugment"](x, aug["autoaugment"], policy=c.autoaugment)
+        x, targets = images, labels
+        for name, apply in self._uint8_stage:
+            x, targets = apply(x, targets, aug.get(name), self)
         x = (x.float() / 255.0 - self.mean) / self.std
-        if "cutout" in aug:
-            x = f["cutout"](x, aug["cutout"], length=c.cutout)
-        targets = labels
-        if "mixup" in aug or "ricap" in aug:
-            if c.label_smoothing > 0:
-                targets = f["smooth_labels"](labels, self.num_classes, c.label_smoothing)
-                k = None
-            else:
-                k = self.num_classes
-            if "mixup" in aug:
-                x, targets = f["mixup"](x, targets, aug["mixup"], num_classes=k)
-            else:
-                x, targets = f["ricap"](x, targets, aug["ricap"], num_classes=k)
+        for name, apply in self._float_stage:
+            x, targets = apply(x, targets, aug.get(name), self)
         return x, targets
 
     def criterion(self, logits, targets, teacher_logits=None):
         """Cross-entropy (plain, label-smoothed, or against soft targets) plus distillation."""
-        c, f = self.config, self._fn
+        c = self.config
         logits = logits.float()
         if targets.ndim == 2:
-            ce = f["soft_target_cross_entropy"](logits, targets)
+            ce = soft_target_cross_entropy(logits, targets)
         elif c.label_smoothing > 0:
-            ce = f["label_smoothing_cross_entropy"](logits, targets, smoothing=c.label_smoothing)
+            ce = label_smoothing_cross_entropy(logits, targets, smoothing=c.label_smoothing)
         else:
             ce = F.cross_entropy(logits, targets)
         if teacher_logits is None:
             return ce
-        kd = f["distillation_loss"](logits, teacher_logits.float(), temperature=c.kd_temperature)
+        kd = distillation_loss(logits, teacher_logits.float(), temperature=c.kd_temperature)
         return c.kd_alpha * kd + (1.0 - c.kd_alpha) * ce
 
     def _forward(self, model, x):
@@ -266,7 +327,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         """One epoch of :meth:`train_step` over a fresh permutation (the last short batch dropped)."""
         c = self.config
-        perm = tdata.epoch_permutation(self.data.num_train, generator=self.generator)
+        perm = tdata.epoch_permutation(self.data.num_train, generator=self.data_generator)
         steps = range(self.steps_per_epoch)
         bar = None
         if c.progress:
@@ -325,14 +386,15 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def get_state(self) -> dict:
-        """Weights, optimizer, generator and step as NumPy/plain values (a checkpoint payload)."""
+        """Weights, optimizer, generators and step as NumPy/plain values (a checkpoint payload);
+        ``rng`` maps ``"data"`` and each random trick's name to its generator's state."""
         return {
             "model_name": self.config.model,
             "width": self.config.width,
             "num_classes": self.num_classes,
             "model": _to_numpy_tree(self.model.state_dict()),
             "optimizer": _to_numpy_tree(self.optimizer.state_dict()),
-            "rng": self.generator.get_state().numpy().copy(),
+            "rng": {name: g.get_state().numpy().copy() for name, g in self._all_generators().items()},
             "step": self.step,
         }
 
@@ -342,11 +404,21 @@ class Trainer:
             self.model.load_state_dict(_to_torch_tree(state["model"], self.device))
             self.optimizer.load_state_dict(_to_torch_tree(state["optimizer"], "cpu"))
         except (RuntimeError, KeyError, ValueError) as exc:
-            from twintricks.checkpoint import CheckpointError
-
             raise CheckpointError(f"checkpoint does not fit this model/optimizer: {exc}") from None
-        self.generator.set_state(torch.from_numpy(np.asarray(state["rng"]).copy()))
+        rng = state.get("rng")
+        gens = self._all_generators()
+        if not isinstance(rng, dict) or set(rng) != set(gens):
+            have = sorted(rng) if isinstance(rng, dict) else type(rng).__name__
+            raise CheckpointError(f"checkpoint has random streams {have}, this run needs {sorted(gens)}")
+        try:
+            for name, g in gens.items():
+                g.set_state(torch.from_numpy(np.asarray(rng[name], dtype=np.uint8).copy()))
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint has an unusable generator state: {exc}") from None
         self.step = int(state["step"])
+
+    def _all_generators(self) -> dict:
+        return {"data": self.data_generator, **self.generators}
 
 
 def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, log=print) -> dict:

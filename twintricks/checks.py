@@ -11,6 +11,7 @@ value) whose message names the argument and says what was expected.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import Any, Sequence
@@ -26,9 +27,9 @@ __all__ = [
 ]
 
 
-def _fmt_interval(low, high, low_inclusive, high_inclusive) -> str:
-    left = "[" if low_inclusive else "("
-    right = "]" if high_inclusive else ")"
+def _fmt_interval(low, high, low_inclusive, high_inclusive, *, finite: bool = False) -> str:
+    left = "[" if low_inclusive and not (finite and low is None) else "("
+    right = "]" if high_inclusive and not (finite and high is None) else ")"
     lo = "-inf" if low is None else repr(low)
     hi = "inf" if high is None else repr(high)
     return f"{left}{lo}, {hi}{right}"
@@ -42,24 +43,31 @@ def check_real(
     high: float | None = None,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
+    finite: bool = True,
 ) -> float:
     """Return ``value`` as a float after checking it is a real number in the given interval.
 
+    ``finite=True`` (the default) also rejects ``inf`` and ``-inf``, whatever the interval: a
+    hyperparameter that is infinite is a mistake far more often than a meaning. A caller for
+    which an infinite value means something must opt in with ``finite=False``. NaN is always
+    rejected.
+
     Raises:
         TypeError: ``value`` is not a real number (bools are rejected too).
-        ValueError: ``value`` is NaN or outside the interval.
+        ValueError: ``value`` is NaN, infinite (unless ``finite=False``) or outside the interval.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    ok = value == value  # NaN check
+    ok = value == value and (not finite or math.isfinite(value))
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
     if ok and high is not None:
         ok = value <= high if high_inclusive else value < high
     if not ok:
-        interval = _fmt_interval(low, high, low_inclusive, high_inclusive)
-        raise ValueError(f"`{name}` must be in {interval}, got {value!r}")
+        interval = _fmt_interval(low, high, low_inclusive, high_inclusive, finite=finite)
+        what = "a finite number in" if finite else "in"
+        raise ValueError(f"`{name}` must be {what} {interval}, got {value!r}")
     return value
 
 

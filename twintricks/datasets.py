@@ -11,7 +11,7 @@ Three sources, one result type (:class:`ImageDataset`):
   training image otherwise — 1,442 train and 355 test images (20% of each class, rounded down).
 * :func:`load_cifar10` — CIFAR-10 from an image-folder directory (``train/<class>/*``,
   ``test/<class>/*``), straight from a ``.tar.gz`` archive with that layout (such as
-  ``/work/shared/data/cifar10-jpeg.tar.gz``), or from torchvision's ``cifar-10-batches-py``
+  the project's ``shared/data/cifar10-jpeg.tar.gz``), or from torchvision's ``cifar-10-batches-py``
   pickles, read with an unpickler that builds nothing but NumPy arrays, lists, strings and
   numbers (a batch file cannot run code). Nothing is downloaded here (the CLI's ``--download``
   asks torchvision, lazily).

@@ -1,6 +1,11 @@
 """The training recipe, framework-free: configuration, learning-rate schedule and the epoch
 loop shared by :mod:`torch_impl.train` and :mod:`jax_impl.train`.
 
+The configuration is data: :data:`OPTIONS` declares every setting once (name, default, help,
+check, command-line flag) — the run, data/model and optimisation settings here, the tricks' own
+in :data:`twintricks.tricks.TRICKS` — and :class:`TrainConfig`, its validation, ``config.json``
+and the ``twintricks train`` options are generated from it.
+
 A backend provides a *trainer* (``framework``, ``steps_per_epoch``, ``train_epoch``,
 ``evaluate``, ``get_state``, ``set_state``); :func:`fit` runs the epochs, prints one line per
 epoch, appends ``metrics.jsonl``, writes a checkpoint after every epoch (atomically) and
@@ -17,29 +22,47 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from twintricks.checkpoint import CHECKPOINT_NAME, check_resume_compatible, load_checkpoint, save_checkpoint
-from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
+from twintricks.checks import check_int
+from twintricks.datasets import DATASETS
 from twintricks.files import atomic_write_bytes, write_json, write_jsonl
+from twintricks.models import DEFAULT_MODEL, DEFAULT_WIDTHS, MODELS
+from twintricks.tricks import (
+    POLICIES,
+    TRICKS,
+    Option,
+    Trick,
+    choice,
+    integer,
+    optional,
+    real,
+    reals,
+    trick_named,
+)
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "POLICIES",
+    "PRECISIONS",
+    "OPTIONS",
+    "OPTION_GROUPS",
+    "TRICKS_GROUP",
+    "TRICKS",
     "TrainConfig",
     "default_lr",
     "lr_at",
     "lr_table",
-    "required_tricks",
     "steps_per_epoch",
     "fit",
+    "TrainingDiverged",
 ]
 
 OPTIMIZERS = ("sgd", "adamw", "adabound", "amsbound", "adaboundw")
 SCHEDULES = ("cosine", "step", "constant")
-POLICIES = ("imagenet", "cifar10", "svhn")
 PRECISIONS = ("float32", "bfloat16")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adabound": 1e-3, "amsbound": 1e-3, "adaboundw": 1e-3}
 
@@ -49,132 +72,132 @@ def default_lr(optimizer: str) -> float:
     return _DEFAULT_LR[optimizer]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (``config.json`` is this, as a dict).
+# ----------------------------------------------------------------------------- options
 
-    Tricks are off at their zero value: ``label_smoothing=0``, ``mixup=0`` (Beta α),
-    ``cutout=0`` (hole side), ``ricap=0`` (Beta β), ``crop_flip=False``, ``autoaugment=None``,
-    ``teacher=None``.
-    """
+_width_help = "base width (" + ", ".join(f"{m} {w}" for m, w in DEFAULT_WIDTHS.items()) + ")"
+_lr_help = "peak lr (default: " + ", ".join(f"{o} {lr:g}" for o, lr in _DEFAULT_LR.items()) + ")"
 
-    backend: str = "torch"
-    dataset: str = "digits"
-    data_dir: str | None = None
-    model: str = "fastnet"
-    width: int | None = None
-    epochs: int = 6
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    optimizer: str = "sgd"
-    lr: float | None = None
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    final_lr: float = 0.1
-    adabound_gamma: float = 1e-3
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    milestones: tuple = (0.5, 0.75)
-    lr_decay: float = 0.1
-    label_smoothing: float = 0.0
-    mixup: float = 0.0
-    cutout: int = 0
-    cutout_holes: int = 1
-    ricap: float = 0.0
-    crop_flip: bool = False
-    crop_scale: tuple = (0.35, 1.0)
-    autoaugment: str | None = None
-    teacher: str | None = None
-    kd_temperature: float = 4.0
-    kd_alpha: float = 0.9
-    seed: int = 0
-    precision: str = "float32"
-    compile: str = "auto"
-    out: str | None = None
-    resume: bool = False
-    progress: bool = True
-    download: bool = False
-    device: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        check_choice("backend", self.backend, ("torch", "jax"))
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("precision", self.precision, PRECISIONS)
-        check_choice("compile", self.compile, ("auto", "on", "off"))
-        check_int("epochs", self.epochs, low=1)
-        check_int("batch_size", self.batch_size, low=1)
-        check_int("eval_batch_size", self.eval_batch_size, low=1)
-        if self.width is not None:
-            check_int("width", self.width, low=1)
-        if self.lr is None:
-            self.lr = default_lr(self.optimizer)
-        check_real("lr", self.lr, low=0.0, low_inclusive=False)
-        check_real("momentum", self.momentum, low=0.0, high=1.0, high_inclusive=False)
-        check_real("weight_decay", self.weight_decay, low=0.0)
-        check_real("final_lr", self.final_lr, low=0.0, low_inclusive=False)
-        check_real("adabound_gamma", self.adabound_gamma, low=0.0, high=1.0, high_inclusive=False)
-        check_real("warmup_epochs", self.warmup_epochs, low=0.0)
-        check_real("lr_decay", self.lr_decay, low=0.0, high=1.0)
-        self.milestones = tuple(check_real("milestones", m, low=0.0, high=1.0) for m in self.milestones)
-        check_real("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
-        check_real("mixup", self.mixup, low=0.0)
-        check_int("cutout", self.cutout, low=0)
-        check_int("cutout_holes", self.cutout_holes, low=0)
-        check_real("ricap", self.ricap, low=0.0)
-        self.crop_scale = check_ordered_pair("crop_scale", tuple(self.crop_scale), low=0.0, high=1.0, strict_low=True)
-        if self.autoaugment is not None:
-            check_choice("autoaugment", self.autoaugment, POLICIES)
-        check_real("kd_temperature", self.kd_temperature, low=0.0, low_inclusive=False)
-        check_real("kd_alpha", self.kd_alpha, low=0.0, high=1.0)
-        check_int("seed", self.seed, low=0)
-        if self.mixup > 0 and self.ricap > 0:
-            raise ValueError("`mixup` and `ricap` both mix the batch: choose one of them")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        d["crop_scale"] = list(self.crop_scale)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k in ("milestones", "crop_scale") else v) for k, v in d.items() if k in names})
-
-    def uses_compile(self, device_type: str) -> bool:
-        """``compile="auto"`` compiles on accelerators only (see :mod:`torch_impl.train`)."""
-        return self.compile == "on" or (self.compile == "auto" and device_type != "cpu")
+TRICKS_GROUP = "tricks (off by default)"
+#: The settings that are not tricks, by command-line group; the tricks' own options come from
+#: :data:`twintricks.tricks.TRICKS`. :class:`TrainConfig` has one field per option, in this order.
+OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
+    "run": (
+        Option("backend", "torch", "framework that runs the recipe", type=str, check=choice(("torch", "jax")),
+               choices=("torch", "jax")),
+        Option("seed", 0, "seed of every random draw (model initialisation, data order, tricks)", type=int,
+               check=integer(low=0)),
+        Option("out", None, "output folder (default runs/<backend>-<dataset>-<model>)", type=str, metavar="DIR"),
+        Option("resume", False, "continue from DIR/checkpoint.ckpt", type=bool),
+        Option("precision", "float32", "bfloat16: autocast/compute dtype (GPUs)", type=str, check=choice(PRECISIONS),
+               choices=PRECISIONS),
+        Option("compile", "auto", "torch.compile the torch step (auto: on for CUDA, off on CPU); jax always jits",
+               type=str, check=choice(("auto", "on", "off")), choices=("auto", "on", "off")),
+        Option("device", None, "torch: cpu, cuda, cuda:N...; jax: cpu, gpu (or cuda), tpu, optionally :N "
+               "(default: torch cuda if available, else cpu; jax its first device)", type=str),
+        Option("progress", True, "no per-step progress bar", type=bool, flag="--no-progress"),
+    ),
+    "data and model": (
+        Option("dataset", "digits", "data set", type=str, check=choice(DATASETS), choices=DATASETS),
+        Option("data_dir", None, "cifar10: a cifar-10-batches-py dir, an image-folder dir or a .tar.gz of one; "
+               "folder: your data", type=str, metavar="DIR"),
+        Option("download", False, "cifar10: let torchvision download it into --data-dir", type=bool),
+        Option("model", DEFAULT_MODEL, "model", type=str, check=choice(MODELS), choices=MODELS),
+        Option("width", None, _width_help, type=int, check=optional(integer(low=1))),
+    ),
+    "optimisation": (
+        Option("epochs", 6, "training epochs", type=int, check=integer(low=1)),
+        Option("batch_size", 64, "training batch (the last short batch of an epoch is dropped)", type=int,
+               check=integer(low=1)),
+        Option("eval_batch_size", 512, "evaluation batch", type=int, check=integer(low=1)),
+        Option("optimizer", "sgd", "optimizer", type=str, check=choice(OPTIMIZERS), choices=OPTIMIZERS),
+        Option("lr", None, _lr_help, check=optional(real(low=0.0, low_inclusive=False))),
+        Option("momentum", 0.9, "SGD momentum", check=real(low=0.0, high=1.0, high_inclusive=False)),
+        Option("nesterov", True, "SGD without Nesterov momentum", type=bool, flag="--no-nesterov"),
+        Option("weight_decay", 5e-4, "weight decay", check=real(low=0.0)),
+        Option("final_lr", 0.1, "AdaBound family: the SGD lr the bounds converge to",
+               check=real(low=0.0, low_inclusive=False)),
+        Option("adabound_gamma", 1e-3, "AdaBound family: convergence speed of the bounds",
+               check=real(low=0.0, high=1.0, high_inclusive=False)),
+        Option("schedule", "cosine", "learning-rate schedule", type=str, check=choice(SCHEDULES), choices=SCHEDULES),
+        Option("warmup_epochs", 0.0, "linear warm-up length in epochs", check=real(low=0.0)),
+        Option("milestones", (0.5, 0.75), "step schedule: fractions of training", check=reals(real(low=0.0, high=1.0)),
+               nargs="+"),
+        Option("lr_decay", 0.1, "step schedule: factor at each milestone", check=real(low=0.0, high=1.0)),
+    ),
+    TRICKS_GROUP: tuple(o for t in TRICKS for o in t.options),
+}
+#: Every option, in :class:`TrainConfig` field order.
+OPTIONS: tuple[Option, ...] = tuple(o for group in OPTION_GROUPS.values() for o in group)
 
 
-# ----------------------------------------------------------------------------- tricks
+def _post_init(self) -> None:
+    for o in OPTIONS:
+        if o.check is not None:
+            setattr(self, o.name, o.check(o.name, getattr(self, o.name)))
+    if self.lr is None:
+        self.lr = default_lr(self.optimizer)
+    on = {t.name for t in TRICKS if t.enabled(self)}
+    for t in TRICKS:
+        for other in t.excludes:
+            if t.name in on and other in on and t.name < other:
+                a, b = t.switch.name, trick_named(other).switch.name
+                raise ValueError(f"`{a}` and `{b}` {t.exclusion}: choose one of them")
 
 
-def required_tricks(config: TrainConfig, *, teacher: bool = False) -> list[tuple[str, str, str]]:
-    """``(module, function, flag)`` for every trick function a run needs: each backend resolves them
-    in its own package (``torch_impl.<module>.<function>`` / ``jax_impl.<module>.<function>``)
-    before training, so a trick that is not available fails with a clear error naming the flag."""
-    need: list[tuple[str, str, str]] = []
-    add = lambda module, names, flag: need.extend((module, n, flag) for n in names)  # noqa: E731
-    if config.crop_flip:
-        add("cropping", ("sample_resized_crop_params", "resized_crop", "sample_flip_params", "hflip"), "--crop-flip")
-    if config.autoaugment:
-        add("autoaugment", ("sample_autoaugment_params", "autoaugment"), "--autoaugment")
-    if config.cutout > 0:
-        add("erasing", ("sample_cutout_params", "cutout"), "--cutout")
-    if config.mixup > 0:
-        add("mixing", ("sample_mixup_params", "mixup"), "--mixup")
-    if config.ricap > 0:
-        add("mixing", ("sample_ricap_params", "ricap"), "--ricap")
-    if config.label_smoothing > 0:
-        add("losses", ("smooth_labels", "label_smoothing_cross_entropy"), "--label-smoothing")
-    if config.mixup > 0 or config.ricap > 0:
-        add("losses", ("soft_target_cross_entropy",), "--mixup/--ricap")
-    if teacher:
-        add("losses", ("distillation_loss",), "--teacher")
-    return need
+def _to_dict(self) -> dict:
+    """The config as JSON-ready values (tuples as lists): ``config.json``."""
+    return {o.name: list(v) if isinstance(v := getattr(self, o.name), tuple) else v for o in OPTIONS}
+
+
+@classmethod
+def _from_dict(cls, d: dict):
+    """A config from :meth:`to_dict`'s dict (unknown keys are ignored)."""
+    return cls(**{o.name: d[o.name] for o in OPTIONS if o.name in d})
+
+
+def _uses_compile(self, device_type: str) -> bool:
+    """``compile="auto"`` compiles on accelerators only (see :mod:`torch_impl.train`)."""
+    return self.compile == "on" or (self.compile == "auto" and device_type != "cpu")
+
+
+def _enabled_tricks(self) -> tuple[Trick, ...]:
+    """The tricks this config switches on, in :data:`~twintricks.tricks.TRICKS` order."""
+    return tuple(t for t in TRICKS if t.enabled(self))
+
+
+def _soft_targets(self) -> bool:
+    """Whether an enabled trick turns the targets into ``[N, K]`` soft targets."""
+    return any(t.soft_targets for t in self.enabled_tricks())
+
+
+def _annotation(option: Option) -> Any:
+    kind = tuple[option.type, ...] if option.nargs is not None else option.type
+    return kind | None if option.default is None else kind
+
+
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(o.name, _annotation(o), dataclasses.field(default=o.default)) for o in OPTIONS],
+    namespace={
+        "__post_init__": _post_init,
+        "to_dict": _to_dict,
+        "from_dict": _from_dict,
+        "uses_compile": _uses_compile,
+        "enabled_tricks": _enabled_tricks,
+        "soft_targets": _soft_targets,
+    },
+)
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = """Everything that defines a training run (``config.json`` is :meth:`to_dict`).
+
+One field per :data:`OPTIONS` entry, with its default; every value is checked (a ``ValueError`` or
+``TypeError`` naming the field) and normalised on construction; ``lr=None`` becomes the
+optimizer's :func:`default_lr`. Tricks are off at their zero value (``label_smoothing=0``,
+``mixup=0``, ``cutout=0``, ``ricap=0``, ``crop_flip=False``, ``autoaugment=None``,
+``teacher=None``); :data:`twintricks.tricks.TRICKS` says which combinations are refused.
+
+Fields:
+""" + "\n".join(f"    ``{o.name}`` = ``{o.default!r}``: {o.help}" for o in OPTIONS)
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
@@ -240,14 +263,25 @@ def write_curves(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class TrainingDiverged(RuntimeError):
+    """The training (or test) loss of an epoch became NaN or infinite."""
+
+
 def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, log=print) -> dict:
     """Run the epochs of ``trainer`` and return the summary dict (see the module docstring).
 
-    With ``out``: writes ``config.json``, ``metrics.jsonl`` (one JSON object per epoch),
-    ``checkpoint.ckpt`` after every epoch, ``summary.json`` and ``curves.png``. With
-    ``config.resume``, continues from ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is
-    corrupt or from another configuration; starting from scratch if there is none).
+    With ``out``: writes ``config.json`` (the config, plus ``threads``: the CPU thread count the
+    backend computes with, ``trainer.threads``, on which torch's CPU results depend),
+    ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every epoch,
+    ``summary.json`` and ``curves.png``. With ``config.resume``, continues from
+    ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is corrupt or from another
+    configuration; starting from scratch if there is none), warning through ``log`` when the
+    thread count differs from the recorded one.
+
+    Raises :class:`TrainingDiverged` when an epoch's mean training loss or its test loss is NaN
+    or infinite; that epoch's checkpoint and metrics are not written, the previous ones are kept.
     """
+    threads = getattr(trainer, "threads", None)
     out_dir = Path(out) if out is not None else None
     history: list[dict] = []
     start_epoch = 0
@@ -261,9 +295,15 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             history = list(saved.get("history", []))
             start_epoch = int(saved["epoch"])
             log(f"resumed from {ckpt} after epoch {start_epoch}")
+            if saved.get("threads") != threads:
+                log(
+                    f"warning: the run was started with {saved.get('threads')} thread(s), it resumes with {threads}: "
+                    "the result will not be bit-identical to an uninterrupted run (twintricks train --resume "
+                    "without --threads uses the recorded count)"
+                )
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
-        write_json(out_dir / "config.json", config.to_dict())
+        write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads})
         write_jsonl(out_dir / "metrics.jsonl", history)
     t_run = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -271,6 +311,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         tr = trainer.train_epoch(epoch)
         t1 = time.perf_counter()
         te = trainer.evaluate()
+        for what, value in (("mean training loss", tr["loss"]), ("test loss", te["loss"])):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: the {what} is {value} (lr {tr['lr']:.3g}); the epoch "
+                    f"was not saved. Try a lower --lr, a warm-up (--warmup-epochs) or float32 precision"
+                )
         rec = {
             "epoch": epoch + 1,
             "train_loss": tr["loss"],
@@ -295,7 +341,8 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             state = trainer.get_state()
             save_checkpoint(
                 out_dir / CHECKPOINT_NAME,
-                {**state, "framework": trainer.framework, "config": config.to_dict(), "epoch": epoch + 1, "history": history},
+                {**state, "framework": trainer.framework, "config": config.to_dict(), "threads": threads,
+                 "epoch": epoch + 1, "history": history},
             )
             write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
@@ -313,6 +360,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         "images_per_s": images / max(train_s, 1e-9),
         "compile_s": sum(h["compile_s"] for h in history),
         "device": getattr(trainer, "device_name", "cpu"),
+        "threads": threads,
         "python": sys.version.split()[0],
     }
     if out_dir is not None:

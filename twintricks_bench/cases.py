@@ -2,53 +2,26 @@
 
 Each case knows how to build a ``call(i)`` that does the job once on the ``i``-th input of a
 rotating pool (so consecutive calls never see the same array, and the framework draws fresh
-random parameters on every call). Building a case imports what it needs; a trick whose module
-has not landed yet, or a library that is not installed, raises :class:`NotAvailable`, which the
-runner reports as ``n/a (...)`` instead of failing.
+random parameters on every call). Building a case imports what it needs; a missing name (a
+backend without that function, a library that is not installed) raises :class:`NotAvailable`,
+which the runner reports as ``n/a (...)`` instead of failing.
 
-What each row does (the same job for every implementation in the row):
-
-* ``label smoothing``: cross-entropy against smoothed one-hot targets (ε = 0.1), value and
-  gradient with respect to the logits ``[N, K]``.
-* ``distillation``: Hinton et al.'s loss α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE (T = 4,
-  α = 0.9), value and gradient with respect to the student logits.
-* ``mixup``: one λ ~ Beta(1, 1) per batch and a pairing of the images; mixed images and soft
-  targets.
-* ``cutout``: one square hole per image (side H/2), each image its own position.
-* ``RICAP``: four-patch RICAP (β = 0.3) with its soft targets (no existing implementation).
-* ``resized crop + flip``: torchvision's RandomResizedCrop box per image, resized back to the
-  input size with bilinear interpolation (no antialiasing), then a random horizontal flip.
-* ``AutoAugment``: the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each
-  image its own sub-policy.
-* ``AdaBound``: one optimizer update of a parameter set shaped like torchvision's ResNet-18
-  (11.7M parameters in 62 tensors); torch's Adam and optax's adam are the cost floor. Shown as
-  images/s at the size's batch (batch / update time), i.e. the throughput the optimizer alone
-  would allow.
+A row is one :func:`row` entry: the trick's name, a one-line description of the job (printed
+in ``bench.md``; the same job for every implementation in the row) and the function that builds
+its cases. Adding a trick to the bench is adding one such entry; rows are listed in the order
+they are defined.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["ROW_DOCS", "NotAvailable", "Size", "Context", "Case", "TRICK_NAMES", "IMPLS", "OURS", "cases_for"]
-
-#: Rows, in table order.
-TRICK_NAMES = (
-    "label smoothing",
-    "distillation",
-    "mixup",
-    "cutout",
-    "RICAP",
-    "resized crop + flip",
-    "AutoAugment",
-    "AdaBound",
-)
+__all__ = ["Row", "ROWS", "ROW_DOCS", "NotAvailable", "Size", "Context", "Case", "TRICK_NAMES", "IMPLS", "OURS", "cases_for", "row"]
 
 #: Columns, in table order: ours first, then the existing implementations.
 OURS = ("torch_impl eager", "torch_impl compile", "jax_impl jit")
@@ -62,30 +35,8 @@ EXISTING = (
 IMPLS = OURS + EXISTING
 
 
-#: One line per row for bench.md (the module docstring has the details).
-ROW_DOCS = {
-    "label smoothing": "cross-entropy against smoothed one-hot targets (ε = 0.1), value and gradient w.r.t. "
-    "the logits [N, K] (K = 10 at CIFAR size, 1000 at ImageNet size).",
-    "distillation": "α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE with T = 4, α = 0.9, value and gradient w.r.t. "
-    "the student logits.",
-    "mixup": "one λ ~ Beta(1, 1) per batch and a pairing of the images: mixed images and soft targets.",
-    "cutout": "one square hole of side H/2 per image, each image its own position.",
-    "RICAP": "four-patch RICAP (β = 0.3) with its soft targets; no existing implementation to compare with.",
-    "resized crop + flip": "a RandomResizedCrop box per image resized back to the input size (bilinear, no "
-    "antialiasing), then a random horizontal flip.",
-    "AutoAugment": "the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each image its own "
-    "sub-policy.",
-    "AdaBound": "one optimizer update of 11.7M parameters in 62 tensors (torchvision ResNet-18 shapes); Adam is "
-    "the cost floor. Shown as batch / seconds per update.",
-    "training step": "the project's Trainer.train_step, default recipe (fastnet, SGD with Nesterov momentum, "
-    "cosine schedule), uint8 batch in, updated weights out.",
-    "training step + tricks": "the same with resized crop + flip, Cutout 16, mixup 1.0 and label smoothing 0.1 "
-    "inside the step.",
-}
-
-
 class NotAvailable(Exception):
-    """This implementation cannot run here (not implemented yet, library missing, no device)."""
+    """This implementation cannot run here (not implemented, library missing, no device)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +78,31 @@ class Case:
         return self.impl in OURS
 
 
+@dataclass(frozen=True)
+class Row:
+    """One bench row: a trick, what its job is (one line for ``bench.md``), and its cases."""
+
+    name: str
+    doc: str
+    cases: Callable[["Context"], list[Case]]
+
+
+#: The rows by name, in table order (filled by :func:`row`).
+ROWS: dict[str, Row] = {}
+
+
+def row(name: str, doc: str):
+    """Register the decorated ``cases(ctx) -> list[Case]`` function as the bench row ``name``."""
+
+    def register(cases: Callable[["Context"], list[Case]]):
+        if name in ROWS:
+            raise ValueError(f"bench row {name!r} is defined twice")
+        ROWS[name] = Row(name, doc, cases)
+        return cases
+
+    return register
+
+
 def need(module: str, name: str):
     """``module.name``, or :class:`NotAvailable` saying what is missing."""
     try:
@@ -134,12 +110,7 @@ def need(module: str, name: str):
     except ImportError as exc:
         raise NotAvailable(f"{module.split('.')[0]} not installed ({exc.name})") from None
     try:
-        obj = getattr(mod, name)
-        # A package attribute can be a submodule of the same name (torch_impl.autoaugment is
-        # both): take the function inside it.
-        if isinstance(obj, types.ModuleType) and hasattr(obj, name):
-            obj = getattr(obj, name)
-        return obj
+        return getattr(mod, name)
     except AttributeError:
         if module.startswith(("torch_impl", "jax_impl")):
             raise NotAvailable(f"not implemented ({module}.{name})") from None
@@ -363,6 +334,11 @@ def _timm(module: str, name: str):
 # ------------------------------------------------------------------------------------------
 
 
+@row(
+    "label smoothing",
+    "cross-entropy against smoothed one-hot targets (ε = 0.1), value and gradient w.r.t. the "
+    "logits [N, K] (K = 10 at CIFAR size, 1000 at ImageNet size).",
+)
 def _label_smoothing(ctx: Context) -> list[Case]:
     eps = 0.1
     t = "label smoothing"
@@ -411,6 +387,11 @@ def _label_smoothing(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "distillation",
+    "α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE with T = 4, α = 0.9, value and gradient w.r.t. "
+    "the student logits.",
+)
 def _distillation(ctx: Context) -> list[Case]:
     T, alpha = 4.0, 0.9
     t = "distillation"
@@ -459,6 +440,10 @@ def _distillation(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "mixup",
+    "one λ ~ Beta(1, 1) per batch and a pairing of the images: mixed images and soft targets.",
+)
 def _mixup(ctx: Context) -> list[Case]:
     k = ctx.size.num_classes
     t = "mixup"
@@ -490,6 +475,10 @@ def _mixup(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "cutout",
+    "one square hole of side H/2 per image, each image its own position.",
+)
 def _cutout(ctx: Context) -> list[Case]:
     s = ctx.size
     length = s.height // 2
@@ -529,6 +518,10 @@ def _cutout(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "RICAP",
+    "four-patch RICAP (β = 0.3) with its soft targets; no existing implementation to compare with.",
+)
 def _ricap(ctx: Context) -> list[Case]:
     k = ctx.size.num_classes
     t = "RICAP"
@@ -548,6 +541,11 @@ def _ricap(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "resized crop + flip",
+    "a RandomResizedCrop box per image resized back to the input size (bilinear, no "
+    "antialiasing), then a random horizontal flip.",
+)
 def _crop_flip(ctx: Context) -> list[Case]:
     s = ctx.size
     t = "resized crop + flip"
@@ -582,6 +580,11 @@ def _crop_flip(ctx: Context) -> list[Case]:
     ]
 
 
+@row(
+    "AutoAugment",
+    "the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each image its "
+    "own sub-policy.",
+)
 def _autoaugment(ctx: Context) -> list[Case]:
     policy = ctx.size.policy
     t = "AutoAugment"
@@ -632,6 +635,11 @@ def _param_shapes(ctx: Context) -> list[tuple[int, ...]]:
     return [tuple(p.shape) for p in resnet18(num_classes=1000).parameters()]
 
 
+@row(
+    "AdaBound",
+    "one optimizer update of 11.7M parameters in 62 tensors (torchvision ResNet-18 shapes); "
+    "Adam is the cost floor. Shown as batch / seconds per update.",
+)
 def _adabound(ctx: Context) -> list[Case]:
     t = "AdaBound"
     P = ctx.pool
@@ -712,21 +720,15 @@ def _adabound(ctx: Context) -> list[Case]:
     ]
 
 
-_ROWS = {
-    "label smoothing": _label_smoothing,
-    "distillation": _distillation,
-    "mixup": _mixup,
-    "cutout": _cutout,
-    "RICAP": _ricap,
-    "resized crop + flip": _crop_flip,
-    "AutoAugment": _autoaugment,
-    "AdaBound": _adabound,
-}
+#: Row names, in table order.
+TRICK_NAMES: tuple[str, ...] = tuple(ROWS)
+#: One line per row for ``bench.md``.
+ROW_DOCS: dict[str, str] = {r.name: r.doc for r in ROWS.values()}
 
 
 def cases_for(ctx: Context, tricks) -> list[Case]:
     """Every case of the given rows at ``ctx``'s size, in table order."""
     out: list[Case] = []
     for name in tricks:
-        out.extend(_ROWS[name](ctx))
+        out.extend(ROWS[name].cases(ctx))
     return out

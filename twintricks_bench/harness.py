@@ -23,15 +23,17 @@ import warnings
 from pathlib import Path
 
 from twintricks.files import atomic_write_bytes
-from twintricks_bench.cases import IMPLS, OURS, ROW_DOCS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
+from twintricks_bench.cases import IMPLS, OURS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
+from twintricks_bench.cases import ROW_DOCS as TRICK_DOCS
 from twintricks_bench.timing import Budget, MemoryProbe, add_jax_info, loadavg, machine_info, measure, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
-from twintricks_bench.train import TRAIN, TRAIN_TRICKS, training_cases
+from twintricks_bench.train import TRAIN, TRAIN_DOCS, TRAIN_TRICKS, training_cases
 from twintricks_cli.threads import set_threads
 
 TRAIN_ROWS = (TRAIN, TRAIN_TRICKS)
+ROW_DOCS = {**TRICK_DOCS, **TRAIN_DOCS}
 
 BUDGETS = {
     "full": Budget(warmup=1, min_repeats=3, max_repeats=30, seconds=1.5),

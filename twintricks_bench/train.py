@@ -22,13 +22,28 @@ import numpy as np
 
 from twintricks_bench.cases import Case, Context, NotAvailable, need
 
-__all__ = ["training_cases", "TRAIN", "TRAIN_TRICKS"]
+__all__ = ["training_cases", "TRAIN", "TRAIN_TRICKS", "TRAIN_DOCS"]
 
 TRAIN = "training step"
 TRAIN_TRICKS = "training step + tricks"
 _RECIPES = {
     TRAIN: {},
     TRAIN_TRICKS: dict(crop_flip=True, cutout=16, mixup=1.0, label_smoothing=0.1),
+}
+
+
+def _flags(settings: dict) -> str:
+    from twintricks.recipe import OPTIONS
+
+    flag = {o.name: o.cli_flag for o in OPTIONS}
+    return " ".join(flag[k] if v is True else f"{flag[k]} {v}" for k, v in settings.items())
+
+
+#: One line per training row for ``bench.md``.
+TRAIN_DOCS = {
+    TRAIN: "the project's Trainer.train_step, default recipe (fastnet, SGD with Nesterov momentum, cosine "
+    "schedule), uint8 batch in, updated weights out.",
+    TRAIN_TRICKS: f"the same with `{_flags(_RECIPES[TRAIN_TRICKS])}` inside the step.",
 }
 
 

@@ -7,6 +7,12 @@ epoch loop (:func:`twintricks.recipe.fit`), writing ``config.json``, ``metrics.j
 ``--out``. A ``--teacher`` checkpoint written by either backend is converted on load
 (:func:`parity.convert.torch_state_dict_to_flax` / :func:`parity.convert.flax_to_torch_state_dict`).
 
+The options are generated from :data:`twintricks.recipe.OPTIONS` (defaults, help, checks and
+flags declared once, the tricks' in :data:`twintricks.tricks.TRICKS`); ``--threads`` is the one
+option of the command line alone. Before the data loads, ``--out`` is checked (a folder that can
+be written), the thread count is applied (a resumed run reuses the recorded one) and ``--device``
+is resolved by the backend; a diverging loss ends the run with a non-zero exit.
+
 Backends are imported only once the arguments are parsed, after ``--threads`` has been applied
 (XLA reads its thread flags when jax is first imported).
 """
@@ -14,18 +20,36 @@ Backends are imported only once the arguments are parsed, after ``--threads`` ha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from twintricks_cli.threads import auto_threads, set_threads
 
 __all__ = ["add_parser", "run", "config_from_args", "load_teacher"]
 
 
+def _add_option(group, option) -> None:
+    """One :class:`twintricks.tricks.Option` as an ``argparse`` argument (dest = the config field)."""
+    shown = option.default if option.nargs is None or option.default is None else " ".join(map(str, option.default))
+    note = "" if option.default is None or option.type is bool else f" (default {shown})"
+    kw = dict(dest=option.name, default=option.default, help=option.help + note)
+    if option.type is bool:
+        kw["action"] = "store_false" if option.default else "store_true"
+    else:
+        kw.update(type=option.type, metavar=option.metavar, choices=option.choices, nargs=option.nargs)
+        if option.nargs is not None and option.default is not None:
+            kw["default"] = list(option.default)
+    group.add_argument(option.cli_flag, **kw)
+
+
 def add_parser(sub) -> None:
-    """Add ``train`` to the ``twintricks`` subparsers."""
-    from twintricks.datasets import DATASETS
-    from twintricks.recipe import OPTIMIZERS, POLICIES, SCHEDULES
+    """Add ``train`` to the ``twintricks`` subparsers: one option per
+    :data:`twintricks.recipe.OPTIONS` entry (defaults and help from there), plus ``--threads``."""
+    from twintricks.recipe import OPTION_GROUPS, TRICKS, TRICKS_GROUP
+    from twintricks.tricks import STAGES
 
     p = sub.add_parser(
         "train",
@@ -33,72 +57,25 @@ def add_parser(sub) -> None:
         description="Train with the twintricks recipe. Defaults: scikit-learn digits (embedded, "
         "32x32 RGB), the small fastnet, SGD+Nesterov, cosine schedule, 6 epochs.",
     )
-    g = p.add_argument_group("run")
-    g.add_argument("--backend", choices=("torch", "jax"), default="torch")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/<backend>-<dataset>-<model>)")
-    g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.ckpt")
-    g.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="bfloat16: autocast/compute dtype (GPUs)")
-    g.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                   help="torch.compile the torch step (auto: on for CUDA, off on CPU); jax always jits")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for the backend (default: 1 when the machine is busy — load average >= "
-                   "cores — where 2 threads were measured 4x slower than 1; else the backend's default)")
-    g.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no per-step progress bar")
-    g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", choices=DATASETS, default="digits")
-    g.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="cifar10: a cifar-10-batches-py dir, an image-folder dir or a .tar.gz of one; folder: your data")
-    g.add_argument("--download", action="store_true", help="cifar10: let torchvision download it into --data-dir")
-    g.add_argument("--model", choices=("fastnet", "resnet18"), default="fastnet")
-    g.add_argument("--width", type=int, default=None, help="base width (fastnet 32, resnet18 64)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=6)
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--eval-batch-size", type=int, default=512)
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    g.add_argument("--lr", type=float, default=None, help="peak lr (default: sgd 0.05, adamw 2e-3, adabound* 1e-3)")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--no-nesterov", dest="nesterov", action="store_false")
-    g.add_argument("--weight-decay", type=float, default=5e-4)
-    g.add_argument("--final-lr", type=float, default=0.1, help="AdaBound family: the SGD lr the bounds converge to")
-    g.add_argument("--adabound-gamma", type=float, default=1e-3)
-    g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    g.add_argument("--warmup-epochs", type=float, default=0.0)
-    g.add_argument("--milestones", type=float, nargs="+", default=[0.5, 0.75], help="step schedule: fractions of training")
-    g.add_argument("--lr-decay", type=float, default=0.1, help="step schedule: factor at each milestone")
-    g = p.add_argument_group("tricks (off by default)")
-    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="E")
-    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA")
-    g.add_argument("--cutout", type=int, default=0, metavar="LENGTH")
-    g.add_argument("--cutout-holes", type=int, default=1)
-    g.add_argument("--ricap", type=float, default=0.0, metavar="BETA")
-    g.add_argument("--crop-flip", action="store_true", help="random resized crop + horizontal flip")
-    g.add_argument("--crop-scale", type=float, nargs=2, default=[0.35, 1.0], metavar=("MIN", "MAX"))
-    g.add_argument("--autoaugment", choices=POLICIES, default=None, metavar="POLICY")
-    g.add_argument("--teacher", default=None, metavar="CKPT", help="checkpoint of a trained teacher (either backend)")
-    g.add_argument("--kd-temperature", type=float, default=4.0, metavar="T")
-    g.add_argument("--kd-alpha", type=float, default=0.9, metavar="A")
+    steps = [" or ".join(t.title for t in TRICKS if t.stage == stage) or "normalise" * (stage == "normalise")
+             for stage in STAGES]
+    order = "applied in this order: " + " → ".join(step for step in steps if step)
+    for title, options in OPTION_GROUPS.items():
+        g = p.add_argument_group(title, order if options is OPTION_GROUPS[TRICKS_GROUP] else None)
+        for option in options:
+            _add_option(g, option)
+        if title == "run":
+            g.add_argument("--threads", type=int, default=None, metavar="N",
+                           help="CPU threads for the backend (default: 1 when the machine is busy — load average >= "
+                           "cores — where 2 threads were measured 4x slower than 1; else the backend's default)")
     p.set_defaults(func=run)
 
 
 def config_from_args(args):
     """A :class:`~twintricks.recipe.TrainConfig` from parsed arguments (errors → SystemExit)."""
-    from twintricks.recipe import TrainConfig
+    from twintricks.recipe import OPTIONS, TrainConfig
 
-    fields = dict(
-        backend=args.backend, dataset=args.dataset, data_dir=args.data_dir, model=args.model, width=args.width,
-        epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, final_lr=args.final_lr, adabound_gamma=args.adabound_gamma,
-        schedule=args.schedule, warmup_epochs=args.warmup_epochs, milestones=tuple(args.milestones),
-        lr_decay=args.lr_decay, label_smoothing=args.label_smoothing, mixup=args.mixup, cutout=args.cutout,
-        cutout_holes=args.cutout_holes, ricap=args.ricap, crop_flip=args.crop_flip,
-        crop_scale=tuple(args.crop_scale), autoaugment=args.autoaugment, teacher=args.teacher,
-        kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha, seed=args.seed, precision=args.precision,
-        compile=args.compile, resume=args.resume, progress=args.progress, download=args.download, device=args.device,
-    )
+    fields = {o.name: getattr(args, o.name) for o in OPTIONS}
     fields["out"] = args.out or os.path.join("runs", f"{args.backend}-{args.dataset}-{args.model}")
     try:
         return TrainConfig(**fields)
@@ -106,13 +83,60 @@ def config_from_args(args):
         raise SystemExit(f"twintricks train: {exc}") from None
 
 
-def _set_threads(threads: int | None) -> None:
+def _check_out(out: str) -> None:
+    """Fail now, naming ``--out``, when the output folder cannot be used (before any data loads)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SystemExit(f"twintricks train: --out {out}: is a file, not a folder")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise SystemExit(f"twintricks train: --out {out}: is under a file ({above}), not a folder")
     try:
-        note = set_threads(threads if threads is not None else auto_threads())
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".twintricks-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SystemExit(f"twintricks train: --out {out}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _recorded_threads(config) -> int | None:
+    """The thread count a run being resumed was started with (``config.json``), if any."""
+    try:
+        recorded = json.loads((Path(config.out) / "config.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1 else None
+
+
+def _set_threads(threads: int | None, config) -> None:
+    """Apply ``--threads``; a resumed run without it uses the count it was started with (torch's CPU
+    results depend on it; :func:`twintricks.recipe.fit` warns when a resume uses another one)."""
+    recorded = _recorded_threads(config) if config.resume else None
+    if threads is None:
+        threads = recorded if recorded is not None else auto_threads()
+    try:
+        note = set_threads(threads)
     except ValueError:
         raise SystemExit("twintricks train: --threads must be >= 1") from None
     if note:
         print(f"note: {note}; --threads may not apply", file=sys.stderr)
+
+
+def _check_device(config) -> None:
+    """Fail now when the backend has no such ``--device`` (before any data loads)."""
+    if config.device is None:
+        return
+    if config.backend == "torch":
+        from torch_impl.train import resolve_device
+    else:
+        from jax_impl.train import resolve_device
+    try:
+        resolve_device(config.device)
+    except ValueError as exc:
+        raise SystemExit(f"twintricks train: {exc}") from None
 
 
 def _load_data(config):
@@ -121,10 +145,13 @@ def _load_data(config):
     if config.dataset == "cifar10" and config.download:
         if config.data_dir is None:
             raise SystemExit("twintricks train: --download needs --data-dir")
-        import torchvision  # lazily: the only code path that may use the network
+        # lazily: the only code path that may use the network. torchvision only fetches and
+        # checks the archive (MD5); twintricks.datasets reads the batches without unpickling code.
+        from torchvision.datasets import CIFAR10
+        from torchvision.datasets.utils import download_and_extract_archive
 
-        torchvision.datasets.CIFAR10(config.data_dir, train=True, download=True)
-        torchvision.datasets.CIFAR10(config.data_dir, train=False, download=True)
+        if not os.path.isdir(os.path.join(config.data_dir, CIFAR10.base_folder)):
+            download_and_extract_archive(CIFAR10.url, config.data_dir, filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
     try:
         return load_dataset(config.dataset, config.data_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -334,8 +361,12 @@ def run(args) -> int:
     """Run ``twintricks train`` with parsed arguments; returns the exit status."""
     from twintricks.checkpoint import CheckpointError
 
+    from twintricks.recipe import TrainingDiverged
+
     config = config_from_args(args)
-    _set_threads(args.threads)
+    _check_out(config.out)
+    _set_threads(args.threads, config)
+    _check_device(config)
     dataset = _load_data(config)
     print(
         f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "
@@ -344,18 +375,17 @@ def run(args) -> int:
         flush=True,
     )
     try:
-        teacher = load_teacher(config.teacher, config.backend, dataset.num_classes) if config.teacher else None
+        teacher = load_teacher(
+            config.teacher, config.backend, dataset.num_classes, model=config.teacher_model,
+            width=config.teacher_width, in_channels=dataset.image_shape[2],
+        ) if config.teacher else None
         if config.backend == "torch":
             from torch_impl.train import train
         else:
             from jax_impl.train import train
         summary = train(config, dataset, out=config.out, teacher=teacher)
-    except CheckpointError as exc:
+    except (CheckpointError, TrainingDiverged) as exc:
         raise SystemExit(f"twintricks train: {exc}") from None
-    except RuntimeError as exc:
-        if type(exc).__name__ == "TrickUnavailableError":
-            raise SystemExit(f"twintricks train: {exc}") from None
-        raise
     print(
         f"final test accuracy {summary['final_test_acc']:.4f} | wall {summary['wall_s']:.1f}s | "
         f"{summary['images_per_s']:.0f} img/s | compile {summary['compile_s']:.1f}s | {config.out}/summary.json"

@@ -67,6 +67,13 @@ _kd_torch, _kd_jax = _loss_runs("kd_loss", "student_logits", ("teacher_logits", 
 
 _EDGE_LOGITS = np.array([[30.0, -30.0, 0.0], [-30.0, -30.0, 30.0]], np.float32)
 _EDGE_LABELS = np.array([1, 2], np.int64)
+# Masked classes: a -inf logit in each row, never on the label (a finite loss and gradient, as
+# F.cross_entropy with class indices); with smoothing > 0 the loss is inf, the gradient finite.
+_MASKED_LOGITS = np.array([[2.0, -np.inf, 0.5], [-np.inf, 1.0, -3.0], [0.0, 4.0, -np.inf]], np.float32)
+_MASKED_LABELS = np.array([0, 1, 1], np.int64)
+_MASKED_SOFT = np.array([[0.7, 0.0, 0.3], [0.0, 0.5, 0.5], [0.25, 0.75, 0.0]], np.float32)
+# The teacher masks what the student masks, plus one class the student keeps.
+_MASKED_TEACHER = np.array([[1.0, -np.inf, -np.inf], [-np.inf, 0.0, 2.0], [1.0, 1.0, -np.inf]], np.float32)
 
 
 _LSE_REASON = (
@@ -97,6 +104,7 @@ TRICKS = [
         atol=2e-5,
         rtol=1e-5,
         reason=_LSE_REASON,
+        examples=(dict(logits=_MASKED_LOGITS, targets=_MASKED_SOFT, reduction="none"),),
     ),
     Trick(
         name="label_smoothing_cross_entropy",
@@ -110,6 +118,9 @@ TRICKS = [
         examples=(
             dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=0.0, reduction="none"),
             dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=1.0, reduction="sum"),
+            dict(logits=_MASKED_LOGITS, labels=_MASKED_LABELS, num_classes=3, smoothing=0.0, reduction="none"),
+            dict(logits=_MASKED_LOGITS, labels=_MASKED_SOFT, num_classes=3, smoothing=0.0, reduction="mean"),
+            dict(logits=_MASKED_LOGITS, labels=_MASKED_LABELS, num_classes=3, smoothing=0.1, reduction="none"),
         ),
     ),
     Trick(
@@ -130,6 +141,13 @@ TRICKS = [
                 temperature=1.0,
                 alpha=0.9,
             ),
+            dict(
+                student_logits=_MASKED_LOGITS,
+                teacher_logits=_MASKED_TEACHER,
+                labels=_MASKED_LABELS,
+                temperature=2.0,
+                alpha=0.9,
+            ),
         ),
     ),
     Trick(
@@ -142,5 +160,14 @@ TRICKS = [
         rtol=1e-5,
         reason="sum of the distillation term (float32 log-softmax, scaled by T² <= 100) and a float32 "
         "cross-entropy; see distillation_loss",
+        examples=(
+            dict(
+                student_logits=_MASKED_LOGITS,
+                teacher_logits=_MASKED_TEACHER,
+                labels=_MASKED_SOFT,
+                temperature=4.0,
+                alpha=0.5,
+            ),
+        ),
     ),
 ]

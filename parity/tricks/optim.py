@@ -15,7 +15,7 @@ import numpy as np
 
 from parity.registry import Trick
 
-__all__ = ["TRICKS", "MEMBERS", "torch_trajectory", "jax_trajectory"]
+__all__ = ["TRICKS", "MEMBERS", "VARIANTS", "torch_trajectory", "jax_trajectory"]
 
 # registry name -> (torch_impl.optim class name, jax_impl.optim factory name)
 MEMBERS = {
@@ -24,9 +24,15 @@ MEMBERS = {
     "adaboundw": ("AdaBoundW", "adaboundw"),
 }
 
+# registry name -> (member, keyword options given to both sides): the same member in another mode
+VARIANTS = {
+    "adaboundw_lr_decay": ("adaboundw", {"scale_decay_by_lr": True}),  # AdamW's decay, lr-scaled
+}
 
-def torch_trajectory(member: str, case: dict, *, dtype: str = "float64") -> np.ndarray:
-    """Run the torch_impl optimizer over ``case["grads"]``; the params after each step, stacked."""
+
+def torch_trajectory(member: str, case: dict, *, dtype: str = "float64", options: dict | None = None) -> np.ndarray:
+    """Run the torch_impl optimizer over ``case["grads"]``; the params after each step, stacked.
+    ``options`` are further keyword arguments of the optimizer (see :data:`VARIANTS`)."""
     import torch
 
     import torch_impl.optim as O
@@ -41,6 +47,7 @@ def torch_trajectory(member: str, case: dict, *, dtype: str = "float64") -> np.n
         gamma=case["gamma"],
         eps=case["eps"],
         weight_decay=case["weight_decay"],
+        **(options or {}),
     )
     grads = np.asarray(case["grads"])
     factors = [float(f) for f in case["lr_scale"]]
@@ -58,7 +65,9 @@ def torch_trajectory(member: str, case: dict, *, dtype: str = "float64") -> np.n
     return torch.stack(out).numpy()
 
 
-def jax_trajectory(member: str, case: dict, *, dtype: str = "float64", jit: bool = False) -> np.ndarray:
+def jax_trajectory(
+    member: str, case: dict, *, dtype: str = "float64", jit: bool = False, options: dict | None = None
+) -> np.ndarray:
     """Run the jax_impl optimizer over ``case["grads"]`` with ``optax.apply_updates``.
 
     float64 runs inside ``jax.enable_x64(True)``. The schedule's base lr is the constructor lr,
@@ -93,6 +102,7 @@ def jax_trajectory(member: str, case: dict, *, dtype: str = "float64", jit: bool
             eps=case["eps"],
             weight_decay=case["weight_decay"],
             **kwargs,
+            **(options or {}),
         )
         params = jnp.asarray(np.asarray(case["params"]), dtype=dtype)
         state = tx.init(params)
@@ -116,13 +126,13 @@ def _cases():
     return optimizer_cases()
 
 
-def _entry(member: str) -> Trick:
+def _entry(member: str, name: str | None = None, options: dict | None = None) -> Trick:
     return Trick(
-        name=member,
+        name=name or member,
         group="optim",
         cases=_cases,
-        run_torch=lambda case: {"trajectory": torch_trajectory(member, case)},
-        run_jax=lambda case: {"trajectory": jax_trajectory(member, case)},
+        run_torch=lambda case: {"trajectory": torch_trajectory(member, case, options=options)},
+        run_jax=lambda case: {"trajectory": jax_trajectory(member, case, options=options)},
         atol=1e-10,
         rtol=1e-10,
         reason=(
@@ -161,4 +171,6 @@ _EXAMPLES = (
     dict(_example((3,), 3, seed=5, weight_decay=0.1), grads=np.zeros((3, 3))),
 )
 
-TRICKS: list = [_entry(member) for member in MEMBERS]
+TRICKS: list = [_entry(member) for member in MEMBERS] + [
+    _entry(member, name, options) for name, (member, options) in VARIANTS.items()
+]

@@ -1,11 +1,11 @@
-"""Registry entries: autoaugment (group "autoaugment").
+"""Registry entries: the AutoAugment-family ops and policies (group "policies", like the backend
+modules :mod:`torch_impl.policies` / :mod:`jax_impl.policies`).
 
 One entry per op (``aa_<op>``: :mod:`torch_impl.ops` vs :mod:`jax_impl.ops` on uint8 images with
 per-image magnitudes, exact) and one per policy (``autoaugment_<policy>``: the same parameter
-record through :func:`torch_impl.autoaugment.autoaugment` and
-:func:`jax_impl.autoaugment.autoaugment`, exact on uint8), plus ``autoaugment_float`` for float
-images (a tolerance, see its reason). Agreement with torchvision itself is in
-``tests/test_ops.py`` and ``tests/test_autoaugment.py``.
+record through :func:`torch_impl.autoaugment` and :func:`jax_impl.autoaugment`, exact on uint8),
+plus ``autoaugment_float`` for float images (a tolerance, see its reason). Agreement with
+torchvision itself is in ``tests/test_ops.py`` and ``tests/test_policies.py``.
 
 The jax ops run eagerly, so their magnitudes are concrete: the geometric matrices are the
 host-computed float64 ones (``jax_impl.ops.rotate`` under ``jit`` uses float32 trig instead; that
@@ -19,6 +19,7 @@ import numpy as np
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_torch
 from parity.registry import Trick
+from twintricks.policies import POLICY_NAMES, magnitude_bins
 
 __all__ = ["TRICKS"]
 
@@ -51,12 +52,12 @@ def _policy_runner(backend: str):
     def run(case):
         p = case["params"]
         if backend == "torch":
-            import torch_impl.autoaugment as A
+            import torch_impl.policies as A
 
             params = A.AutoAugmentParams(to_torch(p["sub_policy"]), to_torch(p["apply"]), to_torch(p["negate"]))
             out = A.autoaugment(images_to_torch(case["images"]), params, policy=case["policy"], fill=case["fill"])
             return {"images": images_from_torch(out)}
-        import jax_impl.autoaugment as A
+        import jax_impl.policies as A
 
         params = A.AutoAugmentParams(
             to_jax(p["sub_policy"].astype(np.int32)), to_jax(p["apply"]), to_jax(p["negate"])
@@ -77,8 +78,6 @@ def _policy_cases(policy, dtype=np.uint8):
 
 def _all_bins_example(op: str) -> dict:
     """Every magnitude bin and sign of ``op`` on one 15×16 RGB batch (19 images; ties in the shears)."""
-    from torch_impl.autoaugment import magnitude_bins
-
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (19, 15, 16, 3), dtype=np.uint8)
     images[::2] = images[::2] // 64 * 64  # few levels: ties in the blends, flat channels
@@ -98,7 +97,7 @@ _OP_REASON = "uint8 in, uint8 out: the same float32 roundings (FMA where torch f
 TRICKS = [
     Trick(
         name=f"aa_{op}",
-        group="autoaugment",
+        group="policies",
         cases=_op_cases(op),
         run_torch=_op_runner(op, "torch"),
         run_jax=_op_runner(op, "jax"),
@@ -111,7 +110,7 @@ TRICKS = [
 ] + [
     Trick(
         name=f"autoaugment_{policy}",
-        group="autoaugment",
+        group="policies",
         cases=_policy_cases(policy),
         run_torch=_policy_runner("torch"),
         run_jax=_policy_runner("jax"),
@@ -119,11 +118,11 @@ TRICKS = [
         rtol=0,
         reason="uint8: every op is exact, the per-image selection is integer logic",
     )
-    for policy in ("imagenet", "cifar10", "svhn")
+    for policy in POLICY_NAMES
 ] + [
     Trick(
         name="autoaugment_float",
-        group="autoaugment",
+        group="policies",
         cases=lambda: S.autoaugment_policy_cases(None, dtype=np.float32),
         run_torch=_policy_runner("torch"),
         run_jax=_policy_runner("jax"),

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-import jax_impl.autoaugment as JA
-import torch_impl.autoaugment as TA
+import jax_impl.policies as JA
+import torch_impl.policies as TA
+import twintricks.policies as P
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch
 
@@ -51,10 +52,10 @@ def torchvision_reference(images: torch.Tensor, params: TA.AutoAugmentParams, po
         for i in range(images.shape[0]):
             s = int(params.sub_policy[i])
             answers = []
-            for k, (op, _, _) in enumerate(TA.POLICIES[policy][s]):
+            for k, (op, _, _) in enumerate(P.POLICIES[policy][s]):
                 fires = bool(params.apply[i, k])
                 answers.append(0.0 if fires else 2.0)
-                if fires and op in TA._SIGNED:
+                if fires and op in P.SIGNED_OPS:
                     answers.append(0.0 if bool(params.negate[i, k]) else 1.0)
             it = iter(answers)
             torch.randint = lambda *a, _s=s, **k: torch.tensor(_s)
@@ -66,24 +67,33 @@ def torchvision_reference(images: torch.Tensor, params: TA.AutoAugmentParams, po
 
 
 # --------------------------------------------------------------------------------------------
-# Tables
+# Policies and magnitude bins (framework-free, in twintricks.policies)
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("policy", POLICY_NAMES)
-def test_policy_tables_identical_and_equal_to_torchvision(policy):
-    assert TA.POLICIES[policy] == JA.POLICIES[policy]
-    assert [tuple(sub) for sub in tv_policies(policy)] == list(TA.POLICIES[policy])
-    assert TA.OPS == JA.OPS
-    assert set(TA.OPS) == set(tv.AutoAugment._AUGMENTATION_SPACE)
+def test_policies_equal_torchvision(policy):
+    assert [tuple(sub) for sub in tv_policies(policy)] == list(P.POLICIES[policy])
+    assert set(P.OPS) == set(tv.AutoAugment._AUGMENTATION_SPACE)
+    signed = {op for op, (_, is_signed) in tv.AutoAugment._AUGMENTATION_SPACE.items() if is_signed}
+    assert signed == set(P.SIGNED_OPS)
+    assert P.POLICY_NAMES == POLICY_NAMES == tuple(p.value for p in tv.AutoAugmentPolicy)
 
 
-def test_magnitude_bins_equal_torchvision_and_each_other():
+def test_backends_export_the_shared_metadata_and_the_kernel():
+    import jax_impl
+    import torch_impl
+
+    for pkg in (torch_impl, jax_impl):
+        assert pkg.POLICIES is P.POLICIES and pkg.OPS is P.OPS
+        assert callable(pkg.autoaugment) and pkg.autoaugment.__module__ == pkg.__name__ + ".policies"
+
+
+def test_magnitude_bins_equal_torchvision():
     for h, w in [(1, 1), (2, 3), (7, 9), (32, 32), (224, 224), (331, 500), (1000, 17)]:
         for op, (fn, _) in tv.AutoAugment._AUGMENTATION_SPACE.items():
             ref = fn(10, h, w)
-            ours = TA.magnitude_bins(op, h, w)
-            assert ours == JA.magnitude_bins(op, h, w)
+            ours = P.magnitude_bins(op, h, w)
             if ref is None:
                 assert ours is None
             else:
@@ -110,7 +120,7 @@ def test_each_image_equals_torchvision_autoaugment(policy, data):
     # so such images are only required to match when Contrast is their last op, within 1.
     remainder = (c * h * w) % 32 != 0
     for i in range(8):
-        fired = [op for k, (op, _, _) in enumerate(TA.POLICIES[policy][int(params.sub_policy[i])]) if params.apply[i, k]]
+        fired = [op for k, (op, _, _) in enumerate(P.POLICIES[policy][int(params.sub_policy[i])]) if params.apply[i, k]]
         if remainder and "Contrast" in fired:
             if fired[-1] == "Contrast":
                 assert int((ours[i].int() - ref[i].int()).abs().max()) <= 1
@@ -221,7 +231,7 @@ def test_sampler_distributions(backend, policy):
     counts = np.bincount(sub, minlength=25)
     assert len(counts) == 25
     assert stats.chisquare(counts).pvalue > 1e-3
-    prob = np.array([[p for _, p, _ in s] for s in TA.POLICIES[policy]])[sub]  # [N, 2]
+    prob = np.array([[p for _, p, _ in s] for s in P.POLICIES[policy]])[sub]  # [N, 2]
     # Apply decisions: sum of independent Bernoulli(p); z-score of the total and per slot.
     for k in range(2):
         mean, var = prob[:, k].sum(), (prob[:, k] * (1 - prob[:, k])).sum()
@@ -235,7 +245,7 @@ def test_apply_rate_per_probability(backend):
     """Across the three policies, each probability level's empirical apply rate matches it."""
     for policy in POLICY_NAMES:
         sub, apply, _ = _draws(backend, policy, seed=5)
-        prob = np.array([[p for _, p, _ in s] for s in TA.POLICIES[policy]])[sub]
+        prob = np.array([[p for _, p, _ in s] for s in P.POLICIES[policy]])[sub]
         for level in np.unique(prob):
             if 0.0 < level < 1.0:
                 hits = apply[prob == level]

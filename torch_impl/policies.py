@@ -10,7 +10,7 @@ magnitudes (the five geometric ops share one affine warp), and selects per image
 No Python loop over the batch, no data-dependent shapes: it compiles once under ``torch.compile``.
 Eagerly on a CPU it instead runs each operation only on the images that drew it, and on uint8
 images the pixel-wise operations (Brightness, Contrast, Posterize, Solarize, AutoContrast,
-Equalize, Invert) as per-image 256-entry lookup tables and one gather per slot (same bytes).
+Equalize, Invert) as per-image 256-entry lookup tables (LUTs) and one gather per slot (same bytes).
 
 Given the same draws, each image equals torchvision's ``AutoAugment`` on that image alone (same
 policies, same magnitude bins, same kernels; see :mod:`torch_impl.ops` for the one exception,
@@ -28,125 +28,18 @@ from typing import NamedTuple
 
 import torch
 
-from torch_impl import ops
+from torch_impl import kernels
 from torch_impl._checks import check_images, compiling
+from torch_impl.ops import check_op_images, fill_values
 from torch_impl.transform import RandomTransform
-from twintricks.checks import check_choice, check_int, check_ndim, check_same_leading
+from twintricks.checks import check_int, check_ndim, check_same_leading
+from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS, POLICIES, policy_arrays, policy_name
 
-# The kernel ``autoaugment`` is public but not star-exported: the package ``__init__`` star-imports
-# this module and then reads ``autoaugment.__all__``, which must stay the module (reach the kernel
-# as ``torch_impl.autoaugment.autoaugment``).
-__all__ = ["POLICIES", "OPS", "AutoAugmentParams", "sample_autoaugment_params", "AutoAugment"]
-
-#: The 14 operations, in the order their integer ids refer to.
-OPS = (
-    "ShearX",
-    "ShearY",
-    "TranslateX",
-    "TranslateY",
-    "Rotate",
-    "Brightness",
-    "Color",
-    "Contrast",
-    "Sharpness",
-    "Posterize",
-    "Solarize",
-    "AutoContrast",
-    "Equalize",
-    "Invert",
-)
-
-#: torchvision's three policies: 25 sub-policies of two ``(op, probability, magnitude bin)``.
-POLICIES = {
-    "imagenet": (
-        (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)),
-        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
-        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
-        (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
-        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
-        (("Equalize", 0.4, None), ("Rotate", 0.8, 8)),
-        (("Solarize", 0.6, 3), ("Equalize", 0.6, None)),
-        (("Posterize", 0.8, 5), ("Equalize", 1.0, None)),
-        (("Rotate", 0.2, 3), ("Solarize", 0.6, 8)),
-        (("Equalize", 0.6, None), ("Posterize", 0.4, 6)),
-        (("Rotate", 0.8, 8), ("Color", 0.4, 0)),
-        (("Rotate", 0.4, 9), ("Equalize", 0.6, None)),
-        (("Equalize", 0.0, None), ("Equalize", 0.8, None)),
-        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
-        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
-        (("Rotate", 0.8, 8), ("Color", 1.0, 2)),
-        (("Color", 0.8, 8), ("Solarize", 0.8, 7)),
-        (("Sharpness", 0.4, 7), ("Invert", 0.6, None)),
-        (("ShearX", 0.6, 5), ("Equalize", 1.0, None)),
-        (("Color", 0.4, 0), ("Equalize", 0.6, None)),
-        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
-        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
-        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
-        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
-        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
-    ),
-    "cifar10": (
-        (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
-        (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
-        (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
-        (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
-        (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)),
-        (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
-        (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
-        (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
-        (("Equalize", 0.6, None), ("Equalize", 0.5, None)),
-        (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
-        (("Color", 0.7, 7), ("TranslateX", 0.5, 8)),
-        (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
-        (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)),
-        (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
-        (("Solarize", 0.5, 2), ("Invert", 0.0, None)),
-        (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
-        (("Equalize", 0.2, None), ("Equalize", 0.6, None)),
-        (("Color", 0.9, 9), ("Equalize", 0.6, None)),
-        (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)),
-        (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
-        (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)),
-        (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
-        (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)),
-        (("Equalize", 0.8, None), ("Invert", 0.1, None)),
-        (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
-    ),
-    "svhn": (
-        (("ShearX", 0.9, 4), ("Invert", 0.2, None)),
-        (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
-        (("Equalize", 0.6, None), ("Solarize", 0.6, 6)),
-        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
-        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
-        (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
-        (("ShearY", 0.9, 8), ("Invert", 0.4, None)),
-        (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
-        (("Invert", 0.9, None), ("AutoContrast", 0.8, None)),
-        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
-        (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)),
-        (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
-        (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)),
-        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
-        (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)),
-        (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
-        (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)),
-        (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
-        (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)),
-        (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
-        (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)),
-        (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
-        (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)),
-        (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
-        (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
-    ),
-}
-
-_SIGNED = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast", "Sharpness"})
-_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+__all__ = ["AutoAugmentParams", "sample_autoaugment_params", "autoaugment", "AutoAugment"]
 
 
 class AutoAugmentParams(NamedTuple):
-    """Per-image AutoAugment draws (field names identical in :mod:`jax_impl.autoaugment`).
+    """Per-image AutoAugment draws (field names identical in :mod:`jax_impl.policies`).
 
     Attributes:
         sub_policy: ``[N]`` int64, index into the policy's 25 sub-policies.
@@ -160,86 +53,40 @@ class AutoAugmentParams(NamedTuple):
     negate: torch.Tensor
 
 
-def _policy_name(policy) -> str:
-    policy = getattr(policy, "value", policy)  # torchvision's AutoAugmentPolicy enum works too
-    return check_choice("policy", policy, tuple(POLICIES))
+_POLICY_ARRAYS: dict = {}
 
 
-def _f32(x: float) -> float:
-    """Round a Python float to the nearest float32 (ties to even), in plain Python."""
-    if x == 0.0 or not math.isfinite(x):
-        return x
-    mant, exp = math.frexp(x)
-    return math.ldexp(round(mant * 2.0**24), exp - 24)
-
-
-def _linspace10(start: float, end: float) -> tuple[float, ...]:
-    """``torch.linspace(start, end, 10)`` (float32) in plain Python: ``start + step·i`` for the first
-    half and ``end - step·(9 - i)`` for the second, each fused and rounded once to float32."""
-    start, end = _f32(start), _f32(end)
-    step = _f32((end - start) / 9)
-    return tuple(_f32(start + step * i) if i < 5 else _f32(end - step * (9 - i)) for i in range(10))
-
-
-def magnitude_bins(op: str, height: int, width: int) -> tuple[float, ...] | None:
-    """torchvision's 10 magnitude bins of ``op`` for an image of that size (float32 values; None if unused)."""
-    if op in ("ShearX", "ShearY"):
-        return _linspace10(0.0, 0.3)
-    if op == "TranslateX":
-        return _linspace10(0.0, 150.0 / 331.0 * width)
-    if op == "TranslateY":
-        return _linspace10(0.0, 150.0 / 331.0 * height)
-    if op == "Rotate":
-        return _linspace10(0.0, 30.0)
-    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
-        return _linspace10(0.0, 0.9)
-    if op == "Posterize":
-        return tuple(float(round(8 - i / ((10 - 1) / 4))) for i in range(10))
-    if op == "Solarize":
-        return _linspace10(1.0, 0.0)
-    return None
-
-
-_TABLES: dict = {}
-
-
-def _tables(policy: str, height: int, width: int):
-    """Per (sub-policy, slot): op id, probability, magnitude (unsigned) and signedness, as lists.
-
-    Cached in eager mode; under ``torch.compile`` computed inline (plain Python, constant-folded).
-    """
+def _policy_arrays(policy: str, height: int, width: int):
+    """:func:`twintricks.policies.policy_arrays`, cached in eager mode; under ``torch.compile``
+    computed inline (plain Python, constant-folded)."""
     key = (policy, height, width)
-    if not compiling() and key in _TABLES:
-        return _TABLES[key]
-    subs = POLICIES[policy]
-    op_id = [[OPS.index(op) for op, _, _ in sub] for sub in subs]
-    prob = [[p for _, p, _ in sub] for sub in subs]
-    mag = [[0.0 if b is None else magnitude_bins(op, height, width)[b] for op, _, b in sub] for sub in subs]
-    signed = [[op in _SIGNED for op, _, _ in sub] for sub in subs]
+    if not compiling() and key in _POLICY_ARRAYS:
+        return _POLICY_ARRAYS[key]
+    arrays = policy_arrays(policy, height, width)
     if not compiling():
-        _TABLES[key] = (op_id, prob, mag, signed)
-    return op_id, prob, mag, signed
+        _POLICY_ARRAYS[key] = arrays
+    return arrays
 
 
-_THETAS: dict = {}
+_MATRICES: dict = {}
 
 
-def _theta_table(policy: str, height: int, width: int, device) -> torch.Tensor:
+def _matrix_cache(policy: str, height: int, width: int, device) -> torch.Tensor:
     """Inverse affine matrices ``[25, 2, 2, 6]`` (float64) per (sub-policy, slot, negated): the
     geometric op's matrix for its magnitude bin (same float64 arithmetic as the ops), identity for
     the other ops. Cached in eager mode."""
     key = (policy, height, width, str(device))
-    if not compiling() and key in _THETAS:
-        return _THETAS[key]
-    op_id, _, mag, _ = _tables(policy, height, width)
+    if not compiling() and key in _MATRICES:
+        return _MATRICES[key]
+    op_id, _, mag, _ = _policy_arrays(policy, height, width)
     builders = {
-        "ShearX": lambda m: ops._shear_matrix(m, height, width, 0),
-        "ShearY": lambda m: ops._shear_matrix(m, height, width, 1),
-        "TranslateX": lambda m: ops._translate_matrix(m, 0),
-        "TranslateY": lambda m: ops._translate_matrix(m, 1),
-        "Rotate": ops._rotate_matrix,
+        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
+        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
+        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
+        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
+        "Rotate": kernels.rotate_matrix,
     }
-    identity = ops._translate_matrix(torch.zeros(2, dtype=torch.float64, device=device), 0)
+    identity = kernels.translate_matrix(torch.zeros(2, dtype=torch.float64, device=device), 0)
     rows = []
     for ids, mags in zip(op_id, mag):
         slots = []
@@ -248,10 +95,10 @@ def _theta_table(policy: str, height: int, width: int, device) -> torch.Tensor:
             values = torch.tensor([m, -m], dtype=torch.float64, device=device)
             slots.append(builders[name](values) if name in builders else identity)
         rows.append(torch.stack(slots))
-    table = torch.stack(rows)
+    matrices = torch.stack(rows)
     if not compiling():
-        _THETAS[key] = table
-    return table
+        _MATRICES[key] = matrices
+    return matrices
 
 
 _PROBS: dict = {}
@@ -267,7 +114,7 @@ def sample_autoaugment_params(
     default generator when None), then moved to ``device``.
     """
     n = check_int("batch_size", batch_size, low=0)
-    policy = _policy_name(policy)
+    policy = policy_name(policy)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     prob = _PROBS.get((policy, str(gen_device)))
     if prob is None:
@@ -300,45 +147,43 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
     return params
 
 
-_LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
-
-# Each pixel-wise op as a table: ``kernel(values, images, magnitudes)`` with ``values`` the 256
+# Each pixel-wise op as a LUT: ``kernel(values, images, magnitudes)`` with ``values`` the 256
 # uint8 values laid out as ``[k, C, 1, 256]`` images and ``images`` the k images that drew it (for
 # the statistics); the same kernels, so the same float32 operations and bytes as on the pixels.
-# (Equalize: :func:`torch_impl.ops._equalize_table` from the histograms.)
-_TABLE_KERNELS = {
-    "Brightness": lambda v, x, m: ops._brightness(v, m),
-    "Contrast": lambda v, x, m: ops._contrast(v, m, ops._contrast_mean(x)),
-    "Posterize": lambda v, x, m: ops._posterize(v, m.to(torch.int64)),
-    "Solarize": lambda v, x, m: ops._solarize(v, m),
-    "AutoContrast": lambda v, x, m: ops._autocontrast(v, ops._channel_min_max(x)),
-    "Invert": lambda v, x, m: ops._invert(v),
+# (Equalize: :func:`torch_impl.kernels.equalize_lut` of the histograms.)
+_LUT_KERNELS = {
+    "Brightness": lambda v, x, m: kernels.brightness(v, m),
+    "Contrast": lambda v, x, m: kernels.contrast(v, m, kernels.contrast_mean(x)),
+    "Posterize": lambda v, x, m: kernels.posterize(v, m.to(torch.int64)),
+    "Solarize": lambda v, x, m: kernels.solarize(v, m),
+    "AutoContrast": lambda v, x, m: kernels.autocontrast(v, kernels.channel_min_max(x)),
+    "Invert": lambda v, x, m: kernels.invert(v),
 }
 
 
-_STATIC_TABLE_OPS = ("Brightness", "Posterize", "Solarize", "Invert")  # tables from the magnitude alone
-_BANKS: dict = {}
+_STATIC_LUT_OPS = ("Brightness", "Posterize", "Solarize", "Invert")  # LUTs from the magnitude alone
+_STATIC_LUTS: dict = {}
 
 
-def _table_bank(policy: str, height: int, width: int, device) -> torch.Tensor:
-    """Lookup tables ``[25, 2, 2, 256]`` (uint8) per (sub-policy, slot, negated) of the ops whose table
+def _static_luts(policy: str, height: int, width: int, device) -> torch.Tensor:
+    """LUTs ``[25, 2, 2, 256]`` (uint8) per (sub-policy, slot, negated) of the ops whose LUT
     depends only on the magnitude (Brightness, Posterize, Solarize, Invert), computed with their
     kernels on the 256 values (the same arithmetic as on pixels); identity for the other ops.
     Cached (eager only)."""
     key = (policy, height, width, str(device))
-    if key in _BANKS:
-        return _BANKS[key]
-    op_id, _, mag, _ = _tables(policy, height, width)
+    if key in _STATIC_LUTS:
+        return _STATIC_LUTS[key]
+    op_id, _, mag, _ = _policy_arrays(policy, height, width)
     values = torch.arange(256, device=device).to(torch.uint8).view(1, 1, 1, 256)
-    bank = values.view(1, 1, 1, 256).repeat(len(op_id), 2, 2, 1)
+    luts = values.view(1, 1, 1, 256).repeat(len(op_id), 2, 2, 1)
     for i, (ids, mags) in enumerate(zip(op_id, mag)):
         for k, (j, m) in enumerate(zip(ids, mags)):
-            if OPS[j] in _STATIC_TABLE_OPS:
+            if OPS[j] in _STATIC_LUT_OPS:
                 for sign, value in enumerate((m, -m)):
                     m64 = torch.tensor([value], dtype=torch.float64, device=device)
-                    bank[i, k, sign] = _TABLE_KERNELS[OPS[j]](values, None, m64).view(256)
-    _BANKS[key] = bank
-    return bank
+                    luts[i, k, sign] = _LUT_KERNELS[OPS[j]](values, None, m64).view(256)
+    _STATIC_LUTS[key] = luts
+    return luts
 
 
 _CONSTANTS: dict = {}
@@ -352,14 +197,14 @@ def _constant(values: tuple, device, dtype=torch.int64) -> torch.Tensor:
     return _CONSTANTS[key]
 
 
-def _lut_slot(images, op, mag, names: list, static_tables):
+def _lut_slot(images, op, mag, names: list, static_luts):
     """The slot's pixel-wise ops ``names`` on uint8 images: ``(idx, results)`` for the images
     ``idx`` that drew one of them (``None`` when none did).
 
     On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
     map every value through a function of that value and per-image (per-channel) statistics, so
-    each image's table is its op's kernel applied to the 256 values: ``static_tables`` ``[N, 256]``
-    (rows of :func:`_table_bank`) for the ops whose table depends only on the magnitude, computed
+    each image's LUT is its op's kernel applied to the 256 values: ``static_luts`` ``[N, 256]``
+    (rows of :func:`_static_luts`) for the ops whose LUT depends only on the magnitude, computed
     here for the images that drew the others; one gather applies them. The pixels are widened to
     int64 (the gather's index) once, shared by Equalize's histograms.
     """
@@ -377,27 +222,27 @@ def _lut_slot(images, op, mag, names: list, static_tables):
     values = _constant(tuple(range(256)), images.device, torch.uint8).view(1, 1, 1, 256)
     updates = []
     for name in names:
-        if name in _STATIC_TABLE_OPS:
+        if name in _STATIC_LUT_OPS:
             continue
         rows = (op == OPS.index(name)).nonzero().squeeze(1)
         j = rows.numel()
         if not j:
             continue
         if name == "Equalize":  # rows 0 .. j-1
-            table = ops._equalize_table(None, flat[:j])
+            lut = kernels.equalize_lut(kernels.histograms(flat[:j]))
         else:
             v = values.expand(j, c, 1, 256).contiguous()
-            table = _TABLE_KERNELS[name](v, x.index_select(0, rows), mag.index_select(0, rows))
-        updates.append((rows, table.view(j, c, 256)))
-    tables = _replace_rows(static_tables.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
-    return idx, tables.gather(-1, flat).view(k, c, h, w)
+            lut = _LUT_KERNELS[name](v, x.index_select(0, rows), mag.index_select(0, rows))
+        updates.append((rows, lut.view(j, c, 256)))
+    luts = _replace_rows(static_luts.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
+    return idx, luts.gather(-1, flat).view(k, c, h, w)
 
 
 def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -> torch.Tensor:
     """A copy of ``base`` (``base`` itself if ``inplace``: contiguous, ours to modify) with rows
     ``idx`` replaced by ``values`` for each ``(idx, values)`` of ``updates``. Indexed assignment
     copies element by element, so the rows are moved as int64 words where their size allows (8x
-    fewer elements; ~2x faster for uint8 CIFAR images)."""
+    fewer elements)."""
     out = base if inplace else base.clone(memory_format=torch.contiguous_format)
     row = math.prod(out.shape[1:])
     if not updates or out.numel() == 0:
@@ -414,56 +259,56 @@ def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -
     return out
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_tables=None, inplace=False):
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
     shapes: ``torch.compile``, accelerators). Otherwise (eager on CPU) each op runs only on the
     images that drew it (``index_select``, data-dependent shapes), the results put back with
-    :func:`_replace_rows`, and on uint8 images the pixel-wise ops go through per-image lookup
-    tables (:func:`_lut_slot`, ``static_tables`` ``[N, 256]`` from :func:`_table_bank`). All
+    :func:`_replace_rows`, and on uint8 images the pixel-wise ops go through per-image LUTs
+    (:func:`_lut_slot`, ``static_luts`` ``[N, 256]`` from :func:`_static_luts`). All
     give the same images: the kernels treat images independently.
     """
     n, _, h, w = images.shape
     candidates = []  # (selected images [N] bool, kernel(images, magnitudes), magnitudes [N])
-    geo = [name for name in _GEOMETRIC if name in slot_ops]
+    geo = [name for name in GEOMETRIC_OPS if name in slot_ops]
     if geo and matrix is not None:  # [N, 6] per-image matrices (identity for non-geometric ops)
         is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
-        candidates.append((is_geo, lambda x, m: ops._affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
     elif geo:
         zero = torch.zeros_like(mag)
-        matrix = ops._translate_matrix(zero, 0)  # identity
+        matrix = kernels.translate_matrix(zero, 0)  # identity
         builders = {
-            "ShearX": lambda m: ops._shear_matrix(m, h, w, 0),
-            "ShearY": lambda m: ops._shear_matrix(m, h, w, 1),
-            "TranslateX": lambda m: ops._translate_matrix(m, 0),
-            "TranslateY": lambda m: ops._translate_matrix(m, 1),
-            "Rotate": ops._rotate_matrix,
+            "ShearX": lambda m: kernels.shear_matrix(m, h, w, 0),
+            "ShearY": lambda m: kernels.shear_matrix(m, h, w, 1),
+            "TranslateX": lambda m: kernels.translate_matrix(m, 0),
+            "TranslateY": lambda m: kernels.translate_matrix(m, 1),
+            "Rotate": kernels.rotate_matrix,
         }
         is_geo = torch.zeros_like(op, dtype=torch.bool)
         for name in geo:
             sel = op == OPS.index(name)
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
-        candidates.append((is_geo, lambda x, m: ops._affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
     lut = None
-    if not static and not images.is_floating_point() and any(name in slot_ops for name in _LUT_OPS):
-        # uint8: every pixel-wise op as a per-image table of its 256 values and one lookup.
-        lut = _lut_slot(images, op, mag, [name for name in _LUT_OPS if name in slot_ops], static_tables)
-        slot_ops = set(slot_ops) - set(_LUT_OPS)
+    if not static and not images.is_floating_point() and any(name in slot_ops for name in LUT_OPS):
+        # uint8: every pixel-wise op as a per-image LUT of its 256 values and one lookup.
+        lut = _lut_slot(images, op, mag, [name for name in LUT_OPS if name in slot_ops], static_luts)
+        slot_ops = set(slot_ops) - set(LUT_OPS)
     neutral = {"Posterize": 8.0, "Solarize": 1.0}
-    kernels = {
-        "Brightness": ops._brightness,
-        "Color": ops._color,
-        "Contrast": ops._contrast,
-        "Sharpness": ops._sharpness,
-        "Posterize": lambda x, m: ops._posterize(x, m.to(torch.int64)),
-        "Solarize": ops._solarize,
-        "AutoContrast": lambda x, m: ops._autocontrast(x),
-        "Equalize": lambda x, m: ops._equalize(x),
-        "Invert": lambda x, m: ops._invert(x),
+    colour_kernels = {
+        "Brightness": kernels.brightness,
+        "Color": kernels.color,
+        "Contrast": kernels.contrast,
+        "Sharpness": kernels.sharpness,
+        "Posterize": lambda x, m: kernels.posterize(x, m.to(torch.int64)),
+        "Solarize": kernels.solarize,
+        "AutoContrast": lambda x, m: kernels.autocontrast(x),
+        "Equalize": lambda x, m: kernels.equalize(x),
+        "Invert": lambda x, m: kernels.invert(x),
     }
-    for name, kernel in kernels.items():
+    for name, kernel in colour_kernels.items():
         if name in slot_ops:
             sel = op == OPS.index(name)
             m = torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0))) if static else mag  # eager: only sel rows used
@@ -503,12 +348,12 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
     ``torch.compile`` and on accelerators every candidate operation runs on the whole batch with
     static shapes and ``where`` selects (same results).
     """
-    policy = _policy_name(policy)
+    policy = policy_name(policy)
     n, c, h, w = check_images("images", images)
     if c not in (1, 3):
         raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
-    ops._check("images", images)
-    ops._fill_values(fill, c, images.dtype)  # validates fill
+    check_op_images("images", images)
+    fill_values(fill, c, images.dtype)  # validates fill
     params = _check_params(params, n, len(POLICIES[policy]))
     return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu")
 
@@ -516,18 +361,19 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
 def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool) -> torch.Tensor:
     n, c, h, w = images.shape
     device = images.device
+    fill = fill_values(fill, c, images.dtype)
     sub = params.sub_policy.to(device=device, dtype=torch.int64)
     apply = params.apply.to(device=device, dtype=torch.bool)
     negate = params.negate.to(device=device, dtype=torch.bool)
     if not static:
         return _autoaugment_eager(images, sub, apply, negate, policy, fill)
-    op_id, _, mag, signed = _tables(policy, h, w)
+    op_id, _, mag, signed = _policy_arrays(policy, h, w)
     op_t = torch.tensor(op_id, dtype=torch.int64, device=device)[sub]
     mag_t = torch.tensor(mag, dtype=torch.float64, device=device)[sub]
     signed_t = torch.tensor(signed, dtype=torch.bool, device=device)[sub]
     mag_t = torch.where(negate & signed_t, -mag_t, mag_t)
     op_t = torch.where(apply, op_t, torch.full_like(op_t, -1))
-    theta = _theta_table(policy, h, w, device)[sub]  # [N, 2, 2, 6]
+    theta = _matrix_cache(policy, h, w, device)[sub]  # [N, 2, 2, 6]
     theta = torch.where((negate & signed_t)[..., None], theta[:, :, 1], theta[:, :, 0])  # [N, 2, 6]
     out = images
     for slot in range(2):
@@ -536,45 +382,45 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     return out
 
 
-_EAGER: dict = {}
+_EAGER_CONSTANTS: dict = {}
 
 
-def _eager_tables(policy: str, height: int, width: int, device):
-    """The policy's tables as cached tensors for the eager path: op ids, magnitudes (float64) and
+def _eager_constants(policy: str, height: int, width: int, device):
+    """The policy's arrays as cached tensors for the eager path: op ids, magnitudes (float64) and
     signedness ``[25, 2]``, and per (sub-policy, slot, negated) row ``(s·2 + k)·2 + neg`` the
-    inverse affine matrices ``[100, 6]`` and the magnitude-only lookup tables ``[100, 256]``."""
+    inverse affine matrices ``[100, 6]`` and the magnitude-only LUTs ``[100, 256]``."""
     key = (policy, height, width, str(device))
-    if key not in _EAGER:
-        op_id, _, mag, signed = _tables(policy, height, width)
-        _EAGER[key] = (
+    if key not in _EAGER_CONSTANTS:
+        op_id, _, mag, signed = _policy_arrays(policy, height, width)
+        _EAGER_CONSTANTS[key] = (
             torch.tensor(op_id, dtype=torch.int64, device=device),
             torch.tensor(mag, dtype=torch.float64, device=device),
             torch.tensor(signed, dtype=torch.bool, device=device),
-            _theta_table(policy, height, width, device).reshape(-1, 6),
-            _table_bank(policy, height, width, device).reshape(-1, 256),
+            _matrix_cache(policy, height, width, device).reshape(-1, 6),
+            _static_luts(policy, height, width, device).reshape(-1, 256),
         )
-    return _EAGER[key]
+    return _EAGER_CONSTANTS[key]
 
 
 def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.Tensor:
-    """:func:`_autoaugment` eagerly (CPU): the same per-image values from cached tables with
+    """:func:`_autoaugment` eagerly (CPU): the same per-image values from cached constants with
     ``index_select`` (advanced indexing copies element by element), then :func:`_apply_slot`."""
     n, c, h, w = images.shape
-    op_tab, mag_tab, signed_tab, theta_tab, bank = _eager_tables(policy, h, w, images.device)
-    op_t = op_tab.index_select(0, sub)
-    neg = negate & signed_tab.index_select(0, sub)
-    mag_t = mag_tab.index_select(0, sub)
+    op_ids, mags, signed, matrices, static_luts = _eager_constants(policy, h, w, images.device)
+    op_t = op_ids.index_select(0, sub)
+    neg = negate & signed.index_select(0, sub)
+    mag_t = mags.index_select(0, sub)
     mag_t = torch.where(neg, -mag_t, mag_t)
     op_t = torch.where(apply, op_t, torch.full_like(op_t, -1))
     row = ((sub.view(n, 1) * 2 + torch.arange(2, device=sub.device)) * 2 + neg.long()).view(-1)
-    theta = theta_tab.index_select(0, row).view(n, 2, 6)
-    tables = None if images.is_floating_point() else bank.index_select(0, row).view(n, 2, 256)
+    theta = matrices.index_select(0, row).view(n, 2, 6)
+    luts = None if images.is_floating_point() else static_luts.index_select(0, row).view(n, 2, 256)
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
         out = _apply_slot(
             out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, False, theta[:, slot],
-            None if tables is None else tables[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
+            None if luts is None else luts[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
         )
     return out
 
@@ -589,7 +435,7 @@ class AutoAugment(RandomTransform, torch.nn.Module):
 
     def __init__(self, policy: str = "imagenet", fill=0, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.policy = _policy_name(policy)
+        self.policy = policy_name(policy)
         self.fill = fill
         self.generator = generator
 

@@ -1,0 +1,22 @@
+"""The model zoo's names and default widths, shared by both backends and the command line.
+
+:mod:`torch_impl.models` and :mod:`jax_impl.models` build the architectures named here (the
+same layers and parameter names in both); ``twintricks train --model/--width`` reads its choices
+and help from this table. A model's *width* is the channel count of its first stage; the later
+stages are multiples of it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MODELS", "DEFAULT_WIDTHS", "DEFAULT_MODEL", "MODEL_DOCS"]
+
+#: name → (default width, one-line description), in the order the command line lists them.
+_TABLE = {
+    "fastnet": (32, "three conv-BN-ReLU stages of widths w, 2w, 4w, each with a 2x2 max-pool"),
+    "resnet18": (64, "CIFAR ResNet-18: 3x3 stem, BasicBlock stages of widths w, 2w, 4w, 8w"),
+}
+
+MODELS: tuple[str, ...] = tuple(_TABLE)
+DEFAULT_WIDTHS: dict[str, int] = {name: width for name, (width, _) in _TABLE.items()}
+MODEL_DOCS: dict[str, str] = {name: doc for name, (_, doc) in _TABLE.items()}
+DEFAULT_MODEL = "fastnet"

@@ -1,0 +1,268 @@
+"""AutoAugment-family metadata, framework-free: the image operations, their magnitude bins, the policies.
+
+Both backends (:mod:`torch_impl.policies`, :mod:`jax_impl.policies`), ``parity`` and the benchmarks
+read these; nothing here imports torch or jax.
+
+* :data:`OPS`: every operation a policy can name, in the order of their integer ids (a backend's
+  per-image ``op`` arrays index into it); :data:`OP_KINDS` says what per-image argument each takes
+  and :data:`OP_FUNCTIONS` names the backend function (``torch_impl.ops.<name>`` /
+  ``jax_impl.ops.<name>``) that applies it;
+* :data:`SIGNED_OPS` (the magnitude is negated with probability 1/2), :data:`GEOMETRIC_OPS` (one
+  affine warp each) and :data:`LUT_OPS` (on uint8 images a per-image lookup table (LUT) of the
+  256 values applies them);
+* :func:`magnitude_bins`: torchvision's magnitude bins of an op for an image size;
+* :data:`POLICIES`: AutoAugment's policies by name (:data:`POLICY_NAMES`), each a tuple of
+  sub-policies of two ``(op, probability, magnitude bin)``; :func:`policy_arrays` flattens one
+  for an image size.
+
+A new policy family (RandAugment, TrivialAugmentWide, AugMix) adds its op set and bins here.
+
+References:
+    Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment`` (``_auto_augment.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from twintricks.checks import check_choice
+
+__all__ = [
+    "OPS",
+    "OP_KINDS",
+    "OP_FUNCTIONS",
+    "SIGNED_OPS",
+    "GEOMETRIC_OPS",
+    "LUT_OPS",
+    "POLICIES",
+    "POLICY_NAMES",
+    "PolicyArrays",
+    "magnitude_bins",
+    "policy_arrays",
+    "policy_name",
+]
+
+#: The operations, in the order their integer ids refer to.
+OPS = (
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+    "Posterize",
+    "Solarize",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+)
+
+#: What each operation's per-image argument is: ``"geometric"`` (a shear factor, pixels or
+#: degrees), ``"enhance"`` (a blend magnitude ``m``, factor ``1 + m``), ``"bits"``,
+#: ``"threshold"`` (a fraction of the maximum), or None (no argument).
+OP_KINDS = {
+    "ShearX": "geometric",
+    "ShearY": "geometric",
+    "TranslateX": "geometric",
+    "TranslateY": "geometric",
+    "Rotate": "geometric",
+    "Brightness": "enhance",
+    "Color": "enhance",
+    "Contrast": "enhance",
+    "Sharpness": "enhance",
+    "Posterize": "bits",
+    "Solarize": "threshold",
+    "AutoContrast": None,
+    "Equalize": None,
+    "Invert": None,
+}
+
+#: The backends' function for each operation (``torch_impl.ops.shear_x``, ...).
+OP_FUNCTIONS = {
+    "ShearX": "shear_x",
+    "ShearY": "shear_y",
+    "TranslateX": "translate_x",
+    "TranslateY": "translate_y",
+    "Rotate": "rotate",
+    "Brightness": "brightness",
+    "Color": "color",
+    "Contrast": "contrast",
+    "Sharpness": "sharpness",
+    "Posterize": "posterize",
+    "Solarize": "solarize",
+    "AutoContrast": "autocontrast",
+    "Equalize": "equalize",
+    "Invert": "invert",
+}
+
+#: Operations whose magnitude a policy negates with probability 1/2.
+SIGNED_OPS = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast", "Sharpness"})
+#: Operations that are one affine warp (nearest, ``fill`` outside).
+GEOMETRIC_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+#: Operations that map every uint8 value through a function of the value and per-image
+#: (per-channel) statistics: a per-image LUT of the 256 values applies them.
+LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+
+
+def _f32(x: float) -> float:
+    """Round a Python float to the nearest float32 (ties to even), in plain Python."""
+    if x == 0.0 or not math.isfinite(x):
+        return x
+    mant, exp = math.frexp(x)
+    return math.ldexp(round(mant * 2.0**24), exp - 24)
+
+
+def _linspace(start: float, end: float, steps: int) -> tuple[float, ...]:
+    """``torch.linspace(start, end, steps)`` (float32) in plain Python: ``start + step·i`` for the
+    first half (``i < steps // 2``) and ``end - step·(steps - 1 - i)`` for the second, each fused
+    and rounded once to float32."""
+    start, end = _f32(start), _f32(end)
+    step = _f32((end - start) / (steps - 1))
+    half = steps // 2
+    return tuple(_f32(start + step * i) if i < half else _f32(end - step * (steps - 1 - i)) for i in range(steps))
+
+
+def magnitude_bins(op: str, height: int, width: int, num_bins: int = 10) -> tuple[float, ...] | None:
+    """torchvision's ``num_bins`` magnitude bins of ``op`` for an image of that size (float32 values,
+    as Python floats), or None for an operation without a magnitude."""
+    if op in ("ShearX", "ShearY"):
+        return _linspace(0.0, 0.3, num_bins)
+    if op == "TranslateX":
+        return _linspace(0.0, 150.0 / 331.0 * width, num_bins)
+    if op == "TranslateY":
+        return _linspace(0.0, 150.0 / 331.0 * height, num_bins)
+    if op == "Rotate":
+        return _linspace(0.0, 30.0, num_bins)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return _linspace(0.0, 0.9, num_bins)
+    if op == "Posterize":
+        return tuple(float(round(8 - i / ((num_bins - 1) / 4))) for i in range(num_bins))
+    if op == "Solarize":
+        return _linspace(1.0, 0.0, num_bins)
+    return None
+
+
+#: torchvision's three AutoAugment policies: 25 sub-policies of two ``(op, probability, magnitude bin)``.
+POLICIES = {
+    "imagenet": (
+        (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)),
+        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+        (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
+        (("Equalize", 0.4, None), ("Rotate", 0.8, 8)),
+        (("Solarize", 0.6, 3), ("Equalize", 0.6, None)),
+        (("Posterize", 0.8, 5), ("Equalize", 1.0, None)),
+        (("Rotate", 0.2, 3), ("Solarize", 0.6, 8)),
+        (("Equalize", 0.6, None), ("Posterize", 0.4, 6)),
+        (("Rotate", 0.8, 8), ("Color", 0.4, 0)),
+        (("Rotate", 0.4, 9), ("Equalize", 0.6, None)),
+        (("Equalize", 0.0, None), ("Equalize", 0.8, None)),
+        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
+        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+        (("Rotate", 0.8, 8), ("Color", 1.0, 2)),
+        (("Color", 0.8, 8), ("Solarize", 0.8, 7)),
+        (("Sharpness", 0.4, 7), ("Invert", 0.6, None)),
+        (("ShearX", 0.6, 5), ("Equalize", 1.0, None)),
+        (("Color", 0.4, 0), ("Equalize", 0.6, None)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)),
+        (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Invert", 0.6, None), ("Equalize", 1.0, None)),
+        (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+    ),
+    "cifar10": (
+        (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
+        (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+        (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
+        (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)),
+        (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+        (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
+        (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+        (("Equalize", 0.6, None), ("Equalize", 0.5, None)),
+        (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+        (("Color", 0.7, 7), ("TranslateX", 0.5, 8)),
+        (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
+        (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)),
+        (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+        (("Solarize", 0.5, 2), ("Invert", 0.0, None)),
+        (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.2, None), ("Equalize", 0.6, None)),
+        (("Color", 0.9, 9), ("Equalize", 0.6, None)),
+        (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)),
+        (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+        (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)),
+        (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)),
+        (("Equalize", 0.8, None), ("Invert", 0.1, None)),
+        (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
+    ),
+    "svhn": (
+        (("ShearX", 0.9, 4), ("Invert", 0.2, None)),
+        (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.6, None), ("Solarize", 0.6, 6)),
+        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+        (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
+        (("ShearY", 0.9, 8), ("Invert", 0.4, None)),
+        (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+        (("Invert", 0.9, None), ("AutoContrast", 0.8, None)),
+        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+        (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)),
+        (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)),
+        (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)),
+        (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
+        (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)),
+        (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
+        (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)),
+        (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
+        (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)),
+        (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
+        (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)),
+        (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
+        (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
+    ),
+}
+
+#: The policies' names, in :data:`POLICIES`' order.
+POLICY_NAMES = tuple(POLICIES)
+
+
+def policy_name(policy) -> str:
+    """``policy`` checked against :data:`POLICY_NAMES` (torchvision's ``AutoAugmentPolicy`` enum works too)."""
+    return check_choice("policy", getattr(policy, "value", policy), POLICY_NAMES)
+
+
+class PolicyArrays(NamedTuple):
+    """One policy flattened for an image size: per (sub-policy, slot) lists ``[25][2]``.
+
+    Attributes:
+        op_id: index into :data:`OPS`.
+        prob: probability that the operation fires.
+        magnitude: the unsigned magnitude of its bin (0.0 for operations without one).
+        signed: whether the magnitude is negated with probability 1/2 (:data:`SIGNED_OPS`).
+    """
+
+    op_id: list
+    prob: list
+    magnitude: list
+    signed: list
+
+
+def policy_arrays(policy: str, height: int, width: int) -> PolicyArrays:
+    """:data:`POLICIES` ``[policy]`` as :class:`PolicyArrays` for ``height × width`` images (plain Python)."""
+    subs = POLICIES[policy]
+    return PolicyArrays(
+        op_id=[[OPS.index(op) for op, _, _ in sub] for sub in subs],
+        prob=[[p for _, p, _ in sub] for sub in subs],
+        magnitude=[[0.0 if b is None else magnitude_bins(op, height, width)[b] for op, _, b in sub] for sub in subs],
+        signed=[[op in SIGNED_OPS for op, _, _ in sub] for sub in subs],
+    )

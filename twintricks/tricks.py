@@ -1,0 +1,294 @@
+"""The training recipe's tricks as data: their options, order, streams and exclusions.
+
+:data:`TRICKS` lists every trick :class:`twintricks.recipe.TrainConfig` can switch on, in the
+order a training step applies them (:data:`STAGES`):
+
+1. ``geometry`` — on the uint8 batch: random resized crop + horizontal flip;
+2. ``colour`` — on the uint8 batch: AutoAugment (its sub-policies mix colour and geometric ops);
+3. ``normalise`` — no trick: ``x/255``, then the data set's channel mean and std;
+4. ``erasing`` — on the normalised batch: Cutout (fill 0 = the mean);
+5. ``targets`` — label smoothing (folded into the soft targets when a ``mixing`` trick makes them;
+   else the loss smooths the integer labels itself);
+6. ``mixing`` — mixup or RICAP: mixed images and ``[N, K]`` soft targets;
+7. ``loss`` — knowledge distillation against a frozen teacher's logits.
+
+Each :class:`Trick` declares its :class:`Option`\\ s (the :class:`~twintricks.recipe.TrainConfig`
+fields, their defaults, help text, checks and ``twintricks train`` flags — the config and the
+command line are generated from them), whether it makes soft targets, the tricks it cannot be
+combined with, and a fixed *stream id*. Each trick draws its parameters from its own random
+stream: in jax the step's key folded with the id (``jax.random.fold_in``), in torch a
+``torch.Generator`` seeded with :func:`stream_seed` ``(seed, id)``. So enabling, disabling or
+adding a trick never changes another trick's draws for a seed. Ids are never reused or renumbered
+(that would change the draws of existing recipes); a new trick takes the next free one.
+
+Each backend's ``train.py`` maps the names to its sampler and kernel (``TRICK_IMPLS``) and runs
+this list; nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
+from twintricks.models import MODELS
+from twintricks.policies import POLICY_NAMES
+
+__all__ = [
+    "Option",
+    "Trick",
+    "STAGES",
+    "TRICKS",
+    "DATA_STREAM",
+    "POLICIES",
+    "trick_named",
+    "stream_seed",
+    "real",
+    "integer",
+    "choice",
+    "pair",
+    "reals",
+    "optional",
+]
+
+POLICIES = POLICY_NAMES
+
+STAGES = ("geometry", "colour", "normalise", "erasing", "targets", "mixing", "loss")
+#: Stream id 0 is reserved: model initialisation and the epochs' data order draw from the run's
+#: seed itself (torch: ``torch.manual_seed(seed)`` and a generator seeded with ``seed``; jax: splits
+#: of ``jax.random.key(seed)``); trick ids start at 1.
+DATA_STREAM = 0
+
+Check = Callable[[str, Any], Any]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def real(*, low=None, high=None, low_inclusive=True, high_inclusive=True) -> Check:
+    """A check for a finite real number in the interval (returns it as ``float``)."""
+
+    def check(name, value):
+        value = check_real(name, value, low=low, high=high, low_inclusive=low_inclusive, high_inclusive=high_inclusive)
+        if not math.isfinite(value):
+            raise ValueError(f"`{name}` must be a finite number, got {value!r}")
+        return value
+
+    return check
+
+
+def integer(*, low=None, high=None) -> Check:
+    """A check for an integer in ``[low, high]``."""
+    return lambda name, value: check_int(name, value, low=low, high=high)
+
+
+def choice(choices: Sequence[str]) -> Check:
+    """A check for one of ``choices``."""
+    return lambda name, value: check_choice(name, value, tuple(choices))
+
+
+def pair(*, low=None, high=None, strict_low=False) -> Check:
+    """A check for an ordered ``(min, max)`` pair of reals (returns a tuple)."""
+    return lambda name, value: check_ordered_pair(name, tuple(value), low=low, high=high, strict_low=strict_low)
+
+
+def reals(item: Check) -> Check:
+    """A check for a sequence of values, each passing ``item`` (returns a tuple)."""
+
+    def check(name, value):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"`{name}` must be a sequence of numbers, got {value!r}")
+        return tuple(item(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    """``None`` or a value passing ``inner``."""
+    return lambda name, value: None if value is None else inner(name, value)
+
+
+# ----------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a training run: a :class:`~twintricks.recipe.TrainConfig` field and its
+    ``twintricks train`` flag.
+
+    Attributes:
+        name: the config field (and ``config.json`` key).
+        default: its default value (tuples for multi-valued options).
+        help: the flag's help text.
+        type: the value's type (``float``, ``int``, ``str``, ``bool``; for tuples the item type).
+        check: ``check(name, value)`` returns the value normalised or raises ``ValueError`` /
+            ``TypeError`` naming the field; ``None``: no check.
+        flag: the command-line flag (default ``--`` + the name with ``-`` for ``_``). A ``bool``
+            option is a switch: ``store_true`` when its default is ``False``, else ``store_false``
+            (give the ``--no-...`` flag).
+        metavar, choices, nargs: as in ``argparse``.
+    """
+
+    name: str
+    default: Any
+    help: str
+    type: type = float
+    check: Check | None = None
+    flag: str | None = None
+    metavar: Any = None
+    choices: tuple | None = None
+    nargs: Any = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Trick:
+    """One trick of the training recipe.
+
+    Attributes:
+        name: the key of the trick in each backend's ``TRICK_IMPLS`` and in a step's parameter
+            dict.
+        title: what the trick is called in prose.
+        stage: its place in :data:`STAGES`.
+        stream: its fixed random-stream id (``None``: it draws nothing).
+        options: its config fields; the first one switches it on (the trick is off while that
+            field is ``False``, ``0``, ``None``).
+        soft_targets: it turns the targets into ``[N, K]`` soft targets.
+        excludes: tricks that cannot run with this one, and ``exclusion`` why.
+    """
+
+    name: str
+    title: str
+    stage: str
+    stream: int | None
+    options: tuple[Option, ...]
+    soft_targets: bool = False
+    excludes: tuple[str, ...] = ()
+    exclusion: str = ""
+
+    @property
+    def switch(self) -> Option:
+        return self.options[0]
+
+    def enabled(self, config) -> bool:
+        """Whether ``config`` (a :class:`~twintricks.recipe.TrainConfig`) switches this trick on."""
+        return bool(getattr(config, self.switch.name))
+
+
+TRICKS: tuple[Trick, ...] = (
+    Trick(
+        "crop_flip",
+        "random resized crop + horizontal flip",
+        stage="geometry",
+        stream=1,
+        options=(
+            Option("crop_flip", False, "random resized crop + horizontal flip", type=bool),
+            Option("crop_scale", (0.35, 1.0), "crop area as a fraction of the image", check=pair(low=0.0, high=1.0, strict_low=True),
+                   metavar=("MIN", "MAX"), nargs=2),
+        ),
+    ),
+    Trick(
+        "autoaugment",
+        "AutoAugment",
+        stage="colour",
+        stream=2,
+        options=(
+            Option("autoaugment", None, "AutoAugment policy (one sub-policy per image)", type=str,
+                   check=optional(choice(POLICIES)), metavar="POLICY", choices=POLICIES),
+        ),
+    ),
+    Trick(
+        "cutout",
+        "Cutout",
+        stage="erasing",
+        stream=3,
+        options=(
+            Option("cutout", 0, "Cutout: side of the square hole in pixels", type=int, check=integer(low=0), metavar="LENGTH"),
+            Option("cutout_holes", 1, "Cutout: holes per image", type=int, check=integer(low=0)),
+        ),
+    ),
+    Trick(
+        "label_smoothing",
+        "label smoothing",
+        stage="targets",
+        stream=None,
+        options=(
+            Option("label_smoothing", 0.0, "label smoothing ε", check=real(low=0.0, high=1.0), metavar="E"),
+        ),
+    ),
+    Trick(
+        "mixup",
+        "mixup",
+        stage="mixing",
+        stream=4,
+        options=(Option("mixup", 0.0, "mixup: Beta(α, α) of the mixing weight", check=real(low=0.0), metavar="ALPHA"),),
+        soft_targets=True,
+        excludes=("ricap",),
+        exclusion="both mix the batch",
+    ),
+    Trick(
+        "ricap",
+        "RICAP",
+        stage="mixing",
+        stream=5,
+        options=(Option("ricap", 0.0, "RICAP: Beta(β, β) of the patch boundary", check=real(low=0.0), metavar="BETA"),),
+        soft_targets=True,
+        excludes=("mixup",),
+        exclusion="both mix the batch",
+    ),
+    Trick(
+        "distillation",
+        "knowledge distillation",
+        stage="loss",
+        stream=None,
+        options=(
+            Option("teacher", None, "a trained teacher: a twintricks checkpoint (either backend), a safetensors "
+                   "file of a torch state_dict, or a torch state_dict file (read with weights_only=True)",
+                   type=str, metavar="FILE"),
+            Option("teacher_model", None, "the teacher's model when --teacher is a state_dict (default: read off "
+                   "the weights; a checkpoint names its own)", type=str, check=optional(choice(MODELS)),
+                   metavar="MODEL", choices=MODELS),
+            Option("teacher_width", None, "the teacher's base width when --teacher is a state_dict (default: read "
+                   "off the weights)", type=int, check=optional(integer(low=1)), metavar="W"),
+            Option("kd_temperature", 4.0, "distillation temperature", check=real(low=0.0, low_inclusive=False), metavar="T"),
+            Option("kd_alpha", 0.9, "weight of the distillation term (1 - A on the cross-entropy)",
+                   check=real(low=0.0, high=1.0), metavar="A"),
+        ),
+    ),
+)
+
+
+def trick_named(name: str) -> Trick:
+    """The :class:`Trick` called ``name``."""
+    for t in TRICKS:
+        if t.name == name:
+            return t
+    raise ValueError(f"`trick` must be one of {[t.name for t in TRICKS]}, got {name!r}")
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """A 63-bit seed for stream ``stream`` of a run seeded with ``seed`` (NumPy's SeedSequence
+    hash of the pair: deterministic across machines and versions, different for every pair)."""
+    check_int("seed", seed, low=0)
+    check_int("stream", stream, low=0)
+    hi, lo = np.random.SeedSequence([seed, stream]).generate_state(2, np.uint32)
+    return ((int(hi) << 32) | int(lo)) >> 1
+
+
+def _validate_table() -> None:
+    names = [t.name for t in TRICKS]
+    streams = [t.stream for t in TRICKS if t.stream is not None]
+    stages = [STAGES.index(t.stage) for t in TRICKS]
+    assert len(set(names)) == len(names), "trick names must be unique"
+    assert len(set(streams)) == len(streams) and DATA_STREAM not in streams, "stream ids must be unique"
+    assert stages == sorted(stages), "TRICKS must be listed in stage order"
+    assert all(e in names for t in TRICKS for e in t.excludes), "excludes must name tricks"
+
+
+_validate_table()
