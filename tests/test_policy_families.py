@@ -263,3 +263,334 @@ def test_float_images_equal_torchvision():
     assert torch.equal(TP.trivialaugment_wide(images, p), tv_trivialaugment_wide(images, p))
     p = TP.sample_augmix_params(12, generator=g)
     assert torch.equal(TP.augmix(images, p), tv_augmix(images, p))
+
+
+def test_backends_export_the_families():
+    import jax_impl
+    import torch_impl
+
+    for name in ("RandAugment", "TrivialAugmentWide", "AugMix", "randaugment", "trivialaugment_wide", "augmix"):
+        assert getattr(torch_impl, name).__module__ == "torch_impl.policies" and name in torch_impl.__all__
+    for name in ("random_randaugment", "random_trivialaugment_wide", "random_augmix", "randaugment", "augmix"):
+        assert getattr(jax_impl, name).__module__ == "jax_impl.policies" and name in jax_impl.__all__
+    for cls in ("RandAugmentParams", "TrivialAugmentWideParams", "AugMixParams"):
+        assert getattr(TP, cls)._fields == getattr(JP, cls)._fields
+
+
+# --------------------------------------------------------------------------------------------
+# torch == jax (the registry entries cover drawn records; here fills, 1 channel, every bin)
+# --------------------------------------------------------------------------------------------
+
+
+def _to_jax(params):
+    import jax.numpy as jnp
+
+    cls = getattr(JP, type(params).__name__)
+    return cls(*(jnp.asarray(np.asarray(a).astype(np.int32) if a.dtype == torch.int64 else np.asarray(a)) for a in params))
+
+
+def _both(family, images_nchw, params, **kwargs):
+    t = images_from_torch(getattr(TP, family)(images_nchw, params, **kwargs))
+    j = images_from_jax(getattr(JP, family)(images_to_jax(images_from_torch(images_nchw)), _to_jax(params), **kwargs))
+    return t, j
+
+
+def test_trivialaugment_wide_every_op_bin_and_sign_torch_equals_jax():
+    op, bin_, neg = _every_bin_record("trivialaugment_wide", 31)
+    images = _every_bin_images(op.numel(), 15, 16, 1)
+    t, j = _both("trivialaugment_wide", images, TP.TrivialAugmentWideParams(op, bin_, neg), fill=(10, 20, 30))
+    assert np.array_equal(t, j)
+
+
+def test_augmix_every_op_bin_and_sign_torch_equals_jax():
+    op, bin_, neg = _every_bin_record("augmix", 10)
+    m = op.numel()
+    images = _every_bin_images(m, 15, 16, 2)[:, :1]
+    w = TP.sample_augmix_params(m, mixture_width=1, generator=torch.Generator().manual_seed(4)).weights
+    params = TP.AugMixParams(op.view(m, 1, 1), bin_.view(m, 1, 1), neg.view(m, 1, 1), torch.ones(m, 1, dtype=torch.int64), w)
+    t, j = _both("augmix", images, params, fill=9)
+    assert np.array_equal(t, j)
+
+
+@pytest.mark.parametrize("family", P.FAMILIES)
+def test_jax_jit_and_vmap_equal_eager(family):
+    """One compilation for new draws; ``jit`` and ``vmap`` over groups give the eager bytes."""
+    import jax
+
+    rng = np.random.default_rng(7)
+    images = images_to_jax(rng.integers(0, 256, (12, 8, 9, 3), dtype=np.uint8))
+    wrapper = getattr(JP, f"random_{family}")
+    fn = jax.jit(lambda key, x: wrapper(key, x))
+    outs = [fn(jax.random.key(i), images) for i in range(3)]
+    assert fn._cache_size() == 1
+    assert np.array_equal(np.asarray(outs[2]), np.asarray(wrapper(jax.random.key(2), images)))
+    params = getattr(JP, f"sample_{family}_params")(jax.random.key(5), 12)
+    kernel = getattr(JP, family)
+    eager = np.asarray(kernel(images, params))
+    assert np.array_equal(np.asarray(jax.jit(kernel)(images, params)), eager)
+    grouped = jax.vmap(lambda x, p: kernel(x, type(params)(*p)))(
+        images.reshape(3, 4, 8, 9, 3), tuple(a.reshape((3, 4) + a.shape[1:]) for a in params)
+    )
+    assert np.array_equal(np.asarray(grouped).reshape(eager.shape), eager)
+
+
+def test_fma8_exact_on_the_families_blends():
+    """jax_impl uses the cheap ``fma8`` for Color/Sharpness only on the (family, bin count) pairs in
+    ``_FMA8_CHECKED``: checked here on every bin, sign and operand (as tests/test_ops.py does for
+    AutoAugment's bins), against a true fused multiply-add in float64."""
+    import jax
+    import jax.numpy as jnp
+
+    import jax_impl.exact as JX
+
+    def f32_fma(a, b, c):
+        return (np.float64(np.float32(b)) * np.asarray(a, np.float64) + np.asarray(c, np.float32).astype(np.float64)).astype(np.float32)
+
+    fma8 = jax.jit(lambda a, b, c: JX.fma8(*jnp.broadcast_arrays(a, b, c)))
+    v = np.arange(256, dtype=np.float32)
+    d = np.arange(-255, 256, dtype=np.float32)
+    for family, num_bins in JP._FMA8_CHECKED:
+        bins = [b for op in ("Color", "Sharpness") for b in P.family_bins(family, op, num_bins, 8, 8)]
+        m = np.asarray(sorted(set(bins + [-b for b in bins])), np.float64)
+        ratio, alpha = (1.0 + m).astype(np.float32)[:, None, None], (-m).astype(np.float32)[:, None, None]
+        product = (v[None, :, None] * ratio).astype(np.float32)
+        assert np.array_equal(np.asarray(fma8(v[None, None, :], alpha, product)), f32_fma(v[None, None, :], alpha, product))
+        assert np.array_equal(np.asarray(fma8(d[None, :, None], alpha, v[None, None, :])), f32_fma(d[None, :, None], alpha, v[None, None, :]))
+
+
+def test_other_bin_counts_torch_equals_jax():
+    """A bin count outside ``_FMA8_CHECKED`` takes the general exact FMA in jax: same bytes."""
+    rng = np.random.default_rng(8)
+    images = torch.from_numpy(rng.integers(0, 256, (28, 3, 8, 8), dtype=np.uint8))
+    op = torch.tensor([7, 9] * 14)  # Color, Sharpness
+    params = TP.TrivialAugmentWideParams(op, torch.arange(28) % 13, torch.arange(28) % 3 == 0)
+    t, j = _both("trivialaugment_wide", images, params, num_magnitude_bins=13)
+    assert np.array_equal(t, j)
+
+
+# --------------------------------------------------------------------------------------------
+# Samplers: uniform ops / bins / depths, signs 1/2, Dirichlet weights (fixed seeds)
+# --------------------------------------------------------------------------------------------
+
+N_SAMPLES = 20000
+
+
+def _sample(backend, family, seed, **kwargs):
+    if backend == "torch":
+        p = getattr(TP, f"sample_{family}_params")(N_SAMPLES, generator=torch.Generator().manual_seed(seed), **kwargs)
+    else:
+        import jax
+
+        p = getattr(JP, f"sample_{family}_params")(jax.random.key(seed), N_SAMPLES, **kwargs)
+    return type(p)(*(np.asarray(a) for a in p))
+
+
+def _uniform(values, k):
+    counts = np.bincount(values.reshape(-1), minlength=k)
+    assert len(counts) == k
+    assert stats.chisquare(counts).pvalue > 1e-3, counts
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_randaugment_and_trivialaugment_samplers(backend):
+    p = _sample(backend, "randaugment", 11, num_ops=3)
+    assert p.op.shape == p.negate.shape == (N_SAMPLES, 3) and p.negate.dtype == np.bool_
+    _uniform(p.op, 14)
+    assert stats.binomtest(int(p.negate.sum()), p.negate.size, 0.5).pvalue > 1e-3
+    assert _sample(backend, "randaugment", 1, num_ops=0).op.shape == (N_SAMPLES, 0)
+    p = _sample(backend, "trivialaugment_wide", 12, num_magnitude_bins=7)
+    assert p.op.shape == p.magnitude.shape == p.negate.shape == (N_SAMPLES,)
+    _uniform(p.op, 14)
+    _uniform(p.magnitude, 7)
+    assert stats.binomtest(int(p.negate.sum()), p.negate.size, 0.5).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 3.0])
+def test_augmix_sampler(backend, alpha):
+    p = _sample(backend, "augmix", 13, severity=4, mixture_width=3, alpha=alpha, all_ops=False)
+    assert p.op.shape == (N_SAMPLES, 3, 3) and p.depth.shape == (N_SAMPLES, 3) and p.weights.shape == (N_SAMPLES, 4)
+    assert p.weights.dtype == np.float32
+    _uniform(p.op, 9)
+    _uniform(p.magnitude, 4)
+    _uniform(p.depth - 1, 3)
+    # The original's weight is Beta(α, α); the chains share the rest by Dirichlet(α, α, α): each
+    # chain's share w_j = weight / (1 - m) is Beta(α, 2α).
+    assert np.allclose(p.weights.sum(axis=1), 1.0, atol=1e-6) and (p.weights >= 0).all()
+    assert stats.kstest(p.weights[:, 0], stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+    share = p.weights[:, 1] / p.weights[:, 1:].sum(axis=1)
+    ok = np.isfinite(share)
+    assert stats.kstest(share[ok], stats.beta(alpha, 2 * alpha).cdf).pvalue > 1e-3
+    fixed = _sample(backend, "augmix", 14, chain_depth=2, all_ops=True)
+    assert fixed.op.shape == (N_SAMPLES, 3, 2) and (fixed.depth == 2).all()
+    _uniform(fixed.op, 13)
+    _uniform(fixed.magnitude, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules, paths, inputs untouched
+# --------------------------------------------------------------------------------------------
+
+MODULES = {"randaugment": TP.RandAugment, "trivialaugment_wide": TP.TrivialAugmentWide, "augmix": TP.AugMix}
+
+
+@pytest.mark.parametrize("family", P.FAMILIES)
+def test_torch_module_per_image_reproducible_and_input_untouched(family):
+    from torch_impl.transform import RandomTransform
+
+    images = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (32, 3, 8, 8), dtype=np.uint8))
+    before = images.clone()
+    cls = MODULES[family]
+    assert issubclass(cls, RandomTransform)
+    out1 = cls(generator=torch.Generator().manual_seed(0))(images)
+    out2 = cls(generator=torch.Generator().manual_seed(0))(images)
+    assert torch.equal(out1, out2) and torch.equal(images, before)
+    assert out1.shape == images.shape and out1.dtype == torch.uint8 and out1.data_ptr() != images.data_ptr()
+    params = getattr(TP, f"sample_{family}_params")(32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out1, getattr(TP, family)(images, params))
+    assert len(set(map(tuple, params.op.reshape(32, -1).tolist()))) > 1  # different draws within one batch
+    single = cls(generator=torch.Generator().manual_seed(0))(images[0])  # v2 habit: one [C, H, W] image
+    assert single.shape == images[0].shape
+    assert repr(cls())
+
+
+@pytest.mark.parametrize("family", P.FAMILIES)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_torch_static_path_equals_subset_path(family, dtype):
+    """The whole-batch ``where`` path (compile, accelerators) equals the eager CPU subset/LUT path."""
+    g = torch.Generator().manual_seed(6)
+    images = torch.randint(0, 256, (48, 3, 10, 9), generator=g, dtype=torch.uint8)
+    if dtype == torch.float32:
+        images = images.float() / 255
+    params = getattr(TP, f"sample_{family}_params")(48, generator=g)
+    kernel = getattr(TP, family)
+    subset = kernel(images, params, fill=(1, 2, 3))
+    real = TP._static
+    try:
+        TP._static = lambda x: True
+        static = kernel(images, params, fill=(1, 2, 3))
+    finally:
+        TP._static = real
+    assert torch.equal(static, subset)
+
+
+@pytest.mark.parametrize("family", P.FAMILIES)
+def test_torch_compile_full_graph_same_bytes(family):
+    """One graph, no breaks, and the compiled-code arithmetic gives the eager bytes (dynamo's eager
+    backend runs that code path cheaply)."""
+    g = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (24, 3, 13, 11), generator=g, dtype=torch.uint8)
+    params = getattr(TP, f"sample_{family}_params")(24, generator=g)
+    kernel = getattr(TP, family)
+    torch._dynamo.reset()
+    fn = torch.compile(lambda x, p: kernel(x, p, fill=(5, 6, 7)), backend="eager", fullgraph=True)
+    assert torch.equal(fn(images, params), kernel(images, params, fill=(5, 6, 7)))
+
+
+def test_no_op_draws_return_a_new_equal_tensor():
+    images = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (6, 3, 8, 8), dtype=np.uint8))
+    for out in (
+        TP.randaugment(images, TP.RandAugmentParams(torch.zeros(6, 2, dtype=torch.int64), torch.zeros(6, 2, dtype=torch.bool))),
+        TP.randaugment(images, TP.sample_randaugment_params(6, num_ops=0)),
+        TP.trivialaugment_wide(images, TP.TrivialAugmentWideParams(torch.zeros(6, dtype=torch.int64), torch.zeros(6, dtype=torch.int64), torch.zeros(6, dtype=torch.bool))),
+    ):
+        assert torch.equal(out, images) and out.data_ptr() != images.data_ptr()
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_bad_input_torch():
+    x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    ra = TP.sample_randaugment_params(2)
+    ta = TP.sample_trivialaugment_wide_params(2)
+    am = TP.sample_augmix_params(2)
+    with pytest.raises(ValueError, match="num_ops"):
+        TP.RandAugment(num_ops=-1)
+    with pytest.raises(ValueError, match="num_ops"):
+        TP.sample_randaugment_params(2, num_ops=-1)
+    with pytest.raises(ValueError, match="magnitude"):
+        TP.RandAugment(magnitude=31)
+    with pytest.raises(ValueError, match="magnitude"):
+        TP.randaugment(x, ra, magnitude=10, num_magnitude_bins=10)
+    with pytest.raises(ValueError, match="magnitude"):
+        TP.randaugment(x, ra, magnitude=-1)
+    with pytest.raises(ValueError, match="num_magnitude_bins"):
+        TP.TrivialAugmentWide(num_magnitude_bins=1)
+    with pytest.raises(ValueError, match="params.op"):
+        TP.randaugment(x, ra._replace(op=torch.tensor([[0, 14], [0, 0]])))
+    with pytest.raises(ValueError, match="params.magnitude"):
+        TP.trivialaugment_wide(x, ta._replace(magnitude=torch.tensor([0, 31])))
+    with pytest.raises(ValueError, match="params.magnitude"):
+        TP.trivialaugment_wide(x, ta, num_magnitude_bins=int(ta.magnitude.max()))
+    with pytest.raises(ValueError, match="params.op"):
+        TP.augmix(x, am._replace(op=am.op.clamp(min=0) + 9), all_ops=False)
+    with pytest.raises(ValueError, match="params.magnitude"):
+        TP.augmix(x, am._replace(magnitude=am.magnitude + 10))
+    with pytest.raises(ValueError, match="params.depth"):
+        TP.augmix(x, am._replace(depth=am.depth * 0))
+    with pytest.raises(ValueError, match="params.weights"):
+        TP.augmix(x, am._replace(weights=am.weights[:, :2]))
+    with pytest.raises(ValueError, match="severity"):
+        TP.AugMix(severity=11)
+    with pytest.raises(ValueError, match="mixture_width"):
+        TP.sample_augmix_params(2, mixture_width=0)
+    with pytest.raises(ValueError, match="alpha"):
+        TP.AugMix(alpha=0.0)
+    with pytest.raises(TypeError, match="all_ops"):
+        TP.AugMix(all_ops=1)
+    with pytest.raises(ValueError, match="interpolation"):
+        TP.AugMix(interpolation="bilinear")
+    with pytest.raises(ValueError, match="interpolation"):
+        TP.randaugment(x, ra, interpolation=tv.InterpolationMode.BILINEAR)
+    with pytest.raises(ValueError, match="channels"):
+        TP.randaugment(torch.zeros(2, 2, 8, 8, dtype=torch.uint8), ra)
+    with pytest.raises(ValueError, match="float images must lie in"):
+        TP.trivialaugment_wide(x.float() + 2, ta)
+    with pytest.raises(ValueError, match="params.op"):
+        TP.randaugment(torch.zeros(3, 3, 8, 8, dtype=torch.uint8), ra)
+    with pytest.raises(TypeError, match="params"):
+        TP.augmix(x, ra)
+    with pytest.raises(TypeError, match="params.op"):
+        TP.randaugment(x, ra._replace(op=ra.op.float()))
+
+
+def test_bad_input_jax():
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.key(0)
+    x = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+    ra = JP.sample_randaugment_params(key, 2)
+    ta = JP.sample_trivialaugment_wide_params(key, 2)
+    am = JP.sample_augmix_params(key, 2)
+    with pytest.raises(ValueError, match="num_ops"):
+        JP.random_randaugment(key, x, num_ops=-1)
+    with pytest.raises(ValueError, match="magnitude"):
+        JP.random_randaugment(key, x, magnitude=31)
+    with pytest.raises(ValueError, match="magnitude"):
+        JP.randaugment(x, ra, magnitude=10, num_magnitude_bins=10)
+    with pytest.raises(ValueError, match="num_magnitude_bins"):
+        JP.random_trivialaugment_wide(key, x, num_magnitude_bins=0)
+    with pytest.raises(ValueError, match="params.op"):
+        JP.randaugment(x, ra._replace(op=jnp.array([[0, 14], [0, 0]])))
+    with pytest.raises(ValueError, match="params.magnitude"):
+        JP.trivialaugment_wide(x, ta._replace(magnitude=jnp.array([0, 31])))
+    with pytest.raises(ValueError, match="params.op"):
+        JP.augmix(x, am._replace(op=am.op + 9), all_ops=False)
+    with pytest.raises(ValueError, match="params.depth"):
+        JP.augmix(x, am._replace(depth=am.depth * 0))
+    with pytest.raises(ValueError, match="severity"):
+        JP.random_augmix(key, x, severity=0)
+    with pytest.raises(ValueError, match="alpha"):
+        JP.sample_augmix_params(key, 2, alpha=-1.0)
+    with pytest.raises(ValueError, match="interpolation"):
+        JP.augmix(x, am, interpolation="bilinear")
+    with pytest.raises(ValueError, match="channels"):
+        JP.randaugment(jnp.zeros((2, 8, 8, 4), jnp.uint8), ra)
+    with pytest.raises(ValueError, match="float images must lie in"):
+        JP.trivialaugment_wide(x.astype(jnp.float32) - 1, ta)
+    with pytest.raises(TypeError, match="params.op"):
+        JP.randaugment(x, ra._replace(op=ra.op.astype(jnp.float32)))
