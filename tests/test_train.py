@@ -87,6 +87,7 @@ CONFIGS = {  # every trick at least once, composed; SGD, AdamW and AdaBound (AMS
     "sgd+smoothing+mixup+step-schedule": (dict(label_smoothing=0.1, mixup=1.0, schedule="step", warmup_epochs=0.5), 2e-6),
     "adamw+cutout+ricap": (dict(optimizer="adamw", cutout=8, cutout_holes=2, ricap=0.3), 2e-5),
     "adabound+crop-flip+autoaugment": (dict(optimizer="adabound", crop_flip=True, autoaugment="cifar10"), 2e-5),
+    "sgd+randaugment+trivialaugment+augmix": (dict(randaugment=True, trivialaugment=True, augmix=True, augmix_width=2), 2e-6),
 }
 
 
