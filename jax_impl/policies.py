@@ -1,4 +1,5 @@
-"""AutoAugment with a sub-policy, apply decisions and signs drawn for every image, applied batched (JAX).
+"""The AutoAugment family with every draw made per image, applied batched (JAX): AutoAugment,
+RandAugment, TrivialAugmentWide and AugMix.
 
 The JAX twin of :mod:`torch_impl.policies` (same policies, same parameter record, same results
 on the same record). :func:`sample_autoaugment_params` draws, per image, the sub-policy index,
@@ -21,9 +22,14 @@ use a cheaper exact fused multiply-add for their magnitude bins (:func:`jax_impl
    images XLA's ``dot`` sees, so float results keep these two batch sizes. torch_impl's eager
    CPU path runs each op on exactly the images that drew it.
 
+RandAugment, TrivialAugmentWide and AugMix (:func:`randaugment`, :func:`trivialaugment_wide`,
+:func:`augmix`) run their slots through the same :func:`_apply_slot` (AugMix's chains as one
+batch of ``W·N`` images); they equal torch_impl's on the same record (uint8: bit for bit).
+
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
-    CVPR 2019. torchvision ``transforms.v2.AutoAugment``.
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment``. RandAugment, TrivialAugmentWide, AugMix:
+    see their kernels.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""AutoAugment with a sub-policy, apply decisions and signs drawn for every image, applied batched.
+"""The AutoAugment family with every draw made per image, applied batched: AutoAugment, RandAugment,
+TrivialAugmentWide and AugMix.
 
 torchvision's ``AutoAugment`` draws one sub-policy per call, so a batch tensor gets the same two
 operations on every image. Here :func:`sample_autoaugment_params` draws, per image, the
@@ -16,9 +17,15 @@ Given the same draws, each image equals torchvision's ``AutoAugment`` on that im
 policies, same magnitude bins, same kernels; see :mod:`torch_impl.ops` for the one exception,
 Contrast on sizes where ``C·H·W`` is not a multiple of 32).
 
+RandAugment (:func:`randaugment`: ``num_ops`` ops per image), TrivialAugmentWide
+(:func:`trivialaugment_wide`: one op and bin per image) and AugMix (:func:`augmix`: per image
+``W`` chains of 1..3 ops mixed with Dirichlet/Beta weights) run through the same slot machinery
+with torchvision v2's op sets and bins (:mod:`twintricks.policies`); the same standard holds.
+
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
-    CVPR 2019. torchvision ``transforms.v2.AutoAugment``.
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment``. RandAugment, TrivialAugmentWide, AugMix:
+    see their kernels.
 """
 
 from __future__ import annotations
@@ -727,7 +734,7 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
             out, global_op[:, k], mag[:, k], slot_ops, fill, static, theta[:, k],
             None if slot_luts is None else slot_luts[:, k], inplace=k > 0 and not static,
         )
-    return out if s > 1 or static or out is not images else out.clone()
+    return out if out is not images else out.clone()
 
 
 def _static(images) -> bool:
@@ -889,12 +896,13 @@ class RandAugment(RandomTransform, torch.nn.Module):
     """RandAugment on a ``[N, C, H, W]`` batch with ops and signs drawn per image.
 
     Samples :func:`sample_randaugment_params` on ``generator`` (torch's default when None), moves
-    them to the images' device and applies :func:`randaugment`. Arguments and defaults as
-    torchvision v2's ``RandAugment`` (2 ops, bin 9 of 31, nearest, fill 0).
+    them to the images' device and applies :func:`randaugment`. Arguments (in torchvision's
+    positional order) and defaults as torchvision v2's ``RandAugment`` (2 ops, bin 9 of 31,
+    nearest, fill 0); ``interpolation`` must be nearest.
     """
 
-    def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0, *,
-                 interpolation="nearest", generator: torch.Generator | None = None) -> None:
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, interpolation="nearest",
+                 fill=0, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_ops, self.magnitude, self.num_magnitude_bins = check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
         check_interpolation(interpolation)
@@ -914,10 +922,11 @@ class TrivialAugmentWide(RandomTransform, torch.nn.Module):
     """TrivialAugmentWide on a ``[N, C, H, W]`` batch with an op, a bin and a sign drawn per image.
 
     Samples :func:`sample_trivialaugment_wide_params` and applies :func:`trivialaugment_wide`.
-    Arguments and defaults as torchvision v2's ``TrivialAugmentWide`` (31 bins, nearest, fill 0).
+    Arguments (in torchvision's positional order) and defaults as torchvision v2's
+    ``TrivialAugmentWide`` (31 bins, nearest, fill 0); ``interpolation`` must be nearest.
     """
 
-    def __init__(self, num_magnitude_bins: int = 31, fill=0, *, interpolation="nearest",
+    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=0, *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_magnitude_bins = check_num_bins(num_magnitude_bins)
@@ -945,7 +954,7 @@ class AugMix(RandomTransform, torch.nn.Module):
     """
 
     def __init__(self, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
-                 all_ops: bool = True, fill=0, *, interpolation="nearest", generator: torch.Generator | None = None) -> None:
+                 all_ops: bool = True, interpolation="nearest", fill=0, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.severity, self.mixture_width, self.chain_depth, self.alpha, self.all_ops = check_augmix_args(
             severity, mixture_width, chain_depth, alpha, all_ops
