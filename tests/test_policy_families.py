@@ -497,6 +497,25 @@ def test_no_op_draws_return_a_new_equal_tensor():
         assert torch.equal(out, images) and out.data_ptr() != images.data_ptr()
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_augmix_invariants(dtype):
+    """All weight on the original gives the input exactly (1·x + 0·a in float32), whatever the
+    chains; the mix lies between the smallest and largest of the original and the chain images
+    (each alone: all weight on it), a convex combination truncated for uint8."""
+    g = torch.Generator().manual_seed(9)
+    images = torch.randint(0, 256, (20, 3, 8, 8), generator=g, dtype=torch.uint8)
+    if dtype == torch.float32:
+        images = images.float() / 255
+    p = TP.sample_augmix_params(20, mixture_width=2, generator=g)
+    original = p._replace(weights=torch.tensor([[1.0, 0.0, 0.0]]).expand(20, 3))
+    assert torch.equal(TP.augmix(images, original), images)
+    out = TP.augmix(images, p)
+    chains = [TP.augmix(images, p._replace(weights=torch.eye(3)[j + 1].expand(20, 3))) for j in range(2)]
+    stack = torch.stack([images, *chains]).double()
+    eps = 0 if dtype == torch.float32 else 1  # truncation of a sum just below an integer
+    assert (out.double() >= stack.amin(0) - eps - 1e-6).all() and (out.double() <= stack.amax(0) + 1e-6).all()
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------
