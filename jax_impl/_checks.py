@@ -27,7 +27,15 @@ import numpy as np
 
 from twintricks.checks import check_ndim
 
-__all__ = ["check_images", "check_floating", "check_labels", "is_concrete", "check_not_torch", "looks_channels_first"]
+__all__ = [
+    "check_images",
+    "check_floating",
+    "check_labels",
+    "check_record",
+    "is_concrete",
+    "check_not_torch",
+    "looks_channels_first",
+]
 
 _FOREIGN = ("torch", "torchvision")  # packages whose tensors NumPy cannot read as a dtype
 
@@ -122,3 +130,12 @@ def check_labels(name: str, labels, num_classes: int) -> None:
         lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"`{name}` must lie in [0, {num_classes}), got values in [{lo}, {hi}]")
+
+
+def check_record(name: str, record, record_type) -> None:
+    """``record`` must be a ``record_type`` params NamedTuple whose fields are jax or NumPy arrays
+    (``TypeError`` naming ``name``, or ``name.field`` for a PyTorch tensor inside it)."""
+    if not isinstance(record, record_type):
+        raise TypeError(f"`{name}` must be a {record_type.__name__}, got {type(record).__name__}")
+    for field, value in zip(record._fields, record):
+        check_not_torch(f"{name}.{field}", value)

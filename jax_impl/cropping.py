@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_record, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.geometry import check_scale_ratio, fallback_crop_box
 
@@ -137,8 +137,7 @@ def _check_int_vector(name: str, t, n: int) -> None:
 
 
 def _check_boxes(params, h: int, w: int, n: int) -> None:
-    if not isinstance(params, ResizedCropParams):
-        raise TypeError(f"`params` must be a ResizedCropParams, got {type(params).__name__}")
+    check_record("params", params, ResizedCropParams)
     for field in ResizedCropParams._fields:
         _check_int_vector(f"params.{field}", getattr(params, field), n)
     if n and all(is_concrete(t) for t in params):
@@ -271,8 +270,7 @@ def resized_crop(images: jax.Array, params: ResizedCropParams, *, size, flip: Fl
 
 def _check_flip(name: str, params, n: int) -> jax.Array:
     """Check a :class:`FlipParams` argument called ``name``; return its ``[N]`` bool mask."""
-    if not isinstance(params, FlipParams):
-        raise TypeError(f"`{name}` must be a FlipParams, got {type(params).__name__}")
+    check_record(name, params, FlipParams)
     flip = params.flip
     if not hasattr(flip, "dtype"):
         raise TypeError(f"`{name}.flip` must be an array [N], got {type(flip).__name__}")

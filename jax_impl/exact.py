@@ -13,12 +13,14 @@ which roundings they need:
 * :func:`fma8` is a cheaper exact form of :func:`fma` when one factor is an 8-bit integer,
   used where it was checked on every input (the uint8 luma, AutoAugment's Color/Sharpness bins);
 * :func:`divisor` keeps a true division where XLA would multiply by a rounded reciprocal;
+* :func:`run_time` keeps a host-computed matrix from being folded into constants under a
+  user's ``jit`` (so ``jit`` and eager calls round alike);
 * :func:`cos_sin_degrees` is float32-only double-float trigonometry that rounds like the float64
   ``math.cos``/``math.sin`` torchvision calls, for matrices built from traced angles.
 
 The twin of :mod:`torch_impl.exact` (``split``, ``product``, ``two_sum``, ``fma``: same names, same
-algorithms); ``fma8``, ``divisor``, ``exact_parts``, ``sum2`` and ``cos_sin_degrees`` exist only
-here, because eager torch rounds as ATen does by itself and computes its matrices in float64.
+algorithms); ``fma8``, ``divisor``, ``run_time``, ``exact_parts``, ``sum2`` and
+``cos_sin_degrees`` exist only here, because eager torch rounds as ATen does by itself and computes its matrices in float64.
 
 .. warning:: "Where torch fuses" is where ATen's CPU kernels use FMA instructions (x86-64 with
    AVX2/AVX-512, as tested) or CUDA contracts; on a CPU without FMA torch rounds twice and uint8
@@ -33,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["split", "product", "two_sum", "fma", "fma8", "divisor", "exact_parts", "sum2", "cos_sin_degrees"]
+__all__ = ["split", "product", "two_sum", "fma", "fma8", "divisor", "run_time", "exact_parts", "sum2", "cos_sin_degrees"]
 
 _DEG_TO_RAD = math.pi / 180.0
 
@@ -94,6 +96,21 @@ def fma8(a, b, c):
     hi, lo = split(b, 16)
     s, e = two_sum(c, a * hi)
     return s + (e + a * lo)
+
+
+def run_time(value, like):
+    """``value`` unchanged, as a value XLA cannot treat as a compile-time constant.
+
+    A matrix built on the host from a Python number is a constant inside a user's ``jit``; XLA
+    then folds the grid arithmetic that depends on it (reassociating constants, dividing by
+    reciprocals), which rounds differently from the same code on run-time values. Adding
+    ``v·0`` for a finite ``v`` read from ``like`` (a run-time input) keeps ``value`` a run-time
+    value: XLA does not simplify a floating-point ``x·0``. The result equals ``value`` (a ``-0``
+    may become ``+0``).
+    """
+    v = jnp.sum(jnp.reshape(like, (-1,))[:1]).astype(value.dtype)
+    v = jnp.where(jnp.isfinite(v), v, jnp.zeros((), value.dtype))
+    return value + v * jnp.zeros((), value.dtype)
 
 
 def divisor(value, like):

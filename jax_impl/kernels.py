@@ -139,8 +139,11 @@ def affine_nearest(images, theta, *, fill):
 
     Same float32 grid as torch_impl (torchvision's ``_affine_grid`` through ``bmm``:
     ``g = (x·a + y·b) + c`` with both products rounded), then ``grid_sample``'s nearest rule:
-    source index ``round_half_even((g + 1)·size/2 - 0.5)``, outside → ``fill``.
+    source index ``round_half_even((g + 1)·size/2 - 0.5)``, outside → ``fill``. ``theta`` goes
+    through :func:`jax_impl.exact.run_time`, so a matrix that is a constant (a Python-number
+    magnitude inside a user's ``jit``) is computed with exactly as in eager calls.
     """
+    theta = exact.run_time(theta, images)
     return warp_nearest(images, grid_terms(theta, images.shape[1], images.shape[2], grid_dtype(images)), fill=fill)
 
 

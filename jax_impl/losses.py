@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_floating, is_concrete
+from jax_impl._checks import check_floating, check_not_torch, is_concrete
 from twintricks.checks import check_choice, check_int, check_real
 
 __all__ = [
@@ -77,6 +77,7 @@ def _check_logits(name: str, logits) -> int:
 
 def _is_index_labels(name: str, labels, logits) -> bool:
     """Check ``labels`` against ``logits``: True for class indices, False for soft targets."""
+    check_not_torch(name, labels)
     if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
         raise TypeError(f"`{name}` must be an array, got {type(labels).__name__}")
     lead = tuple(logits.shape[:-1])

@@ -21,8 +21,11 @@ float32-only double-float trigonometry that rounds like float64 except within ~2
 rounding midpoint (see :func:`rotate`). :func:`jax_impl.autoaugment` does not have this problem:
 its matrices come from a host cache of the discrete AutoAugment magnitudes.
 
-Value checks (float images in [0, 1], magnitude ranges) apply to concrete values; traced values
-inside ``jit``/``vmap`` are not checked.
+Eager calls and calls inside a user's ``jit`` run the same compiled kernels on the same matrix
+(a matrix from Python numbers stays a run-time value, :func:`jax_impl.exact.run_time`), so they
+give the same bytes. Value checks (float images in [0, 1], finite magnitudes, integer ``bits``,
+ranges) apply to concrete values, Python numbers included; traced values inside ``jit``/``vmap``
+are not checked.
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl import kernels
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_not_torch, is_concrete
 from twintricks.checks import check_ndim
 
 __all__ = [
@@ -78,6 +81,7 @@ def _per_image(name: str, value, n: int, *, integer: bool = False):
     """``value`` as ``[N]``: a float64 (``integer``: int64) NumPy array when concrete, else a traced
     float32/int32 array. Concrete values must be finite (and integers if ``integer``): a ValueError
     naming ``name`` otherwise; traced values (inside ``jit``/``vmap``) are not checked."""
+    check_not_torch(name, value)
     if isinstance(value, bool) or (not hasattr(value, "shape") and not isinstance(value, numbers.Real)):
         raise TypeError(f"`{name}` must be a number or an array [N], got {type(value).__name__}")
     if hasattr(value, "dtype") and (value.dtype == bool or jnp.issubdtype(value.dtype, jnp.complexfloating)):

@@ -287,7 +287,7 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True):
     if any(name in slot_ops for name in GEOMETRIC_OPS):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in GEOMETRIC_OPS]))
         # The grid's split products for every image once, outside the per-pixel loop body.
-        terms = kernels.grid_terms(theta, h, w, kernels.grid_dtype(images))
+        terms = kernels.grid_terms(exact.run_time(theta, images), h, w, kernels.grid_dtype(images))
         candidates.append((is_geo, lambda x, *t: kernels.warp_nearest(x, t, fill=fill), terms))
     if not kernels.is_float(images) and any(name in slot_ops for name in LUT_OPS):
         # uint8: every pixel-wise op through one LUT lookup (LUTs built for the whole batch,

@@ -136,7 +136,10 @@ def images_from_jax(images_nhwc: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- model weights
 # torch state_dict <-> flax linen variables for the models in torch_impl.models / jax_impl.models
 # (and any pair of models built the same way: linen submodule names equal torch attribute names,
-# a torch ModuleList/Sequential index ``.0`` being a linen name suffix ``_0``).
+# a torch ModuleList/Sequential index ``.0`` being a linen name suffix ``_0``). These two work on
+# a bare state_dict and infer each leaf's kind from its name and rank; for your own models (NNX
+# too, with renames, flatten permutations, and an error instead of a guess) use
+# parity.modules.map_weights / torch_to_flax / flax_to_torch, which read the module types.
 
 
 def _torch_key_to_flax_path(key: str) -> tuple[tuple[str, ...], str]:

@@ -153,7 +153,16 @@ def permutations(draw, n: int):
 # Spatial: Cutout, random resized crop, horizontal flip
 # --------------------------------------------------------------------------------------------
 
-__all__ += ["fills", "cutout_cases", "crop_boxes", "output_sizes", "resized_crop_cases", "flip_cases"]
+__all__ += [
+    "fills",
+    "cutout_cases",
+    "crop_boxes",
+    "output_sizes",
+    "resized_crop_cases",
+    "flip_cases",
+    "random_erasing_params",
+    "random_erasing_cases",
+]
 
 SPATIAL_MAX_SIDE = 10
 SPATIAL_MAX_BATCH = 6
@@ -211,6 +220,33 @@ def flip_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
     """A horizontal-flip case: ``images`` NHWC and ``params`` {flip} ``[N]`` bool."""
     images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
     return dict(images=images, params=dict(flip=draw(hnp.arrays(np.bool_, (images.shape[0],)))))
+
+
+@st.composite
+def random_erasing_params(draw, n: int, height: int, width: int, channels: int, *, uint8: bool, max_boxes: int = 3):
+    """A ``RandomErasingParams`` record as a dict: boxes {top, left, height, width} ``[n, K]``
+    int64 (K from 0 to ``max_boxes``; empty boxes, whole-image boxes and overlaps included) and
+    ``fill`` ``[n, H, W, C]`` float32 (NHWC, like the images): integers in [0, 255] for uint8
+    images, otherwise any finite values (a constant, per-box colours or noise look alike here)."""
+    k = draw(st.integers(0, max_boxes))
+    hs = draw(hnp.arrays(np.int64, (n, k), elements=st.one_of(st.sampled_from([0, height]), st.integers(0, height))))
+    ws = draw(hnp.arrays(np.int64, (n, k), elements=st.one_of(st.sampled_from([0, width]), st.integers(0, width))))
+    tops = np.array([[draw(st.integers(0, height - int(h))) for h in row] for row in hs], np.int64).reshape(n, k)
+    lefts = np.array([[draw(st.integers(0, width - int(w))) for w in row] for row in ws], np.int64).reshape(n, k)
+    if uint8:
+        el = st.integers(0, 255).map(float)
+    else:
+        el = st.floats(-3.0, 3.0, width=32, allow_nan=False, allow_subnormal=False)
+    fill = draw(hnp.arrays(np.float32, (n, height, width, channels), elements=el, fill=el))
+    return dict(top=tops, left=lefts, height=hs, width=ws, fill=fill)
+
+
+@st.composite
+def random_erasing_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE):
+    """A random-erasing case: ``images`` NHWC and ``params`` (see :func:`random_erasing_params`)."""
+    images = draw(image_batches(max_side=max_side, max_batch=SPATIAL_MAX_BATCH))
+    n, h, w, c = images.shape
+    return dict(images=images, params=draw(random_erasing_params(n, h, w, c, uint8=images.dtype == np.uint8)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,22 +367,22 @@ def mixup_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
 
 @st.composite
 def ricap_params(draw, n: int, height: int, width: int, *, per_image_offsets: bool | None = None):
-    """A ``RicapParams`` record as a dict (int64): boundary ``w`` in [0, H] (rows of the top
-    patches) and ``h`` in [0, W] (columns of the left patches), degenerate ends favoured;
+    """A ``RicapParams`` record as a dict (int64): boundary ``split_row`` in [0, H] (rows of the
+    top patches) and ``split_col`` in [0, W] (columns of the left patches), degenerate ends favoured;
     ``perms`` [4, n]; crop offsets ``top``/``left`` [4, n] inside the source image (one per patch,
     repeated over the batch, unless ``per_image_offsets``)."""
     per_image = draw(st.booleans()) if per_image_offsets is None else per_image_offsets
-    w = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
-    h = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
-    rows = [w, height - w, w, height - w]
-    cols = [h, h, width - h, width - h]
+    split_row = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
+    split_col = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
+    rows = [split_row, height - split_row, split_row, height - split_row]
+    cols = [split_col, split_col, width - split_col, width - split_col]
     m = n if per_image else 1
     top = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, height - r))) for r in rows])
     left = np.stack([draw(hnp.arrays(np.int64, (m,), elements=st.integers(0, width - c))) for c in cols])
     perms = np.stack([draw(permutations(n)) for _ in range(4)])
     return dict(
-        w=np.asarray(w, np.int64),
-        h=np.asarray(h, np.int64),
+        split_row=np.asarray(split_row, np.int64),
+        split_col=np.asarray(split_col, np.int64),
         perms=perms,
         top=np.broadcast_to(top, (4, n)).copy(),
         left=np.broadcast_to(left, (4, n)).copy(),
@@ -364,6 +400,71 @@ def ricap_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
         targets=draw(loss_labels(n, k)),
         num_classes=k,
         params=draw(ricap_params(n, height, width)),
+    )
+
+
+__all__ += ["mix_boxes", "cutmix_params", "cutmix_cases", "mixup_cutmix_params", "mixup_cutmix_cases"]
+
+
+@st.composite
+def mix_boxes(draw, n: int, height: int, width: int, *, per_sample: bool | None = None):
+    """``[n]`` int64 boxes {top, left, height, width} inside the image, empty ones (a side 0) and
+    the whole image included; one box repeated over the batch unless ``per_sample``."""
+    per_sample = draw(st.booleans()) if per_sample is None else per_sample
+    boxes = []
+    for _ in range(n if per_sample else 1):
+        h = draw(st.one_of(st.sampled_from([0, height]), st.integers(0, height)))
+        w = draw(st.one_of(st.sampled_from([0, width]), st.integers(0, width)))
+        boxes.append((draw(st.integers(0, height - h)), draw(st.integers(0, width - w)), h, w))
+    arr = np.broadcast_to(np.asarray(boxes, np.int64), (n, 4))
+    return dict(top=arr[:, 0].copy(), left=arr[:, 1].copy(), height=arr[:, 2].copy(), width=arr[:, 3].copy())
+
+
+@st.composite
+def cutmix_params(draw, n: int, height: int, width: int):
+    """A ``CutMixParams`` record as a dict (int64): boxes (see :func:`mix_boxes`) and ``perm``
+    ``[n]``: torchvision's ``roll(1)`` pairing or any permutation."""
+    perm = draw(st.one_of(st.just((np.arange(n) - 1) % n), permutations(n)))
+    return dict(**draw(mix_boxes(n, height, width)), perm=np.asarray(perm, np.int64))
+
+
+@st.composite
+def cutmix_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
+    """A CutMix case: ``images`` NHWC, ``targets`` (int with ``num_classes``, or soft), ``params``."""
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, height, width, _ = images.shape
+    k = draw(st.sampled_from(LOSS_NUM_CLASSES))
+    return dict(images=images, targets=draw(loss_labels(n, k)), num_classes=k, params=draw(cutmix_params(n, height, width)))
+
+
+@st.composite
+def mixup_cutmix_params(draw, n: int, height: int, width: int):
+    """A ``MixupCutmixParams`` record as a dict: per image ``lam`` float32 in [0, 1] (0, ½, 1
+    favoured), ``use_cutmix`` bool, boxes int64 (see :func:`mix_boxes`), and ``perm``: timm's
+    ``N-1-i`` pairing or any permutation."""
+    lam_el = st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0.0, 1.0, width=32))
+    perm = draw(st.one_of(st.just(np.arange(n)[::-1].copy()), permutations(n)))
+    return dict(
+        lam=draw(hnp.arrays(np.float32, (n,), elements=lam_el)),
+        use_cutmix=draw(hnp.arrays(np.bool_, (n,))),
+        **draw(mix_boxes(n, height, width, per_sample=True)),
+        perm=np.asarray(perm, np.int64),
+    )
+
+
+@st.composite
+def mixup_cutmix_cases(draw, *, dtype=None, shapes=MIXING_IMAGE_SHAPES):
+    """A switching case: ``images`` NHWC, ``targets``, ``num_classes``, ``params`` and
+    ``label_smoothing`` (a few values: it is static under ``jax.jit``)."""
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n, height, width, _ = images.shape
+    k = draw(st.sampled_from(LOSS_NUM_CLASSES))
+    return dict(
+        images=images,
+        targets=draw(loss_labels(n, k)),
+        num_classes=k,
+        params=draw(mixup_cutmix_params(n, height, width)),
+        label_smoothing=draw(st.sampled_from([0.0, 0.1])),
     )
 
 

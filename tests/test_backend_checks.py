@@ -140,6 +140,8 @@ def _jax_with_torch():
     t_labels = torch.zeros(2, dtype=torch.int64)
     j_logits = jnp.zeros((2, 5))
     j_labels = jnp.zeros(2, jnp.int32)
+    j_img = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+    j_holes = jnp.zeros((2, 1), jnp.int32)
     key = jax.random.key(0)
     return {
         "cutout images": (lambda: jax_impl.cutout(t_img, None, length=2), "images"),
@@ -152,6 +154,20 @@ def _jax_with_torch():
         "label_smoothing_cross_entropy labels": (
             lambda: jax_impl.label_smoothing_cross_entropy(j_logits, t_labels), "labels"
         ),
+        "cutout params record": (
+            lambda: jax_impl.cutout(j_img, jax_impl.CutoutParams(torch.zeros(2, 1, dtype=torch.int64), j_holes), length=2),
+            "params.cy",
+        ),
+        "resized_crop params record": (
+            lambda: jax_impl.resized_crop(j_img, jax_impl.ResizedCropParams(*(t_labels,) * 4), size=4), "params.top"
+        ),
+        "hflip params record": (lambda: jax_impl.hflip(j_img, jax_impl.FlipParams(torch.zeros(2, dtype=torch.bool))), "params.flip"),
+        "mixup params record": (
+            lambda: jax_impl.mixup(j_img, j_labels, jax_impl.MixupParams(torch.tensor(0.5), j_labels), num_classes=5),
+            "params.lam",
+        ),
+        "brightness magnitude": (lambda: jops.brightness(j_img, torch.zeros(2)), "magnitude"),
+        "posterize bits": (lambda: jops.posterize(j_img, torch.full((2,), 4)), "bits"),
     }
 
 

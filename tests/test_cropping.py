@@ -464,3 +464,31 @@ def test_bad_input_raises_clear_errors(backend):
             JC.random_resized_crop_flip(jax.random.key(0), good, size=3, scale=(0.9, 0.1))
         with pytest.raises(ValueError, match="p"):
             JC.sample_flip_params(jax.random.key(0), 3, p=2.0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_records_for_another_image_or_batch_and_missing_records_are_rejected(backend):
+    if backend == "torch":
+        C, good = TC, torch.zeros(2, 3, 5, 6, dtype=torch.uint8)
+        big = TC.sample_resized_crop_params(2, (50, 60), scale=(0.9, 1.0), generator=torch.Generator().manual_seed(0))
+        flip3 = TC.sample_flip_params(3)
+    else:
+        C, good = JC, jnp.zeros((2, 5, 6, 3), jnp.uint8)
+        big = JC.sample_resized_crop_params(jax.random.key(0), 2, (50, 60), scale=(0.9, 1.0))
+        flip3 = JC.sample_flip_params(jax.random.key(0), 3)
+    with pytest.raises(ValueError, match="box 0.*inside the 5x6 image"):  # drawn for 50x60 images
+        C.resized_crop(good, big, size=3)
+    with pytest.raises(ValueError, match="params.top"):  # drawn for a batch of 3
+        C.resized_crop(good, type(big)(*(t[:1] for t in big)), size=3)
+    with pytest.raises(ValueError, match="params.flip"):
+        C.hflip(good, flip3)
+    with pytest.raises(TypeError, match="`params` must be a ResizedCropParams"):
+        C.resized_crop(good, None, size=3)
+    with pytest.raises(TypeError, match="`params` must be a FlipParams"):
+        C.hflip(good, None)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale"):
+            (TC.sample_resized_crop_params(2, 5, scale=(0.5, bad)) if backend == "torch"
+             else JC.sample_resized_crop_params(jax.random.key(0), 2, 5, scale=(0.5, bad)))
+        with pytest.raises(ValueError, match="p"):
+            TC.sample_flip_params(2, p=bad) if backend == "torch" else JC.sample_flip_params(jax.random.key(0), 2, p=bad)

@@ -514,3 +514,50 @@ def test_float16_geometric_ops_torch_equals_jax(op, tv_name):
         t = images_from_torch(T.__dict__[op](x, m, fill=0.5))
         j = np.asarray(getattr(J, op)(xj, m, fill=0.5))
         assert np.array_equal(t, j), m
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients (torch, float images)
+# --------------------------------------------------------------------------------------------
+
+
+def test_torch_sharpness_backpropagates():
+    """``sharpness`` (and the other blends) are differentiable in float images: float64 gradcheck
+    against finite differences, away from the clamp at 0 and 1."""
+    g = torch.Generator().manual_seed(0)
+    x = (0.3 + 0.4 * torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)).requires_grad_()
+    m = torch.tensor([0.5, -0.3], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: T.sharpness(a, m), (x,))
+    for op in ("brightness", "color", "contrast"):
+        assert torch.autograd.gradcheck(lambda a: getattr(T, op)(a, m), (x,)), op
+
+
+@pytest.mark.parametrize("op,tv_name", [("shear_x", "ShearX"), ("shear_y", "ShearY")])
+def test_jax_geometric_under_jit_with_python_numbers_equals_eager_and_torch(op, tv_name):
+    """Inside a user's ``jit`` a Python-number magnitude makes the matrix a compile-time constant.
+    XLA then folded the grid's arithmetic with other roundings (hundreds of pixels on 32×32 at
+    the bins ±0.0667 and ±0.2); the warp now reads the matrix as a run-time value, so jit, eager
+    and torch agree."""
+    import jax
+
+    rng = np.random.default_rng(7)
+    for h, w in [(8, 12), (32, 32)]:
+        x = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        xj, xt = images_to_jax(x), images_to_torch(x)
+        bins = magnitude_bins(tv_name, h, w)
+        for m in [v for b in bins[1:] for v in (b, -b)]:
+            eager = np.asarray(getattr(J, op)(xj, m))
+            jitted = np.asarray(jax.jit(lambda a: getattr(J, op)(a, m))(xj))
+            assert np.array_equal(eager, images_from_torch(getattr(T, op)(xt, m))), (h, w, m)
+            assert np.array_equal(jitted, eager), (h, w, m)
+
+
+def test_jax_rotate_and_translate_under_jit_with_python_numbers_equal_eager():
+    import jax
+
+    x = images_to_jax(np.random.default_rng(8).integers(0, 256, (2, 13, 17, 3), dtype=np.uint8))
+    for op, values in (("rotate", (3.3333332538604736, -20.0, 26.666667938232422)), ("translate_x", (4.5, -7.25))):
+        for m in values:
+            eager = np.asarray(getattr(J, op)(x, m, fill=(1, 2, 3)))
+            jitted = np.asarray(jax.jit(lambda a: getattr(J, op)(a, m, fill=(1, 2, 3)))(x))
+            assert np.array_equal(jitted, eager), (op, m)

@@ -12,9 +12,12 @@ EXAMPLES = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
 
 
 def test_readme_has_an_example_per_backend():
-    assert len(EXAMPLES) == 2
     assert "import torch_impl" in EXAMPLES[0] and "jax" not in EXAMPLES[0]
     assert "import jax_impl" in EXAMPLES[1] and "torch" not in EXAMPLES[1]
+
+
+def test_readme_shows_how_to_check_your_own_port():
+    assert any("from parity import" in e and "check_module" in e for e in EXAMPLES)
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from torch_impl import RICAP, AutoAugment, Cutout, Mixup, RandomResizedCropFlip
+from torch_impl import RICAP, AutoAugment, Cutout, CutMix, Mixup, MixupCutmix, RandomErasing, RandomResizedCropFlip
 from torch_impl.transform import RandomTransform
 
 K = 5
@@ -27,10 +27,13 @@ IMAGE_MODULES = {
     "RandomResizedCropFlip": lambda g: RandomResizedCropFlip((12, 10), scale=(0.2, 1.0), generator=g),
     "AutoAugment": lambda g: AutoAugment("imagenet", generator=g),
     "Cutout": lambda g: Cutout(n_holes=2, length=6, generator=g),
+    "RandomErasing": lambda g: RandomErasing(p=1.0, value=7, generator=g),
 }
 MIXING_MODULES = {
     "Mixup": lambda g: Mixup(alpha=1.0, num_classes=K, generator=g),
     "RICAP": lambda g: RICAP(beta=0.3, num_classes=K, generator=g),
+    "CutMix": lambda g: CutMix(alpha=1.0, num_classes=K, generator=g),
+    "MixupCutmix": lambda g: MixupCutmix(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=K, generator=g),
 }
 
 

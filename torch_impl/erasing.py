@@ -1,23 +1,38 @@
-"""Cutout (DeVries & Taylor 2017) for ``[N, C, H, W]`` batches: square holes filled with a constant.
+"""Erasing for ``[N, C, H, W]`` batches: Cutout (DeVries & Taylor 2017), square holes filled with a
+constant, and random erasing (Zhong et al. 2020), boxes of random area and aspect filled with a
+constant, a random colour or noise.
 
 Sampling is separate from the kernel: :func:`sample_cutout_params` draws one integer centre per
 image and per hole; :func:`cutout` applies them deterministically with masks (no loop over the
 batch), so it runs under ``torch.compile(fullgraph=True)`` and compiles once per shape.
-The mirror in :mod:`jax_impl.erasing` has the same names and the same record.
+:func:`sample_random_erasing_params` / :func:`erase` split random erasing the same way (the
+kernel has torchvision's name; in jax ``random_erasing`` is the ``random_<trick>`` wrapper).
+The mirror in :mod:`jax_impl.erasing` has the same names and the same records.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from torch_impl._checks import check_images
-from twintricks.checks import check_int, check_ndim, check_real, check_size
+from torch_impl._checks import check_images, compiling
 from torch_impl.transform import RandomTransform
+from twintricks.checks import check_int, check_ndim, check_real, check_size
+from twintricks.erasing import check_random_erasing_args
 
-__all__ = ["CutoutParams", "sample_cutout_params", "cutout", "Cutout"]
+__all__ = [
+    "CutoutParams",
+    "sample_cutout_params",
+    "cutout",
+    "Cutout",
+    "RandomErasingParams",
+    "sample_random_erasing_params",
+    "erase",
+    "RandomErasing",
+]
 
 
 class CutoutParams(NamedTuple):
@@ -82,6 +97,13 @@ def _check_params(images: torch.Tensor, params) -> None:
             f"`params.cy` {tuple(params.cy.shape)} and `params.cx` {tuple(params.cx.shape)} must both be "
             f"[N, n_holes] with N = {images.shape[0]} (the batch of `images`)"
         )
+    if not compiling() and params.cy.numel():
+        for name, t, size in (("params.cy", params.cy, images.shape[2]), ("params.cx", params.cx, images.shape[3])):
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= size:
+                raise ValueError(
+                    f"`{name}` must lie in [0, {size}) (centres inside the image), got values in [{lo}, {hi}]"
+                )
 
 
 def cutout_mask(params: CutoutParams, height: int, width: int, *, length: int) -> torch.Tensor:
@@ -111,7 +133,8 @@ def cutout(images: torch.Tensor, params: CutoutParams, *, length: int, fill: flo
 
     Args:
         images: ``[N, C, H, W]`` uint8 or floating; not modified.
-        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``).
+        params: :class:`CutoutParams` from :func:`sample_cutout_params` (integer ``[N, n_holes]``,
+            centres inside the image: checked in eager mode, not under ``torch.compile``).
         length: side of the holes, >= 0.
         fill: value written into the holes; for uint8 an integer in ``[0, 255]``.
 
@@ -160,3 +183,254 @@ class Cutout(RandomTransform, nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_holes={self.n_holes}, length={self.length}, fill={self.fill}"
+
+
+# ------------------------------------------------------------------------------------------
+# RandomErasing
+# ------------------------------------------------------------------------------------------
+
+N_ATTEMPTS = 10  # torchvision's and timm's attempts per box
+
+
+class RandomErasingParams(NamedTuple):
+    """One random-erasing draw for a batch, with up to K boxes per image.
+
+    Fields:
+        top, left, height, width: ``[N, K]`` integers, box k of image n (``height`` or
+            ``width`` 0: no box).
+        fill: ``[N, C, H, W]`` float, the value each pixel takes if a box covers it (a
+            constant, a box's colour, or noise: the fill's randomness lives here).
+    """
+
+    top: torch.Tensor
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    fill: torch.Tensor
+
+
+def _erasing_box_masks(top, left, height, width, image_h: int, image_w: int) -> torch.Tensor:
+    """``[N, K, H, W]`` bool: True inside box k of image n."""
+    rows = torch.arange(image_h, device=top.device)
+    cols = torch.arange(image_w, device=top.device)
+    in_rows = (rows >= top[..., None]) & (rows < (top + height)[..., None])  # [N, K, H]
+    in_cols = (cols >= left[..., None]) & (cols < (left + width)[..., None])  # [N, K, W]
+    return in_rows[..., :, None] & in_cols[..., None, :]
+
+
+def sample_random_erasing_params(
+    batch_size: int,
+    image_size,
+    channels: int,
+    *,
+    p: float = 0.5,
+    scale=(0.02, 0.33),
+    ratio=(0.3, 3.3),
+    value=0.0,
+    mode: str | None = None,
+    min_count: int = 1,
+    max_count: int | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> RandomErasingParams:
+    """Draw random-erasing boxes and fills per image, torchvision v2's ``RandomErasing`` with
+    timm's modes and box counts.
+
+    Each image is erased with probability ``p`` (``U < p``), with ``count ~ U{min_count, …,
+    max_count}`` boxes. Each box (10 attempts, the first that fits is kept, else no box):
+    area ``a = H·W·U(scale)/count``, aspect ``r = exp(U(log ratio))``, ``h = round(sqrt(a·r))``,
+    ``w = round(sqrt(a/r))`` (round half to even), kept if ``h < H`` and ``w < W``, at
+    ``top ~ U{0, …, H-h}``, ``left ~ U{0, …, W-w}``. Fill (``mode``): ``"const"`` the ``value``
+    (one, or one per channel); ``"rand"`` one standard-normal colour per box and channel (a later
+    box paints over an earlier one, as timm); ``"pixel"`` (``value="random"``) standard-normal
+    noise per pixel and channel.
+
+    .. warning::
+       torchvision's ``RandomErasing`` draws one box for a whole batch; this draws one per image
+       (as timm does for batches). All 10 attempts are drawn up front (static shapes), so the
+       stream differs from the references', not the distribution (tested against torchvision).
+
+    Args:
+        batch_size: N >= 0.
+        image_size: ``H`` (square) or ``(H, W)``, both >= 1.
+        channels: C >= 1 (the fill's channels; ``value`` has 1 or C entries).
+        generator: a ``torch.Generator`` (None: torch's default generator).
+        device: where the record goes (sampled where ``generator`` lives, then moved).
+
+    Returns:
+        :class:`RandomErasingParams`: int64 boxes ``[N, max_count]``, float32 ``fill``
+        ``[N, C, H, W]``.
+
+    References:
+        Zhong, Zheng, Kang, Li, Yang, "Random Erasing Data Augmentation", AAAI 2020;
+        torchvision ``transforms.v2.RandomErasing``; timm ``timm.data.RandomErasing``.
+    """
+    n = check_int("batch_size", batch_size, low=0)
+    height, width = check_size("image_size", image_size)
+    c = check_int("channels", channels, low=1)
+    args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
+    if len(args.value) not in (1, c):
+        raise ValueError(f"`value` must have 1 or {c} (channels) entries, got {len(args.value)}")
+    k = args.max_count
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    f32 = torch.float32
+
+    def uniform(shape):
+        return torch.rand(shape, generator=generator, device=gen_device, dtype=f32)
+
+    apply = uniform((n,)) < args.p
+    count = torch.randint(args.min_count, args.max_count + 1, (n,), generator=generator, device=gen_device)
+    log_lo, log_hi = math.log(args.ratio[0]), math.log(args.ratio[1])
+    lo, hi = args.scale
+    area = (height * width) * (lo + (hi - lo) * uniform((n, k, N_ATTEMPTS))) / count[:, None, None].to(f32)
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * uniform((n, k, N_ATTEMPTS)))
+    h = torch.round(torch.sqrt(area * aspect)).to(torch.int64)
+    w = torch.round(torch.sqrt(area / aspect)).to(torch.int64)
+    fits = (h < height) & (w < width)  # [N, K, 10]
+    first = torch.argmax(fits.to(torch.int8), dim=2, keepdim=True)
+    h, w = torch.gather(h, 2, first)[..., 0], torch.gather(w, 2, first)[..., 0]
+    active = apply[:, None] & (torch.arange(k, device=gen_device) < count[:, None]) & fits.any(dim=2)
+    top = torch.minimum(torch.floor(uniform((n, k)) * (height - h + 1).to(f32)).to(torch.int64), height - h)
+    left = torch.minimum(torch.floor(uniform((n, k)) * (width - w + 1).to(f32)).to(torch.int64), width - w)
+    zero = torch.zeros_like(h)
+    top, left = torch.where(active, top, zero), torch.where(active, left, zero)
+    h, w = torch.where(active, h, zero), torch.where(active, w, zero)
+    if args.mode == "pixel":
+        fill = torch.randn((n, c, height, width), generator=generator, device=gen_device, dtype=f32)
+    elif args.mode == "rand":
+        colours = torch.randn((n, k, c), generator=generator, device=gen_device, dtype=f32)
+        masks = _erasing_box_masks(top, left, h, w, height, width)
+        fill = torch.zeros((n, c, height, width), device=gen_device, dtype=f32)
+        for b in range(k):  # later boxes paint over earlier ones
+            fill = torch.where(masks[:, b, None], colours[:, b, :, None, None], fill)
+    else:
+        fill = torch.tensor(args.value, dtype=f32, device=gen_device).reshape(-1, 1, 1).expand(n, c, height, width)
+    params = RandomErasingParams(top, left, h, w, fill.contiguous())
+    if device is not None:
+        params = RandomErasingParams(*(t.to(device) for t in params))
+    return params
+
+
+def _check_erasing_params(images: torch.Tensor, params) -> None:
+    n, c, height, width = images.shape
+    if not isinstance(params, RandomErasingParams):
+        raise TypeError(f"`params` must be a RandomErasingParams, got {type(params).__name__}")
+    shape = None
+    for name in ("top", "left", "height", "width"):
+        t = getattr(params, name)
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"`params.{name}` must be a torch.Tensor [N, K], got {type(t).__name__}")
+        check_ndim(f"params.{name}", t, 2, "[N, K]")
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise TypeError(f"`params.{name}` must have an integer dtype, got {t.dtype}")
+        if t.shape[0] != n or (shape is not None and t.shape != shape):
+            raise ValueError(f"`params.{name}` must be [N, K] with N = {n} (the batch of `images`), got {tuple(t.shape)}")
+        shape = t.shape
+    fill = params.fill
+    if not isinstance(fill, torch.Tensor) or not fill.is_floating_point():
+        raise TypeError("`params.fill` must be a floating torch.Tensor [N, C, H, W]")
+    if tuple(fill.shape) != (n, c, height, width):
+        raise ValueError(f"`params.fill` must have the shape of `images` {(n, c, height, width)}, got {tuple(fill.shape)}")
+    if compiling() or not n:
+        return
+    top, left, bh, bw = params.top, params.left, params.height, params.width
+    bad = (top < 0) | (left < 0) | (bh < 0) | (bw < 0) | (top + bh > height) | (left + bw > width)
+    if bool(bad.any()):
+        i, b = (int(v) for v in torch.nonzero(bad)[0])
+        raise ValueError(
+            f"`params` box {b} of image {i} (top={int(top[i, b])}, left={int(left[i, b])}, height={int(bh[i, b])}, "
+            f"width={int(bw[i, b])}) must lie inside the {height}x{width} image"
+        )
+    if images.dtype == torch.uint8 and not bool(((fill == fill.round()) & (fill >= 0) & (fill <= 255)).all()):
+        raise ValueError("`params.fill` must hold integers in [0, 255] for uint8 images (random fills need float images)")
+    if images.is_floating_point() and not bool(torch.isfinite(fill).all()):
+        raise ValueError("`params.fill` must be finite")
+
+
+def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
+    """Erase the boxes of ``params``: pixels inside any box of image n take ``params.fill``.
+
+    ``out = where(∪_k box_nk, fill, images)`` per pixel and channel; boxes may overlap (the fill
+    already holds, per pixel, the value of the box painted last). One batched select, no loop
+    over the batch: runs under ``torch.compile(fullgraph=True)``.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or floating; not modified.
+        params: :class:`RandomErasingParams` (value checks in eager mode only: boxes inside the
+            image; for uint8 images a fill of integers in ``[0, 255]``).
+
+    Returns:
+        A new tensor, same shape, dtype and device as ``images``.
+
+    .. warning::
+       torchvision's kernel writes a float fill into uint8 images by a cast; here uint8 images
+       need an integer fill in ``[0, 255]`` (random fills are for normalised float images, where
+       timm and torchvision's references apply them).
+
+    References:
+        Zhong, Zheng, Kang, Li, Yang, "Random Erasing Data Augmentation", AAAI 2020;
+        torchvision ``transforms.v2.functional.erase``.
+    """
+    check_images("images", images)
+    _check_erasing_params(images, params)
+    _, _, height, width = images.shape
+    dev = images.device
+    top, left, bh, bw = (getattr(params, f).to(dev) for f in ("top", "left", "height", "width"))
+    mask = _erasing_box_masks(top, left, bh, bw, height, width).any(dim=1)  # [N, H, W]
+    return torch.where(mask[:, None], params.fill.to(dev, images.dtype), images)
+
+
+class RandomErasing(RandomTransform, nn.Module):
+    """Random erasing as a module, per image: ``forward(images) -> images``.
+
+    torchvision v2's ``RandomErasing(p, scale, ratio, value)`` arguments (``inplace`` is not
+    offered: the input is never modified) and timm's ``mode`` (``"const"``, ``"rand"``,
+    ``"pixel"``), ``min_count`` and ``max_count``; see :func:`sample_random_erasing_params`.
+    ``generator`` (optional) is the only source of randomness.
+
+    References:
+        Zhong, Zheng, Kang, Li, Yang, "Random Erasing Data Augmentation", AAAI 2020.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        scale=(0.02, 0.33),
+        ratio=(0.3, 3.3),
+        value=0.0,
+        *,
+        mode: str | None = None,
+        min_count: int = 1,
+        max_count: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
+        self.p, self.scale, self.ratio, self.mode = args.p, args.scale, args.ratio, args.mode
+        self.value = "random" if args.mode == "pixel" else (args.value[0] if len(args.value) == 1 else args.value)
+        self.min_count, self.max_count = args.min_count, args.max_count
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = check_images("images", images)
+        params = sample_random_erasing_params(
+            n,
+            (h, w),
+            c,
+            p=self.p,
+            scale=self.scale,
+            ratio=self.ratio,
+            value=self.value,
+            mode=None if self.mode == "pixel" else self.mode,
+            min_count=self.min_count,
+            max_count=self.max_count,
+            generator=self.generator,
+            device=images.device,
+        )
+        return erase(images, params)
+
+    def extra_repr(self) -> str:
+        return (
+            f"p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value!r}, mode={self.mode!r}, "
+            f"min_count={self.min_count}, max_count={self.max_count}"
+        )

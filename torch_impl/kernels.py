@@ -245,7 +245,7 @@ _SHARPNESS_KERNEL = ((1.0 / 13.0, 1.0 / 13.0, 1.0 / 13.0), (1.0 / 13.0, 5.0 / 13
 
 
 def sharpness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
-    """Blend with the 3×3 smoothing inside a 1-pixel border by ``1 + m``."""
+    """Blend with the 3×3 smoothing inside a 1-pixel border by ``1 + m`` (differentiable in float images)."""
     n, c, h, w = images.shape
     if h <= 2 or w <= 2 or images.numel() == 0:
         return images.clone()
@@ -254,7 +254,9 @@ def sharpness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
     x = images.to(dtype=dtype, copy=True)
     if images.is_floating_point():
         kernel = torch.tensor(_SHARPNESS_KERNEL, dtype=dtype, device=images.device).expand(c, 1, 3, 3)
-        blurred = F.conv2d(x, kernel, groups=c)
+        # (the unmodified images: ``x`` is written in place below, which autograd allows only
+        # for tensors no backward formula saved)
+        blurred = F.conv2d(images, kernel, groups=c)
     else:
         # uint8: the exact 3×3 integer sums S = 8 neighbours + 5·centre (separable, exact in any
         # order), then round(S·fl(1/13)). The rounded result equals torchvision's rounded conv2d:

@@ -1,4 +1,5 @@
-"""Batch-mixing augmentations that also mix the targets: mixup and RICAP. Images ``[N, C, H, W]``.
+"""Batch-mixing augmentations that also mix the targets: mixup, RICAP, CutMix and timm-style
+mixup/CutMix switching. Images ``[N, C, H, W]``.
 
 Each trick is a sampler ``sample_<trick>_params`` returning a NamedTuple (field names identical
 to :mod:`jax_impl.mixing`), a deterministic kernel ``<trick>(images, targets, params, ...)`` that
@@ -16,7 +17,8 @@ tensors and run in eager mode only. Inputs are never modified in place.
    from ``generator`` (torch's default generator when None) and draw the Beta variates with
    NumPy's ``default_rng(seed)`` on the host, so the generator stays the only source of
    randomness; the random streams of course differ from :mod:`jax_impl.mixing`'s (parity
-   compares kernels on shared parameter records, never streams).
+   compares kernels on shared parameter records, never streams). CutMix and the mixup/CutMix
+   switch draw all their values (λ, coins, boxes) from that NumPy generator.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import nn
 from torch_impl._checks import check_floating, check_images, check_labels, compiling
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_same_leading, check_size
+from twintricks.mixing import check_beta_parameter, check_mixup_cutmix_args, minmax_cut_range
 
 __all__ = [
     "MixupParams",
@@ -41,6 +44,14 @@ __all__ = [
     "sample_ricap_params",
     "ricap",
     "RICAP",
+    "CutMixParams",
+    "sample_cutmix_params",
+    "cutmix",
+    "CutMix",
+    "MixupCutmixParams",
+    "sample_mixup_cutmix_params",
+    "mixup_cutmix",
+    "MixupCutmix",
 ]
 
 
@@ -122,7 +133,7 @@ def sample_mixup_params(
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     """
     n = check_int("batch_size", batch_size, low=1)
-    a = check_real("alpha", alpha, low=0.0)
+    a = check_beta_parameter("alpha", alpha, allow_zero=True)
     m = n if per_sample else 1
     lam = torch.from_numpy(_beta(a, m, generator)).float() if a > 0 else torch.ones(m)
     lam = lam if per_sample else lam[0]
@@ -155,13 +166,15 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
     n, _, _, _ = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, MixupParams):
+        raise TypeError(f"`params` must be a MixupParams, got {type(params).__name__}")
     lam, perm = params
     if not isinstance(lam, torch.Tensor) or not lam.is_floating_point():
         raise TypeError("`params.lam` must be a floating torch.Tensor")
     if tuple(lam.shape) not in ((), (n,)):
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
-    if not compiling() and ((lam < 0) | (lam > 1)).any():
-        raise ValueError("`params.lam` must lie in [0, 1]")
+    if not compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both
+        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
     _check_index("params.perm", perm, (n,), n)
 
     work = images.float() if images.dtype == torch.uint8 else images
@@ -182,7 +195,7 @@ class Mixup(RandomTransform, nn.Module):
 
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, per_sample: bool = False, generator=None):
         super().__init__()
-        self.alpha = check_real("alpha", alpha, low=0.0)
+        self.alpha = check_beta_parameter("alpha", alpha, allow_zero=True)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
         self.per_sample = bool(per_sample)
         self.generator = generator
@@ -206,31 +219,33 @@ class Mixup(RandomTransform, nn.Module):
 class RicapParams(NamedTuple):
     """One RICAP draw (integer tensors).
 
-    Axis convention of the reference code (``I_x, I_y = input.size()[2:]``): ``w`` is a number of
-    ROWS (the height of the top patches, along H) and ``h`` a number of COLUMNS (the width of the
-    left patches, along W). Patches ``k = 0..3`` are top-left, bottom-left, top-right,
-    bottom-right, of ``rows_k = [w, H-w, w, H-w]`` by ``cols_k = [h, h, W-h, W-h]`` pixels.
+    The boundary splits the output image into four patches ``k = 0..3``: top-left, bottom-left,
+    top-right, bottom-right, of ``rows_k = [split_row, H-split_row, split_row, H-split_row]`` by
+    ``cols_k = [split_col, split_col, W-split_col, W-split_col]`` pixels. The reference code calls
+    the two boundary values ``w`` (= ``split_row``, although it counts ROWS, along H) and ``h``
+    (= ``split_col``, although it counts COLUMNS, along W), from ``I_x, I_y = input.size()[2:]``
+    on an NCHW batch.
 
     Fields:
-        w: ``[]`` boundary row, in ``[0, H]``.
-        h: ``[]`` boundary column, in ``[0, W]``.
+        split_row: ``[]`` rows of the top patches (the reference's ``w``), in ``[0, H]``.
+        split_col: ``[]`` columns of the left patches (the reference's ``h``), in ``[0, W]``.
         perms: ``[4, N]`` patch k of output image i comes from source image ``perms[k, i]``.
         top: ``[4, N]`` row offset of patch k's crop in its source image, in ``[0, H - rows_k]``.
         left: ``[4, N]`` column offset, in ``[0, W - cols_k]``. In the reference mode ``top`` and
             ``left`` are the same for the whole batch (one offset per patch).
     """
 
-    w: torch.Tensor
-    h: torch.Tensor
+    split_row: torch.Tensor
+    split_col: torch.Tensor
     perms: torch.Tensor
     top: torch.Tensor
     left: torch.Tensor
 
 
-def _patch_sizes(w, h, height: int, width: int):
+def _patch_sizes(split_row, split_col, height: int, width: int):
     """``rows_k``, ``cols_k`` of the four patches (k: TL, BL, TR, BR)."""
-    rows = torch.stack([w, height - w, w, height - w])
-    cols = torch.stack([h, h, width - h, width - h])
+    rows = torch.stack([split_row, height - split_row, split_row, height - split_row])
+    cols = torch.stack([split_col, split_col, width - split_col, width - split_col])
     return rows, cols
 
 
@@ -245,7 +260,7 @@ def sample_ricap_params(
 ) -> RicapParams:
     """Draw a RICAP boundary, four permutations and the crop offsets.
 
-    ``w = round(H·Beta(β, β))`` (rows), ``h = round(W·Beta(β, β))`` (columns), rounded half to
+    ``split_row = round(H·Beta(β, β))``, ``split_col = round(W·Beta(β, β))``, rounded half to
     even like ``np.round`` in the reference; four independent uniform permutations of the batch;
     for each patch k a crop offset uniform in ``[0, H - rows_k] × [0, W - cols_k]`` — one per patch
     for the whole batch as in the reference code (default), or one per image and patch with
@@ -267,20 +282,20 @@ def sample_ricap_params(
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
-    b = check_real("beta", beta, low=0.0, low_inclusive=False)
+    b = check_beta_parameter("beta", beta)
     bw, bh = _beta(b, 2, generator)
-    w, h = int(np.round(height * bw)), int(np.round(width * bh))
+    split_row, split_col = int(np.round(height * bw)), int(np.round(width * bh))
     gdev = _gen_device(generator)
     perms = torch.stack([_randperm(n, generator) for _ in range(4)])
     m = n if per_image_offsets else 1
-    rows = [w, height - w, w, height - w]
-    cols = [h, h, width - h, width - h]
+    rows = [split_row, height - split_row, split_row, height - split_row]
+    cols = [split_col, split_col, width - split_col, width - split_col]
     top = torch.stack([torch.randint(0, height - r + 1, (m,), generator=generator, device=gdev) for r in rows])
     left = torch.stack([torch.randint(0, width - c + 1, (m,), generator=generator, device=gdev) for c in cols])
     dev = device or gdev
     return RicapParams(
-        w=torch.tensor(w, device=dev),
-        h=torch.tensor(h, device=dev),
+        split_row=torch.tensor(split_row, device=dev),
+        split_col=torch.tensor(split_col, device=dev),
         perms=perms.to(dev),
         top=top.expand(4, n).to(dev),
         left=left.expand(4, n).to(dev),
@@ -290,24 +305,25 @@ def sample_ricap_params(
 def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, num_classes: int | None = None):
     """RICAP kernel: patch four crops into each image and mix the targets by area.
 
-    Output pixel ``(i, j)`` of image ``n`` lies in patch ``k = [i >= w] + 2·[j >= h]`` (c0
+    Output pixel ``(i, j)`` of image ``n`` lies in patch ``k = [i >= split_row] + 2·[j >= split_col]`` (c0
     top-left, c1 bottom-left, c2 top-right, c3 bottom-right, as the reference's
     ``cat(cat(c0, c1, H), cat(c2, c3, H), W)``) and equals source image ``perms[k, n]`` at row
-    ``top[k, n] + i - [i >= w]·w`` and column ``left[k, n] + j - [j >= h]·h``. Soft targets:
-    ``Σ_k W_k·t[perms[k]]`` with ``W_k = rows_k·cols_k / (H·W)``. Degenerate boundaries (``w`` or
-    ``h`` at 0 or at the full size) give zero-area patches with zero weight.
+    ``top[k, n] + i - [i >= split_row]·split_row`` and column
+    ``left[k, n] + j - [j >= split_col]·split_col``. Soft targets:
+    ``Σ_k W_k·t[perms[k]]`` with ``W_k = rows_k·cols_k / (H·W)``. Degenerate boundaries (``split_row``
+    or ``split_col`` at 0 or at the full size) give zero-area patches with zero weight.
 
     Built as one gather with static shapes: jit/compile once per image shape.
 
     Args:
         images: ``[N, C, H, W]`` uint8 or float; returned in the same dtype (pixels are copied).
         targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
-        params: :class:`RicapParams` (see it for the axis convention of ``w`` and ``h``).
+        params: :class:`RicapParams` (its docstring maps the fields to the reference's ``w``/``h``).
 
     .. warning::
-       ``w`` counts rows and ``h`` columns, as in the reference code (which reads
-       ``I_x, I_y = input.size()[2:]`` from an NCHW batch), not as their names suggest. The
-       per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
+       The reference code's ``w`` counts rows and its ``h`` columns (it reads
+       ``I_x, I_y = input.size()[2:]`` from an NCHW batch); here they are ``split_row`` and
+       ``split_col``. The per-image offset mode (``per_image_offsets`` in the sampler) is an extension; the
        reference draws one offset per patch for the whole batch.
 
     Returns:
@@ -321,28 +337,32 @@ def ricap(images: torch.Tensor, targets: torch.Tensor, params: RicapParams, *, n
     n, _, height, width = check_images("images", images)
     soft = _soft_targets(targets, num_classes)
     check_same_leading(["images", "targets"], [images, soft])
-    w, h, perms, top, left = params
-    for name, v in (("params.w", w), ("params.h", h)):
+    if not isinstance(params, RicapParams):
+        raise TypeError(f"`params` must be a RicapParams, got {type(params).__name__}")
+    sr, sc, perms, top, left = params
+    for name, v in (("params.split_row", sr), ("params.split_col", sc)):
         if not isinstance(v, torch.Tensor) or v.ndim != 0 or v.is_floating_point():
             raise TypeError(f"`{name}` must be a 0-d integer torch.Tensor")
     _check_index("params.perms", perms, (4, n), n)
     _check_index("params.top", top, (4, n), height + 1)
     _check_index("params.left", left, (4, n), width + 1)
     dev = images.device
-    w, h, perms, top, left = (x.to(dev).long() for x in (w, h, perms, top, left))
-    rows, cols = _patch_sizes(w, h, height, width)
+    sr, sc, perms, top, left = (x.to(dev).long() for x in (sr, sc, perms, top, left))
+    rows, cols = _patch_sizes(sr, sc, height, width)
     if not compiling():
-        if not (0 <= int(w) <= height and 0 <= int(h) <= width):
-            raise ValueError(f"`params.w` must be in [0, {height}] and `params.h` in [0, {width}], got {int(w)}, {int(h)}")
+        if not (0 <= int(sr) <= height and 0 <= int(sc) <= width):
+            raise ValueError(
+                f"`params.split_row` must be in [0, {height}] and `params.split_col` in [0, {width}], got {int(sr)}, {int(sc)}"
+            )
         if ((top + rows[:, None]) > height).any() or ((left + cols[:, None]) > width).any():
             raise ValueError("`params.top`/`params.left` put a crop outside its source image")
 
     i = torch.arange(height, device=dev)[:, None]  # [H, 1]
     j = torch.arange(width, device=dev)[None, :]  # [1, W]
-    below, right = i >= w, j >= h
+    below, right = i >= sr, j >= sc
     k = below.long() + 2 * right.long()  # [H, W] patch index
-    di = i - below.long() * w  # row inside the patch
-    dj = j - right.long() * h  # column inside the patch
+    di = i - below.long() * sr  # row inside the patch
+    dj = j - right.long() * sc  # column inside the patch
     src = perms.t()[:, k]  # [N, H, W]
     src_i = top.t()[:, k] + di
     src_j = left.t()[:, k] + dj
@@ -363,7 +383,7 @@ class RICAP(RandomTransform, nn.Module):
 
     def __init__(self, beta: float = 0.3, num_classes: int | None = None, *, per_image_offsets: bool = False, generator=None):
         super().__init__()
-        self.beta = check_real("beta", beta, low=0.0, low_inclusive=False)
+        self.beta = check_beta_parameter("beta", beta)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
         self.per_image_offsets = bool(per_image_offsets)
         self.generator = generator
@@ -382,3 +402,425 @@ class RICAP(RandomTransform, nn.Module):
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, num_classes={self.num_classes}, per_image_offsets={self.per_image_offsets}"
+
+
+# ------------------------------------------------------------------------------------------
+# CutMix and timm-style mixup/CutMix switching
+# ------------------------------------------------------------------------------------------
+
+
+def _host_rng(generator) -> np.random.Generator:
+    """A NumPy generator seeded from one 63-bit draw of ``generator`` (see the module warning)."""
+    seed = torch.randint(0, 2**63 - 1, (), generator=generator, device=_gen_device(generator))
+    return np.random.default_rng(int(seed))
+
+
+def _box_mask(top, left, height, width, image_h: int, image_w: int) -> torch.Tensor:
+    """``[N, H, W]`` bool: True inside image i's box ``[top, top+height) × [left, left+width)``."""
+    rows = torch.arange(image_h, device=top.device)
+    cols = torch.arange(image_w, device=top.device)
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])  # [N, H]
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])  # [N, W]
+    return in_rows[:, :, None] & in_cols[:, None, :]
+
+
+def _check_boxes(params, n: int, image_h: int, image_w: int):
+    """Check the ``top``/``left``/``height``/``width`` ``[N]`` integer fields of a box record; in
+    eager mode also that every box (possibly empty) lies inside the image. Returns them as int64."""
+    fields = []
+    for name in ("top", "left", "height", "width"):
+        t = getattr(params, name)
+        _check_index(f"params.{name}", t, (n,), max(image_h, image_w) + 1)
+        fields.append(t.long())
+    top, left, height, width = fields
+    if not compiling() and n:
+        bad = (top + height > image_h) | (left + width > image_w)
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(
+                f"`params` box {i} (top={int(top[i])}, left={int(left[i])}, height={int(height[i])}, "
+                f"width={int(width[i])}) must lie inside the {image_h}x{image_w} image"
+            )
+    return top, left, height, width
+
+
+class CutMixParams(NamedTuple):
+    """One CutMix draw (integer tensors ``[N]``): image i receives, inside the box
+    ``[top, top+height) × [left, left+width)`` (clipped to the image; empty when ``height`` or
+    ``width`` is 0), the pixels of image ``perm[i]``."""
+
+    top: torch.Tensor
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    perm: torch.Tensor
+
+
+def _roll_perm(n: int) -> torch.Tensor:
+    """torchvision v2's pairing ``roll(1, 0)``: image i takes its box from image ``i - 1 mod N``."""
+    return (torch.arange(n) - 1) % n
+
+
+def sample_cutmix_params(
+    batch_size: int,
+    image_size,
+    *,
+    alpha: float = 1.0,
+    per_sample: bool = False,
+    generator=None,
+    device=None,
+) -> CutMixParams:
+    """Draw a CutMix box as torchvision v2's ``CutMix``: ``λ ~ Beta(α, α)``, a centre
+    ``(r_y, r_x)`` uniform over the pixels, half-sides ``⌊½·sqrt(1-λ)·H⌋`` and
+    ``⌊½·sqrt(1-λ)·W⌋``, the box clipped to the image (so its area is about ``(1-λ)·H·W``).
+    One box for the whole batch (torchvision) or one per image with ``per_sample``; the pairing
+    is torchvision's ``roll(1)`` (``perm[i] = i - 1 mod N``). The kernel corrects λ to the box
+    actually pasted.
+
+    Sampled on the host from one seed drawn from ``generator`` (see the module warning), then
+    moved to ``device``; int64 fields (int32 in :mod:`jax_impl.mixing`).
+
+    Args:
+        batch_size: ``N >= 1``.
+        image_size: ``(H, W)`` or an int for square images.
+        alpha: ``α > 0``, finite.
+
+    References:
+        Yun, Han, Oh, Chun, Choe, Yoo, "CutMix: Regularization Strategy to Train Strong
+        Classifiers with Localizable Features", ICCV 2019; torchvision ``transforms.v2.CutMix``.
+    """
+    n = check_int("batch_size", batch_size, low=1)
+    height, width = check_size("image_size", image_size)
+    a = check_beta_parameter("alpha", alpha)
+    m = n if per_sample else 1
+    rng = _host_rng(generator)
+    lam = rng.beta(a, a, size=m)
+    cx = rng.integers(0, width, size=m)
+    cy = rng.integers(0, height, size=m)
+    r = 0.5 * np.sqrt(1.0 - lam)
+    half_w = (r * width).astype(np.int64)
+    half_h = (r * height).astype(np.int64)
+    x1, x2 = np.maximum(cx - half_w, 0), np.minimum(cx + half_w, width)
+    y1, y2 = np.maximum(cy - half_h, 0), np.minimum(cy + half_h, height)
+    dev = device or _gen_device(generator)
+    box = [torch.from_numpy(np.broadcast_to(v, (n,)).copy()).to(dev) for v in (y1, x1, y2 - y1, x2 - x1)]
+    return CutMixParams(*box, perm=_roll_perm(n).to(dev))
+
+
+def cutmix(images: torch.Tensor, targets: torch.Tensor, params: CutMixParams, *, num_classes: int | None = None):
+    """CutMix kernel: paste image ``perm[i]``'s box into image i; mix the targets by pixel share.
+
+    ``x̃_i = M_i ⊙ x_perm[i] + (1 - M_i) ⊙ x_i`` with ``M_i`` the box of image i, and
+    ``t̃_i = λ_i·t_i + (1-λ_i)·t_perm[i]`` with ``λ_i = 1 - height_i·width_i / (H·W)``, the
+    share of image i's own pixels (λ corrected to the box actually pasted, as torchvision v2).
+    Both weights are float divisions of exact integers, ``(H·W - area)/(H·W)`` and
+    ``area/(H·W)``.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or float; returned in the same dtype (pixels are copied).
+        targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
+        params: :class:`CutMixParams` (boxes inside the image: checked in eager mode).
+
+    Returns:
+        ``(mixed_images, soft_targets)``, soft targets ``[N, K]`` float (float32 for labels).
+
+    .. warning::
+       torchvision computes ``λ`` in float64 and rounds each weight to float32 once more; here
+       each weight is one float32 division, which can differ from torchvision's by an ulp.
+
+    References:
+        Yun, Han, Oh, Chun, Choe, Yoo, "CutMix: Regularization Strategy to Train Strong
+        Classifiers with Localizable Features", ICCV 2019; torchvision ``transforms.v2.CutMix``.
+    """
+    n, _, height, width = check_images("images", images)
+    soft = _soft_targets(targets, num_classes)
+    check_same_leading(["images", "targets"], [images, soft])
+    if not isinstance(params, CutMixParams):
+        raise TypeError(f"`params` must be a CutMixParams, got {type(params).__name__}")
+    top, left, bh, bw = (t.to(images.device) for t in _check_boxes(params, n, height, width))
+    _check_index("params.perm", params.perm, (n,), n)
+    perm = params.perm.to(images.device).long()
+    mask = _box_mask(top, left, bh, bw, height, width)
+    mixed = torch.where(mask[:, None], images[perm], images)
+    area = (bh * bw).to(soft.dtype)[:, None]
+    hw = float(height * width)
+    return mixed, ((hw - area) / hw) * soft + (area / hw) * soft[perm]
+
+
+class CutMix(RandomTransform, nn.Module):
+    """Sample and apply CutMix: ``forward(images, labels) -> (mixed_images, soft_targets)``.
+
+    torchvision v2's ``CutMix(alpha=1.0, num_classes=None)``; ``per_sample`` draws a box per
+    image instead of one per batch. ``generator`` (optional) is the only source of randomness.
+    """
+
+    def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, per_sample: bool = False, generator=None):
+        super().__init__()
+        self.alpha = check_beta_parameter("alpha", alpha)
+        self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
+        self.per_sample = bool(per_sample)
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor):
+        n, _, height, width = check_images("images", images)
+        params = sample_cutmix_params(
+            n, (height, width), alpha=self.alpha, per_sample=self.per_sample, generator=self.generator, device=images.device
+        )
+        return cutmix(images, labels, params, num_classes=self.num_classes)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
+
+
+class MixupCutmixParams(NamedTuple):
+    """One draw of timm-style mixup/CutMix switching, per image (``[N]`` each).
+
+    Fields:
+        lam: float32, image i's own share: the mixup weight, or for a CutMix image the share of
+            its pixels outside the box (corrected to the box when ``correct_lam``); 1 = unmixed.
+        use_cutmix: bool, True where image i gets a pasted box instead of a blend.
+        top, left, height, width: int, the box of a CutMix image (empty elsewhere).
+        perm: int, image i's partner (timm pairs i with ``N - 1 - i``: ``x.flip(0)``).
+    """
+
+    lam: torch.Tensor
+    use_cutmix: torch.Tensor
+    top: torch.Tensor
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    perm: torch.Tensor
+
+
+def _expand_to_batch(values: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """timm's layouts: one draw for the batch, a draw per pair ``(i, N-1-i)``, or per element."""
+    if mode == "batch":
+        return np.broadcast_to(values, (n,)).copy()
+    if mode == "pair":
+        return np.concatenate([values, values[::-1]])
+    return values
+
+
+def sample_mixup_cutmix_params(
+    batch_size: int,
+    image_size,
+    *,
+    mixup_alpha: float = 1.0,
+    cutmix_alpha: float = 0.0,
+    cutmix_minmax=None,
+    prob: float = 1.0,
+    switch_prob: float = 0.5,
+    mode: str = "batch",
+    correct_lam: bool = True,
+    generator=None,
+    device=None,
+) -> MixupCutmixParams:
+    """Draw timm ``Mixup``'s parameters (its arguments, names and defaults).
+
+    Per draw (one per batch, per pair ``(i, N-1-i)`` or per element, by ``mode``): mix with
+    probability ``prob`` (else ``λ = 1``); when both tricks are on, CutMix with probability
+    ``switch_prob``, else mixup; ``λ ~ Beta(cutmix_alpha)`` or ``Beta(mixup_alpha)``. A CutMix
+    box is timm's ``rand_bbox``: sides ``⌊H·sqrt(1-λ)⌋``, ``⌊W·sqrt(1-λ)⌋`` around a uniform
+    centre, clipped (rows ``[cy - ⌊h/2⌋, cy + ⌈h/2⌉)``); with ``cutmix_minmax`` timm's
+    ``rand_bbox_minmax`` (sides uniform in ``[⌊H·min⌋, ⌊H·max⌋)``, the box inside the image). With
+    ``correct_lam`` (or ``cutmix_minmax``) a CutMix λ becomes ``1 - box area / (H·W)``.
+
+    Sampled on the host from one seed drawn from ``generator`` (see the module warning), then
+    moved to ``device``. ``mode="pair"`` needs an even batch.
+
+    .. warning::
+       timm asserts an even batch in every mode; here only ``pair`` needs one (in the other
+       modes an odd batch's middle image is paired with itself and stays as it is).
+
+    References:
+        Zhang et al., "mixup", ICLR 2018; Yun et al., "CutMix", ICCV 2019; timm
+        ``timm.data.Mixup``.
+    """
+    n = check_int("batch_size", batch_size, low=1)
+    height, width = check_size("image_size", image_size)
+    args = check_mixup_cutmix_args(mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam)
+    if args.mode == "pair" and n % 2:
+        raise ValueError(f"`batch_size` must be even for mode='pair', got {n}")
+    cut_range = None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
+    m = {"batch": 1, "pair": n // 2, "elem": n}[args.mode]
+    rng = _host_rng(generator)
+    apply = rng.random(m) < args.prob
+    if args.mixup_alpha > 0 and args.cutmix_alpha > 0:
+        use_cutmix = rng.random(m) < args.switch_prob
+    else:
+        use_cutmix = np.full(m, args.cutmix_alpha > 0)
+    lam_mix = np.ones(m)
+    if args.mixup_alpha > 0:
+        lam_mix = np.where(use_cutmix, lam_mix, rng.beta(args.mixup_alpha, args.mixup_alpha, size=m))
+    if args.cutmix_alpha > 0:
+        lam_mix = np.where(use_cutmix, rng.beta(args.cutmix_alpha, args.cutmix_alpha, size=m), lam_mix)
+    lam = np.where(apply, lam_mix.astype(np.float32), np.float32(1.0))
+    boxed = use_cutmix & (lam != 1)
+    if cut_range is None:
+        ratio = np.sqrt(1.0 - lam_mix)
+        cut_h, cut_w = (height * ratio).astype(np.int64), (width * ratio).astype(np.int64)
+        cy, cx = rng.integers(0, height, size=m), rng.integers(0, width, size=m)
+        y1, y2 = np.clip(cy - cut_h // 2, 0, height), np.clip(cy + (cut_h + 1) // 2, 0, height)
+        x1, x2 = np.clip(cx - cut_w // 2, 0, width), np.clip(cx + (cut_w + 1) // 2, 0, width)
+    else:
+        lo_h, hi_h, lo_w, hi_w = cut_range
+        cut_h, cut_w = rng.integers(lo_h, hi_h, size=m), rng.integers(lo_w, hi_w, size=m)
+        y1, x1 = rng.integers(0, height - cut_h + 1), rng.integers(0, width - cut_w + 1)
+        y2, x2 = y1 + cut_h, x1 + cut_w
+    bh, bw = np.where(boxed, y2 - y1, 0), np.where(boxed, x2 - x1, 0)
+    if args.correct_lam or cut_range is not None:
+        lam = np.where(boxed, (1.0 - bh * bw / float(height * width)).astype(np.float32), lam)
+    fields = [lam.astype(np.float32), boxed, np.where(boxed, y1, 0), np.where(boxed, x1, 0), bh, bw]
+    dev = device or _gen_device(generator)
+    out = [torch.from_numpy(_expand_to_batch(np.asarray(v), n, args.mode)).to(dev) for v in fields]
+    perm = torch.arange(n - 1, -1, -1, device=dev)
+    return MixupCutmixParams(*out, perm=perm)
+
+
+def _smoothed(soft: torch.Tensor, targets: torch.Tensor, smoothing: float, k: int) -> torch.Tensor:
+    """timm's ``mixup_target`` smoothing: labels get ``1 - ε + ε/K`` and ``ε/K`` (written as those
+    two values, as timm's ``one_hot``); soft targets ``t·(1-ε) + ε/K``."""
+    if smoothing == 0:
+        return soft
+    off = smoothing / k
+    if targets.ndim == 1:
+        on_t = torch.tensor(1.0 - smoothing + off, dtype=soft.dtype, device=soft.device)
+        return torch.where(soft > 0, on_t, torch.tensor(off, dtype=soft.dtype, device=soft.device))
+    return soft * (1.0 - smoothing) + off
+
+
+def mixup_cutmix(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    params: MixupCutmixParams,
+    *,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+):
+    """Kernel of timm-style mixup/CutMix switching, image by image.
+
+    With ``j = perm[i]`` and ``λ = lam[i]``: a CutMix image takes image j's pixels inside its box
+    (``where``, pixels copied); a mixup image is ``x_i·λ + x_j·(1-λ)`` (uint8: blended in float32
+    and rounded half to even, as timm's ``FastCollateMixup``); targets, smoothed first as timm's
+    ``mixup_target``, are ``t_i·λ + t_j·(1-λ)``.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 or float; returned in the same dtype.
+        targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
+        params: :class:`MixupCutmixParams` (value checks in eager mode only).
+        label_smoothing: ``ε`` in ``[0, 1]`` (timm ``Mixup``'s default is 0.1; 0 here).
+
+    Returns:
+        ``(mixed_images, soft_targets)``, soft targets ``[N, K]`` float (float32 for labels).
+
+    .. warning::
+       timm's per-batch mode computes ``1 - λ`` in float64 and rounds it to float32; here
+       ``1 - λ`` is computed in float32 from the float32 ``λ`` of the record (as timm's per-pair
+       and per-element modes do), so per-batch results can differ from timm's by an ulp.
+
+    References:
+        Zhang et al., "mixup", ICLR 2018; Yun et al., "CutMix", ICCV 2019; timm
+        ``timm.data.Mixup``.
+    """
+    n, _, height, width = check_images("images", images)
+    soft = _soft_targets(targets, num_classes)
+    check_same_leading(["images", "targets"], [images, soft])
+    eps = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    if not isinstance(params, MixupCutmixParams):
+        raise TypeError(f"`params` must be a MixupCutmixParams, got {type(params).__name__}")
+    lam, use_cutmix = params.lam, params.use_cutmix
+    if not isinstance(lam, torch.Tensor) or not lam.is_floating_point() or tuple(lam.shape) != (n,):
+        raise TypeError(f"`params.lam` must be a floating torch.Tensor of shape ({n},)")
+    if not compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both
+        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
+    if not isinstance(use_cutmix, torch.Tensor) or use_cutmix.dtype != torch.bool or tuple(use_cutmix.shape) != (n,):
+        raise TypeError(f"`params.use_cutmix` must be a bool torch.Tensor of shape ({n},)")
+    top, left, bh, bw = (t.to(images.device) for t in _check_boxes(params, n, height, width))
+    _check_index("params.perm", params.perm, (n,), n)
+    perm = params.perm.to(images.device).long()
+    lam, use_cutmix = lam.to(images.device), use_cutmix.to(images.device)
+
+    src = images[perm]
+    pasted = torch.where(_box_mask(top, left, bh, bw, height, width)[:, None], src, images)
+    uint8 = images.dtype == torch.uint8
+    work, src_w = (images.float(), src.float()) if uint8 else (images, src)
+    lam_x = lam.to(work.dtype).reshape(-1, 1, 1, 1)
+    blended = work * lam_x + src_w * (1 - lam_x)
+    if uint8:
+        blended = blended.round().clamp(0, 255).to(torch.uint8)
+    mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), pasted, blended)
+    soft = _smoothed(soft, targets, eps, soft.shape[1])
+    lam_t = lam.to(soft.dtype)[:, None]
+    return mixed, soft * lam_t + soft[perm] * (1 - lam_t)
+
+
+class MixupCutmix(RandomTransform, nn.Module):
+    """Sample and apply timm-style mixup/CutMix switching:
+    ``forward(images, targets) -> (mixed_images, soft_targets)``.
+
+    timm ``Mixup``'s arguments, order and defaults (``mixup_alpha=1.0``, ``cutmix_alpha=0.0``,
+    ``cutmix_minmax=None``, ``prob=1.0``, ``switch_prob=0.5``, ``mode='batch'``,
+    ``correct_lam=True``, ``label_smoothing=0.1``, ``num_classes=1000``), so a timm user's
+    arguments carry over unchanged; set ``mixup_enabled = False`` to stop mixing (as timm's
+    training script does late in training; the targets are still smoothed). ``generator``
+    (optional, keyword) is the only source of randomness. Unlike timm, the input batch is not
+    modified.
+
+    References:
+        Zhang et al., "mixup", ICLR 2018; Yun et al., "CutMix", ICCV 2019; timm
+        ``timm.data.Mixup``.
+    """
+
+    def __init__(
+        self,
+        mixup_alpha: float = 1.0,
+        cutmix_alpha: float = 0.0,
+        cutmix_minmax=None,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        mode: str = "batch",
+        correct_lam: bool = True,
+        label_smoothing: float = 0.1,
+        num_classes: int = 1000,
+        *,
+        generator=None,
+    ):
+        super().__init__()
+        args = check_mixup_cutmix_args(mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam)
+        self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax = args.mixup_alpha, args.cutmix_alpha, args.cutmix_minmax
+        self.mix_prob, self.switch_prob, self.mode, self.correct_lam = args.prob, args.switch_prob, args.mode, args.correct_lam
+        self.label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+        self.num_classes = check_int("num_classes", num_classes, low=1)
+        self.mixup_enabled = True
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor):
+        n, _, height, width = check_images("images", images)
+        if self.mixup_enabled:
+            params = sample_mixup_cutmix_params(
+                n,
+                (height, width),
+                mixup_alpha=self.mixup_alpha,
+                cutmix_alpha=self.cutmix_alpha,
+                cutmix_minmax=self.cutmix_minmax,
+                prob=self.mix_prob,
+                switch_prob=self.switch_prob,
+                mode=self.mode,
+                correct_lam=self.correct_lam,
+                generator=self.generator,
+                device=images.device,
+            )
+        else:
+            zeros = torch.zeros(n, dtype=torch.int64, device=images.device)
+            params = MixupCutmixParams(
+                torch.ones(n, device=images.device), zeros.bool(), zeros, zeros, zeros, zeros,
+                torch.arange(n - 1, -1, -1, device=images.device),
+            )
+        return mixup_cutmix(images, targets, params, num_classes=self.num_classes, label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        return (
+            f"mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, cutmix_minmax={self.cutmix_minmax}, "
+            f"prob={self.mix_prob}, switch_prob={self.switch_prob}, mode={self.mode!r}, correct_lam={self.correct_lam}, "
+            f"label_smoothing={self.label_smoothing}, num_classes={self.num_classes}"
+        )

@@ -96,7 +96,7 @@ def check_op_images(name: str, images, *, rgb_or_gray: bool = False) -> tuple[in
     if rgb_or_gray and shape[1] not in (1, 3):
         raise ValueError(f"`{name}` must have 1 or 3 channels [N, C, H, W], got C={shape[1]}")
     if images.is_floating_point() and not compiling() and images.numel():
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = float(images.detach().min()), float(images.detach().max())
         if not (0.0 <= lo and hi <= 1.0):
             raise ValueError(
                 f"`{name}`: float images must lie in [0, 1] (uint8 semantics scaled), got values in [{lo}, {hi}]"
@@ -144,7 +144,7 @@ def _show(values: torch.Tensor) -> str:
 def _check_values(name: str, value: torch.Tensor, low: float, high: float) -> None:
     if compiling() or value.numel() == 0:
         return
-    lo, hi = float(value.min()), float(value.max())
+    lo, hi = float(value.detach().min()), float(value.detach().max())
     if not (low <= lo and hi <= high):
         raise ValueError(f"`{name}` must lie in [{low:g}, {high:g}], got values in [{lo:g}, {hi:g}]")
 

@@ -17,26 +17,51 @@ def _add_parity(sub) -> None:
         "parity",
         help="check that torch_impl and jax_impl compute the same thing, trick by trick",
         description="Runs every registered trick's cross-framework check on hypothesis-drawn "
-        "inputs and prints one row per trick. Exits 1 when any trick disagrees.",
+        "inputs and prints one row per trick. Exits 1 when any trick disagrees. With --checks, "
+        "runs your own checks (functions, modules, optimizers; see the README's 'Check your own "
+        "port') with the same table and exit code.",
     )
     p.add_argument("--trick", action="append", metavar="NAME", help="only this trick (repeatable); default: all")
     p.add_argument("--examples", type=int, default=10, metavar="N", help="drawn examples per trick (default 10)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed (default 0)")
     p.add_argument("--list", action="store_true", help="list the registered tricks and exit")
+    p.add_argument(
+        "--checks",
+        action="append",
+        metavar="MODULE",
+        help="run the checks a module of yours declares instead of the library's (repeatable): an "
+        "importable module (e.g. mypkg.parity_checks) defining CHECKS = [...] or register(registry); "
+        "see parity.registry.load_checks",
+    )
     p.set_defaults(func=_run_parity)
 
 
 def _run_parity(args) -> int:
-    from parity.registry import all_tricks, get_trick, run_trick
+    from parity.registry import Registry, library_registry, load_checks, run_trick
 
     if args.examples < 1:
         raise SystemExit("twintricks parity: --examples must be >= 1")
+    if args.checks:
+        import os
+
+        sys.path.insert(0, os.getcwd())  # a module next to the caller imports, as with `python -m`
+        registry = Registry()
+        try:
+            for module in args.checks:
+                for trick in load_checks(module):
+                    registry.add(trick)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise SystemExit(f"twintricks parity: --checks: {type(exc).__name__}: {exc}") from None
+        finally:
+            sys.path.remove(os.getcwd())
+    else:
+        registry = library_registry()
     if args.list:
-        for t in all_tricks().values():
+        for t in registry:
             print(f"{t.name:30s} {t.group:12s} {t.tolerance:24s} {t.reason}")
         return 0
     try:
-        tricks = [get_trick(n) for n in args.trick] if args.trick else list(all_tricks().values())
+        tricks = [registry.get(n) for n in args.trick] if args.trick else list(registry)
     except ValueError as exc:
         raise SystemExit(f"twintricks parity: {exc}") from None
     header = f"{'trick':30s} {'group':12s} {'checks':>7s} {'examples':>8s} {'max abs err':>12s} {'tolerance':>22s}  verdict"

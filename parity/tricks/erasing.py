@@ -1,4 +1,4 @@
-"""Registry entries: erasing (Cutout).
+"""Registry entries: erasing (Cutout, random erasing).
 
 Each adapter turns a drawn case (NHWC NumPy images, a params dict keyed by the NamedTuple's
 field names) into the framework's types, calls the kernel looked up at call time through its
@@ -78,6 +78,49 @@ _CUTOUT_EXAMPLES = (
 )
 
 
+# ---- Random erasing ---------------------------------------------------------------------------
+
+
+def _random_erasing_cases():
+    from parity.strategies import random_erasing_cases
+
+    return random_erasing_cases()
+
+
+def _random_erasing_torch(case):
+    import torch_impl.erasing as E
+
+    boxes = {k: convert.to_torch(np.asarray(v)) for k, v in case["params"].items() if k != "fill"}
+    params = E.RandomErasingParams(**boxes, fill=convert.images_to_torch(case["params"]["fill"]))  # images' layout
+    return {"images": convert.images_from_torch(E.erase(convert.images_to_torch(case["images"]), params))}
+
+
+def _random_erasing_jax(case):
+    import jax_impl.erasing as E
+
+    out = E.erase(convert.images_to_jax(case["images"]), jax_params(E.RandomErasingParams, case["params"]))
+    return {"images": convert.images_from_jax(out)}
+
+
+def _erasing_example(shape, dtype, boxes, fill):
+    n, h, w, c = shape
+    rng = np.random.default_rng(sum(shape))
+    images = rng.integers(0, 256, shape, dtype=np.uint8) if np.dtype(dtype) == np.uint8 else rng.random(shape, dtype=np.float32)
+    b = np.asarray(boxes, np.int64).reshape(n, -1, 4)
+    return dict(
+        images=images,
+        params=dict(top=b[..., 0], left=b[..., 1], height=b[..., 2], width=b[..., 3], fill=np.broadcast_to(np.float32(fill), shape).copy()),
+    )
+
+
+_ERASING_EXAMPLES = (
+    # whole image, empty box, overlapping boxes, a 1-pixel image
+    _erasing_example((2, 5, 4, 3), np.uint8, [[[0, 0, 5, 4], [0, 0, 0, 0]], [[1, 1, 3, 2], [2, 0, 2, 4]]], 255),
+    _erasing_example((1, 1, 1, 1), np.float32, [[[0, 0, 1, 1]]], -1.5),
+    _erasing_example((2, 3, 3, 1), np.float32, np.zeros((2, 0, 4)), 0.0),
+)
+
+
 
 TRICKS = [
     Trick(
@@ -90,5 +133,16 @@ TRICKS = [
         rtol=0.0,
         reason="exact: integer box geometry and a select between the input and the fill value",
         examples=_CUTOUT_EXAMPLES,
+    ),
+    Trick(
+        name="random_erasing",
+        group=GROUP,
+        cases=_random_erasing_cases,
+        run_torch=_random_erasing_torch,
+        run_jax=_random_erasing_jax,
+        atol=0.0,
+        rtol=0.0,
+        reason="exact: integer box geometry and a select between the input and the record's fill",
+        examples=_ERASING_EXAMPLES,
     ),
 ]

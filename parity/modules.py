@@ -1,0 +1,1151 @@
+"""Check your own port: a torch ``nn.Module`` against a flax module (linen or NNX).
+
+Three parts:
+
+* :func:`map_weights` builds a :class:`WeightMap`: which torch module's parameters and buffers go
+  to which flax module's variables, and how. It never fails silently: a torch parameter with no
+  flax home, a flax variable that nothing fills (it would keep its initial value), a module type
+  it does not know, or a shape that fits only after a guess is a :class:`ConversionError`
+  listing every problem at once; a guess the user accepts (``accept=[name]``) is applied and
+  listed in ``WeightMap.warnings``.
+* :func:`torch_to_flax` / :func:`flax_to_torch` convert weights (and BatchNorm statistics) with
+  the map, into linen variables or into an NNX module, and back into a torch module.
+* :func:`check_module` / :func:`module_check` compare the two modules on hypothesis-drawn inputs
+  (eval-mode outputs; train-mode outputs, input and parameter gradients; the BatchNorm running
+  statistics after one training-mode step) and, when they disagree, *localise*: the first layer
+  whose input or output differs (torch forward hooks; flax ``nn.intercept_methods`` for linen,
+  each submodule's ``__call__`` for NNX), the size of the difference, and what differs in the
+  two layers' settings (padding, stride, ``eps``, ``momentum``, flatten order).
+
+The mapping (torch → flax; flax → torch is its inverse):
+
+=====================  ===========================  ==========================================
+torch module           torch leaf                   flax leaf
+=====================  ===========================  ==========================================
+``Conv1d/2d/3d``       ``weight`` ``[O, I, *k]``    ``kernel`` ``[*k, I, O]`` (OIHW → HWIO)
+``Linear``             ``weight`` ``[out, in]``     ``kernel`` ``[in, out]``
+``BatchNorm1d/2d/3d``  ``weight``, ``bias``         ``scale``, ``bias`` (``params``)
+                       ``running_mean/var``         ``mean``, ``var`` (``batch_stats``)
+``LayerNorm``,         ``weight``, ``bias``         ``scale``, ``bias``
+``GroupNorm``
+``Embedding``          ``weight`` ``[num, dim]``    ``embedding`` ``[num, dim]``
+any of them            ``bias``                     ``bias``
+=====================  ===========================  ==========================================
+
+``num_batches_tracked`` is not carried (flax has no counter; it only matters for
+``momentum=None``, which is refused). Modules are paired by name: torch ``layer1.0.conv1``
+pairs with linen ``layer1_0/conv1`` and NNX ``layer1/0/conv1`` (a ``_<digits>`` suffix and a
+list index both read as ``.<digits>``); ``names={"torch.name": "flax/path"}`` pairs the rest.
+
+Flatten order: a ``Linear`` fed by ``x.flatten(1)`` of an NCHW activation sees its features in
+``(C, H, W)`` order, a flax port flattening NHWC in ``(H, W, C)`` order. ``flatten={"fc": (C, H,
+W)}`` permutes that layer's input features so the port is right as written; without it the
+check finds the difference at ``fc`` and says so.
+
+.. warning:: flax's own BatchNorm (``flax.linen.BatchNorm``, ``nnx.BatchNorm``) writes the
+   running average as ``running = m·running + (1 - m)·batch`` — torch's ``momentum=0.1`` is
+   flax's ``momentum=0.9`` — and keeps the *biased* batch variance in ``var`` where torch keeps
+   the unbiased one. The first is a port bug the check reports; the second is the frameworks'
+   convention, reported as such, and accepted with ``accept=["biased_running_var"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from parity.convert import images_from_torch, images_to_torch, to_jax, to_numpy, to_torch
+from parity.registry import Trick
+
+__all__ = [
+    "ConversionError",
+    "WeightMap",
+    "map_weights",
+    "torch_to_flax",
+    "flax_to_torch",
+    "module_check",
+    "check_module",
+    "localise",
+    "input_batches",
+    "BIASED_RUNNING_VAR",
+]
+
+#: ``accept`` entry: compare running variances in flax BatchNorm's biased convention
+BIASED_RUNNING_VAR = "biased_running_var"
+
+
+class ConversionError(ValueError):
+    """Weights cannot be converted without a guess or a loss (the message lists every problem)."""
+
+
+# ------------------------------------------------------------------------------------ naming
+
+
+def _canon(tokens) -> str:
+    """A module path as a canonical dotted name: ``layer1_0`` and ``("layer1", 0)`` both read
+    ``layer1.0``; a string path may use ``/`` or ``.``."""
+    if isinstance(tokens, str):
+        tokens = [t for t in re.split(r"[./]", tokens) if t]
+    out: list[str] = []
+    for t in tokens:
+        t = str(t)
+        m = re.fullmatch(r"(.+)_(\d+)", t)
+        out.extend([m.group(1), m.group(2)] if m else [t])
+    return ".".join(out)
+
+
+def _path_str(path) -> str:
+    return "/".join(str(p) for p in path) or "(root)"
+
+
+def _torch_kind(mod) -> str | None:
+    import torch.nn as tnn
+
+    if isinstance(mod, (tnn.Conv1d, tnn.Conv2d, tnn.Conv3d)):
+        return "conv"
+    if isinstance(mod, tnn.Linear):
+        return "linear"
+    if isinstance(mod, tnn.modules.batchnorm._BatchNorm):
+        return "batchnorm"
+    if isinstance(mod, (tnn.LayerNorm, tnn.GroupNorm)):
+        return "norm"
+    if isinstance(mod, tnn.Embedding):
+        return "embedding"
+    return None
+
+
+# torch leaf -> (flax collection, flax leaf) per kind
+_LEAVES = {
+    "conv": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
+    "linear": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
+    "batchnorm": {
+        "weight": ("params", "scale"),
+        "bias": ("params", "bias"),
+        "running_mean": ("batch_stats", "mean"),
+        "running_var": ("batch_stats", "var"),
+    },
+    "norm": {"weight": ("params", "scale"), "bias": ("params", "bias")},
+    "embedding": {"weight": ("params", "embedding")},
+}
+
+
+# ------------------------------------------------------------------------------- flax access
+
+
+def _is_nnx(obj) -> bool:
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, nnx.Module)
+
+
+def _is_linen(obj) -> bool:
+    import flax.linen as nn
+
+    return isinstance(obj, nn.Module)
+
+
+def _nnx_collection(var) -> str:
+    from flax import nnx
+
+    if isinstance(var, nnx.Param):
+        return "params"
+    if isinstance(var, nnx.BatchStat):
+        return "batch_stats"
+    return type(var).__name__
+
+
+def _flax_flat(target) -> dict:
+    """``{(collection, path): array}`` of linen variables or of an NNX module's variables."""
+    if _is_nnx(target):
+        from flax import nnx
+
+        out = {}
+        for path, node in nnx.iter_graph(target):
+            if isinstance(node, nnx.Variable) and hasattr(node.get_value(), "shape"):
+                out[(_nnx_collection(node), tuple(path))] = np.asarray(node.get_value())
+        return out
+    if not isinstance(target, Mapping):
+        raise TypeError(
+            "flax target must be an nnx.Module or linen variables ({'params': ..., 'batch_stats': ...}), "
+            f"got {type(target).__name__} (for a linen module pass its variables)"
+        )
+    out = {}
+
+    def walk(tree, coll, path):
+        for k, v in tree.items():
+            if isinstance(v, Mapping):
+                walk(v, coll, path + (k,))
+            else:
+                out[(coll, path + (k,))] = np.asarray(v)
+
+    for coll, tree in target.items():
+        if coll == "intermediates":
+            continue
+        if not isinstance(tree, Mapping):
+            raise TypeError(f"linen variables[{coll!r}] must be a dict, got {type(tree).__name__}")
+        walk(tree, coll, ())
+    return out
+
+
+def _nnx_modules(model) -> dict:
+    from flax import nnx
+
+    return {tuple(p): m for p, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
+
+
+# ---------------------------------------------------------------------------------- the map
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One torch module paired with one flax module."""
+
+    torch_name: str
+    flax_path: tuple
+    kind: str
+    torch_type: str
+    #: torch leaf -> (flax collection, flax leaf, how: "rule" or an accepted guess)
+    leaves: Mapping[str, tuple]
+    flatten: tuple | None = None
+
+
+def _rule_to_flax(kind: str, leaf: str, arr: np.ndarray, flatten) -> np.ndarray:
+    if leaf != "weight" or kind not in ("conv", "linear"):
+        return arr
+    if kind == "conv":
+        nd = arr.ndim
+        return arr.transpose(*range(2, nd), 1, 0)
+    if flatten is not None:
+        out = arr.shape[0]
+        arr = arr.reshape(out, *flatten).transpose(0, *range(2, len(flatten) + 1), 1).reshape(out, -1)
+    return arr.T
+
+
+def _rule_to_torch(kind: str, leaf: str, arr: np.ndarray, flatten) -> np.ndarray:
+    if leaf != "weight" or kind not in ("conv", "linear"):
+        return arr
+    if kind == "conv":
+        nd = arr.ndim
+        return arr.transpose(nd - 1, nd - 2, *range(nd - 2))
+    arr = arr.T
+    if flatten is not None:
+        out = arr.shape[0]
+        chw = tuple(flatten)
+        hwc = chw[1:] + chw[:1]
+        arr = arr.reshape(out, *hwc).transpose(0, len(hwc), *range(1, len(hwc))).reshape(out, -1)
+    return arr
+
+
+_GUESSES = {
+    "as is": (lambda a, shape: a if a.shape == tuple(shape) else None, lambda a, shape: a),
+    "all axes reversed": (
+        lambda a, shape: a.T if a.T.shape == tuple(shape) else None,
+        lambda a, shape: a.T,
+    ),
+    "reshaped": (
+        lambda a, shape: a.reshape(shape) if a.size == int(np.prod(shape)) else None,
+        lambda a, shape: a.reshape(shape),
+    ),
+}
+
+
+@dataclasses.dataclass
+class WeightMap:
+    """The pairing of a torch module's leaves with a flax module's variables (:func:`map_weights`)."""
+
+    entries: list
+    warnings: list
+    #: torch parameter names in ``torch_module.named_parameters()`` order (the optimizer's order)
+    param_names: list
+    flax_shapes: dict
+    torch_shapes: dict
+
+    def entry(self, torch_name: str) -> Entry:
+        for e in self.entries:
+            if e.torch_name == torch_name:
+                return e
+        raise KeyError(torch_name)
+
+    def leaf_to_flax(self, torch_key: str, arr) -> tuple:
+        """``(collection, flax path, array)`` for torch leaf ``torch_key`` (e.g. ``"fc.weight"``)."""
+        module, _, leaf = torch_key.rpartition(".")
+        e = self.entry(module)
+        coll, fleaf, how = e.leaves[leaf]
+        target = self.flax_shapes[(coll, e.flax_path + (fleaf,))]
+        arr = np.asarray(to_numpy(arr))
+        if how == "rule":
+            arr = _rule_to_flax(e.kind, leaf, arr, e.flatten)
+        else:
+            arr = _GUESSES[how][1](arr, target)
+        return coll, e.flax_path + (fleaf,), np.ascontiguousarray(arr)
+
+    def leaf_to_torch(self, torch_key: str, arr) -> np.ndarray:
+        """The inverse of :meth:`leaf_to_flax` for the flax value of torch leaf ``torch_key``."""
+        module, _, leaf = torch_key.rpartition(".")
+        e = self.entry(module)
+        how = e.leaves[leaf][2]
+        arr = np.asarray(to_numpy(arr))
+        if how == "rule":
+            arr = _rule_to_torch(e.kind, leaf, arr, e.flatten)
+        elif how == "all axes reversed":
+            arr = arr.T
+        else:
+            arr = arr.reshape(self.torch_shapes[torch_key])
+        return np.ascontiguousarray(arr)
+
+    def torch_keys(self) -> list[str]:
+        return [f"{e.torch_name}.{leaf}" if e.torch_name else leaf for e in self.entries for leaf in e.leaves]
+
+    def flax_key(self, torch_key: str) -> tuple:
+        module, _, leaf = torch_key.rpartition(".")
+        e = self.entry(module)
+        coll, fleaf, _ = e.leaves[leaf]
+        return coll, e.flax_path + (fleaf,)
+
+
+def map_weights(
+    torch_module,
+    flax_target,
+    *,
+    names: Mapping[str, Any] | None = None,
+    flatten: Mapping[str, tuple] | None = None,
+    accept: Iterable[str] = (),
+) -> WeightMap:
+    """Pair every parameter and buffer of ``torch_module`` with a variable of ``flax_target``.
+
+    Args:
+        torch_module: a ``torch.nn.Module``.
+        flax_target: linen variables (``{"params": ..., "batch_stats": ...}``) or an ``nnx.Module``.
+        names: ``{torch module name: flax module path}`` for modules whose names do not pair by
+            the rule in the module docstring (a path as ``"a/b/0"`` or a tuple).
+        flatten: ``{torch Linear name: (C, H, W)}`` for a Linear fed by an NCHW flatten whose
+            flax twin is fed by an NHWC flatten (its input features are permuted).
+        accept: torch leaf names (``"fc.weight"``) whose shape fits only after a guess, to be
+            converted with that guess anyway (listed in ``warnings``).
+
+    Raises :class:`ConversionError` listing every unpaired, unknown, unfilled or misshapen leaf.
+    """
+    import torch
+
+    if not isinstance(torch_module, torch.nn.Module):
+        raise TypeError(f"torch_module must be a torch.nn.Module, got {type(torch_module).__name__}")
+    names = dict(names or {})
+    flatten = {k: tuple(int(d) for d in v) for k, v in (flatten or {}).items()}
+    accept = set(accept)
+    flax_flat = _flax_flat(flax_target)
+    groups: dict[tuple, dict] = {}
+    for (coll, path), arr in flax_flat.items():
+        groups.setdefault(path[:-1], {})[path[-1]] = (coll, arr.shape)
+    by_canon = {}
+    for path in groups:
+        by_canon.setdefault(_canon(path), []).append(path)
+    problems: list[str] = []
+    warnings: list[str] = []
+    entries: list[Entry] = []
+    used_paths: set = set()
+    torch_shapes = {}
+    known = set()
+    for mname, mod in torch_module.named_modules():
+        direct = dict(mod.named_parameters(recurse=False))
+        direct.update({k: v for k, v in mod.named_buffers(recurse=False) if v is not None})
+        if not direct:
+            continue
+        for leaf, v in direct.items():
+            torch_shapes[f"{mname}.{leaf}" if mname else leaf] = tuple(v.shape)
+        kind = _torch_kind(mod)
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in direct.items())
+        if kind is None:
+            problems.append(f"torch {mname or '(root)'} ({type(mod).__name__}: {shapes}): no conversion rule for this module type")
+            continue
+        if kind == "batchnorm" and mod.momentum is None:
+            problems.append(f"torch {mname} (BatchNorm with momentum=None, a cumulative average): flax has no equivalent")
+            continue
+        wanted = names.get(mname, mname)
+        cands = by_canon.get(_canon(wanted), [])
+        if len(cands) != 1:
+            how = "no" if not cands else f"{len(cands)} ({', '.join(_path_str(c) for c in cands)})"
+            problems.append(
+                f"torch {mname} ({type(mod).__name__}: {shapes}): {how} flax module named {_canon(wanted)!r}"
+                " — pair it with names={...}"
+            )
+            continue
+        path = cands[0]
+        used_paths.add(path)
+        known.add(mname)
+        fleaves = groups[path]
+        leaves = {}
+        claimed: set = set()
+        rules = _LEAVES[kind]
+        for leaf, value in direct.items():
+            key = f"{mname}.{leaf}" if mname else leaf
+            if leaf == "num_batches_tracked" and kind == "batchnorm":
+                continue
+            if leaf not in rules:
+                problems.append(f"torch {key} {tuple(value.shape)}: no rule for a {type(mod).__name__} leaf named {leaf!r}")
+                continue
+            coll, fleaf = rules[leaf]
+            claimed.add(fleaf)
+            if fleaf not in fleaves:
+                problems.append(
+                    f"torch {key} {tuple(value.shape)}: flax {_path_str(path)} has no {fleaf!r} "
+                    f"(it has {sorted(fleaves)}) — unused in the port?"
+                )
+                continue
+            fcoll, fshape = fleaves[fleaf]
+            if fcoll != coll:
+                problems.append(f"torch {key}: flax {_path_str(path)}/{fleaf} is in collection {fcoll!r}, expected {coll!r}")
+                continue
+            arr = value.detach().cpu().numpy()
+            if kind == "linear" and leaf == "weight" and mname in flatten:
+                if int(np.prod(flatten[mname])) != arr.shape[1]:
+                    problems.append(f"flatten[{mname!r}] = {flatten[mname]} does not multiply to {mname}'s {arr.shape[1]} inputs")
+                    continue
+            converted = _rule_to_flax(kind, leaf, arr, flatten.get(mname))
+            if converted.shape == tuple(fshape):
+                leaves[leaf] = (coll, fleaf, "rule")
+                continue
+            guess = next((g for g, (test, _) in _GUESSES.items() if test(arr, fshape) is not None), None)
+            if guess is None:
+                problems.append(
+                    f"torch {key} {arr.shape} converts to {converted.shape}, but flax {_path_str(path)}/{fleaf} is {tuple(fshape)}"
+                )
+            elif key in accept:
+                leaves[leaf] = (coll, fleaf, guess)
+                warnings.append(f"{key}: {arr.shape} → flax {tuple(fshape)} only {guess} (accepted guess)")
+            else:
+                problems.append(
+                    f"torch {key} {arr.shape} converts to {converted.shape} by the {kind} rule, but flax "
+                    f"{_path_str(path)}/{fleaf} is {tuple(fshape)}; it fits only {guess} — pass "
+                    f"accept=[{key!r}] if that is what the port means"
+                )
+        for fleaf, (coll, fshape) in fleaves.items():
+            if fleaf not in claimed:
+                problems.append(
+                    f"flax {_path_str(path)}/{fleaf} {tuple(fshape)} ({coll}) gets no torch value: it would keep its "
+                    f"initial value (torch {mname} is a {type(mod).__name__} with {sorted(direct)})"
+                )
+        entries.append(Entry(mname, path, kind, type(mod).__name__, leaves, flatten.get(mname)))
+    for path, fleaves in groups.items():
+        if path not in used_paths:
+            desc = ", ".join(f"{k} {tuple(s)}" for k, (c, s) in fleaves.items())
+            problems.append(f"flax {_path_str(path)} ({desc}) has no torch counterpart — pair it with names={{...}}")
+    for k in names:
+        if k not in known and not any(p.startswith(f"torch {k} ") for p in problems):
+            problems.append(f"names[{k!r}]: torch has no module with parameters called {k!r}")
+    for k in flatten:
+        if k not in known or _torch_kind(dict(torch_module.named_modules())[k]) != "linear":
+            problems.append(f"flatten[{k!r}]: not a torch Linear of this module")
+    if problems:
+        raise ConversionError("cannot convert the weights without guessing:\n  " + "\n  ".join(problems))
+    param_names = [n for n, _ in torch_module.named_parameters()]
+    return WeightMap(entries, warnings, param_names, {k: v.shape for k, v in flax_flat.items()}, torch_shapes)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _unflatten(flat: Mapping[tuple, Any]) -> dict:
+    out: dict = {}
+    for (coll, path), v in flat.items():
+        node = out.setdefault(coll, {})
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = v
+    return out
+
+
+def torch_to_flax(torch_module, flax_target, *, weight_map: WeightMap | None = None, **map_kwargs):
+    """``torch_module``'s weights and BatchNorm statistics in ``flax_target``'s structure.
+
+    Linen: returns new variables (``flax_target`` is a template; dtypes follow it). NNX: writes
+    the values into the module ``flax_target`` and returns it. ``map_kwargs`` go to
+    :func:`map_weights` (``names``, ``flatten``, ``accept``) unless ``weight_map`` is given.
+    """
+    wm = weight_map or map_weights(torch_module, flax_target, **map_kwargs)
+    state = torch_module.state_dict()
+    flat = {}
+    for key in wm.torch_keys():
+        coll, path, arr = wm.leaf_to_flax(key, state[key])
+        flat[(coll, path)] = arr
+    if _is_nnx(flax_target):
+        from flax import nnx
+
+        variables = {
+            (_nnx_collection(n), tuple(p)): n for p, n in nnx.iter_graph(flax_target) if isinstance(n, nnx.Variable)
+        }
+        for k, arr in flat.items():
+            var = variables[k]
+            var.set_value(to_jax(arr.astype(np.asarray(var.get_value()).dtype)))
+        return flax_target
+    template = _flax_flat(flax_target)
+    out = {k: to_jax(flat[k].astype(template[k].dtype)) for k in template if k in flat}
+    return _unflatten(out)
+
+
+def flax_to_torch(flax_source, torch_module, *, weight_map: WeightMap | None = None, load: bool = True, **map_kwargs) -> dict:
+    """The flax weights and BatchNorm statistics as ``torch_module``'s ``state_dict`` (torch tensors).
+
+    ``flax_source``: linen variables or an ``nnx.Module``. With ``load`` (default) the state dict
+    is also loaded into ``torch_module`` (strictly). ``num_batches_tracked`` keeps the module's
+    current value (flax has no counter).
+    """
+    wm = weight_map or map_weights(torch_module, flax_source, **map_kwargs)
+    flat = _flax_flat(flax_source)
+    state = torch_module.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = value.clone()
+            continue
+        arr = wm.leaf_to_torch(key, flat[wm.flax_key(key)])
+        out[key] = to_torch(arr.astype(value.detach().cpu().numpy().dtype)).to(value.device)
+    if load:
+        torch_module.load_state_dict(out, strict=True)
+    return out
+
+
+# --------------------------------------------------------------------------- running both sides
+
+
+def _channels_first(arr: np.ndarray, kind: str | None) -> bool:
+    return arr.ndim == 4 or (arr.ndim >= 3 and kind in ("conv", "batchnorm"))
+
+
+def _act_to_flax(arr, kind) -> np.ndarray:
+    arr = to_numpy(arr)
+    if _channels_first(arr, kind):
+        arr = np.moveaxis(arr, 1, -1)
+    return np.ascontiguousarray(arr)
+
+
+@dataclasses.dataclass
+class _Call:
+    name: str
+    module: Any
+    input: Any
+    output: Any
+    order: int
+
+
+def _first_array(args):
+    for a in args:
+        if hasattr(a, "shape"):
+            return a
+    return None
+
+
+def _torch_forward(module, x, *, train: bool, capture: bool):
+    """Output (and, with ``capture``, the calls of every submodule in start order) of ``module(x)``."""
+    import torch
+
+    calls: dict[str, _Call] = {}
+    handles = []
+    counter = [0]
+    if capture:
+        for name, sub in module.named_modules():
+            if not name:
+                continue
+
+            def pre(mod, args, name=name):
+                if name not in calls:
+                    calls[name] = _Call(name, mod, _first_array(args), None, counter[0])
+                    counter[0] += 1
+
+            def post(mod, args, out, name=name):
+                if name in calls and calls[name].output is None and isinstance(out, torch.Tensor):
+                    calls[name].output = out.detach().clone()
+
+            handles.append(sub.register_forward_pre_hook(pre))
+            handles.append(sub.register_forward_hook(post))
+    module.train(train)
+    try:
+        with torch.no_grad():
+            out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, sorted(calls.values(), key=lambda c: c.order)
+
+
+class _Flax:
+    """Calls a linen module with its variables, or an NNX module, in eval or train mode."""
+
+    def __init__(self, module, variables, train_arg):
+        self.module, self.variables, self.train_arg = module, variables, train_arg
+        self.nnx = _is_nnx(module)
+        if not self.nnx and not _is_linen(module):
+            raise TypeError(f"flax_module must be a flax.linen or flax.nnx Module, got {type(module).__name__}")
+        if not self.nnx and variables is None:
+            raise TypeError("a linen module needs its variables (variables=model.init(...) or converted ones)")
+
+    def _kw(self, train):
+        return {} if self.train_arg is None else {self.train_arg: train}
+
+    def forward(self, x, *, train: bool, capture: bool = False):
+        """``(output, new flat batch stats or None, calls)``."""
+        calls: list = []
+        if self.nnx:
+            from flax import nnx
+
+            model = nnx.clone(self.module)
+            model.train() if train else model.eval()
+            if capture:
+                with _nnx_capture(model, calls):
+                    out = model(x, **self._kw(train))
+            else:
+                out = model(x, **self._kw(train))
+            return out, (_flax_flat(model) if train else None), calls
+        import flax.linen as nn
+
+        mutable = ["batch_stats"] if (train and "batch_stats" in self.variables) else False
+
+        def interceptor(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if capture and context.method_name == "__call__":
+                path = tuple(context.module.path)
+                if path and not any(c.name == path for c in calls):
+                    calls.append(_Call(path, context.module, _first_array(args), out, len(calls)))
+            return out
+
+        with nn.intercept_methods(interceptor):
+            res = self.module.apply(self.variables, x, mutable=mutable, **self._kw(train))
+        if mutable:
+            out, upd = res
+            stats = _flax_flat({"batch_stats": upd["batch_stats"]})
+            return out, stats, calls
+        return res, None, calls
+
+    def value_and_grads(self, x, cot, *, train: bool):
+        """Output, gradient w.r.t. ``x`` and flat parameter gradients of ``sum(out·cot)``."""
+        import jax
+        import jax.numpy as jnp
+
+        cot = jnp.asarray(cot)
+        if self.nnx:
+            from flax import nnx
+
+            model = nnx.clone(self.module)
+            model.train() if train else model.eval()
+
+            def f(model, x):
+                out = model(x, **self._kw(train))
+                return jnp.sum(out * cot), out
+
+            (_, out), (gp, gx) = nnx.value_and_grad(f, argnums=(0, 1), has_aux=True)(model, x)
+            flat = {}
+            for path, v in nnx.to_flat_state(gp):
+                flat[("params", tuple(path))] = np.asarray(v.get_value() if hasattr(v, "get_value") else v)
+            return out, gx, flat
+        mutable = ["batch_stats"] if (train and "batch_stats" in self.variables) else False
+        rest = {k: v for k, v in self.variables.items() if k != "params"}
+
+        def f(params, x):
+            res = self.module.apply({"params": params, **rest}, x, mutable=mutable, **self._kw(train))
+            out = res[0] if mutable else res
+            return jnp.sum(out * cot), out
+
+        (_, out), (gp, gx) = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(self.variables["params"], x)
+        return out, gx, _flax_flat({"params": gp})
+
+
+class _nnx_capture:
+    """Record every NNX submodule's first call (input, output) while the context is active."""
+
+    def __init__(self, model, calls):
+        self.paths = {id(m): p for p, m in _nnx_modules(model).items() if p}
+        self.mods = {id(m): m for p, m in _nnx_modules(model).items() if p}
+        self.calls = calls
+        self.saved = []
+
+    def __enter__(self):
+        classes = {type(m) for m in self.mods.values()}
+        active: set = set()
+        for cls in classes:
+            orig = cls.__call__
+            had = "__call__" in cls.__dict__
+
+            def wrapper(mod, *args, __orig=orig, **kwargs):
+                key = id(mod)
+                if key in active:
+                    return __orig(mod, *args, **kwargs)
+                active.add(key)
+                try:
+                    out = __orig(mod, *args, **kwargs)
+                finally:
+                    active.discard(key)
+                if key in self.paths and not any(c.name == self.paths[key] for c in self.calls):
+                    self.calls.append(_Call(self.paths[key], mod, _first_array(args), out, len(self.calls)))
+                return out
+
+            self.saved.append((cls, had, orig))
+            cls.__call__ = wrapper
+        return self
+
+    def __exit__(self, *exc):
+        for cls, had, orig in reversed(self.saved):
+            if had:
+                cls.__call__ = orig
+            else:
+                del cls.__call__
+        return False
+
+
+# ------------------------------------------------------------------------------- diagnosis
+
+
+def _pads(size, kernel, stride, dilation, padding):
+    """Effective (low, high) padding of one spatial dimension for a flax padding spec."""
+    eff = (kernel - 1) * dilation + 1
+    if isinstance(padding, str):
+        p = padding.upper()
+        if p == "VALID":
+            return (0, 0)
+        if p == "SAME":
+            out = -(-size // stride)
+            total = max((out - 1) * stride + eff - size, 0)
+            return (total // 2, total - total // 2)
+        return None
+    if isinstance(padding, int):
+        return (padding, padding)
+    pair = tuple(padding)
+    return (pair[0], pair[1]) if len(pair) == 2 else (pair[0], pair[0])
+
+
+def _seq(v, n):
+    if v is None:
+        return (1,) * n
+    if isinstance(v, int):
+        return (v,) * n
+    return tuple(v)
+
+
+def _settings_diff(torch_mod, flax_mod, torch_input) -> list[str]:
+    """What differs between a torch layer's settings and its flax twin's (readable lines)."""
+    import torch.nn as tnn
+
+    notes: list[str] = []
+    if flax_mod is None:
+        return notes
+    try:
+        import flax.linen as nn
+        from flax import nnx
+
+        flax_bn = isinstance(flax_mod, (nn.BatchNorm, nnx.BatchNorm))
+    except ImportError:  # pragma: no cover
+        flax_bn = False
+    if isinstance(torch_mod, (tnn.Conv1d, tnn.Conv2d, tnn.Conv3d)) and hasattr(flax_mod, "padding"):
+        nsp = len(torch_mod.kernel_size)
+        spatial = tuple(torch_input.shape[2:]) if torch_input is not None else (None,) * nsp
+        t_stride = torch_mod.stride
+        f_stride = _seq(getattr(flax_mod, "strides", 1), nsp)
+        if tuple(t_stride) != tuple(f_stride):
+            notes.append(f"stride: torch {tuple(t_stride)}, flax {tuple(f_stride)}")
+        f_dil = _seq(getattr(flax_mod, "kernel_dilation", 1), nsp)
+        if tuple(torch_mod.dilation) != tuple(f_dil):
+            notes.append(f"dilation: torch {tuple(torch_mod.dilation)}, flax {tuple(f_dil)}")
+        groups = getattr(flax_mod, "feature_group_count", 1)
+        if torch_mod.groups != groups:
+            notes.append(f"groups: torch {torch_mod.groups}, flax feature_group_count={groups}")
+        if torch_mod.padding_mode != "zeros":
+            notes.append(f"torch padding_mode={torch_mod.padding_mode!r} (flax Conv pads with zeros)")
+        fpad = flax_mod.padding
+        for d in range(nsp):
+            size = spatial[d]
+            if size is None:
+                continue
+            tp = _pads(size, torch_mod.kernel_size[d], t_stride[d], torch_mod.dilation[d],
+                       torch_mod.padding if isinstance(torch_mod.padding, str) else torch_mod.padding[d])
+            spec = fpad if isinstance(fpad, (str, int)) else (fpad[d] if len(fpad) == nsp else fpad)
+            fp = _pads(size, torch_mod.kernel_size[d], f_stride[d], f_dil[d], spec)
+            if fp is not None and tp != fp:
+                notes.append(
+                    f"padding of spatial dim {d} (size {size}): torch pads {tp} (padding={torch_mod.padding!r}), "
+                    f"flax pads {fp} (padding={fpad!r}, stride {f_stride[d]})"
+                )
+    if isinstance(torch_mod, (tnn.modules.batchnorm._BatchNorm, tnn.LayerNorm, tnn.GroupNorm)):
+        feps = getattr(flax_mod, "epsilon", None)
+        if feps is not None and not np.isclose(feps, torch_mod.eps, rtol=1e-6, atol=0):
+            notes.append(f"eps: torch {torch_mod.eps:g}, flax epsilon={feps:g}")
+    if isinstance(torch_mod, tnn.modules.batchnorm._BatchNorm) and flax_bn and torch_mod.momentum is not None:
+        fm = flax_mod.momentum
+        want = 1.0 - torch_mod.momentum
+        if not np.isclose(fm, want):
+            notes.append(
+                f"momentum: torch momentum={torch_mod.momentum:g} keeps (1-{torch_mod.momentum:g})·running, flax "
+                f"momentum={fm:g} keeps {fm:g}·running — flax's momentum should be 1 - {torch_mod.momentum:g} = {want:g}"
+            )
+    return notes
+
+
+def _max_err(t: np.ndarray, f: np.ndarray) -> float:
+    if t.shape != f.shape:
+        return float("inf")
+    d = np.abs(t.astype(np.float64) - f.astype(np.float64))
+    return float(np.nanmax(d)) if d.size else 0.0
+
+
+def _differs(t, f, atol, rtol) -> bool:
+    if t is None or f is None:
+        return False
+    t, f = np.asarray(t, np.float64), np.asarray(f, np.float64)
+    if t.shape != f.shape:
+        return True
+    return bool(np.any(np.abs(t - f) > atol + rtol * np.abs(f)))
+
+
+def _flatten_hint(call: _Call, torch_calls, t_in, f_in) -> str:
+    if t_in.ndim != 2:
+        return ""
+    n, feat = t_in.shape
+    for prev in reversed([c for c in torch_calls if c.order < call.order and c.output is not None]):
+        o = prev.output
+        if o.ndim == 4 and int(np.prod(o.shape[1:])) == feat:
+            c, h, w = o.shape[1:]
+            permuted = t_in.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, feat)
+            if np.allclose(permuted, f_in, rtol=1e-4, atol=1e-5):
+                return (
+                    f"flatten order: flax flattened NHWC (H, W, C) where torch flattened NCHW (C, H, W) before "
+                    f"{call.name!r} — convert with flatten={{{call.name!r}: ({c}, {h}, {w})}}, or flatten in NCHW order in the port"
+                )
+    return ""
+
+
+def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=None, images=True,
+             train=False, train_arg="train", atol=1e-5, rtol=1e-4, torch_input=None) -> str:
+    """Where the two modules' activations on one input first part (a readable paragraph).
+
+    Runs both once with capture; walks the torch submodules in the order they are called (leaves
+    only: modules with no submodules) that have a flax twin (by the same naming rule as
+    :func:`map_weights`); reports the first whose input or output differs beyond ``atol +
+    rtol·|flax|``, with the size of the difference and the settings that differ; if every layer
+    agrees, the code after the last one.
+    """
+    fl = _Flax(flax_module, variables, train_arg)
+    x_t = torch_input if torch_input is not None else (images_to_torch(x_nhwc) if images else to_torch(np.array(x_nhwc)))
+    t_out, t_calls = _torch_forward(copy.deepcopy(torch_module), x_t, train=train, capture=True)
+    f_out, _, f_calls = fl.forward(to_jax(x_nhwc), train=train, capture=True)
+    names = {}
+    if weight_map is not None:
+        names = {e.torch_name: _canon(e.flax_path) for e in weight_map.entries}
+    f_by = {_canon(c.name): c for c in f_calls}
+    leaf_names = {n for n, m in torch_module.named_modules() if n and not list(m.children())}
+    rows = []
+    last_ok = None
+    mode = "training mode" if train else "eval mode"
+    for call in t_calls:
+        if call.name not in leaf_names:
+            continue
+        twin = f_by.get(names.get(call.name, _canon(call.name)))
+        if twin is None or call.output is None:
+            continue
+        kind = _torch_kind(call.module)
+        t_in = _act_to_flax(call.input, kind) if call.input is not None else None
+        f_in = to_numpy(twin.input) if twin.input is not None else None
+        t_o, f_o = _act_to_flax(call.output, kind), to_numpy(twin.output)
+        in_bad = _differs(t_in, f_in, atol, rtol)
+        out_bad = _differs(t_o, f_o, atol, rtol)
+        label = f"{call.name!r} ({type(call.module).__name__}; flax {_path_str(twin.name)})"
+        if in_bad:
+            err = _max_err(t_in, f_in)
+            where = f"after {last_ok!r}" if last_ok else "before it (in the input handling)"
+            lines = [
+                f"first difference at the input of {label} in {mode}: max abs err {err:.3g} "
+                f"(shapes torch {t_in.shape} vs flax {f_in.shape}, NHWC); every layer before it agrees — "
+                f"the code between the layers differs: {where} (a functional op: flatten/reshape order, "
+                f"softmax/reduction axis, pooling, padding, activation)"
+            ]
+            hint = _flatten_hint(call, t_calls, to_numpy(call.input), f_in) if t_in.shape == f_in.shape else ""
+            if hint:
+                lines.append(hint)
+            return "\n    ".join(lines)
+        if out_bad:
+            err = _max_err(t_o, f_o)
+            lines = [
+                f"first layer that differs: {label} in {mode}: its input agrees, its output differs by max abs err "
+                f"{err:.3g}" + (f" (shapes torch {t_o.shape} vs flax {f_o.shape}, NHWC)" if t_o.shape != f_o.shape else "")
+            ]
+            notes = _settings_diff(call.module, twin.module, call.input)
+            lines += notes or ["(its settings look alike: check the converted weights' layout, e.g. a transposed kernel)"]
+            return "\n    ".join(lines)
+        rows.append(call.name)
+        last_ok = call.name
+    t_final = _act_to_flax(t_out, None) if images else to_numpy(t_out)
+    if _differs(t_final, to_numpy(f_out), atol, rtol):
+        err = _max_err(t_final, to_numpy(f_out))
+        if last_ok is None:
+            return f"the outputs differ by max abs err {err:.3g} in {mode}, and no torch layer has a flax twin to compare"
+        return (
+            f"every compared layer agrees in {mode} ({len(rows)}, the last {last_ok!r}), the outputs differ by max abs "
+            f"err {err:.3g}: the code after {last_ok!r} differs (a functional op: softmax/reduction axis, reshape, activation)"
+        )
+    return f"no layer differs in {mode} on this input beyond atol={atol:g}, rtol={rtol:g}"
+
+
+def _stats_diagnosis(torch_module, flax_module, wm, x_nhwc, variables, train_arg, stats_tol, images) -> str:
+    """Name the BatchNorm layers whose running statistics differ after one training step, and why."""
+    import torch.nn as tnn
+
+    t_mod = copy.deepcopy(torch_module)
+    x_t = images_to_torch(x_nhwc) if images else to_torch(np.array(x_nhwc))
+    _, t_calls = _torch_forward(t_mod, x_t, train=True, capture=True)
+    fl = _Flax(flax_module, variables, train_arg)
+    _, f_stats, f_calls = fl.forward(to_jax(x_nhwc), train=True, capture=True)
+    f_mods = {_canon(c.name): c.module for c in f_calls}
+    state = t_mod.state_dict()
+    before = torch_module.state_dict()
+    lines = []
+    for e in wm.entries:
+        if e.kind != "batchnorm":
+            continue
+        mod = dict(t_mod.named_modules())[e.torch_name]
+        for leaf in ("running_mean", "running_var"):
+            key = f"{e.torch_name}.{leaf}"
+            if leaf not in e.leaves or f_stats is None:
+                continue
+            coll, path, t_new = wm.leaf_to_flax(key, state[key])
+            f_new = f_stats.get((coll, path))
+            if f_new is None or not _differs(t_new, f_new, *stats_tol):
+                continue
+            line = f"BatchNorm {e.torch_name!r} ({type(mod).__name__}; flax {_path_str(e.flax_path)}): {leaf} after one training step differs by max abs err {_max_err(t_new, f_new):.3g}"
+            notes = _settings_diff(mod, f_mods.get(_canon(e.flax_path)), None)
+            if leaf == "running_var" and not notes:
+                call = next((c for c in t_calls if c.name == e.torch_name), None)
+                if call is not None and isinstance(mod, tnn.modules.batchnorm._BatchNorm):
+                    n = int(np.prod(call.input.shape)) // call.input.shape[1]
+                    m = mod.momentum
+                    old = to_numpy(before[key]).astype(np.float64)
+                    u = (to_numpy(state[key]).astype(np.float64) - (1 - m) * old) / m
+                    biased = (1 - m) * old + m * u * (n - 1) / max(n, 1)
+                    if not _differs(biased, f_new, *stats_tol):
+                        notes.append(
+                            "the flax running var holds the biased batch variance (flax BatchNorm's convention; torch "
+                            f"keeps the unbiased one, ×{n}/{n - 1}): not a port bug — pass accept=['{BIASED_RUNNING_VAR}'] "
+                            "to compare in flax's convention"
+                        )
+            lines.append("\n      ".join([line, *notes]))
+    return "\n    ".join(lines)
+
+
+# ------------------------------------------------------------------------------- the check
+
+
+def input_batches(shape, *, scales=(1e-2, 1.0, 10.0), dtype=np.float32):
+    """A strategy of ``shape`` arrays (NHWC for images): standard normal values from a drawn seed,
+    times a drawn scale from ``scales`` (small ones make a LayerNorm's ``eps`` matter).
+
+    Values have spread on purpose: on a constant input a BatchNorm's batch variance is 0, where
+    both frameworks divide rounding noise by ``sqrt(eps)`` and no tolerance separates a bug from
+    that amplification. Shrinks towards seed 0 and the first scale.
+    """
+    from hypothesis import strategies as st
+
+    shape = tuple(int(d) for d in shape)
+
+    def make(seed, scale):
+        return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+    return st.builds(make, st.integers(0, 2**32 - 1), st.sampled_from(tuple(scales)))
+
+
+def _cotangent(shape) -> np.ndarray:
+    """A fixed, non-constant output weighting for the gradient check (a sum of a softmax would
+    have zero gradient)."""
+    return np.random.default_rng(1234).standard_normal(shape).astype(np.float32)
+
+
+def module_check(
+    name: str,
+    torch_module,
+    flax_module,
+    *,
+    variables=None,
+    inputs,
+    images: bool = True,
+    train_arg: str | None = "train",
+    train: bool = True,
+    grads: bool = True,
+    names: Mapping[str, Any] | None = None,
+    flatten: Mapping[str, tuple] | None = None,
+    accept: Iterable[str] = (),
+    atol: float,
+    rtol: float = 0.0,
+    reason: str,
+    stats_tolerance: tuple = (1e-5, 1e-5),
+    group: str = "modules",
+) -> Trick:
+    """A :class:`~parity.registry.Trick` comparing ``torch_module`` with ``flax_module``.
+
+    The torch weights are converted once (:func:`map_weights` + :func:`torch_to_flax`; the user's
+    modules are not modified: NNX modules are cloned). Each drawn input ``x`` (NHWC when
+    ``images``; torch gets NCHW) then compares:
+
+    * ``eval/output``: both in eval mode (``train_arg=False``; NNX ``.eval()``);
+    * with ``train``: ``train/output``, and with ``grads`` the gradients of ``sum(out·c)`` for a
+      fixed random ``c``: ``train/grad_input`` and ``train/grad/<torch parameter>`` (in flax
+      layout); ``train/stats/<bn>.running_mean|var`` after the training-mode step.
+
+    A disagreement's message names the first layer that differs (:func:`localise`) or the
+    BatchNorm whose statistics differ, and why.
+
+    Args:
+        variables: the linen module's variables (their structure: values are replaced by the
+            converted torch weights); ``None`` for NNX.
+        inputs: a hypothesis strategy of NumPy inputs (or one array).
+        train_arg: the keyword that switches the flax module into training mode (``None``: it
+            has none; then the NNX ``train()``/``eval()`` switch alone decides).
+        names, flatten, accept: see :func:`map_weights`; ``accept`` may also hold
+            ``"biased_running_var"`` (compare running variances in flax BatchNorm's convention).
+        atol, rtol, reason: the tolerance and why (float32 convolutions in different orders...).
+        stats_tolerance: ``(atol, rtol)`` for the running statistics: they are averages of the
+            activations, so rounding leaves them far closer than gradients; the default (1e-5,
+            1e-5) sees a momentum or a variance-convention difference that the looser gradient
+            tolerance would hide (``m·var/(n-1)`` is ~2e-4 for ``n = 128``).
+    """
+    import torch
+    from hypothesis import strategies as st
+
+    from parity.functions import _tolerance
+
+    atol, rtol = _tolerance(atol, rtol, reason)
+    accept = tuple(accept)
+    biased = BIASED_RUNNING_VAR in accept
+    flax_module_local = flax_module
+    if _is_nnx(flax_module):
+        from flax import nnx
+
+        flax_module_local = nnx.clone(flax_module)
+        target = flax_module_local
+    else:
+        target = variables
+    wm = map_weights(torch_module, target, names=names, flatten=flatten,
+                     accept=[a for a in accept if a != BIASED_RUNNING_VAR])
+    converted = torch_to_flax(torch_module, target, weight_map=wm)
+    fl = _Flax(flax_module_local, None if _is_nnx(flax_module) else converted, train_arg)
+    strategy = inputs if isinstance(inputs, st.SearchStrategy) else st.just(np.asarray(inputs))
+    tmod = torch_module
+
+    def to_t(x):
+        return images_to_torch(x) if images else to_torch(np.array(x))
+
+    def out_to_flax(out):
+        arr = to_numpy(out)
+        return _act_to_flax(arr, None) if images else arr
+
+    def run_torch(case):
+        x = case["x"]
+        res = {"eval/output": out_to_flax(_torch_forward(copy.deepcopy(tmod), to_t(x), train=False, capture=False)[0])}
+        if not train:
+            return res
+        m = copy.deepcopy(tmod)
+        m.train(True)
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        xt = to_t(x).requires_grad_(grads)
+        bn_inputs = {}
+        def record_shape(mod, args, name):
+            bn_inputs.setdefault(name, tuple(args[0].shape))  # returns None: the input is left as it is
+
+        hooks = [
+            mod.register_forward_pre_hook(lambda mod, args, name=n: record_shape(mod, args, name))
+            for n, mod in m.named_modules() if _torch_kind(mod) == "batchnorm"
+        ]
+        try:
+            out = m(xt)
+        finally:
+            for h in hooks:
+                h.remove()
+        res["train/output"] = out_to_flax(out)
+        if grads:
+            cot = _cotangent(res["train/output"].shape)
+            cot_t = to_t(cot) if images and cot.ndim == 4 else to_torch(cot)
+            params = dict(m.named_parameters())
+            g = torch.autograd.grad((out * cot_t).sum(), [xt, *params.values()], allow_unused=True)
+            gx = g[0]
+            res["train/grad_input"] = images_from_torch(gx) if images else to_numpy(gx)
+            for (pname, p), gp in zip(params.items(), g[1:]):
+                value = torch.zeros_like(p) if gp is None else gp
+                res[f"train/grad/{pname}"] = wm.leaf_to_flax(pname, value)[2]
+        state = m.state_dict()
+        for e in wm.entries:
+            if e.kind != "batchnorm":
+                continue
+            mod = dict(m.named_modules())[e.torch_name]
+            for leaf in ("running_mean", "running_var"):
+                if leaf not in e.leaves:
+                    continue
+                key = f"{e.torch_name}.{leaf}"
+                new = to_numpy(state[key]).astype(np.float64)
+                if leaf == "running_var" and biased and e.torch_name in bn_inputs:
+                    shape = bn_inputs[e.torch_name]
+                    n = int(np.prod(shape)) // shape[1]
+                    mom = mod.momentum
+                    old = to_numpy(before[key]).astype(np.float64)
+                    new = (1 - mom) * old + (new - (1 - mom) * old) * (n - 1) / max(n, 1)
+                res[f"train/stats/{key}"] = wm.leaf_to_flax(key, new.astype(np.float32))[2]
+        return res
+
+    def run_jax(case):
+        x = to_jax(np.asarray(case["x"]))
+        out, _, _ = fl.forward(x, train=False)
+        res = {"eval/output": to_numpy(out)}
+        if not train:
+            return res
+        out, stats, _ = fl.forward(x, train=True)
+        res["train/output"] = to_numpy(out)
+        if grads:
+            cot = _cotangent(res["train/output"].shape)
+            _, gx, gp = fl.value_and_grads(x, cot, train=True)
+            res["train/grad_input"] = to_numpy(gx)
+            for pname in wm.param_names:
+                res[f"train/grad/{pname}"] = gp[wm.flax_key(pname)]
+        for e in wm.entries:
+            if e.kind != "batchnorm" or stats is None:
+                continue
+            for leaf in ("running_mean", "running_var"):
+                if leaf in e.leaves:
+                    res[f"train/stats/{e.torch_name}.{leaf}"] = stats[wm.flax_key(f"{e.torch_name}.{leaf}")]
+        return res
+
+    def explain(case):
+        x = np.asarray(case["x"])
+        text = localise(tmod, flax_module_local, x, variables=fl.variables, weight_map=wm, images=images,
+                        train=False, train_arg=train_arg, atol=atol, rtol=rtol)
+        if text.startswith("no layer differs") and train:
+            text = localise(tmod, flax_module_local, x, variables=fl.variables, weight_map=wm, images=images,
+                            train=True, train_arg=train_arg, atol=atol, rtol=rtol)
+            if text.startswith("no layer differs"):
+                stats = _stats_diagnosis(tmod, flax_module_local, wm, x, fl.variables, train_arg, stats_tolerance, images)
+                text = stats or (text + " (forward outputs agree: the gradients differ)")
+        warn = f"\n    accepted: {'; '.join(wm.warnings)}" if wm.warnings else ""
+        return text + warn
+
+    return Trick(
+        name=name,
+        group=group,
+        cases=lambda: strategy.map(lambda x: {"x": x}),
+        run_torch=run_torch,
+        run_jax=run_jax,
+        atol=atol,
+        rtol=rtol,
+        reason=reason,
+        explain=explain,
+        tolerances={"train/stats/": _tolerance(*stats_tolerance, reason)},
+    )
+
+
+def check_module(torch_module, flax_module, *, examples: int | None = None, name: str | None = None, **kwargs):
+    """:func:`module_check` run at once (see :func:`parity.functions.run_check`): returns the report,
+    or raises :class:`~parity.registry.ParityError` with the localised diagnosis and the minimal
+    input. ``examples`` overrides the active hypothesis profile's number of examples."""
+    from parity.functions import run_check
+
+    name = name or f"{type(torch_module).__name__} vs {type(flax_module).__name__}"
+    return run_check(module_check(name, torch_module, flax_module, **kwargs), examples=examples)
+
+
+__all__ += ["Entry"]
