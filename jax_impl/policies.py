@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl import exact, kernels
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_not_torch, is_concrete
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.policies import (
@@ -565,9 +565,13 @@ def _check_family_images(images, fill):
 
 
 def _check_record(params, cls):
+    """``params`` as a ``cls`` record (any tuple of its length), no field a torch tensor (TypeError)."""
     if not isinstance(params, tuple) or len(params) != len(cls._fields):
         raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
-    return cls(*params)
+    params = cls(*params)
+    for field, value in zip(params._fields, params):
+        check_not_torch(f"params.{field}", value)
+    return params
 
 
 def _check_shape(name: str, a, shape: tuple) -> None:

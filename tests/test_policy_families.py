@@ -613,3 +613,5 @@ def test_bad_input_jax():
         JP.trivialaugment_wide(x.astype(jnp.float32) - 1, ta)
     with pytest.raises(TypeError, match="params.op"):
         JP.randaugment(x, ra._replace(op=ra.op.astype(jnp.float32)))
+    with pytest.raises(TypeError, match="params.magnitude"):
+        JP.trivialaugment_wide(x, ta._replace(magnitude=torch.zeros(2, dtype=torch.int64)))
