@@ -11,8 +11,8 @@ name, so this package never imports torch).
 
 Layout: images are ``[N, H, W, C]``. A channels-first array ``[N, C, H, W]`` passed by mistake has
 the same rank, and most ops would return a result on the wrong axes, so :func:`check_images`
-rejects the shapes where the mistake is detectable: the channel axis ``C`` is not 1 or 3 while
-axis 1 (``H``) is 1 or 3 and ``W`` is not (``(8, 3, 32, 32)`` is an NCHW batch of 32x32 RGB
+rejects the shapes where the mistake is detectable: the channel axis ``C`` is longer than 4 (more than RGBA)
+while axis 1 (``H``) is 1 or 3 and ``W`` is not (``(8, 3, 32, 32)`` is an NCHW batch of 32x32 RGB
 images, not 32-channel images 3 pixels high). Every other shape is accepted as NHWC: any batch
 with 1 or 3 channels, any batch whose height is not 1 or 3 (whatever its channel count), and the
 ambiguous shapes whose height and width are both 1 or 3. The rule mirrors
@@ -72,16 +72,17 @@ def _dtype(x, name: str = "x"):
 
 
 _IMAGE_CHANNELS = (1, 3)  # grey and RGB: the channel counts that identify the channel axis
+_MAX_CHANNELS = 4  # up to RGBA: a channel axis this short may be real (2- and 4-channel images)
 
 
 def looks_channels_first(shape) -> bool:
     """True when an ``[N, H, W, C]`` shape is detectably an ``[N, C, H, W]`` batch.
 
-    ``C`` (axis 3) is not 1 or 3, ``H`` (axis 1) is, and ``W`` (axis 2) is not: see the module
+    ``C`` (axis 3) is more than 4, ``H`` (axis 1) is 1 or 3, and ``W`` (axis 2) is not: see the module
     docstring for why ambiguous shapes are accepted.
     """
     _, h, w, c = shape
-    return c not in _IMAGE_CHANNELS and h in _IMAGE_CHANNELS and w not in _IMAGE_CHANNELS
+    return c > _MAX_CHANNELS and h in _IMAGE_CHANNELS and w not in _IMAGE_CHANNELS
 
 
 def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, int, int, int]:

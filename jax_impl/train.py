@@ -10,7 +10,8 @@ enabled trick of :data:`twintricks.tricks.TRICKS` from the step's key folded wit
 stream id, with its sampler from :data:`TRICK_IMPLS`) and runs :meth:`Trainer.apply_step`: the
 enabled tricks' kernels in the recipe's order (:meth:`Trainer.augment`: crop + flip and
 AutoAugment on uint8, ``x/255`` normalised by the channel mean/std, Cutout with fill 0 = the
-mean, label smoothing, mixup or RICAP), the forward pass (``bfloat16`` compute optional),
+mean, random erasing (timm's fills, in normalised units), label smoothing, mixup, RICAP or CutMix /
+timm-style mixup-CutMix switching), the forward pass (``bfloat16`` compute optional),
 cross-entropy (plus Hinton distillation against a frozen teacher's logits on the same images),
 the gradient, and the optax update: SGD with Nesterov momentum and coupled weight decay
 (``add_decayed_weights`` then ``sgd``, which is ``torch.optim.SGD``'s order), ``optax.adamw``, or
@@ -54,9 +55,16 @@ from jax_impl.policies import (
     trivialaugment_wide,
 )
 from jax_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
-from jax_impl.erasing import cutout, sample_cutout_params
+from jax_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
 from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
-from jax_impl.mixing import mixup, ricap, sample_mixup_params, sample_ricap_params
+from jax_impl.mixing import (
+    mixup,
+    mixup_cutmix,
+    ricap,
+    sample_mixup_cutmix_params,
+    sample_mixup_params,
+    sample_ricap_params,
+)
 from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
@@ -91,6 +99,22 @@ def _sample_crop_flip(key, n, trainer):
     k_crop, k_flip = jax.random.split(key)
     crop = sample_resized_crop_params(k_crop, n, trainer.image_size, scale=trainer.config.crop_scale)
     return crop, sample_flip_params(k_flip, n)
+
+
+def _sample_random_erasing(key, n, trainer):
+    c = trainer.config
+    return sample_random_erasing_params(
+        key, n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
+        max_count=c.random_erasing_count,
+    )
+
+
+def _sample_mixup_cutmix(key, n, trainer):
+    c = trainer.config
+    return sample_mixup_cutmix_params(
+        key, n, trainer.image_size, mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, cutmix_minmax=c.cutmix_minmax,
+        prob=c.mix_prob, switch_prob=c.mix_switch_prob, mode=c.mix_mode,
+    )
 
 
 def _smooth_targets(x, targets, params, trainer):
@@ -129,6 +153,7 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
         lambda key, n, tr: sample_cutout_params(key, n, tr.image_size, n_holes=tr.config.cutout_holes),
         lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
     ),
+    "random_erasing": TrickImpl(_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
     "label_smoothing": TrickImpl(None, _smooth_targets),
     "mixup": TrickImpl(
         lambda key, n, tr: sample_mixup_params(key, n, alpha=tr.config.mixup),
@@ -138,6 +163,9 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
         lambda key, n, tr: sample_ricap_params(key, n, tr.image_size, beta=tr.config.ricap),
         lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
     ),
+    # CutMix alone, or (with mixup on, which it then takes over) timm's mixup/CutMix switching;
+    # label smoothing is already folded into the soft targets, as timm's mixup_target does.
+    "cutmix": TrickImpl(_sample_mixup_cutmix, lambda x, y, p, tr: mixup_cutmix(x, y, p, num_classes=_num_classes(y, tr))),
     "distillation": TrickImpl(),
 }
 
@@ -217,6 +245,7 @@ class Trainer:
         self.data = jdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes
         self.image_size = tuple(dataset.image_shape[:2])
+        self.channels = dataset.image_shape[2]
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         if mean is None or std is None:
             mean, std = channel_stats(dataset.train_images)

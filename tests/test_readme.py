@@ -24,3 +24,13 @@ def test_ci_runs_the_readme_commands_verbatim():
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     for command in _readme_commands():
         assert command in ci, f"{command!r} is not in .ci/run"
+
+
+def test_the_train_command_lists_every_trick_option():
+    """The README's `twintricks train` synopsis names every trick flag of the recipe."""
+    from twintricks.tricks import TRICKS
+
+    text = (ROOT / "README.md").read_text()
+    synopsis = text.split("- `twintricks train", 1)[1].split("` trains one recipe", 1)[0]
+    missing = [o.cli_flag for t in TRICKS for o in t.options if o.cli_flag not in re.findall(r"--[a-z-]+", synopsis)]
+    assert not missing, missing

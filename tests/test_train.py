@@ -25,7 +25,7 @@ import torch
 import jax_impl
 import torch_impl
 from jax_impl import train as jtrain
-from parity.convert import flax_to_torch_state_dict, torch_state_dict_to_flax
+from parity.convert import flax_to_torch_state_dict, nchw_to_nhwc, torch_state_dict_to_flax
 from conftest import slow_scale
 from torch_impl import train as ttrain
 from twintricks.datasets import load_digits
@@ -53,7 +53,9 @@ def _jax_record(record):
     if type(record) is tuple:
         return tuple(_jax_record(r) for r in record)
     cls = getattr(jax_impl, type(record).__name__)
-    return cls(*(jnp.asarray(f.cpu().numpy()) for f in record))
+    # a field in the images' layout (random erasing's per-pixel fill) goes NCHW -> NHWC
+    return cls(*(jnp.asarray(nchw_to_nhwc(f.cpu().numpy()) if name == "fill" else f.cpu().numpy())
+                 for name, f in zip(record._fields, record)))
 
 
 def _pair(config, dataset):
@@ -88,7 +90,30 @@ CONFIGS = {  # every trick at least once, composed; SGD, AdamW and AdaBound (AMS
     "adamw+cutout+ricap": (dict(optimizer="adamw", cutout=8, cutout_holes=2, ricap=0.3), 2e-5),
     "adabound+crop-flip+autoaugment": (dict(optimizer="adabound", crop_flip=True, autoaugment="cifar10"), 2e-5),
     "sgd+randaugment+trivialaugment+augmix": (dict(randaugment=True, trivialaugment=True, augmix=True, augmix_width=2), 2e-6),
+    # timm-style switching, per image, with label smoothing; random erasing with a colour per box
+    "sgd+smoothing+mixup-cutmix-switch+random-erasing": (
+        dict(label_smoothing=0.1, mixup=0.8, cutmix=1.0, mix_mode="elem", random_erasing=0.5,
+             random_erasing_mode="rand", random_erasing_count=2), 2e-6),
+    # CutMix alone (timm's cutmix_minmax boxes, per pair, mixing 80% of the draws); per-pixel noise
+    "adamw+cutmix-minmax+random-erasing-pixel": (
+        dict(optimizer="adamw", cutmix=1.0, cutmix_minmax=(0.3, 0.7), mix_mode="pair", mix_prob=0.8,
+             random_erasing=1.0, random_erasing_mode="pixel"), 2e-5),
 }
+
+
+def _check_the_draw_exercises_the_tricks(name, step, aug):
+    """The fixed-seed draws of the new tricks' configurations are not trivial: some images erased
+    and some not, both CutMix boxes and mixup blends (switching), a skipped pair (mix_prob)."""
+    if "random_erasing" in aug and step == 0:
+        erased = (aug["random_erasing"].height > 0).any(dim=1)
+        assert erased.any() and (not erased.all() or name.endswith("pixel")), erased
+    if "cutmix" in aug and step == 0:
+        assert "mixup" not in aug  # taken over by the switch
+        p = aug["cutmix"]
+        if "switch" in name:
+            assert p.use_cutmix.any() and (~p.use_cutmix & (p.lam < 1)).any(), p
+        else:
+            assert not p.use_cutmix.any() or (p.height > 0).any()
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -101,8 +126,9 @@ def test_step_parity(name, tiny):
     labels = t.data.train_labels[:8]
     images_j = jnp.asarray(tiny.train_images[:8])
     labels_j = jnp.asarray(tiny.train_labels[:8])
-    for _ in range(2):
+    for step in range(2):
         aug = t.sample_aug(8)
+        _check_the_draw_exercises_the_tricks(name, step, aug)
         aug_j = {k: _jax_record(v) for k, v in aug.items()}
         lt, _ = t.train_step(images, labels, aug)
         lj, _ = j.train_step(images_j, labels_j, aug_j)
@@ -155,6 +181,30 @@ def test_each_trick_draws_from_its_own_stream(backend, tiny):
     cut = _draws(backend, _config(cutout=8), tiny)
     for a, b in zip(cut, more):
         assert _records_equal(a["cutout"], b["cutout"])
+    # the newer tricks: adding random erasing and CutMix leaves the others' draws alone, and theirs
+    # do not depend on what else is on
+    newer = _draws(backend, _config(crop_flip=True, cutout=8, random_erasing=0.5, cutmix=1.0), tiny)
+    for a, b, c in zip(alone, cut, newer):
+        assert _records_equal(a["crop_flip"], c["crop_flip"]) and _records_equal(b["cutout"], c["cutout"])
+    erasing = _draws(backend, _config(random_erasing=0.5), tiny)
+    cutmix = _draws(backend, _config(cutmix=1.0), tiny)
+    for a, b, c in zip(erasing, cutmix, newer):
+        assert _records_equal(a["random_erasing"], c["random_erasing"])
+        assert _records_equal(b["cutmix"], c["cutmix"])
+    # mixup alone draws as it always did; with CutMix on, the switch draws for both
+    mix = _draws(backend, _config(mixup=1.0), tiny)
+    mix_more = _draws(backend, _config(mixup=1.0, random_erasing=0.5, cutout=8), tiny)
+    for a, b in zip(mix, mix_more):
+        assert _records_equal(a["mixup"], b["mixup"])
+    switch = _draws(backend, _config(mixup=1.0, cutmix=1.0), tiny)
+    assert set(switch[0]) == {"cutmix"}
+    # the policy families: each draws as it does alone, and leaves the others' draws alone
+    families = _draws(backend, _config(crop_flip=True, randaugment=True, trivialaugment=True, augmix=True), tiny)
+    for a, c in zip(alone, families):
+        assert _records_equal(a["crop_flip"], c["crop_flip"])
+    for name in ("randaugment", "trivialaugment", "augmix"):
+        for a, c in zip(_draws(backend, _config(**{name: True}), tiny), families):
+            assert _records_equal(a[name], c[name]), name
     assert not _records_equal(alone[0]["crop_flip"], alone[1]["crop_flip"])  # each step draws afresh
 
 
@@ -195,6 +245,48 @@ def test_config_and_command_line_come_from_one_declaration():
     c = config_from_args(flags)
     assert (c.crop_scale, c.milestones, c.nesterov, c.cutout, c.autoaugment, c.lr) == ((0.5, 0.9), (0.3,), False, 4, "svhn", 0.1)
     assert [t.name for t in c.enabled_tricks()] == ["autoaugment", "cutout"]
+
+
+def test_cutmix_and_random_erasing_options():
+    """The switch's and random erasing's flags reach the config; CutMix takes mixup over; their
+    settings without the trick on are refused (they would do nothing)."""
+    import argparse
+
+    from twintricks_cli.train import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    c = config_from_args(parser.parse_args([
+        "train", "--mixup", "0.8", "--cutmix", "1.0", "--mix-switch-prob", "0.3", "--mix-prob", "0.9", "--mix-mode",
+        "pair", "--cutmix-minmax", "0.2", "0.8", "--random-erasing", "0.25", "--random-erasing-mode", "pixel",
+        "--random-erasing-count", "3"]))
+    assert (c.mixup, c.cutmix, c.mix_switch_prob, c.mix_prob, c.mix_mode, c.cutmix_minmax) == (0.8, 1.0, 0.3, 0.9, "pair", (0.2, 0.8))
+    assert (c.random_erasing, c.random_erasing_mode, c.random_erasing_count) == (0.25, "pixel", 3)
+    assert [t.name for t in c.enabled_tricks()] == ["random_erasing", "cutmix"] and c.soft_targets()
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    assert [t.name for t in TrainConfig(mixup=0.8).enabled_tricks()] == ["mixup"]
+    with pytest.raises(ValueError, match="`mix_prob` is a setting of `cutmix`"):
+        TrainConfig(mixup=0.8, mix_prob=0.5)
+    with pytest.raises(ValueError, match="`random_erasing_mode` is a setting of `random_erasing`"):
+        TrainConfig(random_erasing_mode="rand")
+    with pytest.raises(ValueError, match="`cutmix` and `ricap`"):
+        TrainConfig(cutmix=1.0, ricap=0.3)
+    with pytest.raises(SystemExit, match="random_erasing"):
+        config_from_args(parser.parse_args(["train", "--random-erasing", "1.5"]))
+
+
+def test_a_checkpoint_older_than_an_option_resumes_with_its_default():
+    """A checkpoint written before an option existed records no value for it: it ran with the
+    default (trick off), so it resumes a run at the default and is refused for another value."""
+    from twintricks.checkpoint import check_resume_compatible
+
+    old = TrainConfig(mixup=0.4).to_dict()
+    for name in ("cutmix", "cutmix_minmax", "mix_prob", "mix_switch_prob", "mix_mode", "random_erasing",
+                 "random_erasing_mode", "random_erasing_count"):
+        del old[name]
+    check_resume_compatible({"framework": "jax", "config": old}, TrainConfig(mixup=0.4), "jax")
+    with pytest.raises(CheckpointError, match="cutmix: checkpoint 0.0 vs now 1.0"):
+        check_resume_compatible({"framework": "jax", "config": old}, TrainConfig(mixup=0.4, cutmix=1.0), "jax")
 
 
 def test_step_parity_distillation(tiny):
@@ -271,7 +363,8 @@ _CHILD = textwrap.dedent(
     else:
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                      crop_flip=True, cutout=6, progress=False, seed=5, resume=resume, out=out)  # = _resume_config
+                      crop_flip=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0, progress=False, seed=5,
+                      resume=resume, out=out)  # = _resume_config
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     def log(line):
@@ -285,7 +378,9 @@ _CHILD = textwrap.dedent(
 
 def _resume_config(backend, out, resume):
     return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                       crop_flip=True, cutout=6, progress=False, seed=5, resume=resume, out=str(out))
+                       crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
+                       progress=False, seed=5,
+                       resume=resume, out=str(out))
 
 
 def _child(backend, out, kill_at, resume, data):

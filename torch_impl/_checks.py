@@ -6,8 +6,8 @@ skipped while compiling (documented in each function that relies on them).
 
 Layout: images are ``[N, C, H, W]``. A channels-last array ``[N, H, W, C]`` passed by mistake has
 the same rank, and most ops would return a result on the wrong axes, so :func:`check_images`
-rejects the shapes where the mistake is detectable: the channel axis ``C`` is not 1 or 3 while
-the last axis is 1 or 3 and ``H`` is not (``(8, 32, 32, 3)`` is an NHWC batch of 32x32 RGB
+rejects the shapes where the mistake is detectable: the channel axis ``C`` is longer than 4 (more than RGBA)
+while the last axis is 1 or 3 and ``H`` is not (``(8, 32, 32, 3)`` is an NHWC batch of 32x32 RGB
 images, not 32-channel images 3 pixels wide). Every other shape is accepted as NCHW: any batch
 with 1 or 3 channels, any batch whose width is not 1 or 3 (whatever its channel count), and the
 ambiguous shapes whose height and width are both 1 or 3. The rule mirrors
@@ -35,16 +35,17 @@ def _type_name(x) -> str:
 
 
 _IMAGE_CHANNELS = (1, 3)  # grey and RGB: the channel counts that identify the channel axis
+_MAX_CHANNELS = 4  # up to RGBA: a channel axis this short may be real (2- and 4-channel images)
 
 
 def looks_channels_last(shape) -> bool:
     """True when an ``[N, C, H, W]`` shape is detectably an ``[N, H, W, C]`` batch.
 
-    ``C`` (axis 1) is not 1 or 3, ``W`` (axis 3) is, and ``H`` (axis 2) is not: see the module
+    ``C`` (axis 1) is more than 4, ``W`` (axis 3) is 1 or 3, and ``H`` (axis 2) is not: see the module
     docstring for why ambiguous shapes are accepted.
     """
     _, c, h, w = shape
-    return c not in _IMAGE_CHANNELS and w in _IMAGE_CHANNELS and h not in _IMAGE_CHANNELS
+    return c > _MAX_CHANNELS and w in _IMAGE_CHANNELS and h not in _IMAGE_CHANNELS
 
 
 def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, int, int, int]:

@@ -12,7 +12,8 @@ training step is:
 3. the compiled part (:meth:`Trainer.loss_fn`, ``torch.compile``\\ d when compiling): the enabled
    tricks' kernels in the recipe's order (:meth:`Trainer.augment`: crop + flip and AutoAugment on
    uint8, then ``x/255`` normalised by the data set's channel mean/std, Cutout with fill 0 = the
-   mean, label smoothing, mixup or RICAP), the forward pass (``bfloat16`` autocast optional), the
+   mean, random erasing (timm's fills, in normalised units), label smoothing, mixup, RICAP or
+   CutMix / timm-style mixup-CutMix switching), the forward pass (``bfloat16`` autocast optional), the
    loss (:meth:`Trainer.criterion`: cross-entropy against the integer, smoothed or soft targets,
    plus Hinton distillation against a frozen teacher's logits on the same images); AOTAutograd
    compiles the backward pass with it;
@@ -61,9 +62,16 @@ from torch_impl.policies import (
     trivialaugment_wide,
 )
 from torch_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
-from torch_impl.erasing import cutout, sample_cutout_params
+from torch_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
 from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
-from torch_impl.mixing import mixup, ricap, sample_mixup_params, sample_ricap_params
+from torch_impl.mixing import (
+    mixup,
+    mixup_cutmix,
+    ricap,
+    sample_mixup_cutmix_params,
+    sample_mixup_params,
+    sample_ricap_params,
+)
 from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
@@ -98,6 +106,22 @@ def _sample_crop_flip(n, trainer, g):
     c, dev = trainer.config, trainer.device
     crop = sample_resized_crop_params(n, trainer.image_size, scale=c.crop_scale, generator=g, device=dev)
     return crop, sample_flip_params(n, generator=g, device=dev)
+
+
+def _sample_random_erasing(n, trainer, g):
+    c = trainer.config
+    return sample_random_erasing_params(
+        n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
+        max_count=c.random_erasing_count, generator=g, device=trainer.device,
+    )
+
+
+def _sample_mixup_cutmix(n, trainer, g):
+    c = trainer.config
+    return sample_mixup_cutmix_params(
+        n, trainer.image_size, mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, cutmix_minmax=c.cutmix_minmax,
+        prob=c.mix_prob, switch_prob=c.mix_switch_prob, mode=c.mix_mode, generator=g, device=trainer.device,
+    )
 
 
 def _smooth_targets(x, targets, params, trainer):
@@ -137,6 +161,7 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
         lambda n, tr, g: sample_cutout_params(n, tr.image_size, n_holes=tr.config.cutout_holes, generator=g, device=tr.device),
         lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
     ),
+    "random_erasing": TrickImpl(_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
     "label_smoothing": TrickImpl(None, _smooth_targets),
     "mixup": TrickImpl(
         lambda n, tr, g: sample_mixup_params(n, alpha=tr.config.mixup, generator=g, device=tr.device),
@@ -146,6 +171,9 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
         lambda n, tr, g: sample_ricap_params(n, tr.image_size, beta=tr.config.ricap, generator=g, device=tr.device),
         lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
     ),
+    # CutMix alone, or (with mixup on, which it then takes over) timm's mixup/CutMix switching;
+    # label smoothing is already folded into the soft targets, as timm's mixup_target does.
+    "cutmix": TrickImpl(_sample_mixup_cutmix, lambda x, y, p, tr: mixup_cutmix(x, y, p, num_classes=_num_classes(y, tr))),
     "distillation": TrickImpl(),
 }
 
@@ -238,6 +266,7 @@ class Trainer:
         self.data = tdata.DeviceData(dataset, self.device)
         self.num_classes = dataset.num_classes
         self.image_size = tuple(dataset.image_shape[:2])
+        self.channels = dataset.image_shape[2]
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         self.lrs = None
         if mean is None or std is None:
@@ -287,7 +316,7 @@ class Trainer:
         """uint8 ``[B, C, H, W]`` batch → (normalised float images, targets): the enabled tricks'
         kernels in the recipe's order, with the normalisation between the uint8 and float stages.
 
-        Targets are the integer labels, or ``[B, K]`` soft targets when mixup/RICAP is on (label
+        Targets are the integer labels, or ``[B, K]`` soft targets when a mixing trick is on (label
         smoothing is folded into them first so that the two compose).
         """
         x, targets = images, labels

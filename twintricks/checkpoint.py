@@ -36,6 +36,8 @@ only function in twintricks that unpickles a checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import io
 import json
@@ -397,12 +399,18 @@ def convert_legacy(path: str | os.PathLike, out: str | os.PathLike, *, trust: bo
 
 def check_resume_compatible(saved: dict, config, framework: str) -> None:
     """Raise :class:`CheckpointError` naming every setting where ``saved`` (a checkpoint) and the
-    current run differ (only the output/compile/progress settings may differ)."""
+    current run differ (only the output/compile/progress settings may differ). A setting the
+    checkpoint does not record (an option added after it was written) counts as that option's
+    default: the run it continues had that trick off."""
     if saved.get("framework") != framework:
         raise CheckpointError(
             f"checkpoint was written by the {saved.get('framework')!r} backend, this run uses {framework!r}"
         )
-    old, new = saved.get("config", {}), config.to_dict()
+    old, new = dict(saved.get("config", {})), config.to_dict()
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            if f.name not in old and f.default is not dataclasses.MISSING:
+                old[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
     diffs = [
         f"{k}: checkpoint {old.get(k)!r} vs now {new.get(k)!r}"
         for k in sorted(set(old) | set(new))

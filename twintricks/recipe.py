@@ -138,6 +138,11 @@ def _post_init(self) -> None:
         self.lr = default_lr(self.optimizer)
     on = {t.name for t in TRICKS if t.enabled(self)}
     for t in TRICKS:
+        if t.options_need_switch and t.name not in on:
+            for o in t.options[1:]:
+                if getattr(self, o.name) != o.default:
+                    raise ValueError(f"`{o.name}` is a setting of `{t.switch.name}`, which is off: it would do nothing")
+    for t in TRICKS:
         for other in t.excludes:
             if t.name in on and other in on and t.name < other:
                 a, b = t.switch.name, trick_named(other).switch.name
@@ -161,8 +166,12 @@ def _uses_compile(self, device_type: str) -> bool:
 
 
 def _enabled_tricks(self) -> tuple[Trick, ...]:
-    """The tricks this config switches on, in :data:`~twintricks.tricks.TRICKS` order."""
-    return tuple(t for t in TRICKS if t.enabled(self))
+    """The tricks this config switches on, in :data:`~twintricks.tricks.TRICKS` order, less those
+    another enabled trick takes over (``Trick.takes_over``: e.g. CutMix runs mixup itself when both
+    are on)."""
+    on = tuple(t for t in TRICKS if t.enabled(self))
+    taken = {name for t in on for name in t.takes_over}
+    return tuple(t for t in on if t.name not in taken)
 
 
 def _soft_targets(self) -> bool:
@@ -193,8 +202,9 @@ TrainConfig.__doc__ = """Everything that defines a training run (``config.json``
 One field per :data:`OPTIONS` entry, with its default; every value is checked (a ``ValueError`` or
 ``TypeError`` naming the field) and normalised on construction; ``lr=None`` becomes the
 optimizer's :func:`default_lr`. Tricks are off at their zero value (``label_smoothing=0``,
-``mixup=0``, ``cutout=0``, ``ricap=0``, ``crop_flip=False``, ``autoaugment=None``,
-``teacher=None``); :data:`twintricks.tricks.TRICKS` says which combinations are refused.
+``mixup=0``, ``cutmix=0``, ``cutout=0``, ``random_erasing=0``, ``ricap=0``, ``crop_flip=False``,
+``autoaugment=None``, ``teacher=None``); :data:`twintricks.tricks.TRICKS` says which combinations
+are refused, and which tricks' other settings are refused while the trick is off.
 
 Fields:
 """ + "\n".join(f"    ``{o.name}`` = ``{o.default!r}``: {o.help}" for o in OPTIONS)

@@ -7,16 +7,20 @@ order a training step applies them (:data:`STAGES`):
 2. ``colour`` — on the uint8 batch: AutoAugment, RandAugment, TrivialAugmentWide, AugMix (their
    ops mix colour and geometric ops);
 3. ``normalise`` — no trick: ``x/255``, then the data set's channel mean and std;
-4. ``erasing`` — on the normalised batch: Cutout (fill 0 = the mean);
+4. ``erasing`` — on the normalised batch: Cutout (fill 0 = the mean), then random erasing (as timm,
+   on normalised images: its constant fill 0 is the mean, its random fills are standard-normal
+   values in normalised units);
 5. ``targets`` — label smoothing (folded into the soft targets when a ``mixing`` trick makes them;
    else the loss smooths the integer labels itself);
-6. ``mixing`` — mixup or RICAP: mixed images and ``[N, K]`` soft targets;
+6. ``mixing`` — mixup, RICAP, or CutMix (alone, or switching with mixup as timm's ``Mixup``):
+   mixed images and ``[N, K]`` soft targets;
 7. ``loss`` — knowledge distillation against a frozen teacher's logits.
 
 Each :class:`Trick` declares its :class:`Option`\\ s (the :class:`~twintricks.recipe.TrainConfig`
 fields, their defaults, help text, checks and ``twintricks train`` flags — the config and the
 command line are generated from them), whether it makes soft targets, the tricks it cannot be
-combined with, and a fixed *stream id*. Each trick draws its parameters from its own random
+combined with, the tricks it runs itself when both are on (``takes_over``), and a fixed *stream
+id*. Each trick draws its parameters from its own random
 stream: in jax the step's key folded with the id (``jax.random.fold_in``), in torch a
 ``torch.Generator`` seeded with :func:`stream_seed` ``(seed, id)``. So enabling, disabling or
 adding a trick never changes another trick's draws for a seed. Ids are never reused or renumbered
@@ -35,6 +39,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
+from twintricks.erasing import ERASING_MODES
+from twintricks.mixing import MIXUP_CUTMIX_MODES
 from twintricks.models import MODELS
 from twintricks.policies import POLICY_NAMES
 
@@ -161,7 +167,13 @@ class Trick:
         options: its config fields; the first one switches it on (the trick is off while that
             field is ``False``, ``0``, ``None``).
         soft_targets: it turns the targets into ``[N, K]`` soft targets.
-        excludes: tricks that cannot run with this one, and ``exclusion`` why.
+        excludes: tricks that cannot run with this one, and ``exclusion`` why (list the pair on
+            both sides).
+        takes_over: tricks this one runs itself when both are switched on (reading their
+            options): those then draw and apply nothing of their own
+            (:meth:`~twintricks.recipe.TrainConfig.enabled_tricks` leaves them out).
+        options_need_switch: its other options are refused while it is off (they would silently
+            do nothing; e.g. ``--mix-prob`` without ``--cutmix``).
     """
 
     name: str
@@ -172,6 +184,8 @@ class Trick:
     soft_targets: bool = False
     excludes: tuple[str, ...] = ()
     exclusion: str = ""
+    takes_over: tuple[str, ...] = ()
+    options_need_switch: bool = False
 
     @property
     def switch(self) -> Option:
@@ -208,7 +222,7 @@ TRICKS: tuple[Trick, ...] = (
         "randaugment",
         "RandAugment",
         stage="colour",
-        stream=6,
+        stream=8,
         options=(
             Option("randaugment", False, "RandAugment (torchvision v2's ops and bins; ops and signs drawn per image)", type=bool),
             Option("randaugment_ops", 2, "RandAugment: operations per image", type=int, check=integer(low=0), metavar="N"),
@@ -216,23 +230,25 @@ TRICKS: tuple[Trick, ...] = (
                    check=integer(low=0), metavar="M"),
             Option("randaugment_bins", 31, "RandAugment: number of magnitude bins", type=int, check=integer(low=2), metavar="B"),
         ),
+        options_need_switch=True,
     ),
     Trick(
         "trivialaugment",
         "TrivialAugmentWide",
         stage="colour",
-        stream=7,
+        stream=9,
         options=(
             Option("trivialaugment", False, "TrivialAugmentWide (one op, bin and sign drawn per image)", type=bool),
             Option("trivialaugment_bins", 31, "TrivialAugmentWide: number of magnitude bins", type=int, check=integer(low=2),
                    metavar="B"),
         ),
+        options_need_switch=True,
     ),
     Trick(
         "augmix",
         "AugMix",
         stage="colour",
-        stream=8,
+        stream=10,
         options=(
             Option("augmix", False, "AugMix (chains and Dirichlet/Beta weights drawn per image; nearest interpolation)",
                    type=bool),
@@ -245,6 +261,7 @@ TRICKS: tuple[Trick, ...] = (
             Option("augmix_all_ops", True, "AugMix: leave out Brightness, Color, Contrast and Sharpness", type=bool,
                    flag="--no-augmix-all-ops"),
         ),
+        options_need_switch=True,
     ),
     Trick(
         "cutout",
@@ -255,6 +272,23 @@ TRICKS: tuple[Trick, ...] = (
             Option("cutout", 0, "Cutout: side of the square hole in pixels", type=int, check=integer(low=0), metavar="LENGTH"),
             Option("cutout_holes", 1, "Cutout: holes per image", type=int, check=integer(low=0)),
         ),
+    ),
+    Trick(
+        "random_erasing",
+        "random erasing",
+        stage="erasing",
+        stream=7,
+        options=(
+            Option("random_erasing", 0.0, "random erasing (torchvision/timm RandomErasing, per image): probability "
+                   "P of erasing an image; boxes of 0.02-0.33 of the image area, aspect 0.3-3.3", check=real(low=0.0, high=1.0),
+                   metavar="P"),
+            Option("random_erasing_mode", "const", "random erasing fill (timm's modes, on the normalised image): "
+                   "const 0 (the mean), rand (a normal colour per box), pixel (normal noise per pixel)", type=str,
+                   check=choice(ERASING_MODES), choices=ERASING_MODES),
+            Option("random_erasing_count", 1, "random erasing: at most N boxes per image (timm's max_count; the "
+                   "count is uniform in 1..N)", type=int, check=integer(low=1), metavar="N"),
+        ),
+        options_need_switch=True,
     ),
     Trick(
         "label_smoothing",
@@ -282,8 +316,33 @@ TRICKS: tuple[Trick, ...] = (
         stream=5,
         options=(Option("ricap", 0.0, "RICAP: Beta(β, β) of the patch boundary", check=real(low=0.0), metavar="BETA"),),
         soft_targets=True,
-        excludes=("mixup",),
+        excludes=("mixup", "cutmix"),
         exclusion="both mix the batch",
+    ),
+    Trick(
+        "cutmix",
+        "CutMix (with mixup: switching as timm's Mixup)",
+        stage="mixing",
+        stream=6,
+        options=(
+            Option("cutmix", 0.0, "CutMix: Beta(α, α) of the pasted box's share, timm's Mixup(cutmix_alpha); with "
+                   "--mixup too, each draw is CutMix or mixup (timm's switching)", check=real(low=0.0), metavar="ALPHA"),
+            Option("cutmix_minmax", None, "CutMix box sides uniform in [MIN·H, MAX·H) instead of from α (timm's "
+                   "cutmix_minmax; sets α to 1)", check=optional(pair(low=0.0, high=1.0)), metavar=("MIN", "MAX"),
+                   nargs=2),
+            Option("mix_prob", 1.0, "mixup/CutMix: probability that a draw mixes at all (timm's prob)",
+                   check=real(low=0.0, high=1.0), metavar="P"),
+            Option("mix_switch_prob", 0.5, "mixup/CutMix: probability of CutMix when both are on (timm's switch_prob)",
+                   check=real(low=0.0, high=1.0), metavar="P"),
+            Option("mix_mode", "batch", "mixup/CutMix: one draw per batch, per pair (i, N-1-i) or per image "
+                   "(timm's mode; pair needs an even batch)", type=str, check=choice(MIXUP_CUTMIX_MODES),
+                   choices=MIXUP_CUTMIX_MODES),
+        ),
+        soft_targets=True,
+        excludes=("ricap",),
+        exclusion="both mix the batch",
+        takes_over=("mixup",),
+        options_need_switch=True,
     ),
     Trick(
         "distillation",
@@ -332,6 +391,8 @@ def _validate_table() -> None:
     assert len(set(streams)) == len(streams) and DATA_STREAM not in streams, "stream ids must be unique"
     assert stages == sorted(stages), "TRICKS must be listed in stage order"
     assert all(e in names for t in TRICKS for e in t.excludes), "excludes must name tricks"
+    assert all(t.name in trick_named(e).excludes for t in TRICKS for e in t.excludes), "excludes must be mutual"
+    assert all(o in names and o != t.name for t in TRICKS for o in t.takes_over), "takes_over must name other tricks"
 
 
 _validate_table()

@@ -542,6 +542,110 @@ def _ricap(ctx: Context) -> list[Case]:
 
 
 @row(
+    "CutMix",
+    "one λ ~ Beta(1, 1) per batch, a box of area ≈ (1-λ)·H·W pasted from the paired image, "
+    "soft targets by pixel share (torchvision v2's CutMix job).",
+)
+def _cutmix(ctx: Context) -> list[Case]:
+    k = ctx.size.num_classes
+    t = "CutMix"
+
+    def tv_cutmix():
+        return _torch_image_call(ctx, _tv().CutMix(alpha=1.0, num_classes=k), with_labels=True, dtype="f32")
+
+    def timm_cutmix():
+        Mixup = _timm("timm.data", "Mixup")
+        mix = Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, mode="batch", label_smoothing=0.0, num_classes=k)
+        return _torch_image_call(ctx, mix, with_labels=True, dtype="f32")
+
+    return [
+        *_ours_torch_module(
+            ctx,
+            t,
+            "CutMix",
+            dict(alpha=1.0, num_classes=k),
+            with_labels=True,
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_cutmix_params")(n, hw, alpha=1.0, device=dev),
+                lambda x, y, p: need("torch_impl", "cutmix")(x, y, p, num_classes=k),
+            ),
+        ),
+        *_ours_jax_random(ctx, t, "random_cutmix", dict(alpha=1.0, num_classes=k), with_labels=True),
+        Case(t, "torchvision v2 batch", "torch", tv_cutmix, note="v2.CutMix on float32 input (it rejects uint8)"),
+        Case(t, "timm", "torch", timm_cutmix, note="timm Mixup(cutmix_alpha=1, mode='batch'), in place, float32 input"),
+    ]
+
+
+@row(
+    "mixup/CutMix switch",
+    "timm's Mixup(mixup_alpha=1, cutmix_alpha=1, switch_prob=0.5, mode='batch', label_smoothing=0.1): "
+    "per batch mixup or CutMix, smoothed soft targets.",
+)
+def _mixup_cutmix(ctx: Context) -> list[Case]:
+    k = ctx.size.num_classes
+    t = "mixup/CutMix switch"
+    kw = dict(mixup_alpha=1.0, cutmix_alpha=1.0)
+
+    def timm_switch():
+        Mixup = _timm("timm.data", "Mixup")
+        mix = Mixup(**kw, prob=1.0, switch_prob=0.5, mode="batch", label_smoothing=0.1, num_classes=k)
+        return _torch_image_call(ctx, mix, with_labels=True, dtype="f32")
+
+    return [
+        *_ours_torch_module(
+            ctx,
+            t,
+            "MixupCutmix",
+            dict(**kw, label_smoothing=0.1, num_classes=k),
+            with_labels=True,
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_mixup_cutmix_params")(n, hw, **kw, device=dev),
+                lambda x, y, p: need("torch_impl", "mixup_cutmix")(x, y, p, num_classes=k, label_smoothing=0.1),
+            ),
+        ),
+        *_ours_jax_random(ctx, t, "random_mixup_cutmix", dict(**kw, label_smoothing=0.1, num_classes=k), with_labels=True),
+        Case(t, "timm", "torch", timm_switch, note="timm Mixup, in place, float32 input"),
+    ]
+
+
+@row(
+    "random erasing",
+    "one box per image (p = 1), area 2-33% of the image, aspect 0.3-3.3, fill 0; each image its own box.",
+)
+def _random_erasing(ctx: Context) -> list[Case]:
+    kw = dict(p=1.0, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0)
+    t = "random erasing"
+
+    def timm_erasing():
+        RandomErasing = _timm("timm.data.random_erasing", "RandomErasing")
+        re = RandomErasing(probability=1.0, min_area=0.02, max_area=0.33, min_aspect=0.3, max_aspect=3.3,
+                           mode="const", device=ctx.torch_device)
+        return _torch_image_call(ctx, re)
+
+    return [
+        *_ours_torch_module(
+            ctx,
+            t,
+            "RandomErasing",
+            kw,
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", "sample_random_erasing_params")(n, hw, 3, **kw, device=dev),
+                lambda x, p: need("torch_impl", "erase")(x, p),
+            ),
+        ),
+        *_ours_jax_random(ctx, t, "random_erasing", kw),
+        Case(
+            t,
+            "torchvision v2 per image",
+            "torch",
+            lambda: _torch_per_image_call(ctx, _tv().RandomErasing(**kw)),
+            note="v2.RandomErasing image by image: the only way it gives each image its own box",
+        ),
+        Case(t, "timm", "torch", timm_erasing, note="timm RandomErasing(mode='const') on the batch: a box per image, in place"),
+    ]
+
+
+@row(
     "resized crop + flip",
     "a RandomResizedCrop box per image resized back to the input size (bilinear, no "
     "antialiasing), then a random horizontal flip.",

@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
         description="Train with the twintricks recipe. Defaults: scikit-learn digits (embedded, "
         "32x32 RGB), the small fastnet, SGD+Nesterov, cosine schedule, 6 epochs.",
     )
-    steps = [" or ".join(t.title for t in TRICKS if t.stage == stage) or "normalise" * (stage == "normalise")
+    steps = [" / ".join(t.title for t in TRICKS if t.stage == stage) or "normalise" * (stage == "normalise")
              for stage in STAGES]
     order = "applied in this order: " + " → ".join(step for step in steps if step)
     for title, options in OPTION_GROUPS.items():
