@@ -363,8 +363,8 @@ _CHILD = textwrap.dedent(
     else:
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                      crop_flip=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0, progress=False, seed=5,
-                      resume=resume, out=out)  # = _resume_config
+                      crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
+                      progress=False, seed=5, resume=resume, out=out)  # = _resume_config
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     def log(line):
