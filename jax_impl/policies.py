@@ -1,4 +1,5 @@
-"""AutoAugment with a sub-policy, apply decisions and signs drawn for every image, applied batched (JAX).
+"""The AutoAugment family with every draw made per image, applied batched (JAX): AutoAugment,
+RandAugment, TrivialAugmentWide and AugMix.
 
 The JAX twin of :mod:`torch_impl.policies` (same policies, same parameter record, same results
 on the same record). :func:`sample_autoaugment_params` draws, per image, the sub-policy index,
@@ -21,9 +22,14 @@ use a cheaper exact fused multiply-add for their magnitude bins (:func:`jax_impl
    images XLA's ``dot`` sees, so float results keep these two batch sizes. torch_impl's eager
    CPU path runs each op on exactly the images that drew it.
 
+RandAugment, TrivialAugmentWide and AugMix (:func:`randaugment`, :func:`trivialaugment_wide`,
+:func:`augmix`) run their slots through the same :func:`_apply_slot` (AugMix's chains as one
+batch of ``W·N`` images); they equal torch_impl's on the same record (uint8: bit for bit).
+
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
-    CVPR 2019. torchvision ``transforms.v2.AutoAugment``.
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment``. RandAugment, TrivialAugmentWide, AugMix:
+    see their kernels.
 """
 
 from __future__ import annotations
@@ -36,12 +42,49 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl import exact, kernels
-from jax_impl._checks import check_images, is_concrete
+from jax_impl._checks import check_images, check_not_torch, is_concrete
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
-from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS, POLICIES, magnitude_bins, policy_arrays, policy_name
+from twintricks.policies import (
+    AUGMIX_MAX_DEPTH,
+    AUGMIX_NUM_BINS,
+    AUGMIX_OPS,
+    AUGMIX_PARTIAL_OPS,
+    FAMILY_OPS,
+    GEOMETRIC_OPS,
+    LUT_OPS,
+    OPS,
+    POLICIES,
+    RANDAUGMENT_OPS,
+    TRIVIALAUGMENT_WIDE_OPS,
+    check_augmix_args,
+    check_interpolation,
+    check_num_bins,
+    check_randaugment_args,
+    family_arrays,
+    magnitude_bins,
+    policy_arrays,
+    policy_name,
+)
 
-__all__ = ["AutoAugmentParams", "sample_autoaugment_params", "autoaugment", "random_autoaugment"]
+__all__ = [
+    "AutoAugmentParams",
+    "sample_autoaugment_params",
+    "autoaugment",
+    "random_autoaugment",
+    "RandAugmentParams",
+    "sample_randaugment_params",
+    "randaugment",
+    "random_randaugment",
+    "TrivialAugmentWideParams",
+    "sample_trivialaugment_wide_params",
+    "trivialaugment_wide",
+    "random_trivialaugment_wide",
+    "AugMixParams",
+    "sample_augmix_params",
+    "augmix",
+    "random_augmix",
+]
 
 
 class AutoAugmentParams(NamedTuple):
@@ -235,9 +278,11 @@ def _slot_lut(images, op, mag, slot_ops: set):
     return lut[:, 0]
 
 
-def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
+def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
-    ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric).
+    ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric). ``bins``:
+    the magnitudes are bins on which :func:`jax_impl.exact.fma8` was checked exact (Color and
+    Sharpness on uint8 use it), else the general :func:`jax_impl.exact.fma`.
 
     Each candidate runs through :func:`_on_drawn` (uint8) or :func:`_on_drawn_quarter` (float),
     which also materialise its inputs and result (XLA does not fuse across a loop or conditional):
@@ -274,13 +319,13 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill):
         candidates.append((sel, lambda x, m: kernels.brightness(x, ratio_alpha(m)[0]), (m,)))
     if "Color" in slot_ops and c == 3:
         sel, m = select("Color")
-        candidates.append((sel, lambda x, m: kernels.color(x, *ratio_alpha(m), bins=True), (m,)))
+        candidates.append((sel, lambda x, m: kernels.color(x, *ratio_alpha(m), bins=bins), (m,)))
     if "Contrast" in slot_ops:
         sel, m = select("Contrast")
         candidates.append((sel, lambda x, m: kernels.contrast(x, *ratio_alpha(m)), (m,)))
     if "Sharpness" in slot_ops and h > 2 and w > 2:
         sel, m = select("Sharpness")
-        candidates.append((sel, lambda x, m: kernels.sharpness(x, ratio_alpha(m)[1], bins=True), (m,)))
+        candidates.append((sel, lambda x, m: kernels.sharpness(x, ratio_alpha(m)[1], bins=bins), (m,)))
     if "Posterize" in slot_ops:
         sel, m = select("Posterize", 8.0)
         candidates.append((sel, lambda x, m: kernels.posterize(x, m.astype(jnp.int32)), (m,)))
@@ -353,3 +398,380 @@ def random_autoaugment(key, images, *, policy: str = "imagenet", fill=0):
     """Sample per-image AutoAugment draws with ``key`` and apply them (defaults as torchvision's)."""
     n = check_images("images", images)[0]
     return autoaugment(images, sample_autoaugment_params(key, n, policy=policy), policy=policy, fill=fill)
+
+
+# ============================================================================================
+# RandAugment, TrivialAugmentWide, AugMix: each image draws its own ops, bins and signs
+# ============================================================================================
+#
+# The twin of the torch_impl section: each image's (op, magnitude bin, sign) per operation slot
+# becomes an op id of :data:`twintricks.policies.OPS` (-1: nothing), a signed float32 magnitude
+# and an inverse affine matrix from a host cache (float64 like torchvision, for the static image
+# size), and :func:`_apply_slot` applies the slots in a ``fori_loop`` (one compiled body).
+
+
+class RandAugmentParams(NamedTuple):
+    """Per-image RandAugment draws (field names identical in :mod:`torch_impl.policies`).
+
+    Attributes:
+        op: ``[N, num_ops]`` int32, index into :data:`twintricks.policies.RANDAUGMENT_OPS`.
+        negate: ``[N, num_ops]`` bool, whether a signed operation's magnitude is negated.
+    """
+
+    op: jax.Array
+    negate: jax.Array
+
+
+class TrivialAugmentWideParams(NamedTuple):
+    """Per-image TrivialAugmentWide draws (field names identical in :mod:`torch_impl.policies`).
+
+    Attributes:
+        op: ``[N]`` int32, index into :data:`twintricks.policies.TRIVIALAUGMENT_WIDE_OPS`.
+        magnitude: ``[N]`` int32, the magnitude bin in ``[0, num_magnitude_bins)``.
+        negate: ``[N]`` bool.
+    """
+
+    op: jax.Array
+    magnitude: jax.Array
+    negate: jax.Array
+
+
+class AugMixParams(NamedTuple):
+    """Per-image AugMix draws (field names identical in :mod:`torch_impl.policies`).
+
+    Attributes:
+        op: ``[N, W, D]`` int32, index into :data:`twintricks.policies.AUGMIX_OPS`.
+        magnitude: ``[N, W, D]`` int32, the magnitude bin in ``[0, 10)``.
+        negate: ``[N, W, D]`` bool.
+        depth: ``[N, W]`` int32 in ``[1, D]``: chain ``j`` applies its first ``depth[:, j]`` ops.
+        weights: ``[N, 1 + W]`` float32: the original's weight ``m ~ Beta(α, α)``, then each
+            chain's ``(1 - m)·w_j`` with ``w ~ Dirichlet(α, …, α)``.
+    """
+
+    op: jax.Array
+    magnitude: jax.Array
+    negate: jax.Array
+    depth: jax.Array
+    weights: jax.Array
+
+
+def sample_randaugment_params(key, batch_size: int, *, num_ops: int = 2) -> RandAugmentParams:
+    """Draw, per image, ``num_ops`` operations (uniform over the 14, Identity included) and their
+    signs (``u <= 0.5``). ``key`` is split two ways (ops, signs)."""
+    n = check_int("batch_size", batch_size, low=0)
+    k = check_int("num_ops", num_ops, low=0)
+    k_op, k_neg = jax.random.split(key)
+    op = jax.random.randint(k_op, (n, k), 0, len(RANDAUGMENT_OPS), dtype=jnp.int32)
+    return RandAugmentParams(op, jax.random.uniform(k_neg, (n, k)) <= 0.5)
+
+
+def sample_trivialaugment_wide_params(key, batch_size: int, *, num_magnitude_bins: int = 31) -> TrivialAugmentWideParams:
+    """Draw, per image, one operation (uniform over the 14), a magnitude bin (uniform) and a sign.
+    ``key`` is split three ways."""
+    n = check_int("batch_size", batch_size, low=0)
+    bins = check_num_bins(num_magnitude_bins)
+    k_op, k_bin, k_neg = jax.random.split(key, 3)
+    op = jax.random.randint(k_op, (n,), 0, len(TRIVIALAUGMENT_WIDE_OPS), dtype=jnp.int32)
+    magnitude = jax.random.randint(k_bin, (n,), 0, bins, dtype=jnp.int32)
+    return TrivialAugmentWideParams(op, magnitude, jax.random.uniform(k_neg, (n,)) <= 0.5)
+
+
+def sample_augmix_params(
+    key, batch_size: int, *, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
+    all_ops: bool = True,
+) -> AugMixParams:
+    """Draw, per image, AugMix's weights and chains (the distribution of torchvision v2's ``AugMix``).
+
+    ``m ~ Dirichlet(α, α)``, ``w ~ Dirichlet(α·1_W)`` (float32, ``jax.random.dirichlet``),
+    ``weights = [m[0], m[1]·w]``; depths ``chain_depth`` if positive, else uniform in 1..3; ops
+    uniform over the 13 ops (``all_ops``) or the first 9; bins uniform in ``[0, severity)``; signs
+    ``u <= 0.5``. ``key`` is split six ways.
+    """
+    n = check_int("batch_size", batch_size, low=0)
+    severity, width, depth, alpha, all_ops = check_augmix_args(severity, mixture_width, chain_depth, alpha, all_ops)
+    d = depth if depth > 0 else AUGMIX_MAX_DEPTH
+    num_ops = len(AUGMIX_OPS if all_ops else AUGMIX_PARTIAL_OPS)
+    k_m, k_w, k_depth, k_op, k_bin, k_neg = jax.random.split(key, 6)
+    m = jax.random.dirichlet(k_m, jnp.full((2,), alpha, jnp.float32), (n,))
+    w = jax.random.dirichlet(k_w, jnp.full((width,), alpha, jnp.float32), (n,))
+    weights = jnp.concatenate([m[:, :1], w * m[:, 1:]], axis=1)
+    if depth > 0:
+        depths = jnp.full((n, width), depth, jnp.int32)
+    else:
+        depths = jax.random.randint(k_depth, (n, width), 1, AUGMIX_MAX_DEPTH + 1, dtype=jnp.int32)
+    op = jax.random.randint(k_op, (n, width, d), 0, num_ops, dtype=jnp.int32)
+    magnitude = jax.random.randint(k_bin, (n, width, d), 0, severity, dtype=jnp.int32)
+    negate = jax.random.uniform(k_neg, (n, width, d)) <= 0.5
+    return AugMixParams(op, magnitude, negate, depths, weights)
+
+
+@functools.lru_cache(maxsize=None)
+def _family_constants(family: str, num_bins: int, height: int, width: int):
+    """A family's per-op arrays (host): op ids ``[K]`` (-1: Identity), unsigned magnitudes ``[K, B]``
+    (float32), signedness ``[K]``, and per row ``(k·B + b)·2 + negated`` the float32 inverse affine
+    matrices ``[2KB, 6]`` computed in float64 as torchvision does (identity for other ops)."""
+    op_id, mag, signed = family_arrays(family, num_bins, height, width)
+    k, b = len(op_id), num_bins
+    mags = np.asarray(mag, np.float64)
+    identity = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32)
+    matrices = np.broadcast_to(identity, (k, b, 2, 6)).copy()
+    for j, i in enumerate(op_id):
+        op = OPS[i] if i >= 0 else "Identity"
+        if op not in GEOMETRIC_OPS:
+            continue
+        values = np.stack([mags[j], -mags[j]], axis=-1).reshape(-1)
+        if op in ("ShearX", "ShearY"):
+            theta = kernels.shear_matrix(values, height, width, 0 if op == "ShearX" else 1)
+        elif op in ("TranslateX", "TranslateY"):
+            theta = kernels.translate_matrix(values, 0 if op == "TranslateX" else 1)
+        else:
+            theta = kernels.rotate_matrix(values)
+        matrices[j] = np.asarray(theta, np.float32).reshape(b, 2, 6)
+    return (
+        np.asarray(op_id, np.int32),
+        mags.astype(np.float32),
+        np.asarray(signed, bool),
+        matrices.reshape(2 * k * b, 6),
+    )
+
+
+# (family, number of bins) whose Color/Sharpness magnitudes were checked to make
+# :func:`jax_impl.exact.fma8` exact on uint8 (tests/test_policy_families.py); others use exact.fma.
+_FMA8_CHECKED = frozenset({("randaugment", 10), ("randaugment", 31), ("trivialaugment_wide", 31), ("augmix", AUGMIX_NUM_BINS)})
+
+
+def _draws(images, family: str, num_bins: int, op, bin_, negate, active=None):
+    """Each image's slots ``[N, S]`` as :func:`_apply_slot` arguments: op ids, signed magnitudes, matrices."""
+    n, h, w, c = images.shape
+    op_ids, mags, signed, matrices = _family_constants(family, num_bins, h, w)
+    op = op.astype(jnp.int32)
+    bin_ = bin_.astype(jnp.int32)
+    neg = negate.astype(bool) & jnp.asarray(signed)[op]
+    cell = op * num_bins + bin_
+    m = jnp.asarray(mags).reshape(-1)[cell]
+    m = jnp.where(neg, -m, m)
+    gop = jnp.asarray(op_ids)[op]
+    if active is not None:
+        gop = jnp.where(active, gop, -1)
+    theta = jnp.asarray(matrices)[cell * 2 + neg.astype(jnp.int32)]
+    return gop, m, theta
+
+
+def _chain(images, family: str, num_bins: int, gop, m, theta, fill):
+    """Apply the slots ``[N, S]`` one after the other (one compiled body for all slots)."""
+    slot_ops = {name for name in FAMILY_OPS[family] if name != "Identity"}
+    bins = (family, num_bins) in _FMA8_CHECKED
+
+    def body(slot, out):
+        return _apply_slot(out, gop[:, slot], m[:, slot], theta[:, slot], slot_ops, fill, bins)
+
+    return jax.lax.fori_loop(0, gop.shape[1], body, images)
+
+
+@functools.partial(jax.jit, static_argnames=("family", "num_bins", "fill"))
+def _apply_family(images, op, bin_, negate, *, family: str, num_bins: int, fill):
+    gop, m, theta = _draws(images, family, num_bins, op, bin_, negate)
+    return _chain(images, family, num_bins, gop, m, theta, fill)
+
+
+def _check_family_images(images, fill):
+    n, h, w, c = check_images("images", images)
+    if c not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels [N, H, W, C], got C={c}")
+    check_op_images("images", images)
+    return n, fill_values(fill, c, images.dtype)
+
+
+def _check_record(params, cls):
+    """``params`` as a ``cls`` record (any tuple of its length), no field a torch tensor (TypeError)."""
+    if not isinstance(params, tuple) or len(params) != len(cls._fields):
+        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
+    params = cls(*params)
+    for field, value in zip(params._fields, params):
+        check_not_torch(f"params.{field}", value)
+    return params
+
+
+def _check_shape(name: str, a, shape: tuple) -> None:
+    got = tuple(getattr(a, "shape", ()))
+    if not hasattr(a, "shape") or len(got) != len(shape) or any(s is not None and s != d for s, d in zip(shape, got)):
+        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"`params.{name}` must have shape {want}, got {list(got)}")
+
+
+def _check_int_field(name: str, a, low: int, high: int, shape: tuple):
+    """``params.<name>``: integers of ``shape`` in ``[low, high)`` (values checked when concrete)."""
+    _check_shape(name, a, shape)
+    if not jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer):
+        raise TypeError(f"`params.{name}` must be integers, got {jnp.asarray(a).dtype}")
+    if is_concrete(a) and np.size(a):
+        v = np.asarray(a)
+        if v.min() < low or v.max() >= high:
+            raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{v.min()}, {v.max()}]")
+    return jnp.asarray(a)
+
+
+def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0,
+                interpolation="nearest"):
+    """Apply each image's RandAugment operations (drawn in ``params``) to an ``[N, H, W, C]`` batch.
+
+    Image ``i`` gets ``op[i, 0]``, ``op[i, 1]``, … (:data:`twintricks.policies.RANDAUGMENT_OPS`)
+    with the magnitude of bin ``magnitude`` of ``num_magnitude_bins`` (AutoAugment's ranges),
+    negated where ``negate`` says and the op is signed; torchvision v2's ``RandAugment`` bins and
+    kernels. Equals :func:`torch_impl.policies.randaugment` on the same record.
+
+    Args:
+        images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float in [0, 1] (range checked when concrete).
+        params: from :func:`sample_randaugment_params`.
+        magnitude: the bin index in ``[0, num_magnitude_bins)`` (static).
+        num_magnitude_bins: at least 2 (static).
+        fill: number or per-channel sequence for pixels from outside (static).
+        interpolation: ``"nearest"`` only.
+
+    References:
+        Cubuk, Zoph, Shlens, Le. "RandAugment: Practical automated data augmentation with a
+        reduced search space", CVPR Workshops 2020.
+    """
+    n, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    _, mag, bins = check_randaugment_args(0, magnitude, num_magnitude_bins)
+    params = _check_record(params, RandAugmentParams)
+    _check_shape("op", params.op, (n, None))
+    s = params.op.shape[1]
+    op = _check_int_field("op", params.op, 0, len(RANDAUGMENT_OPS), (n, s))
+    _check_shape("negate", params.negate, (n, s))
+    bin_ = jnp.full((n, s), mag, jnp.int32)
+    return _apply_family(images, op, bin_, jnp.asarray(params.negate, bool), family="randaugment", num_bins=bins, fill=fill)
+
+
+def trivialaugment_wide(images, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=0,
+                        interpolation="nearest"):
+    """Apply each image's TrivialAugmentWide operation (drawn in ``params``) to an ``[N, H, W, C]`` batch.
+
+    Image ``i`` gets ``op[i]`` with bin ``magnitude[i]`` of TrivialAugmentWide's wide ranges
+    (:func:`twintricks.policies.family_bins`), negated where ``negate`` says and the op is
+    signed. Equals :func:`torch_impl.policies.trivialaugment_wide` on the same record.
+
+    Args:
+        images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float in [0, 1].
+        params: from :func:`sample_trivialaugment_wide_params` with the same ``num_magnitude_bins``.
+        num_magnitude_bins: at least 2 (static).
+        fill: number or per-channel sequence for pixels from outside (static).
+        interpolation: ``"nearest"`` only.
+
+    References:
+        Müller, Hutter. "TrivialAugment: Tuning-free Yet State-of-the-Art Data Augmentation", ICCV 2021.
+    """
+    n, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    bins = check_num_bins(num_magnitude_bins)
+    params = _check_record(params, TrivialAugmentWideParams)
+    op = _check_int_field("op", params.op, 0, len(TRIVIALAUGMENT_WIDE_OPS), (n,))
+    bin_ = _check_int_field("magnitude", params.magnitude, 0, bins, (n,))
+    _check_shape("negate", params.negate, (n,))
+    return _apply_family(
+        images, op[:, None], bin_[:, None], jnp.asarray(params.negate, bool)[:, None],
+        family="trivialaugment_wide", num_bins=bins, fill=fill,
+    )
+
+
+def _mix(acc, weight, x):
+    """``acc + weight·x`` (``acc`` None: ``weight·x``) with the product rounded before the sum, as
+    torch computes it, whatever XLA fuses: uint8 values split the product exactly
+    (:func:`jax_impl.exact.product`); floats go through :func:`jax_impl.exact.fma` with a zero addend."""
+    weight = weight.reshape(-1, 1, 1, 1)
+    if kernels.is_float(x):
+        prod = exact.fma(x.astype(jnp.float32), weight, jnp.zeros((), jnp.float32))
+    else:
+        prod = exact.product(x.astype(jnp.float32), weight)
+    return prod if acc is None else acc + prod
+
+
+@functools.partial(jax.jit, static_argnames=("fill",))
+def _augmix(images, op, bin_, negate, depth, weights, *, fill):
+    """The ``W`` chains as one batch of ``W·N`` images (chain-major), so one compiled slot body
+    serves every chain and depth; then the mixing, chain after chain."""
+    n, width, d = op.shape
+    active = jnp.arange(d)[None, None, :] < depth[:, :, None]
+
+    def chain_major(a):  # [N, W, ...] -> [W·N, ...]
+        return jnp.swapaxes(a, 0, 1).reshape((width * n,) + a.shape[2:])
+
+    stacked = jnp.broadcast_to(images[None], (width,) + images.shape).reshape((width * n,) + images.shape[1:])
+    gop, m, theta = _draws(stacked, "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_), chain_major(negate), chain_major(active))
+    augs = _chain(stacked, "augmix", AUGMIX_NUM_BINS, gop, m, theta, fill).reshape((width,) + images.shape)
+    weights = weights.astype(jnp.float32)
+    mix = _mix(None, weights[:, 0], images)
+    for j in range(width):
+        mix = _mix(mix, weights[:, 1 + j], augs[j])
+    return mix.astype(images.dtype)
+
+
+def augmix(images, params: AugMixParams, *, all_ops: bool = True, fill=0, interpolation="nearest"):
+    """Apply each image's AugMix chains and mixing (drawn in ``params``) to an ``[N, H, W, C]`` batch.
+
+    Chain ``j`` applies its first ``depth[j]`` ops (:data:`twintricks.policies.AUGMIX_OPS`,
+    AugMix's bins) to the image ``x``, giving ``a_j``; the result is
+    ``(((m·x) + v_1·a_1) + v_2·a_2) + …`` in float32, each product rounded before its sum, cast
+    back (truncated for uint8): torchvision v2's ``AugMix`` step for step. Equals
+    :func:`torch_impl.policies.augmix` on the same record.
+
+    Args:
+        images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float32 in [0, 1].
+        params: from :func:`sample_augmix_params` (with the same ``all_ops``).
+        all_ops: whether the four colour enhancements are allowed (ops ``< 13``, else ``< 9``).
+        fill: number or per-channel sequence for pixels from outside (static).
+        interpolation: ``"nearest"`` only.
+
+    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation; this one is nearest
+       only (``torchvision.transforms.v2.AugMix(interpolation=NEAREST)``).
+
+    References:
+        Hendrycks, Mu, Cubuk, Zoph, Gilmer, Lakshminarayanan. "AugMix: A Simple Data Processing
+        Method to Improve Robustness and Uncertainty", ICLR 2020.
+    """
+    n, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    if not isinstance(all_ops, bool):
+        raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__}")
+    params = _check_record(params, AugMixParams)
+    _check_shape("op", params.op, (n, None, None))
+    _, width, d = params.op.shape
+    if width < 1 or d < 1:
+        raise ValueError(f"`params.op` must be [N, W, D] with W, D >= 1, got {list(params.op.shape)}")
+    num_ops = len(AUGMIX_OPS if all_ops else AUGMIX_PARTIAL_OPS)
+    op = _check_int_field("op", params.op, 0, num_ops, (n, width, d))
+    bin_ = _check_int_field("magnitude", params.magnitude, 0, AUGMIX_NUM_BINS, (n, width, d))
+    _check_shape("negate", params.negate, (n, width, d))
+    depth = _check_int_field("depth", params.depth, 1, d + 1, (n, width))
+    _check_shape("weights", params.weights, (n, width + 1))
+    if not jnp.issubdtype(jnp.asarray(params.weights).dtype, jnp.floating):
+        raise TypeError(f"`params.weights` must be floating point, got {jnp.asarray(params.weights).dtype}")
+    return _augmix(
+        images, op, bin_, jnp.asarray(params.negate, bool), depth.astype(jnp.int32), jnp.asarray(params.weights), fill=fill
+    )
+
+
+def random_randaugment(key, images, *, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0):
+    """Sample per-image RandAugment draws with ``key`` and apply them (defaults as torchvision's)."""
+    n = check_images("images", images)[0]
+    check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
+    params = sample_randaugment_params(key, n, num_ops=num_ops)
+    return randaugment(images, params, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
+
+
+def random_trivialaugment_wide(key, images, *, num_magnitude_bins: int = 31, fill=0):
+    """Sample per-image TrivialAugmentWide draws with ``key`` and apply them (defaults as torchvision's)."""
+    n = check_images("images", images)[0]
+    params = sample_trivialaugment_wide_params(key, n, num_magnitude_bins=num_magnitude_bins)
+    return trivialaugment_wide(images, params, num_magnitude_bins=num_magnitude_bins, fill=fill)
+
+
+def random_augmix(key, images, *, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
+                  all_ops: bool = True, fill=0):
+    """Sample per-image AugMix draws with ``key`` and apply them (defaults as torchvision's, nearest)."""
+    n = check_images("images", images)[0]
+    params = sample_augmix_params(
+        key, n, severity=severity, mixture_width=mixture_width, chain_depth=chain_depth, alpha=alpha, all_ops=all_ops
+    )
+    return augmix(images, params, all_ops=all_ops, fill=fill)

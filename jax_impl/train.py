@@ -50,7 +50,16 @@ import optax
 from jax_impl import data as jdata
 from jax_impl import distributed as jd
 from jax_impl import models as jmodels
-from jax_impl.policies import autoaugment, sample_autoaugment_params
+from jax_impl.policies import (
+    augmix,
+    autoaugment,
+    randaugment,
+    sample_augmix_params,
+    sample_autoaugment_params,
+    sample_randaugment_params,
+    sample_trivialaugment_wide_params,
+    trivialaugment_wide,
+)
 from jax_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
 from jax_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
 from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
@@ -129,6 +138,22 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
     "autoaugment": TrickImpl(
         lambda key, n, tr: sample_autoaugment_params(key, n, policy=tr.config.autoaugment),
         lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
+    ),
+    "randaugment": TrickImpl(
+        lambda key, n, tr: sample_randaugment_params(key, n, num_ops=tr.config.randaugment_ops),
+        lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
+                                         num_magnitude_bins=tr.config.randaugment_bins), y),
+    ),
+    "trivialaugment": TrickImpl(
+        lambda key, n, tr: sample_trivialaugment_wide_params(key, n, num_magnitude_bins=tr.config.trivialaugment_bins),
+        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y),
+    ),
+    "augmix": TrickImpl(
+        lambda key, n, tr: sample_augmix_params(
+            key, n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width,
+            chain_depth=tr.config.augmix_depth, alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops,
+        ),
+        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y),
     ),
     "cutout": TrickImpl(
         lambda key, n, tr: sample_cutout_params(key, n, tr.image_size, n_holes=tr.config.cutout_holes),

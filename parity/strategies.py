@@ -18,7 +18,19 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from twintricks.policies import OP_FUNCTIONS, OP_KINDS, OPS, POLICIES, POLICY_NAMES, magnitude_bins
+from twintricks.policies import (
+    AUGMIX_NUM_BINS,
+    AUGMIX_OPS,
+    AUGMIX_PARTIAL_OPS,
+    OP_FUNCTIONS,
+    OP_KINDS,
+    OPS,
+    POLICIES,
+    POLICY_NAMES,
+    RANDAUGMENT_OPS,
+    TRIVIALAUGMENT_WIDE_OPS,
+    magnitude_bins,
+)
 
 __all__ = [
     "seeds",
@@ -646,3 +658,80 @@ def autoaugment_policy_cases(draw, policy: str | None = None, *, dtype=np.uint8,
     policy = draw(st.sampled_from(POLICY_NAMES)) if policy is None else policy
     images = draw(image_batches(dtype=dtype, shape=shape))
     return dict(images=images, params=draw(autoaugment_params(images.shape[0], policy)), policy=policy, fill=0)
+
+
+# --------------------------------------------------------------------------------------------
+# RandAugment, TrivialAugmentWide, AugMix: per-image op / bin / sign draws, AugMix's weights
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "POLICY_FAMILY_SHAPES",
+    "randaugment_params",
+    "trivialaugment_wide_params",
+    "augmix_params",
+    "policy_family_cases",
+]
+
+# Fixed NHWC shapes (odd and even sides, 1 and 3 channels): every new shape (and every new
+# number of slots, chains or bins) is a new XLA compilation on the jax side.
+POLICY_FAMILY_SHAPES = ((6, 9, 7, 3), (4, 8, 8, 1))
+
+
+@st.composite
+def randaugment_params(draw, n: int, num_ops: int):
+    """A RandAugment record as a dict: ``op`` ``[N, num_ops]`` int64 in [0, 14), ``negate`` bool."""
+    return dict(
+        op=draw(hnp.arrays(np.int64, (n, num_ops), elements=st.integers(0, len(RANDAUGMENT_OPS) - 1))),
+        negate=draw(hnp.arrays(np.bool_, (n, num_ops))),
+    )
+
+
+@st.composite
+def trivialaugment_wide_params(draw, n: int, num_bins: int = 31):
+    """A TrivialAugmentWide record as a dict: ``op`` ``[N]`` in [0, 14), ``magnitude`` ``[N]`` in
+    [0, num_bins) (int64), ``negate`` ``[N]`` bool."""
+    return dict(
+        op=draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, len(TRIVIALAUGMENT_WIDE_OPS) - 1))),
+        magnitude=draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, num_bins - 1))),
+        negate=draw(hnp.arrays(np.bool_, (n,))),
+    )
+
+
+@st.composite
+def augmix_params(draw, n: int, width: int, depth: int, all_ops: bool = True):
+    """An AugMix record as a dict: ``op``/``magnitude``/``negate`` ``[N, W, D]``, ``depth`` ``[N, W]``
+    in [1, D], ``weights`` ``[N, 1 + W]`` float32 (non-negative, normalised to sum to 1 in float32,
+    with exact zeros and ones among them)."""
+    num_ops = len(AUGMIX_OPS if all_ops else AUGMIX_PARTIAL_OPS)
+    raw = draw(hnp.arrays(np.float32, (n, width + 1), elements=st.sampled_from([0.0, 1.0]) | st.floats(0, 1, width=32)))
+    raw[raw.sum(axis=1) == 0, 0] = 1.0
+    return dict(
+        op=draw(hnp.arrays(np.int64, (n, width, depth), elements=st.integers(0, num_ops - 1))),
+        magnitude=draw(hnp.arrays(np.int64, (n, width, depth), elements=st.integers(0, AUGMIX_NUM_BINS - 1))),
+        negate=draw(hnp.arrays(np.bool_, (n, width, depth))),
+        depth=draw(hnp.arrays(np.int64, (n, width), elements=st.integers(1, depth))),
+        weights=(raw / raw.sum(axis=1, keepdims=True, dtype=np.float32)).astype(np.float32),
+    )
+
+
+@st.composite
+def policy_family_cases(draw, family: str, *, dtype=np.uint8, shapes=POLICY_FAMILY_SHAPES):
+    """A case for one family (``"randaugment"``, ``"trivialaugment_wide"``, ``"augmix"``):
+    ``images`` NHWC, ``params`` (the family's record as a dict), ``fill`` 0 (fill is covered by the
+    per-op cases) and the family's keyword arguments in ``kwargs``: RandAugment 2 ops with any
+    bin of 31, TrivialAugmentWide 31 bins, AugMix 2 chains of up to 3 ops, either op set (fixed
+    counts: one compilation per shape)."""
+    images = draw(image_batches(dtype=dtype, shape=draw(st.sampled_from(shapes))))
+    n = images.shape[0]
+    case = dict(images=images, family=family, fill=0)
+    if family == "randaugment":
+        case["kwargs"] = dict(magnitude=draw(st.integers(0, 30)), num_magnitude_bins=31)
+        case["params"] = draw(randaugment_params(n, 2))
+    elif family == "trivialaugment_wide":
+        case["kwargs"] = dict(num_magnitude_bins=31)
+        case["params"] = draw(trivialaugment_wide_params(n, 31))
+    else:
+        all_ops = draw(st.booleans())
+        case["kwargs"] = dict(all_ops=all_ops)
+        case["params"] = draw(augmix_params(n, 2, 3, all_ops))
+    return case

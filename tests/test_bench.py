@@ -17,7 +17,10 @@ from twintricks_bench.cases import IMPLS, TRICK_NAMES
 from twintricks_cli import main
 
 # A few cheap rows; --tiny shrinks the batches, images and optimizer parameters.
-ROWS = ["label smoothing", "cutout", "CutMix", "mixup/CutMix switch", "random erasing", "AdaBound", "training step"]
+ROWS = [
+    "label smoothing", "cutout", "CutMix", "mixup/CutMix switch", "random erasing", "RandAugment", "TrivialAugmentWide",
+    "AugMix", "AdaBound", "training step",
+]
 
 
 def _bench(tmp_path, *extra):

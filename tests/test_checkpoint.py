@@ -167,6 +167,19 @@ def test_truncated_and_bit_flipped_files_are_corrupt(good):
             _one_line_error(good, "corrupt|not a twintricks checkpoint")
 
 
+def test_a_damaged_version_field_is_corruption_not_another_version(good):
+    """Found by CI's derandomized run: a bit flip in the metadata's ``"version"`` key left valid
+    JSON without a version, which was reported as another format version."""
+    data = good.read_bytes()
+    for needle in (b'"version"', b'"2"'):
+        pos = data.index(needle) + 1
+        for bit in (0, 5):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            good.write_bytes(bytes(bad))
+            _one_line_error(good, "corrupt")
+
+
 def test_foreign_files_are_refused(tmp_path):
     from PIL import Image
 

@@ -89,6 +89,7 @@ CONFIGS = {  # every trick at least once, composed; SGD, AdamW and AdaBound (AMS
     "sgd+smoothing+mixup+step-schedule": (dict(label_smoothing=0.1, mixup=1.0, schedule="step", warmup_epochs=0.5), 2e-6),
     "adamw+cutout+ricap": (dict(optimizer="adamw", cutout=8, cutout_holes=2, ricap=0.3), 2e-5),
     "adabound+crop-flip+autoaugment": (dict(optimizer="adabound", crop_flip=True, autoaugment="cifar10"), 2e-5),
+    "sgd+randaugment+trivialaugment+augmix": (dict(randaugment=True, trivialaugment=True, augmix=True, augmix_width=2), 2e-6),
     # timm-style switching, per image, with label smoothing; random erasing with a colour per box
     "sgd+smoothing+mixup-cutmix-switch+random-erasing": (
         dict(label_smoothing=0.1, mixup=0.8, cutmix=1.0, mix_mode="elem", random_erasing=0.5,
@@ -197,6 +198,13 @@ def test_each_trick_draws_from_its_own_stream(backend, tiny):
         assert _records_equal(a["mixup"], b["mixup"])
     switch = _draws(backend, _config(mixup=1.0, cutmix=1.0), tiny)
     assert set(switch[0]) == {"cutmix"}
+    # the policy families: each draws as it does alone, and leaves the others' draws alone
+    families = _draws(backend, _config(crop_flip=True, randaugment=True, trivialaugment=True, augmix=True), tiny)
+    for a, c in zip(alone, families):
+        assert _records_equal(a["crop_flip"], c["crop_flip"])
+    for name in ("randaugment", "trivialaugment", "augmix"):
+        for a, c in zip(_draws(backend, _config(**{name: True}), tiny), families):
+            assert _records_equal(a[name], c[name]), name
     assert not _records_equal(alone[0]["crop_flip"], alone[1]["crop_flip"])  # each step draws afresh
 
 
@@ -355,8 +363,8 @@ _CHILD = textwrap.dedent(
     else:
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                      crop_flip=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0, progress=False, seed=5,
-                      resume=resume, out=out)  # = _resume_config
+                      crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
+                      progress=False, seed=5, resume=resume, out=out)  # = _resume_config
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     def log(line):
@@ -370,7 +378,8 @@ _CHILD = textwrap.dedent(
 
 def _resume_config(backend, out, resume):
     return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                       crop_flip=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0, progress=False, seed=5,
+                       crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
+                       progress=False, seed=5,
                        resume=resume, out=str(out))
 
 

@@ -13,7 +13,19 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from torch_impl import RICAP, AutoAugment, Cutout, CutMix, Mixup, MixupCutmix, RandomErasing, RandomResizedCropFlip
+from torch_impl import (
+    RICAP,
+    AugMix,
+    AutoAugment,
+    Cutout,
+    CutMix,
+    Mixup,
+    MixupCutmix,
+    RandAugment,
+    RandomErasing,
+    RandomResizedCropFlip,
+    TrivialAugmentWide,
+)
 from torch_impl.transform import RandomTransform
 
 K = 5
@@ -26,6 +38,9 @@ def _gen(seed=0):
 IMAGE_MODULES = {
     "RandomResizedCropFlip": lambda g: RandomResizedCropFlip((12, 10), scale=(0.2, 1.0), generator=g),
     "AutoAugment": lambda g: AutoAugment("imagenet", generator=g),
+    "RandAugment": lambda g: RandAugment(num_ops=3, generator=g),
+    "TrivialAugmentWide": lambda g: TrivialAugmentWide(generator=g),
+    "AugMix": lambda g: AugMix(generator=g),
     "Cutout": lambda g: Cutout(n_holes=2, length=6, generator=g),
     "RandomErasing": lambda g: RandomErasing(p=1.0, value=7, generator=g),
 }

@@ -1,4 +1,5 @@
-"""AutoAugment with a sub-policy, apply decisions and signs drawn for every image, applied batched.
+"""The AutoAugment family with every draw made per image, applied batched: AutoAugment, RandAugment,
+TrivialAugmentWide and AugMix.
 
 torchvision's ``AutoAugment`` draws one sub-policy per call, so a batch tensor gets the same two
 operations on every image. Here :func:`sample_autoaugment_params` draws, per image, the
@@ -16,9 +17,15 @@ Given the same draws, each image equals torchvision's ``AutoAugment`` on that im
 policies, same magnitude bins, same kernels; see :mod:`torch_impl.ops` for the one exception,
 Contrast on sizes where ``C·H·W`` is not a multiple of 32).
 
+RandAugment (:func:`randaugment`: ``num_ops`` ops per image), TrivialAugmentWide
+(:func:`trivialaugment_wide`: one op and bin per image) and AugMix (:func:`augmix`: per image
+``W`` chains of 1..3 ops mixed with Dirichlet/Beta weights) run through the same slot machinery
+with torchvision v2's op sets and bins (:mod:`twintricks.policies`); the same standard holds.
+
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
-    CVPR 2019. torchvision ``transforms.v2.AutoAugment``.
+    CVPR 2019. torchvision ``transforms.v2.AutoAugment``. RandAugment, TrivialAugmentWide, AugMix:
+    see their kernels.
 """
 
 from __future__ import annotations
@@ -28,14 +35,50 @@ from typing import NamedTuple
 
 import torch
 
-from torch_impl import kernels
+from torch_impl import exact, kernels
 from torch_impl._checks import check_images, compiling
 from torch_impl.ops import check_op_images, fill_values
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_same_leading
-from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS, POLICIES, policy_arrays, policy_name
+from twintricks.policies import (
+    AUGMIX_MAX_DEPTH,
+    AUGMIX_NUM_BINS,
+    AUGMIX_OPS,
+    AUGMIX_PARTIAL_OPS,
+    FAMILY_OPS,
+    GEOMETRIC_OPS,
+    LUT_OPS,
+    OPS,
+    POLICIES,
+    RANDAUGMENT_OPS,
+    TRIVIALAUGMENT_WIDE_OPS,
+    check_augmix_args,
+    check_interpolation,
+    check_num_bins,
+    check_randaugment_args,
+    family_arrays,
+    policy_arrays,
+    policy_name,
+)
 
-__all__ = ["AutoAugmentParams", "sample_autoaugment_params", "autoaugment", "AutoAugment"]
+__all__ = [
+    "AutoAugmentParams",
+    "sample_autoaugment_params",
+    "autoaugment",
+    "AutoAugment",
+    "RandAugmentParams",
+    "sample_randaugment_params",
+    "randaugment",
+    "RandAugment",
+    "TrivialAugmentWideParams",
+    "sample_trivialaugment_wide_params",
+    "trivialaugment_wide",
+    "TrivialAugmentWide",
+    "AugMixParams",
+    "sample_augmix_params",
+    "augmix",
+    "AugMix",
+]
 
 
 class AutoAugmentParams(NamedTuple):
@@ -448,3 +491,486 @@ class AutoAugment(RandomTransform, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"policy={self.policy!r}, fill={self.fill!r}"
+
+
+# ============================================================================================
+# RandAugment, TrivialAugmentWide, AugMix: each image draws its own ops, bins and signs
+# ============================================================================================
+#
+# The three share the AutoAugment machinery above: each image's (op, magnitude bin, sign) per
+# operation slot becomes an op id of :data:`twintricks.policies.OPS` (-1: nothing), a signed
+# float64 magnitude, an inverse affine matrix and (eager, uint8) a magnitude-only LUT, all rows of
+# per-family constants (:func:`_family_constants`), and :func:`_apply_slot` applies a slot.
+
+
+class RandAugmentParams(NamedTuple):
+    """Per-image RandAugment draws (field names identical in :mod:`jax_impl.policies`).
+
+    Attributes:
+        op: ``[N, num_ops]`` int64, index into :data:`twintricks.policies.RANDAUGMENT_OPS`, the
+            operations applied one after the other.
+        negate: ``[N, num_ops]`` bool, whether a signed operation's magnitude is negated.
+    """
+
+    op: torch.Tensor
+    negate: torch.Tensor
+
+
+class TrivialAugmentWideParams(NamedTuple):
+    """Per-image TrivialAugmentWide draws (field names identical in :mod:`jax_impl.policies`).
+
+    Attributes:
+        op: ``[N]`` int64, index into :data:`twintricks.policies.TRIVIALAUGMENT_WIDE_OPS`.
+        magnitude: ``[N]`` int64, the magnitude bin in ``[0, num_magnitude_bins)``.
+        negate: ``[N]`` bool, whether a signed operation's magnitude is negated.
+    """
+
+    op: torch.Tensor
+    magnitude: torch.Tensor
+    negate: torch.Tensor
+
+
+class AugMixParams(NamedTuple):
+    """Per-image AugMix draws (field names identical in :mod:`jax_impl.policies`).
+
+    ``W`` chains (``mixture_width``) of up to ``D`` operations (``chain_depth``, or 3 when the depth
+    is drawn).
+
+    Attributes:
+        op: ``[N, W, D]`` int64, index into :data:`twintricks.policies.AUGMIX_OPS`.
+        magnitude: ``[N, W, D]`` int64, the magnitude bin in ``[0, 10)`` (``< severity`` when drawn).
+        negate: ``[N, W, D]`` bool, whether a signed operation's magnitude is negated.
+        depth: ``[N, W]`` int64 in ``[1, D]``: chain ``j`` applies its first ``depth[:, j]`` ops.
+        weights: ``[N, 1 + W]`` float32: the original image's weight ``m`` (``m ~ Beta(α, α)``),
+            then each chain's ``(1 - m)·w_j`` (``w ~ Dirichlet(α, …, α)``), as torchvision forms them.
+    """
+
+    op: torch.Tensor
+    magnitude: torch.Tensor
+    negate: torch.Tensor
+    depth: torch.Tensor
+    weights: torch.Tensor
+
+
+def _on(generator, device):
+    """Where to sample: the generator's device (CPU for torch's default generator)."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _moved(params, device):
+    return params if device is None else type(params)(*(t.to(device) for t in params))
+
+
+def sample_randaugment_params(
+    batch_size: int, *, num_ops: int = 2, generator: torch.Generator | None = None, device=None
+) -> RandAugmentParams:
+    """Draw, per image, ``num_ops`` operations (uniform over the 14, Identity included) and their signs
+    (``torch.rand(()) <= 0.5``, torchvision's rule)."""
+    n = check_int("batch_size", batch_size, low=0)
+    k = check_int("num_ops", num_ops, low=0)
+    on = _on(generator, device)
+    op = torch.randint(len(RANDAUGMENT_OPS), (n, k), generator=generator, device=on)
+    negate = torch.rand(n, k, generator=generator, device=on) <= 0.5
+    return _moved(RandAugmentParams(op, negate), device)
+
+
+def sample_trivialaugment_wide_params(
+    batch_size: int, *, num_magnitude_bins: int = 31, generator: torch.Generator | None = None, device=None
+) -> TrivialAugmentWideParams:
+    """Draw, per image, one operation (uniform over the 14), a magnitude bin (uniform) and a sign."""
+    n = check_int("batch_size", batch_size, low=0)
+    bins = check_num_bins(num_magnitude_bins)
+    on = _on(generator, device)
+    op = torch.randint(len(TRIVIALAUGMENT_WIDE_OPS), (n,), generator=generator, device=on)
+    magnitude = torch.randint(bins, (n,), generator=generator, device=on)
+    negate = torch.rand(n, generator=generator, device=on) <= 0.5
+    return _moved(TrivialAugmentWideParams(op, magnitude, negate), device)
+
+
+def sample_augmix_params(
+    batch_size: int,
+    *,
+    severity: int = 3,
+    mixture_width: int = 3,
+    chain_depth: int = -1,
+    alpha: float = 1.0,
+    all_ops: bool = True,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> AugMixParams:
+    """Draw, per image, AugMix's mixing weights and ``mixture_width`` chains, as torchvision v2 draws them.
+
+    ``m ~ Dirichlet(α, α)`` (so ``m[0] ~ Beta(α, α)``) and ``w ~ Dirichlet(α·1_W)`` (float32,
+    ``torch._sample_dirichlet``); ``weights = [m[0], m[1]·w]``. Each chain's depth is
+    ``chain_depth`` if positive, else uniform in 1..3; each op is uniform over the 13 ops
+    (``all_ops``) or the first 9; each bin uniform in ``[0, severity)``; each sign ``rand <= 0.5``.
+    """
+    n = check_int("batch_size", batch_size, low=0)
+    severity, width, depth, alpha, all_ops = check_augmix_args(severity, mixture_width, chain_depth, alpha, all_ops)
+    on = _on(generator, device)
+    d = depth if depth > 0 else AUGMIX_MAX_DEPTH
+    num_ops = len(AUGMIX_OPS if all_ops else AUGMIX_PARTIAL_OPS)
+    m = torch._sample_dirichlet(torch.full((n, 2), float(alpha), device=on), generator=generator)
+    w = torch._sample_dirichlet(torch.full((n, width), float(alpha), device=on), generator=generator)
+    weights = torch.cat([m[:, :1], w * m[:, 1:]], dim=1)
+    if depth > 0:
+        depths = torch.full((n, width), depth, dtype=torch.int64, device=on)
+    else:
+        depths = torch.randint(1, AUGMIX_MAX_DEPTH + 1, (n, width), generator=generator, device=on)
+    op = torch.randint(num_ops, (n, width, d), generator=generator, device=on)
+    magnitude = torch.randint(severity, (n, width, d), generator=generator, device=on)
+    negate = torch.rand(n, width, d, generator=generator, device=on) <= 0.5
+    return _moved(AugMixParams(op, magnitude, negate, depths, weights), device)
+
+
+def _check_int_field(name: str, t, low: int, high: int, shape: tuple) -> torch.Tensor:
+    """``params.<name>``: an integer tensor of ``shape`` (None: any size) with values in ``[low, high)``."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise TypeError(f"`params.{name}` must be integers, got {t.dtype}")
+    _check_shape(name, t, shape)
+    if not compiling() and t.numel() and not (low <= int(t.min()) and int(t.max()) < high):
+        raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{int(t.min())}, {int(t.max())}]")
+    return t
+
+
+def _check_shape(name: str, t, shape: tuple) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"`params.{name}` must have shape {want}, got {list(t.shape)}")
+
+
+def _check_record(params, cls):
+    if not isinstance(params, tuple) or len(params) != len(cls._fields):
+        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
+    return cls(*params)
+
+
+def _check_family_images(images, fill):
+    n, c, h, w = check_images("images", images)
+    if c not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
+    check_op_images("images", images)
+    return n, c, h, w, fill_values(fill, c, images.dtype)
+
+
+_FAMILY_CONSTANTS: dict = {}
+
+
+def _family_constants(family: str, num_bins: int, height: int, width: int, device):
+    """A family's per-op tensors: op ids ``[K]`` (:data:`OPS` ids, -1 for Identity), unsigned
+    magnitudes ``[K, B]`` (float64), signedness ``[K]``, and per row ``(k·B + b)·2 + negated`` the
+    inverse affine matrices ``[2KB, 6]`` (float64; identity for non-geometric ops) and the
+    magnitude-only LUTs ``[2KB, 256]`` (uint8; identity for the other ops). Each computed with the
+    same kernels as on pixels. Cached in eager mode (LUTs only there: the static path has none)."""
+    key = (family, num_bins, height, width, str(device))
+    if not compiling() and key in _FAMILY_CONSTANTS:
+        return _FAMILY_CONSTANTS[key]
+    op_id, mag, signed = family_arrays(family, num_bins, height, width)
+    k, b = len(op_id), num_bins
+    mags = torch.tensor(mag, dtype=torch.float64, device=device)  # [K, B]
+    values = torch.stack([mags, -mags], dim=-1)  # [K, B, 2]
+    builders = {
+        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
+        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
+        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
+        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
+        "Rotate": kernels.rotate_matrix,
+    }
+    identity = kernels.translate_matrix(torch.zeros(2 * b, dtype=torch.float64, device=device), 0)
+    matrices = torch.stack(
+        [builders[OPS[i]](values[j].reshape(-1)) if i >= 0 and OPS[i] in builders else identity for j, i in enumerate(op_id)]
+    ).reshape(2 * k * b, 6)
+    luts = None
+    if not compiling():
+        v = torch.arange(256, device=device).to(torch.uint8).view(1, 1, 1, 256)
+        rows = []
+        for j, i in enumerate(op_id):
+            if i >= 0 and OPS[i] in _STATIC_LUT_OPS:
+                rows.append(_LUT_KERNELS[OPS[i]](v.expand(2 * b, 1, 1, 256).contiguous(), None, values[j].reshape(-1)).view(2 * b, 256))
+            else:
+                rows.append(v.view(1, 256).expand(2 * b, 256))
+        luts = torch.cat(rows)
+    constants = (
+        torch.tensor(op_id, dtype=torch.int64, device=device),
+        mags,
+        torch.tensor(signed, dtype=torch.bool, device=device),
+        matrices,
+        luts,
+    )
+    if not compiling():
+        _FAMILY_CONSTANTS[key] = constants
+    return constants
+
+
+def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None):
+    """Apply each image's operation slots in order: ``op``, ``bin_``, ``negate`` ``[N, S]`` (family
+    op ids, magnitude bins, signs); ``active`` ``[N, S]`` bool (None: all) turns slots off."""
+    n, c, h, w = images.shape
+    s = op.shape[1]
+    if s == 0:
+        return images.clone()
+    op_ids, mags, signed, matrices, luts = _family_constants(family, num_bins, h, w, images.device)
+    op = op.to(device=images.device, dtype=torch.int64)
+    bin_ = bin_.to(device=images.device, dtype=torch.int64)
+    flat_op = op.reshape(-1)
+    neg = negate.to(device=images.device, dtype=torch.bool).reshape(-1) & signed.index_select(0, flat_op)
+    cell = flat_op * num_bins + bin_.reshape(-1)
+    mag = mags.reshape(-1).index_select(0, cell)
+    mag = torch.where(neg, -mag, mag).view(n, s)
+    row = cell * 2 + neg.long()
+    global_op = op_ids.index_select(0, flat_op).view(n, s)
+    if active is not None:
+        global_op = torch.where(active.to(images.device), global_op, torch.full_like(global_op, -1))
+    theta = matrices.index_select(0, row).view(n, s, 6)
+    slot_luts = None if static or images.is_floating_point() else luts.index_select(0, row).view(n, s, 256)
+    slot_ops = {name for name in FAMILY_OPS[family] if name != "Identity"}
+    out = images
+    for k in range(s):
+        out = _apply_slot(
+            out, global_op[:, k], mag[:, k], slot_ops, fill, static, theta[:, k],
+            None if slot_luts is None else slot_luts[:, k], inplace=k > 0 and not static,
+        )
+    return out if out is not images else out.clone()
+
+
+def _static(images) -> bool:
+    return compiling() or images.device.type != "cpu"
+
+
+def randaugment(
+    images: torch.Tensor, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0,
+    interpolation="nearest",
+) -> torch.Tensor:
+    """Apply each image's RandAugment operations (drawn in ``params``) to an ``[N, C, H, W]`` batch.
+
+    Image ``i`` gets ``op[i, 0]``, then ``op[i, 1]``, … (:data:`twintricks.policies.RANDAUGMENT_OPS`)
+    with the magnitude of bin ``magnitude`` out of ``num_magnitude_bins`` (AutoAugment's ranges),
+    negated where ``negate`` says and the op is signed. Bins, semantics and kernels are
+    torchvision v2's ``RandAugment``: for uint8 images each image equals torchvision's kernels on
+    that image with that op and magnitude (the one exception: Contrast where ``C·H·W`` is not a
+    multiple of 32, see :mod:`torch_impl.ops`).
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
+        params: from :func:`sample_randaugment_params`.
+        magnitude: the bin index, in ``[0, num_magnitude_bins)``.
+        num_magnitude_bins: at least 2.
+        fill: number or per-channel sequence for pixels from outside the image.
+        interpolation: ``"nearest"`` only (torchvision's default for RandAugment).
+
+    Returns:
+        The augmented batch, same shape and dtype (a new tensor).
+
+    References:
+        Cubuk, Zoph, Shlens, Le. "RandAugment: Practical automated data augmentation with a
+        reduced search space", CVPR Workshops 2020. torchvision ``transforms.v2.RandAugment``.
+    """
+    n, c, h, w, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    _, mag, bins = check_randaugment_args(0, magnitude, num_magnitude_bins)
+    params = _check_record(params, RandAugmentParams)
+    _check_shape("op", params.op, (n, None))
+    s = params.op.shape[1]
+    _check_int_field("op", params.op, 0, len(RANDAUGMENT_OPS), (n, s))
+    _check_shape("negate", params.negate, (n, s))
+    bin_ = torch.full((n, s), mag, dtype=torch.int64, device=images.device)
+    return _apply_draws(images, "randaugment", bins, params.op, bin_, params.negate, fill, static=_static(images))
+
+
+def trivialaugment_wide(
+    images: torch.Tensor, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=0,
+    interpolation="nearest",
+) -> torch.Tensor:
+    """Apply each image's TrivialAugmentWide operation (drawn in ``params``) to an ``[N, C, H, W]`` batch.
+
+    Image ``i`` gets ``op[i]`` (:data:`twintricks.policies.TRIVIALAUGMENT_WIDE_OPS`) with the
+    magnitude of bin ``magnitude[i]`` of TrivialAugmentWide's wide ranges
+    (:func:`twintricks.policies.family_bins`: shears and enhancements up to 0.99, translations up
+    to 32 pixels, rotations up to 135°, Posterize down to 2 bits), negated where ``negate`` says
+    and the op is signed. For uint8 images each image equals torchvision v2's kernels on that
+    image with that op and magnitude (Contrast: see :func:`randaugment`).
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
+        params: from :func:`sample_trivialaugment_wide_params` with the same ``num_magnitude_bins``.
+        num_magnitude_bins: at least 2.
+        fill: number or per-channel sequence for pixels from outside the image.
+        interpolation: ``"nearest"`` only (torchvision's default).
+
+    References:
+        Müller, Hutter. "TrivialAugment: Tuning-free Yet State-of-the-Art Data Augmentation",
+        ICCV 2021. torchvision ``transforms.v2.TrivialAugmentWide``.
+    """
+    n, c, h, w, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    bins = check_num_bins(num_magnitude_bins)
+    params = _check_record(params, TrivialAugmentWideParams)
+    op = _check_int_field("op", params.op, 0, len(TRIVIALAUGMENT_WIDE_OPS), (n,))
+    bin_ = _check_int_field("magnitude", params.magnitude, 0, bins, (n,))
+    _check_shape("negate", params.negate, (n,))
+    return _apply_draws(
+        images, "trivialaugment_wide", bins, op.view(n, 1), bin_.view(n, 1), params.negate.view(n, 1), fill,
+        static=_static(images),
+    )
+
+
+def _mix(acc, weight, x, static: bool):
+    """``acc + weight·x`` (``acc`` None: ``weight·x``) as torchvision's AugMix computes it: the product
+    rounded (float32 for uint8 images), then the sum. Compiled code could fuse the two; uint8
+    values make the product exactly splittable (:func:`torch_impl.exact.product`), so it is
+    rounded where eager torch rounds it."""
+    n = x.shape[0]
+    weight = weight.view(n, 1, 1, 1)
+    if static and compiling() and not x.is_floating_point():
+        prod = exact.product(x.float(), weight)
+    else:
+        prod = weight * x
+    return prod if acc is None else acc + prod
+
+
+def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=0, interpolation="nearest") -> torch.Tensor:
+    """Apply each image's AugMix chains and mixing (drawn in ``params``) to an ``[N, C, H, W]`` batch.
+
+    For image ``x`` with weights ``(m, v_1, …, v_W)``: chain ``j`` applies its first ``depth[j]``
+    operations (:data:`twintricks.policies.AUGMIX_OPS`, AugMix's bins: translations up to a third of
+    the side, Posterize 4 down to 0 bits) to ``x``, giving ``a_j``, and the result is
+    ``(((m·x) + v_1·a_1) + v_2·a_2) + …`` in float32 (the images' dtype for float images), each
+    product rounded before its sum, cast back to the images' dtype (truncated for uint8) —
+    torchvision v2's ``AugMix`` step for step. For uint8 images each chain image equals
+    torchvision's kernels (Contrast: see :func:`randaugment`), and with the same weights the mix
+    is the same float32 arithmetic, so the same bytes.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
+        params: from :func:`sample_augmix_params` (with the same ``all_ops``).
+        all_ops: whether the four colour enhancements are allowed (ops ``< 13``, else ``< 9``).
+        fill: number or per-channel sequence for pixels from outside the image.
+        interpolation: ``"nearest"`` only.
+
+    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation for its geometric ops;
+       this one is nearest only: it equals ``torchvision.transforms.v2.AugMix(interpolation=NEAREST)``.
+
+    References:
+        Hendrycks, Mu, Cubuk, Zoph, Gilmer, Lakshminarayanan. "AugMix: A Simple Data Processing
+        Method to Improve Robustness and Uncertainty", ICLR 2020. torchvision ``transforms.v2.AugMix``.
+    """
+    n, c, h, w, fill = _check_family_images(images, fill)
+    check_interpolation(interpolation)
+    if not isinstance(all_ops, bool):
+        raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__}")
+    params = _check_record(params, AugMixParams)
+    _check_shape("op", params.op, (n, None, None))
+    _, width, d = params.op.shape
+    if width < 1 or d < 1:
+        raise ValueError(f"`params.op` must be [N, W, D] with W, D >= 1, got {list(params.op.shape)}")
+    num_ops = len(AUGMIX_OPS if all_ops else AUGMIX_PARTIAL_OPS)
+    op = _check_int_field("op", params.op, 0, num_ops, (n, width, d))
+    bin_ = _check_int_field("magnitude", params.magnitude, 0, AUGMIX_NUM_BINS, (n, width, d))
+    _check_shape("negate", params.negate, (n, width, d))
+    depth = _check_int_field("depth", params.depth, 1, d + 1, (n, width))
+    _check_shape("weights", params.weights, (n, width + 1))
+    if not params.weights.is_floating_point():
+        raise TypeError(f"`params.weights` must be floating point, got {params.weights.dtype}")
+    static = _static(images)
+    weights = params.weights.to(device=images.device, dtype=torch.float32)
+    active = torch.arange(d, device=images.device).view(1, 1, d) < depth.to(images.device).view(n, width, 1)
+
+    def chain_major(t):  # [N, W, ...] -> [W·N, ...]: the W chains as one batch
+        return t.transpose(0, 1).reshape((width * n,) + tuple(t.shape[2:]))
+
+    augs = _apply_draws(
+        images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
+        chain_major(params.negate), fill, static=static, active=chain_major(active),
+    ).view((width,) + tuple(images.shape))
+    mix = _mix(None, weights[:, 0], images, static)
+    for j in range(width):
+        mix = _mix(mix, weights[:, 1 + j], augs[j], static)
+    return mix.to(images.dtype)
+
+
+class RandAugment(RandomTransform, torch.nn.Module):
+    """RandAugment on a ``[N, C, H, W]`` batch with ops and signs drawn per image.
+
+    Samples :func:`sample_randaugment_params` on ``generator`` (torch's default when None), moves
+    them to the images' device and applies :func:`randaugment`. Arguments (in torchvision's
+    positional order) and defaults as torchvision v2's ``RandAugment`` (2 ops, bin 9 of 31,
+    nearest, fill 0); ``interpolation`` must be nearest.
+    """
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, interpolation="nearest",
+                 fill=0, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.num_ops, self.magnitude, self.num_magnitude_bins = check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
+        check_interpolation(interpolation)
+        self.fill = fill
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images("images", images)
+        params = sample_randaugment_params(images.shape[0], num_ops=self.num_ops, generator=self.generator, device=images.device)
+        return randaugment(images, params, magnitude=self.magnitude, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+
+    def extra_repr(self) -> str:
+        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+
+
+class TrivialAugmentWide(RandomTransform, torch.nn.Module):
+    """TrivialAugmentWide on a ``[N, C, H, W]`` batch with an op, a bin and a sign drawn per image.
+
+    Samples :func:`sample_trivialaugment_wide_params` and applies :func:`trivialaugment_wide`.
+    Arguments (in torchvision's positional order) and defaults as torchvision v2's
+    ``TrivialAugmentWide`` (31 bins, nearest, fill 0); ``interpolation`` must be nearest.
+    """
+
+    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=0, *,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.num_magnitude_bins = check_num_bins(num_magnitude_bins)
+        check_interpolation(interpolation)
+        self.fill = fill
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images("images", images)
+        params = sample_trivialaugment_wide_params(
+            images.shape[0], num_magnitude_bins=self.num_magnitude_bins, generator=self.generator, device=images.device
+        )
+        return trivialaugment_wide(images, params, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+
+    def extra_repr(self) -> str:
+        return f"num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+
+
+class AugMix(RandomTransform, torch.nn.Module):
+    """AugMix on a ``[N, C, H, W]`` batch with chains and mixing weights drawn per image.
+
+    Samples :func:`sample_augmix_params` and applies :func:`augmix`. Arguments and defaults as
+    torchvision v2's ``AugMix`` (severity 3, 3 chains, depth 1..3, α = 1, all ops, fill 0) except
+    the interpolation: nearest only (torchvision's default is bilinear, see :func:`augmix`).
+    """
+
+    def __init__(self, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
+                 all_ops: bool = True, interpolation="nearest", fill=0, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.severity, self.mixture_width, self.chain_depth, self.alpha, self.all_ops = check_augmix_args(
+            severity, mixture_width, chain_depth, alpha, all_ops
+        )
+        check_interpolation(interpolation)
+        self.fill = fill
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images("images", images)
+        params = sample_augmix_params(
+            images.shape[0], severity=self.severity, mixture_width=self.mixture_width, chain_depth=self.chain_depth,
+            alpha=self.alpha, all_ops=self.all_ops, generator=self.generator, device=images.device,
+        )
+        return augmix(images, params, all_ops=self.all_ops, fill=self.fill)
+
+    def extra_repr(self) -> str:
+        return (f"severity={self.severity}, mixture_width={self.mixture_width}, chain_depth={self.chain_depth}, "
+                f"alpha={self.alpha}, all_ops={self.all_ops}, fill={self.fill!r}")

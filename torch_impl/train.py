@@ -56,7 +56,16 @@ import torch.nn.functional as F
 from torch_impl import data as tdata
 from torch_impl import distributed as tdist
 from torch_impl import models as tmodels
-from torch_impl.policies import autoaugment, sample_autoaugment_params
+from torch_impl.policies import (
+    augmix,
+    autoaugment,
+    randaugment,
+    sample_augmix_params,
+    sample_autoaugment_params,
+    sample_randaugment_params,
+    sample_trivialaugment_wide_params,
+    trivialaugment_wide,
+)
 from torch_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
 from torch_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
 from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
@@ -136,6 +145,23 @@ TRICK_IMPLS: dict[str, TrickImpl] = {
     "autoaugment": TrickImpl(
         lambda n, tr, g: sample_autoaugment_params(n, policy=tr.config.autoaugment, generator=g, device=tr.device),
         lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
+    ),
+    "randaugment": TrickImpl(
+        lambda n, tr, g: sample_randaugment_params(n, num_ops=tr.config.randaugment_ops, generator=g, device=tr.device),
+        lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
+                                         num_magnitude_bins=tr.config.randaugment_bins), y),
+    ),
+    "trivialaugment": TrickImpl(
+        lambda n, tr, g: sample_trivialaugment_wide_params(n, num_magnitude_bins=tr.config.trivialaugment_bins,
+                                                           generator=g, device=tr.device),
+        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y),
+    ),
+    "augmix": TrickImpl(
+        lambda n, tr, g: sample_augmix_params(
+            n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width, chain_depth=tr.config.augmix_depth,
+            alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops, generator=g, device=tr.device,
+        ),
+        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y),
     ),
     "cutout": TrickImpl(
         lambda n, tr, g: sample_cutout_params(n, tr.image_size, n_holes=tr.config.cutout_holes, generator=g, device=tr.device),

@@ -329,12 +329,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(
             f"{name} is a safetensors file but not a twintricks checkpoint (no twintricks metadata)"
         )
-    if meta.get("version") != str(_FORMAT):
-        raise CheckpointError(
-            f"checkpoint {name} has format version {meta.get('version')!r}; this twintricks reads version {_FORMAT}"
-        )
+    version = meta.get("version")
     if meta.get("sha256") != _digest(header, buffer):
-        raise CheckpointError(f"checkpoint {name} is corrupt (checksum mismatch; truncated or modified)")
+        # the checksum covers the version field too: a damaged one is corruption, not another version
+        other = "" if version == str(_FORMAT) else f", or of another format version ({version!r}; this reads {_FORMAT})"
+        raise CheckpointError(f"checkpoint {name} is corrupt (checksum mismatch; truncated or modified{other})")
+    if version != str(_FORMAT):
+        raise CheckpointError(f"checkpoint {name} has format version {version!r}; this twintricks reads version {_FORMAT}")
     try:
         tensors = _tensors(data)
         tree = json.loads(meta["payload"]) if isinstance(meta.get("payload"), str) else None

@@ -15,11 +15,18 @@ read these; nothing here imports torch or jax.
   sub-policies of two ``(op, probability, magnitude bin)``; :func:`policy_arrays` flattens one
   for an image size.
 
-A new policy family (RandAugment, TrivialAugmentWide, AugMix) adds its op set and bins here.
+* the other policy families, torchvision v2's RandAugment, TrivialAugmentWide and AugMix
+  (:data:`FAMILIES`): their op sets (:data:`FAMILY_OPS`, in torchvision's order, ``"Identity"``
+  included), their magnitude bins (:func:`family_bins`) and :func:`family_arrays`, the per-op
+  tables the backends index with each image's (op, bin, sign).
 
 References:
     Cubuk, Zoph, Mané, Vasudevan, Le. "AutoAugment: Learning Augmentation Strategies from Data",
-    CVPR 2019. torchvision ``transforms.v2.AutoAugment`` (``_auto_augment.py``).
+    CVPR 2019. Cubuk, Zoph, Shlens, Le. "RandAugment: Practical automated data augmentation with a
+    reduced search space", CVPR Workshops 2020. Müller, Hutter. "TrivialAugment: Tuning-free Yet
+    State-of-the-Art Data Augmentation", ICCV 2021. Hendrycks, Mu, Cubuk, Zoph, Gilmer,
+    Lakshminarayanan. "AugMix: A Simple Data Processing Method to Improve Robustness and
+    Uncertainty", ICLR 2020. torchvision ``transforms.v2`` (``_auto_augment.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from twintricks.checks import check_choice
+from twintricks.checks import check_choice, check_int, check_real
 
 __all__ = [
     "OPS",
@@ -42,6 +49,22 @@ __all__ = [
     "magnitude_bins",
     "policy_arrays",
     "policy_name",
+    "FAMILIES",
+    "FAMILY_OPS",
+    "RANDAUGMENT_OPS",
+    "TRIVIALAUGMENT_WIDE_OPS",
+    "AUGMIX_OPS",
+    "AUGMIX_PARTIAL_OPS",
+    "AUGMIX_NUM_BINS",
+    "AUGMIX_MAX_DEPTH",
+    "FamilyArrays",
+    "family_bins",
+    "family_arrays",
+    "check_family_op",
+    "check_num_bins",
+    "check_randaugment_args",
+    "check_augmix_args",
+    "check_interpolation",
 ]
 
 #: The operations, in the order their integer ids refer to.
@@ -127,6 +150,13 @@ def _linspace(start: float, end: float, steps: int) -> tuple[float, ...]:
     return tuple(_f32(start + step * i) if i < half else _f32(end - step * (steps - 1 - i)) for i in range(steps))
 
 
+def _posterize_bins(top: int, levels: int, num_bins: int) -> tuple[float, ...]:
+    """torchvision's ``(top - arange(num_bins) / ((num_bins - 1) / levels)).round().int()`` as floats
+    (round half to even, like ``torch.round``; equal to torch's float32 evaluation for every
+    ``num_bins`` in 2..199, checked in ``tests/test_policy_families.py``)."""
+    return tuple(float(round(top - i / ((num_bins - 1) / levels))) for i in range(num_bins))
+
+
 def magnitude_bins(op: str, height: int, width: int, num_bins: int = 10) -> tuple[float, ...] | None:
     """torchvision's ``num_bins`` magnitude bins of ``op`` for an image of that size (float32 values,
     as Python floats), or None for an operation without a magnitude."""
@@ -141,7 +171,7 @@ def magnitude_bins(op: str, height: int, width: int, num_bins: int = 10) -> tupl
     if op in ("Brightness", "Color", "Contrast", "Sharpness"):
         return _linspace(0.0, 0.9, num_bins)
     if op == "Posterize":
-        return tuple(float(round(8 - i / ((num_bins - 1) / 4))) for i in range(num_bins))
+        return _posterize_bins(8, 4, num_bins)
     if op == "Solarize":
         return _linspace(1.0, 0.0, num_bins)
     return None
@@ -266,3 +296,170 @@ def policy_arrays(policy: str, height: int, width: int) -> PolicyArrays:
         magnitude=[[0.0 if b is None else magnitude_bins(op, height, width)[b] for op, _, b in sub] for sub in subs],
         signed=[[op in SIGNED_OPS for op, _, _ in sub] for sub in subs],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# RandAugment, TrivialAugmentWide, AugMix (torchvision v2's op sets and bins)
+# --------------------------------------------------------------------------------------------
+
+#: The three families, by the names the backends' functions use.
+FAMILIES = ("randaugment", "trivialaugment_wide", "augmix")
+
+#: RandAugment's ops in torchvision v2's order (its ``_AUGMENTATION_SPACE``): AutoAugment's ops
+#: without Invert, and Identity. Same magnitude ranges as AutoAugment's over ``num_magnitude_bins``.
+RANDAUGMENT_OPS = (
+    "Identity",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+    "Posterize",
+    "Solarize",
+    "AutoContrast",
+    "Equalize",
+)
+#: TrivialAugmentWide's ops (RandAugment's, in the same order) with wider magnitude ranges.
+TRIVIALAUGMENT_WIDE_OPS = RANDAUGMENT_OPS
+#: AugMix's ops with ``all_ops=True``, in torchvision's order: the nine of ``all_ops=False``
+#: (:data:`AUGMIX_PARTIAL_OPS`, a prefix, so op ids mean the same with either) then the four
+#: colour enhancements.
+AUGMIX_OPS = (
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "AutoContrast",
+    "Equalize",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+)
+AUGMIX_PARTIAL_OPS = AUGMIX_OPS[:9]
+#: AugMix's bins per op (torchvision's ``_PARAMETER_MAX``); ``severity`` draws among the first ones.
+AUGMIX_NUM_BINS = 10
+#: The deepest chain AugMix draws when ``chain_depth <= 0`` (depth uniform in 1..3).
+AUGMIX_MAX_DEPTH = 3
+
+FAMILY_OPS = {"randaugment": RANDAUGMENT_OPS, "trivialaugment_wide": TRIVIALAUGMENT_WIDE_OPS, "augmix": AUGMIX_OPS}
+
+# Magnitude ranges ``(start, end)`` of the ops whose bins are a linspace; None: no magnitude.
+_WIDE_RANGES = {
+    "ShearX": (0.0, 0.99),
+    "ShearY": (0.0, 0.99),
+    "TranslateX": (0.0, 32.0),
+    "TranslateY": (0.0, 32.0),
+    "Rotate": (0.0, 135.0),
+    "Brightness": (0.0, 0.99),
+    "Color": (0.0, 0.99),
+    "Contrast": (0.0, 0.99),
+    "Sharpness": (0.0, 0.99),
+    "Solarize": (1.0, 0.0),
+}
+
+
+def check_family_op(family: str, op: str) -> str:
+    """``op`` checked against the family's op names (ValueError naming ``op`` otherwise)."""
+    family = check_choice("family", family, FAMILIES)
+    return check_choice("op", op, FAMILY_OPS[family])
+
+
+def family_bins(family: str, op: str, num_bins: int, height: int, width: int) -> tuple[float, ...] | None:
+    """torchvision v2's ``num_bins`` magnitude bins of ``op`` in ``family`` for an image of that size
+    (float32 values as Python floats; integers for Posterize), or None for ops without a magnitude.
+
+    * ``"randaugment"``: AutoAugment's ranges (:func:`magnitude_bins`) over ``num_bins``;
+    * ``"trivialaugment_wide"``: shears and enhancements up to 0.99, translations up to 32 pixels
+      whatever the size, rotations up to 135°, Posterize ``8 - i/((num_bins - 1)/6)`` rounded
+      (8 down to 2 bits), Solarize 1 → 0;
+    * ``"augmix"``: AutoAugment's ranges but translations up to a third of the side and Posterize
+      ``4 - i/((num_bins - 1)/4)`` rounded (4 down to 0 bits); torchvision always uses
+      :data:`AUGMIX_NUM_BINS` bins here.
+    """
+    op = check_family_op(family, op)
+    num_bins = check_int("num_bins", num_bins, low=2)
+    if op in ("Identity", "AutoContrast", "Equalize"):
+        return None
+    if family == "randaugment":
+        return magnitude_bins(op, height, width, num_bins)
+    if family == "trivialaugment_wide":
+        if op == "Posterize":
+            return _posterize_bins(8, 6, num_bins)
+        return _linspace(*_WIDE_RANGES[op], num_bins)
+    if op == "TranslateX":
+        return _linspace(0.0, width / 3.0, num_bins)
+    if op == "TranslateY":
+        return _linspace(0.0, height / 3.0, num_bins)
+    if op == "Posterize":
+        return _posterize_bins(4, 4, num_bins)
+    return magnitude_bins(op, height, width, num_bins)
+
+
+class FamilyArrays(NamedTuple):
+    """A family's ops for one bin count and image size, indexed by the family's op id ``k``.
+
+    Attributes:
+        op_id: ``[K]`` index into :data:`OPS` (-1 for Identity).
+        magnitude: ``[K][num_bins]`` unsigned magnitudes (0.0 for ops without one).
+        signed: ``[K]`` whether the magnitude is negated with probability 1/2 (:data:`SIGNED_OPS`).
+    """
+
+    op_id: list
+    magnitude: list
+    signed: list
+
+
+def family_arrays(family: str, num_bins: int, height: int, width: int) -> FamilyArrays:
+    """The family's ops as :class:`FamilyArrays` for ``num_bins`` bins and ``height × width`` images."""
+    family = check_choice("family", family, FAMILIES)
+    ops = FAMILY_OPS[family]
+    mags = []
+    for op in ops:
+        bins = family_bins(family, op, num_bins, height, width)
+        mags.append([0.0] * num_bins if bins is None else list(bins))
+    return FamilyArrays(
+        op_id=[-1 if op == "Identity" else OPS.index(op) for op in ops],
+        magnitude=mags,
+        signed=[op in SIGNED_OPS for op in ops],
+    )
+
+
+def check_num_bins(num_magnitude_bins) -> int:
+    """``num_magnitude_bins``: an integer >= 2 (torchvision's Posterize bins divide by ``num_bins - 1``)."""
+    return check_int("num_magnitude_bins", num_magnitude_bins, low=2)
+
+
+def check_randaugment_args(num_ops, magnitude, num_magnitude_bins) -> tuple[int, int, int]:
+    """RandAugment's arguments: ``num_ops >= 0``, ``num_magnitude_bins >= 2``, ``magnitude`` a bin
+    index in ``[0, num_magnitude_bins)`` (ValueError naming the argument otherwise)."""
+    num_ops = check_int("num_ops", num_ops, low=0)
+    bins = check_num_bins(num_magnitude_bins)
+    return num_ops, check_int("magnitude", magnitude, low=0, high=bins - 1), bins
+
+
+def check_augmix_args(severity, mixture_width, chain_depth, alpha, all_ops) -> tuple[int, int, int, float, bool]:
+    """AugMix's arguments: ``severity`` in ``[1, 10]``, ``mixture_width >= 1``, ``chain_depth`` an
+    integer (``<= 0``: drawn in 1..3), ``alpha > 0``, ``all_ops`` a bool."""
+    severity = check_int("severity", severity, low=1, high=AUGMIX_NUM_BINS)
+    width = check_int("mixture_width", mixture_width, low=1)
+    depth = check_int("chain_depth", chain_depth)
+    alpha = check_real("alpha", alpha, low=0.0, low_inclusive=False)
+    if not isinstance(all_ops, bool):
+        raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__} {all_ops!r}")
+    return severity, width, depth, alpha, all_ops
+
+
+def check_interpolation(interpolation) -> str:
+    """``interpolation``: ``"nearest"`` (or torchvision's ``InterpolationMode.NEAREST``), the only one implemented."""
+    name = getattr(interpolation, "value", interpolation)
+    if name != "nearest":
+        raise ValueError(f"`interpolation` must be 'nearest' (the only one implemented), got {interpolation!r}")
+    return name

@@ -4,7 +4,8 @@
 order a training step applies them (:data:`STAGES`):
 
 1. ``geometry`` — on the uint8 batch: random resized crop + horizontal flip;
-2. ``colour`` — on the uint8 batch: AutoAugment (its sub-policies mix colour and geometric ops);
+2. ``colour`` — on the uint8 batch: AutoAugment, RandAugment, TrivialAugmentWide, AugMix (their
+   ops mix colour and geometric ops);
 3. ``normalise`` — no trick: ``x/255``, then the data set's channel mean and std;
 4. ``erasing`` — on the normalised batch: Cutout (fill 0 = the mean), then random erasing (as timm,
    on normalised images: its constant fill 0 is the mean, its random fills are standard-normal
@@ -216,6 +217,51 @@ TRICKS: tuple[Trick, ...] = (
             Option("autoaugment", None, "AutoAugment policy (one sub-policy per image)", type=str,
                    check=optional(choice(POLICIES)), metavar="POLICY", choices=POLICIES),
         ),
+    ),
+    Trick(
+        "randaugment",
+        "RandAugment",
+        stage="colour",
+        stream=8,
+        options=(
+            Option("randaugment", False, "RandAugment (torchvision v2's ops and bins; ops and signs drawn per image)", type=bool),
+            Option("randaugment_ops", 2, "RandAugment: operations per image", type=int, check=integer(low=0), metavar="N"),
+            Option("randaugment_magnitude", 9, "RandAugment: the magnitude bin (below --randaugment-bins)", type=int,
+                   check=integer(low=0), metavar="M"),
+            Option("randaugment_bins", 31, "RandAugment: number of magnitude bins", type=int, check=integer(low=2), metavar="B"),
+        ),
+        options_need_switch=True,
+    ),
+    Trick(
+        "trivialaugment",
+        "TrivialAugmentWide",
+        stage="colour",
+        stream=9,
+        options=(
+            Option("trivialaugment", False, "TrivialAugmentWide (one op, bin and sign drawn per image)", type=bool),
+            Option("trivialaugment_bins", 31, "TrivialAugmentWide: number of magnitude bins", type=int, check=integer(low=2),
+                   metavar="B"),
+        ),
+        options_need_switch=True,
+    ),
+    Trick(
+        "augmix",
+        "AugMix",
+        stage="colour",
+        stream=10,
+        options=(
+            Option("augmix", False, "AugMix (chains and Dirichlet/Beta weights drawn per image; nearest interpolation)",
+                   type=bool),
+            Option("augmix_severity", 3, "AugMix: ops draw their bin below this (1..10)", type=int,
+                   check=integer(low=1, high=10), metavar="S"),
+            Option("augmix_width", 3, "AugMix: augmentation chains per image", type=int, check=integer(low=1), metavar="W"),
+            Option("augmix_depth", -1, "AugMix: ops per chain (<= 0: drawn in 1..3)", type=int, check=integer(), metavar="D"),
+            Option("augmix_alpha", 1.0, "AugMix: Dirichlet/Beta concentration", check=real(low=0.0, low_inclusive=False),
+                   metavar="ALPHA"),
+            Option("augmix_all_ops", True, "AugMix: leave out Brightness, Color, Contrast and Sharpness", type=bool,
+                   flag="--no-augmix-all-ops"),
+        ),
+        options_need_switch=True,
     ),
     Trick(
         "cutout",

@@ -729,6 +729,64 @@ def _autoaugment(ctx: Context) -> list[Case]:
     ]
 
 
+
+def _policy_family_cases(ctx: Context, trick: str, module: str, family: str, tv_transform) -> list[Case]:
+    """Ours (torch module, torch compile, jax) against torchvision v2's transform image by image
+    (the only way it gives each image its own draws) and on the whole batch (one draw for all)."""
+    return [
+        *_ours_torch_module(
+            ctx,
+            trick,
+            module,
+            {},
+            compiled_fn=lambda: (
+                lambda n, hw, dev: need("torch_impl", f"sample_{family}_params")(n, device=dev),
+                lambda x, p: need("torch_impl", family)(x, p),
+            ),
+        ),
+        *_ours_jax_random(ctx, trick, f"random_{family}", {}),
+        Case(
+            trick,
+            "torchvision v2 per image",
+            "torch",
+            lambda: _torch_per_image_call(ctx, tv_transform()),
+            note=f"v2.{module} image by image: the only way it gives each image its own draws",
+        ),
+        Case(
+            trick,
+            "torchvision v2 batch",
+            "torch",
+            lambda: _torch_image_call(ctx, tv_transform()),
+            same_job=False,
+            note="one draw for the whole batch: a cheaper, different job",
+        ),
+    ]
+
+
+@row("RandAugment", "torchvision v2's defaults (2 ops, bin 9 of 31); each image its own ops and signs.")
+def _randaugment(ctx: Context) -> list[Case]:
+    return _policy_family_cases(ctx, "RandAugment", "RandAugment", "randaugment", lambda: _tv().RandAugment())
+
+
+@row("TrivialAugmentWide", "torchvision v2's defaults (31 bins); each image its own op, bin and sign.")
+def _trivialaugment_wide(ctx: Context) -> list[Case]:
+    return _policy_family_cases(
+        ctx, "TrivialAugmentWide", "TrivialAugmentWide", "trivialaugment_wide", lambda: _tv().TrivialAugmentWide()
+    )
+
+
+@row(
+    "AugMix",
+    "torchvision v2's defaults (severity 3, 3 chains of 1..3 ops, α = 1) with nearest interpolation; "
+    "each image its own chains and weights.",
+)
+def _augmix(ctx: Context) -> list[Case]:
+    def tv_augmix():
+        v2 = _tv()
+        return v2.AugMix(interpolation=v2.InterpolationMode.NEAREST)
+
+    return _policy_family_cases(ctx, "AugMix", "AugMix", "augmix", tv_augmix)
+
 def _param_shapes(ctx: Context) -> list[tuple[int, ...]]:
     if ctx.tiny:
         return [(16, 3, 3, 3), (16,), (16,), (10, 16), (10,)]

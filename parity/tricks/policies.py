@@ -4,7 +4,9 @@ modules :mod:`torch_impl.policies` / :mod:`jax_impl.policies`).
 One entry per op (``aa_<op>``: :mod:`torch_impl.ops` vs :mod:`jax_impl.ops` on uint8 images with
 per-image magnitudes, exact) and one per policy (``autoaugment_<policy>``: the same parameter
 record through :func:`torch_impl.autoaugment` and :func:`jax_impl.autoaugment`, exact on uint8),
-plus ``autoaugment_float`` for float images (a tolerance, see its reason). Agreement with
+plus ``autoaugment_float`` for float images (a tolerance, see its reason), and one per other
+family (``randaugment``, ``trivialaugment_wide``, ``augmix``: the same record through both
+backends' kernels, exact on uint8; ``policy_families_float`` for float images). Agreement with
 torchvision itself is in ``tests/test_ops.py`` and ``tests/test_policies.py``.
 
 The jax ops run eagerly, so their magnitudes are concrete: the geometric matrices are the
@@ -19,7 +21,7 @@ import numpy as np
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_torch
 from parity.registry import Trick
-from twintricks.policies import POLICY_NAMES, magnitude_bins
+from twintricks.policies import FAMILIES, POLICY_NAMES, magnitude_bins
 
 __all__ = ["TRICKS"]
 
@@ -132,6 +134,85 @@ TRICKS = [
             "float32 images in [0, 1]: the grayscale mean (Contrast) and the 3x3 smoothing (Sharpness) "
             "sum in a different order than torch's mean/conv2d, and arbitrary floats cannot be split into "
             "exact partial products, so a value can differ by an ulp or two (<= 2.4e-7 at 1.0)"
+        ),
+    )
+]
+
+
+_RECORDS = {
+    "randaugment": ("RandAugmentParams", ("op", "negate")),
+    "trivialaugment_wide": ("TrivialAugmentWideParams", ("op", "magnitude", "negate")),
+    "augmix": ("AugMixParams", ("op", "magnitude", "negate", "depth", "weights")),
+}
+
+
+def _family_runner(backend: str):
+    def run(case):
+        family, p = case["family"], case["params"]
+        cls_name, fields = _RECORDS[family]
+        if backend == "torch":
+            import torch_impl.policies as A
+
+            record = getattr(A, cls_name)(*(to_torch(p[f]) for f in fields))
+            images, back = images_to_torch(case["images"]), images_from_torch
+        else:
+            import jax_impl.policies as A
+
+            record = getattr(A, cls_name)(
+                *(to_jax(p[f].astype(np.int32) if p[f].dtype == np.int64 else p[f]) for f in fields)
+            )
+            images, back = images_to_jax(case["images"]), images_from_jax
+        out = getattr(A, family)(images, record, fill=case["fill"], **case["kwargs"])
+        return {"images": back(out)}
+
+    return run
+
+
+def _family_cases(family, dtype=np.uint8):
+    return lambda: S.policy_family_cases(family, dtype=dtype)
+
+
+def _float_family_cases():
+    from hypothesis import strategies as st
+
+    shapes = S.POLICY_FAMILY_SHAPES[:1]
+    return st.sampled_from(FAMILIES).flatmap(lambda f: S.policy_family_cases(f, dtype=np.float32, shapes=shapes))
+
+
+_FAMILY_REASONS = {
+    "randaugment": "uint8: every op is exact (the AutoAugment ops with RandAugment's bins), the per-image selection is integer logic",
+    "trivialaugment_wide": "uint8: every op is exact on TrivialAugmentWide's wide bins too (shear 0.99, rotate 135°, 2-bit Posterize)",
+    "augmix": (
+        "uint8: the chains are exact; the mixing is the same float32 products and sums in the same order in both "
+        "(each product rounded before its sum: jax splits it into exact partial products), then truncated"
+    ),
+}
+
+TRICKS += [
+    Trick(
+        name=family,
+        group="policies",
+        cases=_family_cases(family),
+        run_torch=_family_runner("torch"),
+        run_jax=_family_runner("jax"),
+        atol=0,
+        rtol=0,
+        reason=_FAMILY_REASONS[family],
+    )
+    for family in FAMILIES
+] + [
+    Trick(
+        name="policy_families_float",
+        group="policies",
+        cases=_float_family_cases,
+        run_torch=_family_runner("torch"),
+        run_jax=_family_runner("jax"),
+        atol=1e-6,
+        rtol=0,
+        reason=(
+            "float32 images in [0, 1]: as autoaugment_float (Contrast's mean and Sharpness's smoothing sum in "
+            "another order than torch's, arbitrary floats have no exact split), and AugMix's weighted sum "
+            "carries such an ulp through at most 1 + W products and sums (<= 1e-6 at 1.0)"
         ),
     )
 ]
