@@ -172,6 +172,22 @@ def _chunk_size(n: int) -> int:
     return max(1, -(-n // 16))
 
 
+def _varying_as(x, *refs):
+    """``x`` cast to vary over every manual mesh axis one of ``refs`` varies over (inside
+    ``shard_map``, a loop's or a conditional's initial value must have its body's type; elsewhere
+    there are no such axes and ``x`` is returned as it is)."""
+    if not hasattr(jax, "typeof"):  # a jax without varying-axis types
+        return x
+
+    def vma(a):  # jax >= 0.10: aval.manual_axis_type.varying; 0.7-0.9: aval.vma
+        t = jax.typeof(a)
+        m = getattr(t, "manual_axis_type", None)
+        return set(m.varying) if m is not None else set(getattr(t, "vma", ()))
+
+    missing = set().union(*map(vma, refs)) - vma(x)
+    return jax.lax.pcast(x, tuple(sorted(missing)), to="varying") if missing else x
+
+
 def _on_drawn(sel, kernel, images, args: tuple, like):
     """``like`` with the images where ``sel`` replaced by ``kernel(images, *args)``'s (images independent).
 
@@ -188,6 +204,7 @@ def _on_drawn(sel, kernel, images, args: tuple, like):
     if n == 0:
         return like
     k = min(_chunk_size(n), n)
+    like = _varying_as(like, sel, images, *args)
     count = jnp.sum(sel.astype(jnp.int32))
     order = jnp.argsort(jnp.logical_not(sel), stable=True).astype(jnp.int32)
 
@@ -207,6 +224,7 @@ def _on_drawn_quarter(sel, kernel, images, args: tuple, like):
     images XLA's ``dot`` sees, so float results keep these two batch sizes."""
     n = images.shape[0]
     k = -(-n // 4)
+    like = _varying_as(like, sel, images, *args)
     count = jnp.sum(sel.astype(jnp.int32))
     bcast = sel.reshape((n,) + (1,) * (like.ndim - 1))
 

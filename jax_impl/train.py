@@ -24,6 +24,11 @@ one trick-parameter record to both frameworks through :meth:`Trainer.train_step`
 Static shapes: the last short training batch of an epoch is dropped, the last evaluation batch is
 padded; the step compiles once (a second compile would show in ``compile_s``).
 
+Scale-out: the step runs on a mesh of ``config.devices`` devices (default all of the platform's,
+across the processes of a ``jax.distributed`` job) with the batch and every trick's output split
+along its ``"data"`` axis and the state replicated (:mod:`jax_impl.distributed`); the draws are
+those of one device, so the run is the same at any device count up to the order of float sums.
+
 Determinism: all randomness comes from ``jax.random.key(seed)`` (model initialisation from a
 split of it); the state holds the key, so a run resumed from an epoch checkpoint ends
 bit-identical to an uninterrupted one. Each trick's draws depend only on the step's key and the
@@ -43,6 +48,7 @@ import numpy as np
 import optax
 
 from jax_impl import data as jdata
+from jax_impl import distributed as jd
 from jax_impl import models as jmodels
 from jax_impl.policies import (
     augmix,
@@ -228,8 +234,11 @@ class Trainer:
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
         dataset: a :class:`twintricks.datasets.ImageDataset`.
-        device: a ``jax.Device`` or a name (:func:`resolve_device`); default ``config.device``, else
-            jax's first device.
+        device: a ``jax.Device`` or a name (:func:`resolve_device`); default ``config.device``. A
+            device with an index (``"gpu:1"``) or a ``jax.Device`` trains on that device alone;
+            otherwise the batch is split over ``config.devices`` devices of the platform (default:
+            all of them, across every process of a ``jax.distributed`` job; see
+            :mod:`jax_impl.distributed`).
         teacher: optional ``(model_name, width, variables)`` of a trained teacher (linen
             variables, e.g. converted from a torch checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
@@ -239,10 +248,22 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
         self.config = config
-        self.device = resolve_device(device if device is not None else config.device)
+        name = device if device is not None else config.device
+        self.device = resolve_device(name)
+        if isinstance(name, str) and ":" in name or name is not None and not isinstance(name, str):
+            if config.devices not in (None, 1):
+                raise ValueError(f"`devices` {config.devices}: `device` {name!r} names a single device")
+            self.mesh = jd.make_mesh([self.device])
+        else:
+            self.mesh = jd.make_mesh(config.devices, platform=self.device.platform)
+            self.device = self.mesh.devices.flat[0] if self.device not in self.mesh.devices.flat else self.device
+        self.world = jd.world(self.mesh, config.batch_size)  # checks that the batch splits evenly
+        self.is_main = jd.is_main()
+        # one device: everything on it; several: replicated over the mesh, batches split along "data"
+        self._place = self.device if self.mesh.size == 1 else jd.replicated(self.mesh)
         self.threads = _xla_threads()
         self.device_name = f"{self.device.platform}:{getattr(self.device, 'device_kind', '')}"
-        self.data = jdata.DeviceData(dataset, self.device)
+        self.data = jdata.DeviceData(dataset, self._place)
         self.num_classes = dataset.num_classes
         self.image_size = tuple(dataset.image_shape[:2])
         self.channels = dataset.image_shape[2]
@@ -261,7 +282,7 @@ class Trainer:
         if teacher is not None:
             name, width, variables = teacher
             self.teacher_model = jmodels.create_model(name, self.num_classes, width=width, dtype=dtype)
-            self.teacher_vars = jax.tree_util.tree_map(jnp.asarray, variables)
+            self.teacher_vars = self._put(jax.tree_util.tree_map(np.asarray, variables))
         self.tricks = config.enabled_tricks()
         self.soft_targets = config.soft_targets()
         self._sampled = [t for t in self.tricks if TRICK_IMPLS[t.name].sample is not None]
@@ -280,12 +301,14 @@ class Trainer:
             "key": run_key,
             "step": jnp.zeros((), jnp.int32),
         }
-        self.state = jax.device_put(self.state, self.device)
-        self.eval_batch_size = min(config.eval_batch_size, self.data.test_images.shape[0])
-        self._epoch_step = jax.jit(self._epoch_step_impl, donate_argnums=0)
-        self._apply = jax.jit(self.apply_step, donate_argnums=0)
+        self.state = self._put(self.state)
+        w = self.mesh.size  # evaluation batches split evenly too (the padding is masked out)
+        self.eval_batch_size = -(-min(config.eval_batch_size, self.data.test_images.shape[0]) // w) * w
+        out = {} if self.mesh.size == 1 else {"out_shardings": jd.replicated(self.mesh)}
+        self._epoch_step = jax.jit(self._epoch_step_impl, donate_argnums=0, **out)
+        self._apply = jax.jit(self.apply_step, donate_argnums=0, **out)
         self._sample = jax.jit(self.sample_aug, static_argnums=1)
-        self._eval = jax.jit(self._eval_batch)
+        self._eval = jax.jit(self._eval_batch, **out)
         self._perm = jax.jit(jdata.epoch_permutation, static_argnums=1)
 
     # ------------------------------------------------------------------ tricks
@@ -302,11 +325,21 @@ class Trainer:
         kernels in the recipe's order (as :meth:`torch_impl.train.Trainer.augment`)."""
         x, targets = images, labels
         for name, apply in self._uint8_stage:
-            x, targets = apply(x, targets, aug.get(name), self)
+            x, targets = self._split(apply(x, targets, aug.get(name), self))
         x = (x.astype(jnp.float32) / 255.0 - self.mean) / self.std
         for name, apply in self._float_stage:
-            x, targets = apply(x, targets, aug.get(name), self)
+            x, targets = self._split(apply(x, targets, aug.get(name), self))
         return x, targets
+
+    def _put(self, tree):
+        """``tree`` on the run's device, or replicated over its mesh."""
+        return jax.device_put(tree, self.device) if self.mesh.size == 1 else jd.replicate(tree, self.mesh)
+
+    def _split(self, tree):
+        """Inside the step: ``tree``'s batch arrays split along the mesh's ``"data"`` axis (each
+        trick's output too, so that the next one runs on each device's rows; a no-op on one
+        device)."""
+        return tree if self.mesh.size == 1 else jd.constrain_batch(tree, self.mesh)
 
     def criterion(self, logits, targets, teacher_logits=None):
         """Cross-entropy (plain, label-smoothed, or against soft targets) plus distillation."""
@@ -330,6 +363,7 @@ class Trainer:
 
         Returns ``(new_state, (loss, number of correct predictions))``; ``state["key"]`` is not used.
         """
+        images, labels = self._split((images, labels))
 
         def loss_fn(params):
             x, targets = self.augment(images, labels, aug)
@@ -380,7 +414,7 @@ class Trainer:
         self.state = {**self.state, "key": key}
         perm = self._perm(pkey, self.data.num_train)
         bar = None
-        if c.progress:
+        if c.progress and self.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, unit="step", dynamic_ncols=True)
@@ -414,7 +448,12 @@ class Trainer:
             "images": images_timed, "seconds": seconds, "compile_s": compile_s,
         }
 
-    def _eval_batch(self, variables, images, labels, valid):
+    def _eval_batch(self, variables, images_all, labels_all, start):
+        # the batch of eval_batch_size images from start, the last one padded with image 0 (masked)
+        idx = start + jnp.arange(self.eval_batch_size, dtype=jnp.int32)
+        valid = idx < images_all.shape[0]
+        idx = jnp.where(valid, idx, 0)
+        images, labels, valid = self._split((images_all[idx], labels_all[idx], valid))
         x = (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
         logits = self.model.apply(variables, x, train=False).astype(jnp.float32)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -424,10 +463,10 @@ class Trainer:
         """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once."""
         variables = {"params": self.state["params"], "batch_stats": self.state["batch_stats"]}
         loss_sum, correct = 0.0, 0
-        for x, y, valid in jdata.eval_batches(self.data.test_images, self.data.test_labels, self.eval_batch_size):
-            ls, cs = self._eval(variables, x, y, valid)
-            loss_sum, correct = loss_sum + float(ls), correct + int(cs)
         n = self.data.test_images.shape[0]
+        for start in range(0, n, self.eval_batch_size):
+            ls, cs = self._eval(variables, self.data.test_images, self.data.test_labels, np.int32(start))
+            loss_sum, correct = loss_sum + float(ls), correct + int(cs)
         return {"loss": loss_sum / n, "acc": correct / n}
 
     @property
@@ -475,7 +514,7 @@ class Trainer:
         if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state["model"]["params"]):
             raise CheckpointError("checkpoint params have different layer names than this model")
         opt_state = restore(self.state["opt_state"], list(state["optimizer"]), "optimizer state")
-        self.state = jax.device_put(
+        self.state = self._put(
             {
                 "params": params,
                 "batch_stats": stats,
@@ -483,11 +522,11 @@ class Trainer:
                 "key": jax.random.wrap_key_data(jnp.asarray(state["rng"], jnp.uint32)),
                 "step": jnp.asarray(int(state["step"]), jnp.int32),
             },
-            self.device,
         )
 
 
 def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, log=print) -> dict:
-    """Build a :class:`Trainer` and run :func:`twintricks.recipe.fit`; returns the summary."""
+    """Build a :class:`Trainer` and run :func:`twintricks.recipe.fit`; returns the summary (only
+    process 0 of a ``jax.distributed`` job writes files and logs)."""
     trainer = Trainer(config, dataset, device=device, teacher=teacher)
-    return fit(trainer, config, out=out, log=log)
+    return fit(trainer, config, out=out, log=log if trainer.is_main else (lambda *a, **k: None))

@@ -31,6 +31,10 @@ make a compiled ``optimizer.step`` recompile whenever it changes.
 Static shapes: the last short training batch of an epoch is dropped, the last evaluation batch is
 padded (:mod:`torch_impl.data`), so nothing recompiles after the first step.
 
+Scale-out: under ``torchrun`` each process takes its rows of every global batch and the model runs
+in ``DistributedDataParallel`` (:mod:`torch_impl.distributed`); the draws are those of one
+process, so the run is the same at any world size up to the order of float sums.
+
 Determinism: the model is initialised from ``torch.manual_seed(seed)`` inside
 ``torch.random.fork_rng`` (the global generator is left as it was); the epochs' data order comes
 from a generator seeded with ``seed``; each random trick draws from its own generator, seeded
@@ -50,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_impl import data as tdata
+from torch_impl import distributed as tdist
 from torch_impl import models as tmodels
 from torch_impl.policies import (
     augmix,
@@ -75,6 +80,7 @@ from torch_impl.mixing import (
 from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
+from twintricks.distributed import BATCH_STAGES, local_batch_size, take_rows, world_record
 from twintricks.recipe import TrainConfig, fit, lr_at
 from twintricks.tricks import STAGES, stream_seed
 
@@ -254,13 +260,24 @@ class Trainer:
         teacher: optional ``(model_name, width, state_dict)`` of a trained teacher (a torch-style
             ``state_dict``, e.g. converted from a jax checkpoint by :mod:`parity.convert`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
+        dist: this process's :class:`torch_impl.distributed.Context` (from
+            :func:`torch_impl.distributed.init`); default one process. With several, the model
+            is wrapped in ``DistributedDataParallel`` and each process takes its rows of every
+            global batch (``config.batch_size``), see :mod:`torch_impl.distributed`.
     """
 
     framework = "torch"
 
-    def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None):
+    def __init__(self, config: TrainConfig, dataset, *, device=None, teacher=None, mean=None, std=None, dist=None):
         self.config = config
-        self.device = resolve_device(device if device is not None else config.device)
+        self.dist = dist or tdist.Context()
+        if self.dist.distributed:
+            self.device = self.dist.device
+            local_batch_size(config.batch_size, self.dist.world_size)  # the global batch must split evenly
+        else:
+            self.device = resolve_device(device if device is not None else config.device)
+        self.is_main = self.dist.is_main
+        self.world = world_record(self.dist.world_size)
         self.threads = torch.get_num_threads()
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.data = tdata.DeviceData(dataset, self.device)
@@ -285,6 +302,7 @@ class Trainer:
             self.teacher.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state.items()})
             self.teacher.to(self.device).eval().requires_grad_(False)
         self.optimizer = build_optimizer(config, self.model.parameters())
+        self.net = tdist.wrap_model(self.model, self.dist, sync_bn=config.sync_bn)  # the training forward pass
         self.data_generator = torch.Generator(self.device).manual_seed(config.seed)
         self.tricks = config.enabled_tricks()
         self.soft_targets = config.soft_targets()
@@ -298,6 +316,10 @@ class Trainer:
                              if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) < normalise]
         self._float_stage = [(t.name, TRICK_IMPLS[t.name].apply) for t in self.tricks
                              if TRICK_IMPLS[t.name].apply and STAGES.index(t.stage) > normalise]
+        if self.dist.distributed:  # the batch-mixing tricks run on the gathered global batch
+            self._batch_wide = {t.name for t in self.tricks if t.stage in BATCH_STAGES}
+            self._float_stage = [(n, tdist.on_global_batch(a, self.dist) if n in self._batch_wide else a)
+                                 for n, a in self._float_stage]
         self.step = 0
         self.compiled = config.uses_compile(self.device.type)
         self._loss = torch.compile(self.loss_fn) if self.compiled else self.loss_fn
@@ -311,6 +333,14 @@ class Trainer:
         draws, each from its own generator."""
         n = batch_size or self.config.batch_size
         return {name: TRICK_IMPLS[name].sample(n, self, g) for name, g in self.generators.items()}
+
+    def local_aug(self, aug: dict) -> dict:
+        """This process's part of a global batch's parameters: the rows of every per-image trick's
+        record; a batch-mixing trick's record whole (it runs on the gathered global batch)."""
+        if not self.dist.distributed:
+            return aug
+        rows = self.dist.rows(self.config.batch_size)
+        return {name: p if name in self._batch_wide else take_rows(p, rows) for name, p in aug.items()}
 
     def augment(self, images: torch.Tensor, labels: torch.Tensor, aug: dict):
         """uint8 ``[B, C, H, W]`` batch → (normalised float images, targets): the enabled tricks'
@@ -351,7 +381,7 @@ class Trainer:
     def loss_fn(self, images: torch.Tensor, labels: torch.Tensor, aug: dict):
         """Augment, forward and loss of one batch (the compiled region). Returns ``(loss, logits)``."""
         x, targets = self.augment(images, labels, aug)
-        logits = self._forward(self.model, x)
+        logits = self._forward(self.net, x)
         teacher_logits = None
         if self.teacher is not None:
             with torch.no_grad():
@@ -363,15 +393,21 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         return lr_at(self.config, step, self.steps_per_epoch)
 
+    def check_same(self, what: str, value) -> None:
+        """Raise unless every process has the same ``value`` (:func:`torch_impl.distributed.check_same`)."""
+        with tdist.collective_errors(self.dist):
+            tdist.check_same(what, value, self.dist)
+
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, aug: dict | None = None):
-        """One optimizer step on a uint8 batch; ``aug`` defaults to :meth:`sample_aug`. Returns
-        ``(loss, number of correct predictions)`` as 0-d tensors (no device sync)."""
+        """One optimizer step on a uint8 batch (this process's rows of the global batch); ``aug``
+        defaults to :meth:`sample_aug` for the global batch, cut by :meth:`local_aug`. Returns this
+        process's ``(loss, number of correct predictions)`` as 0-d tensors (no device sync)."""
         if aug is None:
-            aug = self.sample_aug(images.shape[0])
+            aug = self.local_aug(self.sample_aug(images.shape[0] * self.dist.world_size))
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
+        self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = self._loss(images, labels, aug)
         loss.backward()
@@ -384,8 +420,9 @@ class Trainer:
         c = self.config
         perm = tdata.epoch_permutation(self.data.num_train, generator=self.data_generator)
         steps = range(self.steps_per_epoch)
+        rows = self.dist.rows(c.batch_size)
         bar = None
-        if c.progress:
+        if c.progress and self.is_main:
             from tqdm import tqdm
 
             bar = tqdm(steps, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, unit="step", dynamic_ncols=True)
@@ -394,9 +431,10 @@ class Trainer:
         t0 = time.perf_counter()
         compile_s, images_timed, t_timed = 0.0, 0, t0
         for i in steps:
-            idx = tdata.batch_indices(perm, i, c.batch_size)
+            idx = tdata.batch_indices(perm, i, c.batch_size)[rows]
             first = self.compiled and self.step == 0
-            loss, corr = self.train_step(self.data.train_images[idx], self.data.train_labels[idx])
+            with tdist.collective_errors(self.dist):
+                loss, corr = self.train_step(self.data.train_images[idx], self.data.train_labels[idx])
             loss_sum += loss
             correct += corr
             if first:
@@ -410,6 +448,9 @@ class Trainer:
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
         n = self.steps_per_epoch * c.batch_size
+        with tdist.collective_errors(self.dist):  # the global batch's mean loss and correct count
+            loss_sum = tdist.all_reduce_sum(loss_sum, self.dist) / self.dist.world_size
+            correct = tdist.all_reduce_sum(correct, self.dist)
         loss_v, acc = float(loss_sum) / self.steps_per_epoch, int(correct) / n
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -427,15 +468,24 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once."""
+        """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once;
+        with several processes each evaluates a contiguous share of the test set and the sums
+        are added over them."""
         self.model.eval()
+        n = self.data.test_images.shape[0]
+        r, w = self.dist.rank, self.dist.world_size
+        share = slice(r * n // w, (r + 1) * n // w)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        for x, y, valid in tdata.eval_batches(self.data.test_images, self.data.test_labels, self.eval_batch_size):
-            logits = self._eval(x)
-            loss_sum += (F.cross_entropy(logits, y, reduction="none") * valid).sum()
-            correct += ((logits.argmax(1) == y) & valid).sum()
-        n = self.data.test_images.shape[0]
+        with tdist.collective_errors(self.dist):
+            if not self.config.sync_bn:
+                tdist.sync_buffers(self.model, self.dist)  # evaluate with rank 0's running statistics
+            images, labels = self.data.test_images[share], self.data.test_labels[share]
+            for x, y, valid in tdata.eval_batches(images, labels, self.eval_batch_size):
+                logits = self._eval(x)
+                loss_sum += (F.cross_entropy(logits, y, reduction="none") * valid).sum()
+                correct += ((logits.argmax(1) == y) & valid).sum()
+            loss_sum, correct = tdist.all_reduce_sum(loss_sum, self.dist), tdist.all_reduce_sum(correct, self.dist)
         return {"loss": float(loss_sum) / n, "acc": float(correct) / n}
 
     # ------------------------------------------------------------------ state
@@ -477,6 +527,17 @@ class Trainer:
 
 
 def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, log=print) -> dict:
-    """Build a :class:`Trainer` and run :func:`twintricks.recipe.fit`; returns the summary."""
-    trainer = Trainer(config, dataset, device=device, teacher=teacher)
-    return fit(trainer, config, out=out, log=log)
+    """Build a :class:`Trainer` and run :func:`twintricks.recipe.fit`; returns the summary.
+
+    Under ``torchrun`` (``WORLD_SIZE`` set) the process joins the process group first
+    (:func:`torch_impl.distributed.init`) and trains with ``DistributedDataParallel``; only rank 0
+    writes files and logs.
+    """
+    dist = tdist.init(device if device is not None else config.device)
+    trainer = None
+    try:
+        trainer = Trainer(config, dataset, device=device, teacher=teacher, dist=dist)
+        return fit(trainer, config, out=out, log=log if dist.is_main else (lambda *a, **k: None))
+    finally:
+        trainer = None  # DDP's reducer goes before its process group (tdist.shutdown)
+        tdist.shutdown(dist)

@@ -68,7 +68,7 @@ _FORMAT = 2
 _FORMAT_NAME = "twintricks-checkpoint"
 _LEGACY_MAGIC = b"TWINTRICKS-CKPT1"
 # config fields that may differ between a run and its resumption (they do not change the result)
-_RESUME_FREE = ("out", "resume", "compile", "progress", "data_dir", "download", "device", "epochs_hint")
+_RESUME_FREE = ("out", "resume", "compile", "progress", "data_dir", "download", "device", "devices", "epochs_hint")
 
 # safetensors dtype tags ↔ NumPy; the ml_dtypes ones are looked up when needed
 _NUMPY_DTYPES = {

@@ -96,6 +96,14 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                "(default: torch cuda if available, else cpu; jax its first device)", type=str),
         Option("progress", True, "no per-step progress bar", type=bool, flag="--no-progress"),
     ),
+    "scale-out": (
+        Option("devices", None, "jax: devices to split each batch over (default: every device of the platform; "
+               "torch: one process per device, started by torchrun)", type=int, check=optional(integer(low=1)),
+               metavar="N"),
+        Option("sync_bn", True, "torch DDP: BatchNorm statistics of each process's own images instead of the "
+               "global batch's (saves a collective per layer; the result then depends on the world size)",
+               type=bool, flag="--no-sync-bn"),
+    ),
     "data and model": (
         Option("dataset", "digits", "data set", type=str, check=choice(DATASETS), choices=DATASETS),
         Option("data_dir", None, "cifar10: a cifar-10-batches-py dir, an image-folder dir or a .tar.gz of one; "
@@ -290,13 +298,22 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
 
     Raises :class:`TrainingDiverged` when an epoch's mean training loss or its test loss is NaN
     or infinite; that epoch's checkpoint and metrics are not written, the previous ones are kept.
+
+    Scale-out: ``trainer.world`` (:func:`twintricks.distributed.world_record`) goes into
+    ``config.json``, the checkpoint and ``summary.json``; a trainer whose ``is_main`` is false (a
+    data-parallel worker other than the first) reads the checkpoint to resume but writes nothing.
+    A run may resume at another world size: the state and the draws do not depend on it (a note
+    says so); every worker must see the same ``out`` folder.
     """
     threads = getattr(trainer, "threads", None)
+    world = getattr(trainer, "world", {"world_size": 1})
+    writes = getattr(trainer, "is_main", True)
     out_dir = Path(out) if out is not None else None
     history: list[dict] = []
     start_epoch = 0
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if writes:
+            out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = out_dir / CHECKPOINT_NAME
         if config.resume and ckpt.exists():
             saved = load_checkpoint(ckpt)
@@ -305,6 +322,11 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             history = list(saved.get("history", []))
             start_epoch = int(saved["epoch"])
             log(f"resumed from {ckpt} after epoch {start_epoch}")
+            if saved.get("world_size", 1) != world["world_size"]:
+                log(
+                    f"note: the checkpoint was written at world size {saved.get('world_size', 1)}, the run resumes at "
+                    f"{world['world_size']}: the draws are the same, sums are taken in another order"
+                )
             if saved.get("threads") != threads:
                 log(
                     f"warning: the run was started with {saved.get('threads')} thread(s), it resumes with {threads}: "
@@ -313,8 +335,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
                 )
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
-        write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads})
-        write_jsonl(out_dir / "metrics.jsonl", history)
+        if writes:
+            write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads, **world})
+            write_jsonl(out_dir / "metrics.jsonl", history)
+    agree = getattr(trainer, "check_same", None)
+    if agree is not None:  # every worker must start from the same epoch (a shared --out folder)
+        agree("the epoch to start from (is --out a folder every machine shares?)", start_epoch)
     t_run = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -347,12 +373,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             f"{rec['train_acc']:.4f}  test acc {rec['test_acc']:.4f}  {rec['images_per_s']:7.0f} img/s"
             f"  lr {rec['lr']:.2e}  ({rec['epoch_s']:.1f}s)"
         )
-        if out_dir is not None:
+        if out_dir is not None and writes:
             state = trainer.get_state()
             save_checkpoint(
                 out_dir / CHECKPOINT_NAME,
                 {**state, "framework": trainer.framework, "config": config.to_dict(), "threads": threads,
-                 "epoch": epoch + 1, "history": history},
+                 "epoch": epoch + 1, "history": history, **world},
             )
             write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
@@ -371,9 +397,10 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         "compile_s": sum(h["compile_s"] for h in history),
         "device": getattr(trainer, "device_name", "cpu"),
         "threads": threads,
+        **world,
         "python": sys.version.split()[0],
     }
-    if out_dir is not None:
+    if out_dir is not None and writes:
         write_json(out_dir / "summary.json", summary)
         if history:
             write_curves(out_dir / "curves.png", history)

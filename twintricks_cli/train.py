@@ -68,6 +68,14 @@ def add_parser(sub) -> None:
             g.add_argument("--threads", type=int, default=None, metavar="N",
                            help="CPU threads for the backend (default: 1 when the machine is busy — load average >= "
                            "cores — where 2 threads were measured 4x slower than 1; else the backend's default)")
+        if title == "scale-out":
+            g.description = ("torch: start one process per device with torchrun --nproc_per_node=N (several "
+                             "machines: --nnodes and --rdzv-endpoint); jax: every device by default, several machines "
+                             "with the three options below or JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID")
+            g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                           help="jax, several machines: address of process 0 (jax.distributed)")
+            g.add_argument("--num-processes", type=int, default=None, metavar="N", help="jax, several machines: processes")
+            g.add_argument("--process-id", type=int, default=None, metavar="I", help="jax, several machines: this one's index")
     p.set_defaults(func=run)
 
 
@@ -357,6 +365,27 @@ def load_teacher(path: str, backend: str, num_classes: int, *, model: str | None
     return name, w, weights
 
 
+def _start_scale_out(args, config) -> bool:
+    """Join a multi-process job when there is one (jax: :func:`jax_impl.distributed.initialize`
+    with ``--coordinator``/``--num-processes``/``--process-id`` or the environment; torch: the
+    trainer joins torchrun's process group) and say whether this process is the one that prints."""
+    jax_flags = (args.coordinator, args.num_processes, args.process_id)
+    if config.backend == "torch":
+        if config.devices is not None or any(v is not None for v in jax_flags):
+            raise SystemExit(
+                "twintricks train: --devices/--coordinator/--num-processes/--process-id are for --backend jax; torch "
+                "runs one process per device: torchrun --nproc_per_node=N -m twintricks_cli train --backend torch ..."
+            )
+        return os.environ.get("RANK", "0") == "0"
+    from jax_impl import distributed as jd
+
+    try:
+        jd.initialize(*jax_flags)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise SystemExit(f"twintricks train: jax.distributed: {_one_line(exc)}") from None
+    return jd.is_main()
+
+
 def run(args) -> int:
     """Run ``twintricks train`` with parsed arguments; returns the exit status."""
     from twintricks.checkpoint import CheckpointError
@@ -366,30 +395,38 @@ def run(args) -> int:
     config = config_from_args(args)
     _check_out(config.out)
     _set_threads(args.threads, config)
+    main = _start_scale_out(args, config)
     _check_device(config)
     dataset = _load_data(config)
-    print(
-        f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "
-        f"{len(dataset.test_labels)} test images {dataset.image_shape}, {dataset.num_classes} classes | "
-        f"{config.model} | out {config.out}",
-        flush=True,
-    )
+    if main:
+        print(
+            f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "
+            f"{len(dataset.test_labels)} test images {dataset.image_shape}, {dataset.num_classes} classes | "
+            f"{config.model} | out {config.out}",
+            flush=True,
+        )
+    stops = (CheckpointError, TrainingDiverged)
+    if config.backend == "torch":
+        from torch_impl.distributed import PeerLostError
+        from torch_impl.train import train
+
+        stops += (PeerLostError,)
+    else:
+        from jax_impl.train import train
     try:
         teacher = load_teacher(
             config.teacher, config.backend, dataset.num_classes, model=config.teacher_model,
             width=config.teacher_width, in_channels=dataset.image_shape[2],
         ) if config.teacher else None
-        if config.backend == "torch":
-            from torch_impl.train import train
-        else:
-            from jax_impl.train import train
         summary = train(config, dataset, out=config.out, teacher=teacher)
-    except (CheckpointError, TrainingDiverged) as exc:
+    except stops as exc:
         raise SystemExit(f"twintricks train: {exc}") from None
-    print(
-        f"final test accuracy {summary['final_test_acc']:.4f} | wall {summary['wall_s']:.1f}s | "
-        f"{summary['images_per_s']:.0f} img/s | compile {summary['compile_s']:.1f}s | {config.out}/summary.json"
-    )
+    if main:
+        print(
+            f"final test accuracy {summary['final_test_acc']:.4f} | wall {summary['wall_s']:.1f}s | "
+            f"{summary['images_per_s']:.0f} img/s | compile {summary['compile_s']:.1f}s | world size "
+            f"{summary['world_size']} | {config.out}/summary.json"
+        )
     return 0
 
 

@@ -1,0 +1,85 @@
+"""Data-parallel training, framework-free: how a global batch is cut between workers, and the
+record of how many took part.
+
+A run's *global batch* (``batch_size``) is the same at any scale. With ``world_size`` workers
+(torch: processes; jax: devices across all processes), worker ``rank`` takes the contiguous rows
+``[rank·b, (rank + 1)·b)`` with ``b = batch_size / world_size`` (:func:`local_rows`), so the
+images, their order and the trick parameters are those of the one-worker run:
+
+* the step's data indices and every trick's parameters are drawn for the *global* batch, on every
+  worker, from the run's seeded streams (the draws never depend on the world size);
+* tricks that act on each image alone (the stages before ``mixing``: crop + flip, AutoAugment,
+  Cutout, label smoothing) take their rows of each parameter record (:func:`take_rows`);
+* tricks that read other images of the batch (the ``mixing`` stage: mixup, RICAP) run on the
+  whole global batch — torch gathers it from the workers first, jax's compiler moves the rows it
+  needs — and each worker keeps its rows of the result (:data:`BATCH_STAGES`).
+
+Only the order of floating-point sums changes with the world size (the gradient and BatchNorm
+statistics are summed per worker, then across workers), so two runs of one recipe at different
+scales agree up to that rounding.
+
+The backends' engines do the work: :mod:`torch_impl.distributed` (``torch.distributed``,
+``DistributedDataParallel``, launched by ``torchrun``) and :mod:`jax_impl.distributed`
+(``jax.sharding`` meshes, ``jax.distributed``).
+"""
+
+from __future__ import annotations
+
+from twintricks.checks import check_int
+
+__all__ = ["BATCH_STAGES", "local_batch_size", "local_rows", "take_rows", "world_record"]
+
+#: Recipe stages whose kernels read other images of the batch: they run on the global batch.
+BATCH_STAGES = ("mixing",)
+
+
+def local_batch_size(global_batch: int, world_size: int) -> int:
+    """Images per worker: ``global_batch / world_size``.
+
+    Raises ``ValueError`` naming ``batch_size`` when the global batch does not split evenly (every
+    worker must hold the same number of images, or the averaged gradient would weight them
+    unequally).
+    """
+    check_int("batch_size", global_batch, low=1)
+    check_int("world_size", world_size, low=1)
+    if global_batch % world_size:
+        raise ValueError(
+            f"`batch_size` {global_batch} (the global batch) must be a multiple of the world size "
+            f"{world_size}, so that every worker takes the same number of images"
+        )
+    return global_batch // world_size
+
+
+def local_rows(global_batch: int, rank: int, world_size: int) -> slice:
+    """The rows of the global batch that worker ``rank`` takes: ``[rank·b, (rank + 1)·b)``."""
+    b = local_batch_size(global_batch, world_size)
+    check_int("rank", rank, low=0, high=world_size - 1)
+    return slice(rank * b, (rank + 1) * b)
+
+
+def take_rows(params, rows: slice):
+    """``params`` with every array cut to ``rows`` along its first (batch) axis.
+
+    ``params`` is a per-image parameter record (a ``NamedTuple`` of arrays, each ``[N, ...]``), a
+    tuple or dict of them, or ``None``; the arrays may be torch tensors or NumPy/JAX arrays (only
+    indexing is used). Records of batch-wide tricks (:data:`BATCH_STAGES`) must not be cut: their
+    fields are not per image.
+    """
+    if params is None:
+        return None
+    if isinstance(params, dict):
+        return {k: take_rows(v, rows) for k, v in params.items()}
+    if isinstance(params, tuple):
+        items = [take_rows(v, rows) for v in params]
+        return type(params)(*items) if hasattr(params, "_fields") else tuple(items)
+    if getattr(params, "ndim", 0) < 1:
+        raise ValueError(f"`params` holds a {getattr(params, 'ndim', 0)}-d value: only per-image arrays [N, ...] can be cut to rows")
+    return params[rows]
+
+
+def world_record(processes: int, devices_per_process: int = 1) -> dict:
+    """What ran a job, for ``config.json``/``summary.json``: ``world_size`` (processes × devices
+    taking part), ``processes`` and ``devices_per_process``."""
+    check_int("processes", processes, low=1)
+    check_int("devices_per_process", devices_per_process, low=1)
+    return {"world_size": processes * devices_per_process, "processes": processes, "devices_per_process": devices_per_process}
