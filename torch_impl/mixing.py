@@ -741,14 +741,26 @@ def mixup_cutmix(
     lam, use_cutmix = lam.to(images.device), use_cutmix.to(images.device)
 
     src = images[perm]
-    pasted = torch.where(_box_mask(top, left, bh, bw, height, width)[:, None], src, images)
-    uint8 = images.dtype == torch.uint8
-    work, src_w = (images.float(), src.float()) if uint8 else (images, src)
-    lam_x = lam.to(work.dtype).reshape(-1, 1, 1, 1)
-    blended = work * lam_x + src_w * (1 - lam_x)
-    if uint8:
-        blended = blended.round().clamp(0, 255).to(torch.uint8)
-    mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), pasted, blended)
+
+    def pasted():
+        return torch.where(_box_mask(top, left, bh, bw, height, width)[:, None], src, images)
+
+    def blended():
+        uint8 = images.dtype == torch.uint8
+        work, src_w = (images.float(), src.float()) if uint8 else (images, src)
+        lam_x = lam.to(work.dtype).reshape(-1, 1, 1, 1)
+        out = work * lam_x + src_w * (1 - lam_x)
+        return out.round().clamp(0, 255).to(torch.uint8) if uint8 else out
+
+    # Eager, with one choice for the whole batch (timm's mode='batch'), only that path is computed;
+    # compiled code keeps static control flow and selects per image. The bytes are the same.
+    every = None if compiling() else (bool(use_cutmix.all()), bool(use_cutmix.any()))
+    if every == (True, True):
+        mixed = pasted()
+    elif every == (False, False):
+        mixed = blended()
+    else:
+        mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), pasted(), blended())
     soft = _smoothed(soft, targets, eps, soft.shape[1])
     lam_t = lam.to(soft.dtype)[:, None]
     return mixed, soft * lam_t + soft[perm] * (1 - lam_t)
