@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from parity.convert import images_from_torch, images_to_torch, to_jax, to_numpy, to_torch
-from parity.registry import ParityError, Report, Trick, check_case, explain_failure, given_cases
+from parity.registry import CaseRecorder, ParityError, Report, Trick, explain_failure, given_cases
 
 __all__ = ["check", "function_check", "run_check"]
 
@@ -259,19 +259,7 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
 
     from hypothesis import settings
 
-    stats = {"examples": 0, "checks": 0, "err": 0.0}
-    failing: dict = {}
-
-    def body(case):
-        try:
-            err, n = check_case(trick, case, explain=False)
-        except Exception:
-            failing["case"] = case  # hypothesis replays the shrunk example last
-            raise
-        stats["examples"] += 1
-        stats["checks"] += n
-        stats["err"] = max(stats["err"], err)
-
+    run = CaseRecorder(trick)
     from hypothesis import HealthCheck
 
     # No deadline: the first call of every shape compiles (XLA, oneDNN), which a per-example
@@ -282,12 +270,12 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
         if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
             raise ValueError(f"examples must be an int >= 1, got {examples!r}")
         options["max_examples"] = examples
-    test = settings(parent=settings.default, **options)(given_cases(trick, body))
+    test = settings(parent=settings.default, **options)(given_cases(trick, run.body))
     start = time.perf_counter()
     try:
         test()
     except Exception as exc:
-        case = failing.get("case")
+        case = run.failing
         lines = [f"{trick.name}: torch and jax disagree ({trick.tolerance}; {trick.reason or 'exact'})"]
         message = str(exc)
         if isinstance(exc, ParityError) and case is not None:
@@ -300,9 +288,9 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
     return Report(
         name=trick.name,
         group=trick.group,
-        checks=stats["checks"],
-        examples=stats["examples"],
-        max_abs_err=stats["err"],
+        checks=run.checks,
+        examples=run.examples,
+        max_abs_err=run.max_abs_err,
         tolerance=trick.tolerance,
         ok=True,
         seconds=time.perf_counter() - start,

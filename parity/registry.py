@@ -36,6 +36,7 @@ __all__ = [
     "load_checks",
     "library_registry",
     "given_cases",
+    "CaseRecorder",
     "explain_failure",
 ]
 
@@ -179,6 +180,31 @@ def explain_failure(trick: Trick, case: Case, message: str) -> str:
     return f"{message}; {note}" if note else message
 
 
+class CaseRecorder:
+    """Records a check's run of ``trick``: examples and checks counted, the largest error, and the
+    last failing case (hypothesis replays the shrunk, minimal example last, so after a failure
+    :attr:`failing` is that one). :attr:`body` is the hypothesis test body that checks one case."""
+
+    def __init__(self, trick: Trick):
+        self.trick = trick
+        self.examples = 0
+        self.checks = 0
+        self.max_abs_err = 0.0
+        self.failing: Case | None = None
+
+        def body(case):
+            try:
+                err, n = check_case(trick, case, explain=False)
+            except Exception:
+                self.failing = case
+                raise
+            self.examples += 1
+            self.checks += n
+            self.max_abs_err = max(self.max_abs_err, err)
+
+        self.body = body
+
+
 def given_cases(trick: Trick, body: Callable[[Case], Any]):
     """``body`` as a hypothesis test over ``trick.cases()``, with ``trick.examples`` as explicit
     examples; the caller adds ``settings`` (or inherits the active profile)."""
@@ -195,20 +221,8 @@ def run_trick(trick: Trick, *, examples: int = 20, seed: int = 0) -> Report:
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis import seed as hseed
 
-    stats = {"examples": 0, "checks": 0, "err": 0.0}
-    failing: dict = {}
-
-    def body(case):
-        try:
-            err, n = check_case(trick, case, explain=False)
-        except ParityError:
-            failing["case"] = case  # hypothesis replays the shrunk example last
-            raise
-        stats["examples"] += 1
-        stats["checks"] += n
-        stats["err"] = max(stats["err"], err)
-
-    test = given_cases(trick, body)
+    run = CaseRecorder(trick)
+    test = given_cases(trick, run.body)
     test = settings(
         max_examples=max(examples, 1),
         database=None,
@@ -226,15 +240,15 @@ def run_trick(trick: Trick, *, examples: int = 20, seed: int = 0) -> Report:
         test()
     except Exception as exc:  # a disagreement, or an implementation that crashed
         message = str(exc)
-        if isinstance(exc, ParityError) and "case" in failing:
-            message = explain_failure(trick, failing["case"], message)
+        if isinstance(exc, ParityError) and run.failing is not None:
+            message = explain_failure(trick, run.failing, message)
         failure = f"{type(exc).__name__}: {message}".strip().splitlines()[0][:300]
     return Report(
         name=trick.name,
         group=trick.group,
-        checks=stats["checks"],
-        examples=stats["examples"],
-        max_abs_err=stats["err"] if not failure else math.nan,
+        checks=run.checks,
+        examples=run.examples,
+        max_abs_err=run.max_abs_err if not failure else math.nan,
         tolerance=trick.tolerance,
         ok=not failure,
         seconds=time.perf_counter() - start,

@@ -307,22 +307,7 @@ FAMILIES = ("randaugment", "trivialaugment_wide", "augmix")
 
 #: RandAugment's ops in torchvision v2's order (its ``_AUGMENTATION_SPACE``): AutoAugment's ops
 #: without Invert, and Identity. Same magnitude ranges as AutoAugment's over ``num_magnitude_bins``.
-RANDAUGMENT_OPS = (
-    "Identity",
-    "ShearX",
-    "ShearY",
-    "TranslateX",
-    "TranslateY",
-    "Rotate",
-    "Brightness",
-    "Color",
-    "Contrast",
-    "Sharpness",
-    "Posterize",
-    "Solarize",
-    "AutoContrast",
-    "Equalize",
-)
+RANDAUGMENT_OPS = ("Identity", *(op for op in OPS if op != "Invert"))
 #: TrivialAugmentWide's ops (RandAugment's, in the same order) with wider magnitude ranges.
 TRIVIALAUGMENT_WIDE_OPS = RANDAUGMENT_OPS
 #: AugMix's ops with ``all_ops=True``, in torchvision's order: the nine of ``all_ops=False``
