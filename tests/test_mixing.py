@@ -861,6 +861,61 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
     torch.testing.assert_close(t, F.one_hot(y, 5).float() * 0.9 + 0.02)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize(
+    "module, sample, kernel",
+    [
+        (lambda g: TM.CutMix(alpha=1.0, num_classes=5, generator=g),
+         lambda g, n, hw: TM.sample_cutmix_params(n, hw, alpha=1.0, generator=g),
+         lambda x, y, p: TM.cutmix(x, y, p, num_classes=5)),
+        (lambda g: TM.CutMix(alpha=0.5, num_classes=5, per_sample=True, generator=g),
+         lambda g, n, hw: TM.sample_cutmix_params(n, hw, alpha=0.5, per_sample=True, generator=g),
+         lambda x, y, p: TM.cutmix(x, y, p, num_classes=5)),
+        *[
+            (lambda g, kw=kw: TM.MixupCutmix(**kw, num_classes=5, label_smoothing=0.1, generator=g),
+             lambda g, n, hw, kw=kw: TM.sample_mixup_cutmix_params(n, hw, **kw, generator=g),
+             lambda x, y, p: TM.mixup_cutmix(x, y, p, num_classes=5, label_smoothing=0.1))
+            for kw in (
+                dict(mixup_alpha=0.8, cutmix_alpha=1.0),
+                dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="pair"),
+                dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem"),
+                dict(mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=(0.3, 0.9), mode="elem", prob=0.7),
+            )
+        ],
+    ],
+    ids=["cutmix", "cutmix-per-sample", "switch-batch", "switch-pair", "switch-elem", "switch-minmax"],
+)
+def test_cutmix_and_switching_modules_equal_sampler_then_kernel(module, sample, kernel, dtype):
+    """The modules skip the record checks of the kernels (their own draws are valid) and take a
+    shared box from the host: they must give the bytes of sampler + checked kernel, draw for draw."""
+    n, hw = 200, (32, 32)
+    x = torch.randint(0, 256, (n, 3, *hw), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)).to(dtype)
+    y = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(2))
+    mod = module(torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    for _ in range(6):  # several draws: both branches of the switch in batch mode
+        out, t = mod(x, y)
+        ref_out, ref_t = kernel(x, y, sample(g, n, hw))
+        assert torch.equal(out, ref_out) and torch.equal(t, ref_t)
+
+
+def test_mixing_blend_is_the_plain_formula():
+    """``_blend`` saves passes (in-place updates, uint8 converted inside a 0-d λ's multiplication,
+    float → int16 → uint8); the result must be the plain formula, bit for bit, for uint8 (float32
+    then round half to even) and float, with a per-batch and a per-image λ."""
+    from torch_impl.mixing import _blend
+
+    n = 300
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    perm = torch.randperm(n, generator=gen)
+    for lam in (torch.rand(n, generator=gen).reshape(-1, 1, 1, 1), torch.tensor(0.37)):
+        xf = x.float()
+        want = (xf * lam + xf[perm] * (1 - lam)).round().clamp(0, 255).to(torch.uint8)
+        assert torch.equal(_blend(x, perm, lam), want)
+        assert torch.equal(_blend(xf, perm, lam), xf * lam + xf[perm] * (1 - lam))
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_cutmix_and_switching_bad_input(backend):
     M, arr, nchw = (TM, torch.as_tensor, True) if backend == "torch" else (JM, jnp.asarray, False)

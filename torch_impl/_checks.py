@@ -86,8 +86,7 @@ def check_labels(name: str, labels, num_classes: int) -> None:
     check_ndim(name, labels, 1, "[N] of class indices")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype, got {labels.dtype}")
-    if not compiling() and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"`{name}` must lie in [0, {num_classes}), got values in "
-            f"[{int(labels.min())}, {int(labels.max())}]"
-        )
+    if not compiling() and labels.numel():
+        low, high = (int(v) for v in torch.aminmax(labels))  # one reduction, one host read
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"`{name}` must lie in [0, {num_classes}), got values in [{low}, {high}]")

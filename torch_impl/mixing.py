@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from torch_impl._checks import check_floating, check_images, check_labels, compiling
@@ -74,8 +73,11 @@ def _randperm(n: int, generator) -> torch.Tensor:
     return torch.randperm(n, generator=generator, device=_gen_device(generator))
 
 
-def _soft_targets(targets, num_classes) -> torch.Tensor:
-    """``[N]`` integer labels (one-hot, float32, needs ``num_classes``) or ``[N, K]`` soft targets."""
+def _soft_targets(targets, num_classes, smoothing: float = 0.0) -> torch.Tensor:
+    """``[N]`` integer labels (one-hot, float32, needs ``num_classes``) or ``[N, K]`` soft targets,
+    smoothed as timm's ``mixup_target`` when ``smoothing`` ``ε > 0``: labels get ``1 - ε + ε/K``
+    and ``ε/K`` (written as those two values, as timm's ``one_hot``), soft targets
+    ``t·(1-ε) + ε/K``."""
     if not isinstance(targets, torch.Tensor):
         raise TypeError(f"`targets` must be a torch.Tensor, got {type(targets).__name__}")
     check_ndim("targets", targets, (1, 2), "[N] of class indices or [N, K] of soft targets")
@@ -84,22 +86,66 @@ def _soft_targets(targets, num_classes) -> torch.Tensor:
             raise ValueError("`num_classes` is required when `targets` are integer labels [N]")
         k = check_int("num_classes", num_classes, low=1)
         check_labels("targets", targets, k)
-        return F.one_hot(targets.long(), k).to(torch.get_default_dtype())
+        off = smoothing / k
+        soft = torch.full((targets.shape[0], k), off, dtype=torch.get_default_dtype(), device=targets.device)
+        return soft.scatter_(1, targets.long()[:, None], 1.0 - smoothing + off)  # (F.one_hot would check the range again)
     check_floating("targets", targets)
     if num_classes is not None and targets.shape[1] != check_int("num_classes", num_classes, low=1):
         raise ValueError(f"`targets` must have num_classes={num_classes} columns, got shape {tuple(targets.shape)}")
-    return targets
+    return targets * (1.0 - smoothing) + smoothing / targets.shape[1] if smoothing else targets
 
 
-def _check_index(name: str, idx, shape: tuple, high: int) -> None:
+def _check_host_range(name: str, values: np.ndarray, high: int) -> None:
+    if values.size and (values.min() < 0 or values.max() >= high):
+        raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{int(values.min())}, {int(values.max())}]")
+
+
+def _check_unit_interval(name: str, lam: torch.Tensor):
+    """In eager mode, check every ``λ`` lies in ``[0, 1]`` (NaN fails) and return whether they are
+    all equal (one reduction, one host read); under ``torch.compile`` return None."""
+    if compiling() or not lam.numel():
+        return None
+    low, high = (float(v) for v in torch.aminmax(lam))
+    if not (0 <= low and high <= 1):
+        raise ValueError(f"`{name}` must lie in [0, 1], got {lam.tolist()}")
+    return low == high
+
+
+def _check_index(name: str, idx, shape: tuple, high: int, *, values: bool = True) -> None:
+    """Type, shape and integer dtype of an index tensor; with ``values`` (eager mode only) its
+    range ``[0, high)``, read in one host transfer."""
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(idx).__name__}")
     if tuple(idx.shape) != shape:
         raise ValueError(f"`{name}` must have shape {shape}, got {tuple(idx.shape)}")
     if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype, got {idx.dtype}")
-    if not compiling() and idx.numel() and (idx.min() < 0 or idx.max() >= high):
-        raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{int(idx.min())}, {int(idx.max())}]")
+    if values and not compiling() and idx.numel():
+        low, top = (int(v) for v in torch.aminmax(idx))  # one reduction, one host read
+        if low < 0 or top >= high:
+            raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{low}, {top}]")
+
+
+def _blend(images: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``images·λ + images[perm]·(1-λ)`` with ``λ`` in ``[0, 1]``, ``[]`` or ``[N, 1, 1, 1]``; uint8 is
+    blended in float32 and rounded half to even.
+
+    The float operations are those of the formula; the code only saves passes over the batch:
+    full-size temporaries are updated in place, and rounded uint8 levels go through int16 (exact
+    on ``[0, 255]``, and on a CPU several times faster than a direct float → uint8 conversion).
+    In eager mode the callers have checked (or drawn) ``λ`` in ``[0, 1]``, which keeps every
+    blend of two levels within ``[0, 255 + 255·3·2⁻²⁴]`` before rounding, so the clamp is only
+    needed under ``torch.compile`` (where it is fused)."""
+    src = images.index_select(0, perm)
+    if images.dtype != torch.uint8:
+        lam = lam.to(images.dtype)
+        needs_grad = torch.is_grad_enabled() and (images.requires_grad or lam.requires_grad)
+        return (images * lam).add_(src * (1 - lam) if needs_grad else src.mul_(1 - lam))
+    lam = lam.to(torch.float32)
+    out = images.to(torch.float32).mul_(lam).add_(src.to(torch.float32).mul_(1 - lam)).round_()
+    if compiling():
+        out = out.clamp_(0, 255)
+    return out.to(torch.int16).to(torch.uint8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,17 +219,16 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
         raise TypeError("`params.lam` must be a floating torch.Tensor")
     if tuple(lam.shape) not in ((), (n,)):
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
-    if not compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both
-        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
+    _check_unit_interval("params.lam", lam)
     _check_index("params.perm", perm, (n,), n)
+    return _apply_mixup(images, soft, lam, perm.to(images.device).long())
 
-    work = images.float() if images.dtype == torch.uint8 else images
-    lam_x = lam.to(work.dtype).reshape(-1, 1, 1, 1) if lam.ndim else lam.to(work.dtype)
-    mixed = lam_x * work + (1 - lam_x) * work[perm]
-    if images.dtype == torch.uint8:
-        mixed = mixed.round().clamp(0, 255).to(torch.uint8)
+
+def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor):
+    """:func:`mixup` after its checks."""
+    mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if lam.ndim else lam)
     lam_t = lam.to(soft.dtype).reshape(-1, 1) if lam.ndim else lam.to(soft.dtype)
-    return mixed, lam_t * soft + (1 - lam_t) * soft[perm]
+    return mixed, lam_t * soft + (1 - lam_t) * soft.index_select(0, perm.to(soft.device))
 
 
 class Mixup(RandomTransform, nn.Module):
@@ -202,10 +247,14 @@ class Mixup(RandomTransform, nn.Module):
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
         check_images("images", images)
-        params = sample_mixup_params(
+        soft = _soft_targets(targets, self.num_classes)
+        check_same_leading(["images", "targets"], [images, soft])
+        # :func:`sample_mixup_params` + :func:`mixup`, less the record's value checks (a record
+        # drawn here is valid by construction)
+        lam, perm = sample_mixup_params(
             images.shape[0], alpha=self.alpha, per_sample=self.per_sample, generator=self.generator, device=images.device
         )
-        return mixup(images, targets, params, num_classes=self.num_classes)
+        return _apply_mixup(images, soft, lam, perm)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
@@ -424,24 +473,49 @@ def _box_mask(top, left, height, width, image_h: int, image_w: int) -> torch.Ten
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def _check_boxes(params, n: int, image_h: int, image_w: int):
+def _check_boxes(params, n: int, image_h: int, image_w: int, device):
     """Check the ``top``/``left``/``height``/``width`` ``[N]`` integer fields of a box record; in
-    eager mode also that every box (possibly empty) lies inside the image. Returns them as int64."""
+    eager mode also that every box (possibly empty) lies inside the image.
+
+    Returns them as int64 on ``device`` and, in eager mode, the box every image shares as four
+    ints (None when the boxes differ, or under ``torch.compile``, which reads no values)."""
     fields = []
     for name in ("top", "left", "height", "width"):
         t = getattr(params, name)
-        _check_index(f"params.{name}", t, (n,), max(image_h, image_w) + 1)
-        fields.append(t.long())
-    top, left, height, width = fields
-    if not compiling() and n:
-        bad = (top + height > image_h) | (left + width > image_w)
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0, 0])
-            raise ValueError(
-                f"`params` box {i} (top={int(top[i])}, left={int(left[i])}, height={int(height[i])}, "
-                f"width={int(width[i])}) must lie inside the {image_h}x{image_w} image"
-            )
-    return top, left, height, width
+        _check_index(f"params.{name}", t, (n,), max(image_h, image_w) + 1, values=False)
+        fields.append(t.to(device=device, dtype=torch.int64))
+    box = torch.stack(fields)  # [4, N]
+    if compiling():
+        return tuple(box), None
+    host = box.cpu().numpy()  # one read (one sync on a GPU) for every value check
+    for name, row in zip(("top", "left", "height", "width"), host):
+        _check_host_range(f"params.{name}", row, max(image_h, image_w) + 1)
+    top, left, height, width = host
+    bad = (top + height > image_h) | (left + width > image_w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"`params` box {i} (top={int(top[i])}, left={int(left[i])}, height={int(height[i])}, "
+            f"width={int(width[i])}) must lie inside the {image_h}x{image_w} image"
+        )
+    return tuple(box), _shared_box(host)
+
+
+def _paste(images: torch.Tensor, perm: torch.Tensor, box, shared) -> torch.Tensor:
+    """Image i with image ``perm[i]``'s pixels inside its box (pixels copied, input untouched).
+
+    A box shared by the whole batch (eager mode) is one slice copy of the box region, as timm
+    pastes; otherwise a per-image mask selects between the image and its partner. Same bytes."""
+    if shared is not None:
+        top, left, height, width = shared
+        out = images.clone()
+        if height and width:
+            # gather the box's whole rows (long contiguous runs), then take its columns
+            pasted = images.narrow(2, top, height).index_select(0, perm).narrow(3, left, width)
+            out.narrow(2, top, height).narrow(3, left, width).copy_(pasted)
+        return out
+    mask = _box_mask(*box, images.shape[-2], images.shape[-1])
+    return torch.where(mask[:, None], images.index_select(0, perm), images)
 
 
 class CutMixParams(NamedTuple):
@@ -454,11 +528,6 @@ class CutMixParams(NamedTuple):
     height: torch.Tensor
     width: torch.Tensor
     perm: torch.Tensor
-
-
-def _roll_perm(n: int) -> torch.Tensor:
-    """torchvision v2's pairing ``roll(1, 0)``: image i takes its box from image ``i - 1 mod N``."""
-    return (torch.arange(n) - 1) % n
 
 
 def sample_cutmix_params(
@@ -492,9 +561,16 @@ def sample_cutmix_params(
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     a = check_beta_parameter("alpha", alpha)
+    fields = _draw_cutmix(n, height, width, a, per_sample, generator)
+    return CutMixParams(*torch.from_numpy(fields).to(device or _gen_device(generator)))
+
+
+def _draw_cutmix(n: int, height: int, width: int, alpha: float, per_sample: bool, generator) -> np.ndarray:
+    """:func:`sample_cutmix_params`'s draw after its checks: the record's fields ``top``, ``left``,
+    ``height``, ``width``, ``perm`` as the rows of one ``[5, N]`` int64 host array."""
     m = n if per_sample else 1
     rng = _host_rng(generator)
-    lam = rng.beta(a, a, size=m)
+    lam = rng.beta(alpha, alpha, size=m)
     cx = rng.integers(0, width, size=m)
     cy = rng.integers(0, height, size=m)
     r = 0.5 * np.sqrt(1.0 - lam)
@@ -502,9 +578,15 @@ def sample_cutmix_params(
     half_h = (r * height).astype(np.int64)
     x1, x2 = np.maximum(cx - half_w, 0), np.minimum(cx + half_w, width)
     y1, y2 = np.maximum(cy - half_h, 0), np.minimum(cy + half_h, height)
-    dev = device or _gen_device(generator)
-    box = [torch.from_numpy(np.broadcast_to(v, (n,)).copy()).to(dev) for v in (y1, x1, y2 - y1, x2 - x1)]
-    return CutMixParams(*box, perm=_roll_perm(n).to(dev))
+    fields = np.empty((5, n), dtype=np.int64)
+    fields[:4] = np.stack([y1, x1, y2 - y1, x2 - x1])
+    fields[4] = np.arange(-1, n - 1) % n  # torchvision v2's pairing roll(1): image i takes image i - 1 mod N
+    return fields
+
+
+def _shared_box(box: np.ndarray):
+    """The box (``[4, N]`` host array) every image shares, as four ints; None when they differ."""
+    return tuple(int(v) for v in box[:, 0]) if bool((box == box[:, :1]).all()) else None
 
 
 def cutmix(images: torch.Tensor, targets: torch.Tensor, params: CutMixParams, *, num_classes: int | None = None):
@@ -537,14 +619,25 @@ def cutmix(images: torch.Tensor, targets: torch.Tensor, params: CutMixParams, *,
     check_same_leading(["images", "targets"], [images, soft])
     if not isinstance(params, CutMixParams):
         raise TypeError(f"`params` must be a CutMixParams, got {type(params).__name__}")
-    top, left, bh, bw = (t.to(images.device) for t in _check_boxes(params, n, height, width))
+    box, shared = _check_boxes(params, n, height, width, images.device)
     _check_index("params.perm", params.perm, (n,), n)
-    perm = params.perm.to(images.device).long()
-    mask = _box_mask(top, left, bh, bw, height, width)
-    mixed = torch.where(mask[:, None], images[perm], images)
-    area = (bh * bw).to(soft.dtype)[:, None]
-    hw = float(height * width)
-    return mixed, ((hw - area) / hw) * soft + (area / hw) * soft[perm]
+    return _apply_cutmix(images, soft, box, params.perm.to(images.device).long(), shared)
+
+
+def _apply_cutmix(images: torch.Tensor, soft: torch.Tensor, box, perm: torch.Tensor, shared):
+    """:func:`cutmix` after its checks (``box``: four int64 ``[N]`` tensors; ``shared``: the box
+    every image shares as four ints, or None)."""
+    mixed = _paste(images, perm, box, shared)
+    hw = images.shape[-2] * images.shape[-1]
+    if shared is not None and soft.dtype in (torch.float32, torch.float64):
+        # one area: the two shares as Python floats, a float64 division of integers below 2**24,
+        # which rounded to float32 is the float32 division (double rounding is innocuous there)
+        area = shared[2] * shared[3]
+        own, pasted = (hw - area) / hw, area / hw
+    else:
+        area = (box[2] * box[3]).to(device=soft.device, dtype=soft.dtype)[:, None]
+        own, pasted = (hw - area) / hw, area / hw
+    return mixed, own * soft + pasted * soft.index_select(0, perm.to(soft.device))
 
 
 class CutMix(RandomTransform, nn.Module):
@@ -563,10 +656,14 @@ class CutMix(RandomTransform, nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         n, _, height, width = check_images("images", images)
-        params = sample_cutmix_params(
-            n, (height, width), alpha=self.alpha, per_sample=self.per_sample, generator=self.generator, device=images.device
-        )
-        return cutmix(images, labels, params, num_classes=self.num_classes)
+        soft = _soft_targets(labels, self.num_classes)
+        check_same_leading(["images", "targets"], [images, soft])
+        # :func:`sample_cutmix_params` + :func:`cutmix`, less the record's value checks: a record
+        # drawn here is valid by construction, and its shared box is known on the host.
+        fields = _draw_cutmix(n, height, width, self.alpha, self.per_sample, self.generator)
+        box_perm = torch.from_numpy(fields).to(images.device)
+        shared = None if self.per_sample else tuple(fields[:4, 0].tolist())
+        return _apply_cutmix(images, soft, tuple(box_perm[:4]), box_perm[4], shared)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
@@ -593,11 +690,12 @@ class MixupCutmixParams(NamedTuple):
 
 
 def _expand_to_batch(values: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """timm's layouts: one draw for the batch, a draw per pair ``(i, N-1-i)``, or per element."""
+    """timm's layouts along the last axis: one draw for the batch, a draw per pair
+    ``(i, N-1-i)``, or per element."""
     if mode == "batch":
-        return np.broadcast_to(values, (n,)).copy()
+        return np.broadcast_to(values, (*values.shape[:-1], n))
     if mode == "pair":
-        return np.concatenate([values, values[::-1]])
+        return np.concatenate([values, values[..., ::-1]], axis=-1)
     return values
 
 
@@ -639,6 +737,16 @@ def sample_mixup_cutmix_params(
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     args = check_mixup_cutmix_args(mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam)
+    lam, use_cutmix, ints = _draw_mixup_cutmix(n, height, width, args, generator)
+    dev = device or _gen_device(generator)
+    return MixupCutmixParams(torch.from_numpy(lam).to(dev), torch.from_numpy(use_cutmix).to(dev), *torch.from_numpy(ints).to(dev))
+
+
+def _draw_mixup_cutmix(n: int, height: int, width: int, args, generator):
+    """:func:`sample_mixup_cutmix_params`'s draw for checked arguments (``args``:
+    :class:`twintricks.mixing.MixupCutmixArgs`), on the host: ``lam`` float32 ``[N]``,
+    ``use_cutmix`` bool ``[N]`` and the fields ``top``, ``left``, ``height``, ``width``, ``perm``
+    as the rows of one ``[5, N]`` int64 array."""
     if args.mode == "pair" and n % 2:
         raise ValueError(f"`batch_size` must be even for mode='pair', got {n}")
     cut_range = None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
@@ -656,37 +764,25 @@ def sample_mixup_cutmix_params(
         lam_mix = np.where(use_cutmix, rng.beta(args.cutmix_alpha, args.cutmix_alpha, size=m), lam_mix)
     lam = np.where(apply, lam_mix.astype(np.float32), np.float32(1.0))
     boxed = use_cutmix & (lam != 1)
-    if cut_range is None:
+    if cut_range is None:  # timm's rand_bbox; a centre inside the image leaves only these two clips to bite
         ratio = np.sqrt(1.0 - lam_mix)
         cut_h, cut_w = (height * ratio).astype(np.int64), (width * ratio).astype(np.int64)
         cy, cx = rng.integers(0, height, size=m), rng.integers(0, width, size=m)
-        y1, y2 = np.clip(cy - cut_h // 2, 0, height), np.clip(cy + (cut_h + 1) // 2, 0, height)
-        x1, x2 = np.clip(cx - cut_w // 2, 0, width), np.clip(cx + (cut_w + 1) // 2, 0, width)
+        y1, y2 = np.maximum(cy - cut_h // 2, 0), np.minimum(cy + (cut_h + 1) // 2, height)
+        x1, x2 = np.maximum(cx - cut_w // 2, 0), np.minimum(cx + (cut_w + 1) // 2, width)
     else:
         lo_h, hi_h, lo_w, hi_w = cut_range
         cut_h, cut_w = rng.integers(lo_h, hi_h, size=m), rng.integers(lo_w, hi_w, size=m)
         y1, x1 = rng.integers(0, height - cut_h + 1), rng.integers(0, width - cut_w + 1)
         y2, x2 = y1 + cut_h, x1 + cut_w
-    bh, bw = np.where(boxed, y2 - y1, 0), np.where(boxed, x2 - x1, 0)
+    box = np.where(boxed, np.stack([y1, x1, y2 - y1, x2 - x1]), 0)  # [4, m]: empty unless boxed
     if args.correct_lam or cut_range is not None:
-        lam = np.where(boxed, (1.0 - bh * bw / float(height * width)).astype(np.float32), lam)
-    fields = [lam.astype(np.float32), boxed, np.where(boxed, y1, 0), np.where(boxed, x1, 0), bh, bw]
-    dev = device or _gen_device(generator)
-    out = [torch.from_numpy(_expand_to_batch(np.asarray(v), n, args.mode)).to(dev) for v in fields]
-    perm = torch.arange(n - 1, -1, -1, device=dev)
-    return MixupCutmixParams(*out, perm=perm)
-
-
-def _smoothed(soft: torch.Tensor, targets: torch.Tensor, smoothing: float, k: int) -> torch.Tensor:
-    """timm's ``mixup_target`` smoothing: labels get ``1 - ε + ε/K`` and ``ε/K`` (written as those
-    two values, as timm's ``one_hot``); soft targets ``t·(1-ε) + ε/K``."""
-    if smoothing == 0:
-        return soft
-    off = smoothing / k
-    if targets.ndim == 1:
-        on_t = torch.tensor(1.0 - smoothing + off, dtype=soft.dtype, device=soft.device)
-        return torch.where(soft > 0, on_t, torch.tensor(off, dtype=soft.dtype, device=soft.device))
-    return soft * (1.0 - smoothing) + off
+        lam = np.where(boxed, (1.0 - box[2] * box[3] / float(height * width)).astype(np.float32), lam)
+    ints = np.empty((5, n), dtype=np.int64)
+    ints[:4] = _expand_to_batch(box, n, args.mode)
+    ints[4] = np.arange(n - 1, -1, -1)  # timm pairs image i with N - 1 - i (x.flip(0))
+    lam, use_cutmix = (np.ascontiguousarray(_expand_to_batch(v, n, args.mode)) for v in (lam.astype(np.float32), boxed))
+    return lam, use_cutmix, ints
 
 
 def mixup_cutmix(
@@ -723,47 +819,39 @@ def mixup_cutmix(
         ``timm.data.Mixup``.
     """
     n, _, height, width = check_images("images", images)
-    soft = _soft_targets(targets, num_classes)
-    check_same_leading(["images", "targets"], [images, soft])
     eps = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    soft = _soft_targets(targets, num_classes, eps)
+    check_same_leading(["images", "targets"], [images, soft])
     if not isinstance(params, MixupCutmixParams):
         raise TypeError(f"`params` must be a MixupCutmixParams, got {type(params).__name__}")
     lam, use_cutmix = params.lam, params.use_cutmix
     if not isinstance(lam, torch.Tensor) or not lam.is_floating_point() or tuple(lam.shape) != (n,):
         raise TypeError(f"`params.lam` must be a floating torch.Tensor of shape ({n},)")
-    if not compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both
-        raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
+    lam_shared = _check_unit_interval("params.lam", lam)
     if not isinstance(use_cutmix, torch.Tensor) or use_cutmix.dtype != torch.bool or tuple(use_cutmix.shape) != (n,):
         raise TypeError(f"`params.use_cutmix` must be a bool torch.Tensor of shape ({n},)")
-    top, left, bh, bw = (t.to(images.device) for t in _check_boxes(params, n, height, width))
+    box, shared = _check_boxes(params, n, height, width, images.device)
     _check_index("params.perm", params.perm, (n,), n)
     perm = params.perm.to(images.device).long()
     lam, use_cutmix = lam.to(images.device), use_cutmix.to(images.device)
+    every = None if compiling() else (bool(use_cutmix.all()), bool(use_cutmix.any()))
+    return _apply_mixup_cutmix(images, soft, lam, use_cutmix, box, perm, shared, every, lam_shared)
 
-    src = images[perm]
 
-    def pasted():
-        return torch.where(_box_mask(top, left, bh, bw, height, width)[:, None], src, images)
-
-    def blended():
-        uint8 = images.dtype == torch.uint8
-        work, src_w = (images.float(), src.float()) if uint8 else (images, src)
-        lam_x = lam.to(work.dtype).reshape(-1, 1, 1, 1)
-        out = work * lam_x + src_w * (1 - lam_x)
-        return out.round().clamp(0, 255).to(torch.uint8) if uint8 else out
-
+def _apply_mixup_cutmix(images, soft, lam, use_cutmix, box, perm, shared, every, lam_shared):
+    """:func:`mixup_cutmix` after its checks. Read on the host in eager mode (None under
+    ``torch.compile``): ``every``, ``(all, any)`` of ``use_cutmix``; ``shared``, the box every
+    image shares; ``lam_shared``, whether every image has the same ``λ`` (then blended as 0-d)."""
     # Eager, with one choice for the whole batch (timm's mode='batch'), only that path is computed;
     # compiled code keeps static control flow and selects per image. The bytes are the same.
-    every = None if compiling() else (bool(use_cutmix.all()), bool(use_cutmix.any()))
     if every == (True, True):
-        mixed = pasted()
-    elif every == (False, False):
-        mixed = blended()
+        mixed = _paste(images, perm, box, shared)
     else:
-        mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), pasted(), blended())
-    soft = _smoothed(soft, targets, eps, soft.shape[1])
-    lam_t = lam.to(soft.dtype)[:, None]
-    return mixed, soft * lam_t + soft[perm] * (1 - lam_t)
+        mixed = _blend(images, perm, lam[0] if lam_shared else lam.reshape(-1, 1, 1, 1))
+        if every != (False, False):
+            mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), _paste(images, perm, box, None), mixed)
+    lam_t = lam.to(device=soft.device, dtype=soft.dtype)[:, None]
+    return mixed, soft * lam_t + soft.index_select(0, perm.to(soft.device)) * (1 - lam_t)
 
 
 class MixupCutmix(RandomTransform, nn.Module):
@@ -809,25 +897,27 @@ class MixupCutmix(RandomTransform, nn.Module):
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
         n, _, height, width = check_images("images", images)
         if self.mixup_enabled:
-            params = sample_mixup_cutmix_params(
-                n,
-                (height, width),
-                mixup_alpha=self.mixup_alpha,
-                cutmix_alpha=self.cutmix_alpha,
-                cutmix_minmax=self.cutmix_minmax,
-                prob=self.mix_prob,
-                switch_prob=self.switch_prob,
-                mode=self.mode,
-                correct_lam=self.correct_lam,
-                generator=self.generator,
-                device=images.device,
+            # :func:`sample_mixup_cutmix_params` + :func:`mixup_cutmix`, less the record's value
+            # checks: a record drawn here is valid by construction, and its choices are on the host.
+            eps = check_real("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+            soft = _soft_targets(targets, self.num_classes, eps)
+            check_same_leading(["images", "targets"], [images, soft])
+            args = check_mixup_cutmix_args(
+                self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax, self.mix_prob, self.switch_prob, self.mode, self.correct_lam
             )
-        else:
-            zeros = torch.zeros(n, dtype=torch.int64, device=images.device)
-            params = MixupCutmixParams(
-                torch.ones(n, device=images.device), zeros.bool(), zeros, zeros, zeros, zeros,
-                torch.arange(n - 1, -1, -1, device=images.device),
+            lam, use_cutmix, ints = _draw_mixup_cutmix(n, height, width, args, self.generator)
+            dev = images.device
+            fields = torch.from_numpy(ints).to(dev)
+            return _apply_mixup_cutmix(
+                images, soft, torch.from_numpy(lam).to(dev), torch.from_numpy(use_cutmix).to(dev),
+                tuple(fields[:4]), fields[4], tuple(ints[:4, 0].tolist()) if args.mode == "batch" else None,
+                (bool(use_cutmix.all()), bool(use_cutmix.any())), args.mode == "batch",
             )
+        zeros = torch.zeros(n, dtype=torch.int64, device=images.device)  # mixing off: λ = 1, targets still smoothed
+        params = MixupCutmixParams(
+            torch.ones(n, device=images.device), zeros.bool(), zeros, zeros, zeros, zeros,
+            torch.arange(n - 1, -1, -1, device=images.device),
+        )
         return mixup_cutmix(images, targets, params, num_classes=self.num_classes, label_smoothing=self.label_smoothing)
 
     def extra_repr(self) -> str:
