@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -500,3 +501,39 @@ def test_jax_cli_process_killed_stops_the_other_then_resume_at_another_world_siz
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 1 and summary["epochs"] == 2
     assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.slow
+def test_jax_cli_process_hung_ends_the_other_at_the_peer_timeout(tmp_path):
+    """Process 1 of a two-process jax run is stopped (SIGSTOP: alive, its connections open, silent)
+    after the first checkpoint. No collective fails then; jax's coordination service misses its
+    heartbeats and ends process 0 within the peer timeout (TWINTRICKS_DIST_TIMEOUT, 8 s here), a
+    non-zero exit with jax's own message naming the silent task (the client aborts: SIGABRT). The
+    slack of 15 s covers the start of the check and a loaded machine."""
+    timeout_s = 8
+    out = tmp_path / "run"
+    port = _free_port()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "2",
+                          "--batch-size", "32", "--no-progress", "--threads", "1", "--out", str(out),
+                          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
+                         cwd=ROOT, env=_env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s)), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for p in (0, 1)
+    ]
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint.ckpt").exists() and procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert procs[0].poll() is None and procs[1].poll() is None, "the run ended before process 1 could be stopped"
+        procs[1].send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        log, _ = procs[0].communicate(timeout=120)
+        stopped_after = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert procs[0].returncode not in (0, None), log[-3000:]
+    assert stopped_after < timeout_s + 15, (stopped_after, log[-2000:])
+    assert "stopped sending heartbeats" in log or "heartbeat timeout" in log, log[-2000:]
