@@ -32,12 +32,14 @@ On CPU, processes exchange data through gloo (``jax_cpu_collectives_implementati
 Faults: every wait for a peer is bounded by ``timeout_s`` (default 300 s, or
 ``TWINTRICKS_DIST_TIMEOUT``, the setting torch's process group uses): jax's coordination service
 declares a process that sent no heartbeat for that long dead, and ends the others (the
-coordination client aborts them, exit status 134, with a message naming the task that stopped);
-the same bound is the shutdown barrier's. A process that dies (killed, crashed) closes its
-connections, so the next collective of the others fails at once: :func:`collective_errors` turns
-that into a :class:`PeerLostError` naming this process, the lost peer's failure and the timeout,
-and :func:`leave` ends the process at once with status 1 (a normal exit would first wait at jax's
-shutdown barrier for the dead peer, until the timeout, and then abort). Resume with
+coordination client aborts them with SIGABRT, exit status 134 in a shell, after a message naming
+the task that stopped); the same bound is the shutdown barrier's. A process that dies (killed,
+crashed) closes its connections, so the next collective of the others fails at once:
+:func:`collective_errors` turns that into a :class:`PeerLostError` naming this process, the lost
+peer's failure and the timeout, and :func:`leave` ends the process at once with status 1 (a
+normal exit would first wait at jax's shutdown barrier for the dead peer, until the timeout, and
+then abort). When process 0, which hosts the coordination service, dies, the client may abort the
+others first, also at once. Resume with
 ``--resume``: the checkpoint (written by process 0) holds the whole state, which does not depend
 on the world size, so a run may resume at another one.
 """
