@@ -29,25 +29,43 @@ or by hand on each machine (process ``i`` of ``n``)::
 On CPU, processes exchange data through gloo (``jax_cpu_collectives_implementation``), which
 :func:`initialize` selects.
 
-Faults: jax's coordination service notices a process that stopped sending heartbeats within
-``heartbeat_timeout_s`` and stops the others with an error; a collective whose peer closed its
-connection fails at once.
+Faults: every wait for a peer is bounded by ``timeout_s`` (default 300 s, or
+``TWINTRICKS_DIST_TIMEOUT``, the setting torch's process group uses): jax's coordination service
+declares a process that sent no heartbeat for that long dead, and ends the others (the
+coordination client aborts them with SIGABRT, exit status 134 in a shell, after a message naming
+the task that stopped); the same bound is the shutdown barrier's. A process that dies (killed,
+crashed) closes its connections, so the next collective of the others fails at once:
+:func:`collective_errors` turns that into a :class:`PeerLostError` naming this process, the lost
+peer's failure and the timeout, and :func:`leave` ends the process at once with status 1 (a
+normal exit would first wait at jax's shutdown barrier for the dead peer, until the timeout, and
+then abort). When process 0, which hosts the coordination service, dies, the client may abort the
+others first, also at once. Resume with
+``--resume``: the checkpoint (written by process 0) holds the whole state, which does not depend
+on the world size, so a run may resume at another one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import sys
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from twintricks.checks import check_int
+from twintricks.checks import check_int, check_real
 from twintricks.distributed import local_batch_size, world_record
 
 __all__ = [
     "AXIS",
+    "DEFAULT_TIMEOUT_S",
+    "PeerLostError",
+    "timeout_from_env",
     "initialize",
+    "collective_errors",
+    "leave",
     "make_mesh",
     "batch_sharding",
     "replicated",
@@ -61,6 +79,34 @@ __all__ = [
 #: The mesh axis the batch is split along.
 AXIS = "data"
 
+#: How long a process waits for a peer, in seconds, unless ``TWINTRICKS_DIST_TIMEOUT`` says otherwise
+#: (the default of torch's process group, ``torch_impl.distributed``).
+DEFAULT_TIMEOUT_S = 300
+
+#: The peer timeout :func:`initialize` gave jax (``None``: not a multi-process job started here).
+_timeout_s: float | None = None
+
+#: Words of the errors a failed collective or a lost peer raises (gloo, NCCL, the coordination service).
+_PEER_WORDS = ("gloo", "nccl", "connection", "heartbeat", "unavailable", "timed out", "timeout", "peer", "socket",
+               "broken pipe", "coordination service")
+
+
+class PeerLostError(RuntimeError):
+    """A computation with collectives failed: another process of the job stopped or cannot be
+    reached."""
+
+
+def timeout_from_env() -> float:
+    """``TWINTRICKS_DIST_TIMEOUT`` in seconds (a positive number), or :data:`DEFAULT_TIMEOUT_S`."""
+    value = os.environ.get("TWINTRICKS_DIST_TIMEOUT")
+    if value is None or not value.strip():
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"environment variable TWINTRICKS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
+    return check_real("TWINTRICKS_DIST_TIMEOUT", seconds, low=0.0, low_inclusive=False)
+
 
 def initialize(
     coordinator_address: str | None = None,
@@ -68,7 +114,7 @@ def initialize(
     process_id: int | None = None,
     *,
     local_device_ids=None,
-    heartbeat_timeout_s: int = 100,
+    timeout_s: float | None = None,
     initialization_timeout_s: int = 300,
 ) -> bool:
     """Join a multi-process jax job (``jax.distributed.initialize``); returns whether it did.
@@ -77,7 +123,15 @@ def initialize(
     ``JAX_PROCESS_ID``; with none of them and no cluster jax detects (SLURM, Open MPI, Kubernetes
     job, Cloud TPU), nothing is done (one process). On CPU the cross-process collectives are set
     to gloo. Must run before jax creates its backends (before the first computation).
+
+    ``timeout_s`` (default ``TWINTRICKS_DIST_TIMEOUT`` or :data:`DEFAULT_TIMEOUT_S`, rounded up
+    to whole seconds) bounds every wait for a peer: it is jax's heartbeat timeout (a process
+    silent for that long is declared dead and the others are ended) and its shutdown timeout (how
+    long a finishing process waits for the others). ``initialization_timeout_s``: how long to
+    wait for every process to join.
     """
+    timeout_s = check_real("timeout_s", timeout_s if timeout_s is not None else timeout_from_env(),
+                           low=0.0, low_inclusive=False)
     env = os.environ
     coordinator_address = coordinator_address or env.get("JAX_COORDINATOR_ADDRESS")
     if num_processes is None and env.get("JAX_NUM_PROCESSES"):
@@ -91,15 +145,51 @@ def initialize(
         return False
     if "cpu" in (jax.config.jax_platforms or "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    whole = max(1, math.ceil(timeout_s))
     jax.distributed.initialize(
         coordinator_address,
         num_processes,
         process_id,
         local_device_ids=local_device_ids,
-        heartbeat_timeout_seconds=heartbeat_timeout_s,
+        heartbeat_timeout_seconds=whole,
+        shutdown_timeout_seconds=whole,
         initialization_timeout=initialization_timeout_s,
     )
+    global _timeout_s
+    _timeout_s = float(whole)
     return True
+
+
+@contextlib.contextmanager
+def collective_errors():
+    """In a multi-process job, turn a jax error that says a peer is gone (a collective's closed
+    connection, a timeout, the coordination service's report) into a :class:`PeerLostError`
+    naming this process, the timeout and the cause; other errors, and every error of a
+    one-process run, pass through."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as exc:
+        if jax.process_count() == 1:
+            raise
+        text = " ".join(str(exc).split())
+        if not any(w in text.lower() for w in _PEER_WORDS):
+            raise
+        timeout = _timeout_s if _timeout_s is not None else timeout_from_env()
+        raise PeerLostError(
+            f"process {jax.process_index()} of {jax.process_count()}: a collective failed, another training process "
+            f"has stopped or is unreachable (peer timeout {timeout:g} s, TWINTRICKS_DIST_TIMEOUT). The run stops here; "
+            f"continue it from the last checkpoint with --resume. Cause: {text[:400]}"
+        ) from exc
+
+
+def leave(message: str, status: int = 1):
+    """Print ``message`` to stderr and end this process at once with ``status``, skipping the exit
+    handlers: jax's would wait at the shutdown barrier for a peer that is gone (until the timeout)
+    and then abort. For a multi-process job that lost a peer; files written by this project are
+    complete before they appear (atomic writes), so none is left half-written."""
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)
+    os._exit(status)
 
 
 def make_mesh(devices=None, *, platform: str | None = None) -> Mesh:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -209,6 +210,30 @@ def test_jax_mesh_of_local_devices():
     x = jd.replicate(np.arange(4), mesh)
     np.testing.assert_array_equal(jd.to_host({"x": x})["x"], np.arange(4))
     assert jd.initialize() is False  # no coordinator, no cluster: one process
+
+
+def test_jax_peer_timeout_follows_the_setting_and_one_process_errors_pass_through(monkeypatch):
+    import jax
+
+    from jax_impl import distributed as jd
+
+    monkeypatch.delenv("TWINTRICKS_DIST_TIMEOUT", raising=False)
+    assert jd.timeout_from_env() == jd.DEFAULT_TIMEOUT_S == 300  # torch's default too
+    monkeypatch.setenv("TWINTRICKS_DIST_TIMEOUT", "7.5")
+    assert jd.timeout_from_env() == 7.5
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv("TWINTRICKS_DIST_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="TWINTRICKS_DIST_TIMEOUT"):
+            jd.timeout_from_env()
+        with pytest.raises(ValueError, match="TWINTRICKS_DIST_TIMEOUT"):
+            jd.initialize()
+    monkeypatch.delenv("TWINTRICKS_DIST_TIMEOUT")
+    with pytest.raises(ValueError, match="timeout_s"):
+        jd.initialize(timeout_s=0)
+    # one process has no peer to lose: a jax error that looks like a lost connection is left as it is
+    with pytest.raises(jax.errors.JaxRuntimeError, match="Connection reset"):
+        with jd.collective_errors():
+            raise jax.errors.JaxRuntimeError("INTERNAL: Gloo all-reduce failed: Connection reset by peer")
 
 
 @pytest.mark.slow
@@ -430,3 +455,85 @@ def test_jax_cli_two_processes_equal_two_devices_in_one_process(tmp_path):
     assert json.loads((multi / "summary.json").read_text())["processes"] == 2
     assert json.loads((multi / "config.json").read_text())["world_size"] == 2
     assert json.loads((single / "summary.json").read_text())["devices_per_process"] == 2
+
+
+@pytest.mark.slow
+def test_jax_cli_process_killed_stops_the_other_then_resume_at_another_world_size(tmp_path):
+    """``twintricks train --backend jax`` as two processes over jax.distributed: process 1 is
+    SIGKILLed after the first epoch's checkpoint. Its connections close, so process 0's next
+    collective fails at once: it exits 1 with a message naming itself, the peer timeout and
+    ``--resume``, well within the peer timeout (TWINTRICKS_DIST_TIMEOUT, 20 s here: the bound for a
+    peer that goes silent without closing its connections; without the clean exit it waited that
+    long at jax's shutdown barrier, then aborted). ``--resume`` in one process (world size 2 -> 1,
+    supported) continues from epoch 1 and says so."""
+    timeout_s = 20
+    out = tmp_path / "run"
+    args = ["-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "2", "--batch-size", "32", "--no-progress",
+            "--threads", "1", "--out", str(out)]
+    port = _free_port()
+    env = _env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s))
+    procs = [
+        subprocess.Popen([sys.executable, *args, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                          "--process-id", str(p)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for p in (0, 1)
+    ]
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint.ckpt").exists() and procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert procs[0].poll() is None and procs[1].poll() is None, "the run ended before process 1 could be killed"
+        assert json.loads((out / "config.json").read_text())["world_size"] == 2
+        procs[1].kill()
+        t0 = time.monotonic()
+        log, _ = procs[0].communicate(timeout=120)
+        stopped_after = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert procs[0].returncode == 1, log[-3000:]
+    assert stopped_after < timeout_s, (stopped_after, log[-2000:])
+    assert f"process 0 of 2: a collective failed, another training process has stopped or is unreachable (peer timeout {timeout_s} s" in log, log[-2000:]
+    assert "--resume" in log
+    r = subprocess.run([sys.executable, *args, "--resume"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from" in r.stdout and "written at world size 2, the run resumes at 1" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["epochs"] == 2
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.slow
+def test_jax_cli_process_hung_ends_the_other_at_the_peer_timeout(tmp_path):
+    """Process 1 of a two-process jax run is stopped (SIGSTOP: alive, its connections open, silent)
+    after the first checkpoint. No collective fails then; jax's coordination service misses its
+    heartbeats and ends process 0 within the peer timeout (TWINTRICKS_DIST_TIMEOUT, 8 s here), a
+    non-zero exit with jax's own message naming the silent task (the client aborts: SIGABRT). The
+    slack of 15 s covers the start of the check and a loaded machine."""
+    timeout_s = 8
+    out = tmp_path / "run"
+    port = _free_port()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "2",
+                          "--batch-size", "32", "--no-progress", "--threads", "1", "--out", str(out),
+                          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
+                         cwd=ROOT, env=_env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s)), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for p in (0, 1)
+    ]
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint.ckpt").exists() and procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert procs[0].poll() is None and procs[1].poll() is None, "the run ended before process 1 could be stopped"
+        procs[1].send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        log, _ = procs[0].communicate(timeout=120)
+        stopped_after = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert procs[0].returncode not in (0, None), log[-3000:]
+    assert stopped_after < timeout_s + 15, (stopped_after, log[-2000:])
+    assert "stopped sending heartbeats" in log or "heartbeat timeout" in log, log[-2000:]

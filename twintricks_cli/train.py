@@ -20,6 +20,7 @@ Backends are imported only once the arguments are parsed, after ``--threads`` ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -411,15 +412,22 @@ def run(args) -> int:
         from torch_impl.train import train
 
         stops += (PeerLostError,)
+        errors = contextlib.nullcontext
     else:
+        from jax_impl.distributed import PeerLostError, collective_errors as errors, leave
         from jax_impl.train import train
+
+        stops += (PeerLostError,)
     try:
         teacher = load_teacher(
             config.teacher, config.backend, dataset.num_classes, model=config.teacher_model,
             width=config.teacher_width, in_channels=dataset.image_shape[2],
         ) if config.teacher else None
-        summary = train(config, dataset, out=config.out, teacher=teacher)
+        with errors():
+            summary = train(config, dataset, out=config.out, teacher=teacher)
     except stops as exc:
+        if config.backend == "jax" and isinstance(exc, PeerLostError):
+            leave(f"twintricks train: {exc}")  # at once: a normal exit would wait for the lost peer at jax's shutdown
         raise SystemExit(f"twintricks train: {exc}") from None
     if main:
         print(
