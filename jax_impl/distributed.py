@@ -56,7 +56,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from twintricks.checks import check_int, check_real
-from twintricks.distributed import local_batch_size, world_record
+from twintricks.distributed import DEFAULT_TIMEOUT_S, local_batch_size, timeout_from_env, world_record
 
 __all__ = [
     "AXIS",
@@ -79,10 +79,6 @@ __all__ = [
 #: The mesh axis the batch is split along.
 AXIS = "data"
 
-#: How long a process waits for a peer, in seconds, unless ``TWINTRICKS_DIST_TIMEOUT`` says otherwise
-#: (the default of torch's process group, ``torch_impl.distributed``).
-DEFAULT_TIMEOUT_S = 300
-
 #: The peer timeout :func:`initialize` gave jax (``None``: not a multi-process job started here).
 _timeout_s: float | None = None
 
@@ -94,18 +90,6 @@ _PEER_WORDS = ("gloo", "nccl", "connection", "heartbeat", "unavailable", "timed 
 class PeerLostError(RuntimeError):
     """A computation with collectives failed: another process of the job stopped or cannot be
     reached."""
-
-
-def timeout_from_env() -> float:
-    """``TWINTRICKS_DIST_TIMEOUT`` in seconds (a positive number), or :data:`DEFAULT_TIMEOUT_S`."""
-    value = os.environ.get("TWINTRICKS_DIST_TIMEOUT")
-    if value is None or not value.strip():
-        return float(DEFAULT_TIMEOUT_S)
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"environment variable TWINTRICKS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
-    return check_real("TWINTRICKS_DIST_TIMEOUT", seconds, low=0.0, low_inclusive=False)
 
 
 def initialize(

@@ -212,21 +212,25 @@ def test_jax_mesh_of_local_devices():
     assert jd.initialize() is False  # no coordinator, no cluster: one process
 
 
-def test_jax_peer_timeout_follows_the_setting_and_one_process_errors_pass_through(monkeypatch):
+def test_peer_timeout_follows_the_setting_in_both_backends_and_one_process_jax_errors_pass_through(monkeypatch):
     import jax
 
     from jax_impl import distributed as jd
+    from torch_impl import distributed as td
 
     monkeypatch.delenv("TWINTRICKS_DIST_TIMEOUT", raising=False)
-    assert jd.timeout_from_env() == jd.DEFAULT_TIMEOUT_S == 300  # torch's default too
+    assert jd.timeout_from_env() == jd.DEFAULT_TIMEOUT_S == 300
+    assert td.init("cpu").timeout_s == 300  # the same setting, read the same way, in both backends
     monkeypatch.setenv("TWINTRICKS_DIST_TIMEOUT", "7.5")
-    assert jd.timeout_from_env() == 7.5
+    assert jd.timeout_from_env() == 7.5 == td.init("cpu").timeout_s
     for bad in ("0", "-3", "soon"):
         monkeypatch.setenv("TWINTRICKS_DIST_TIMEOUT", bad)
         with pytest.raises(ValueError, match="TWINTRICKS_DIST_TIMEOUT"):
             jd.timeout_from_env()
         with pytest.raises(ValueError, match="TWINTRICKS_DIST_TIMEOUT"):
             jd.initialize()
+        with pytest.raises(ValueError, match="TWINTRICKS_DIST_TIMEOUT"):
+            td.init("cpu")
     monkeypatch.delenv("TWINTRICKS_DIST_TIMEOUT")
     with pytest.raises(ValueError, match="timeout_s"):
         jd.initialize(timeout_s=0)

@@ -56,7 +56,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from twintricks.checks import check_real
-from twintricks.distributed import local_rows
+from twintricks.distributed import DEFAULT_TIMEOUT_S, local_rows, timeout_from_env
 
 __all__ = [
     "Context",
@@ -74,8 +74,6 @@ __all__ = [
     "sync_buffers",
     "wrap_model",
 ]
-
-DEFAULT_TIMEOUT_S = 300.0
 
 
 class PeerLostError(RuntimeError):
@@ -133,7 +131,7 @@ def init(device=None, *, backend: str | None = None, timeout_s: float | None = N
             ``TWINTRICKS_DIST_TIMEOUT`` or 300).
     """
     timeout_s = check_real(
-        "timeout_s", timeout_s if timeout_s is not None else float(os.environ.get("TWINTRICKS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)),
+        "timeout_s", timeout_s if timeout_s is not None else timeout_from_env(),
         low=0.0, low_inclusive=False,
     )
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

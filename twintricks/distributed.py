@@ -25,9 +25,11 @@ The backends' engines do the work: :mod:`torch_impl.distributed` (``torch.distri
 
 from __future__ import annotations
 
-from twintricks.checks import check_int
+import os
 
-__all__ = ["BATCH_STAGES", "local_batch_size", "local_rows", "take_rows", "world_record"]
+from twintricks.checks import check_int, check_real
+
+__all__ = ["BATCH_STAGES", "DEFAULT_TIMEOUT_S", "local_batch_size", "local_rows", "take_rows", "timeout_from_env", "world_record"]
 
 #: Recipe stages whose kernels read other images of the batch: they run on the global batch.
 BATCH_STAGES = ("mixing",)
@@ -83,3 +85,20 @@ def world_record(processes: int, devices_per_process: int = 1) -> dict:
     check_int("processes", processes, low=1)
     check_int("devices_per_process", devices_per_process, low=1)
     return {"world_size": processes * devices_per_process, "processes": processes, "devices_per_process": devices_per_process}
+
+
+#: How long a process waits for a peer, in seconds (torch's process group, jax's heartbeat and
+#: shutdown), unless ``TWINTRICKS_DIST_TIMEOUT`` says otherwise.
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def timeout_from_env() -> float:
+    """``TWINTRICKS_DIST_TIMEOUT`` in seconds (a positive number), or :data:`DEFAULT_TIMEOUT_S`."""
+    value = os.environ.get("TWINTRICKS_DIST_TIMEOUT")
+    if value is None or not value.strip():
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"environment variable TWINTRICKS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
+    return check_real("TWINTRICKS_DIST_TIMEOUT", seconds, low=0.0, low_inclusive=False)
