@@ -162,7 +162,8 @@ def _run_case(case: Case, ctx: Context, budget: Budget, device: str) -> dict:
         probe.start()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t = measure(call, sync_for(case.framework, device), budget, on_warm=probe.stop)
+            in_flight = None if device == "cuda" else 2  # see twintricks_bench.timing's method
+            t = measure(call, sync_for(case.framework, device), budget, on_warm=probe.stop, in_flight=in_flight)
     except NotAvailable as exc:
         msg = str(exc)
         rec["status"] = "skipped" if msg.startswith("skipped") else "n/a"

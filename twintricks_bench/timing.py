@@ -8,9 +8,13 @@ Method (the same for every figure):
   parameters, so nothing is timed on a cached result;
 * timing is synchronised: ``jax.block_until_ready`` on every output, ``torch.cuda.synchronize``
   on a GPU (CPU torch is synchronous);
-* calls shorter than a few milliseconds are timed in groups of ``inner`` consecutive calls (one
-  synchronisation at the end of the group) and divided by ``inner``, so the clock's resolution
-  and the synchronisation do not dominate;
+* calls shorter than a few milliseconds are timed in groups of ``inner`` consecutive calls and
+  divided by ``inner``, so the clock's resolution and the synchronisation do not dominate. On a
+  GPU the group's outputs are synchronised once, at its end; on a CPU each output is
+  synchronised and dropped two calls later, as a training loop consumes a batch before the
+  next: holding a group's outputs alive made every call write to fresh pages, which charged an
+  implementation that returns a new array for page faults that one working in place (timm's
+  ``Mixup``) never pays, and which no training loop pays;
 * Python's garbage collector is paused during the timed repeats (as ``timeit`` does);
 * the figure is the median over repeats, with the minimum and maximum beside it.
 
@@ -22,6 +26,7 @@ repeats, so the sampler cannot disturb them).
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import platform
@@ -71,9 +76,12 @@ def sync_for(framework: str, device: str) -> Callable[[Any], None]:
     return lambda out: None
 
 
-def measure(call: Callable[[int], Any], sync: Callable[[Any], None], budget: Budget, on_warm=None) -> Timing:
+def measure(
+    call: Callable[[int], Any], sync: Callable[[Any], None], budget: Budget, on_warm=None, *, in_flight: int | None = None
+) -> Timing:
     """Time ``call(i)`` (``i`` rotates the inputs): first call apart, warm-up excluded, synchronised by ``sync``,
-    repeats grouped so each group lasts about ``budget.group_seconds``, garbage collector paused inside a group."""
+    repeats grouped so each group lasts about ``budget.group_seconds``, garbage collector paused inside a group.
+    ``in_flight``: how many outputs stay alive before being synchronised and dropped (None: a whole group)."""
     t0 = time.perf_counter()
     sync(call(0))
     first = time.perf_counter() - t0
@@ -98,8 +106,12 @@ def measure(call: Callable[[int], Any], sync: Callable[[Any], None], budget: Bud
             len(seconds) < budget.min_repeats or time.perf_counter() - start < budget.seconds
         ):
             t0 = time.perf_counter()
-            outs = [call(i + k) for k in range(inner)]
-            sync(outs)
+            outs = collections.deque()
+            for k in range(inner):
+                outs.append(call(i + k))
+                if in_flight is not None and len(outs) > in_flight:
+                    sync(outs.popleft())
+            sync(list(outs))
             seconds.append((time.perf_counter() - t0) / inner)
             i += inner
             del outs
