@@ -287,6 +287,39 @@ def test_erase_equals_torchvisions_erase_box_by_box(case):
     np.testing.assert_array_equal(np.asarray(got_j), convert.images_from_torch(want))
 
 
+@pytest.mark.parametrize("threshold", [0, 10**9], ids=["box-by-box", "batched-select"])
+@pytest.mark.parametrize(
+    "dtype, kw",
+    [
+        (torch.uint8, dict(value=0)),
+        (torch.uint8, dict(value=(10, 128, 255), max_count=3)),
+        (torch.float32, dict(mode="rand", max_count=3)),
+        (torch.float32, dict(value="random", max_count=2)),
+    ],
+    ids=["u8-const", "u8-per-channel", "rand", "pixel"],
+)
+def test_erase_both_eager_cpu_paths_equal_torchvisions_erase(monkeypatch, threshold, dtype, kw):
+    """Eager on a CPU, ``erase`` writes box by box when the batch holds many values per box and
+    selects over the batch otherwise (``_VALUES_PER_BOX``); forced each way, both equal
+    torchvision's ``F.erase`` applied box after box with the record's fill (overlapping boxes,
+    expanded constant fills, per-channel values, colours and noise)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    monkeypatch.setattr(TE, "_VALUES_PER_BOX", threshold)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randint(0, 256, (4, 3, 40, 56), dtype=torch.uint8, generator=gen).to(dtype)
+    p = TE.sample_random_erasing_params(4, (40, 56), 3, p=0.8, scale=(0.05, 0.4), generator=gen, **kw)
+    assert p.fill.shape == x.shape
+    want = x.clone()
+    for i in range(4):
+        for b in range(p.top.shape[1]):
+            t, l, h, w = (int(getattr(p, f)[i, b]) for f in ("top", "left", "height", "width"))
+            want[i] = TF.erase(want[i], t, l, h, w, p.fill[i, :, t : t + h, l : l + w].to(dtype))
+    before = x.clone()
+    assert torch.equal(TE.erase(x, p), want)
+    assert torch.equal(x, before)
+
+
 @pytest.mark.parametrize("value", [0.0, (0.2, 0.5, 0.7), "random", 3])
 def test_random_erasing_equals_torchvision_on_its_draw(value):
     """torchvision's ``RandomErasing`` on single images (it draws one box per call) vs our

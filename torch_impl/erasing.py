@@ -199,7 +199,8 @@ class RandomErasingParams(NamedTuple):
         top, left, height, width: ``[N, K]`` integers, box k of image n (``height`` or
             ``width`` 0: no box).
         fill: ``[N, C, H, W]`` float, the value each pixel takes if a box covers it (a
-            constant, a box's colour, or noise: the fill's randomness lives here).
+            constant, a box's colour, or noise: the fill's randomness lives here). A constant fill is an
+            expanded view of its ``C`` values (stride 0 over N, H and W), not a materialised batch.
     """
 
     top: torch.Tensor
@@ -207,6 +208,16 @@ class RandomErasingParams(NamedTuple):
     height: torch.Tensor
     width: torch.Tensor
     fill: torch.Tensor
+
+
+def _distinct(t: torch.Tensor) -> torch.Tensor:
+    """A view of ``t`` without the repeats of its expanded (stride-0) dimensions: each narrowed to
+    one entry. A constant fill ``[N, C, H, W]`` is an expanded ``[C]``: checks, casts and moves
+    then touch ``C`` values instead of materialising the whole batch."""
+    for dim in range(t.ndim):
+        if t.stride(dim) == 0 and t.shape[dim] > 1:
+            t = t.narrow(dim, 0, 1)
+    return t
 
 
 def _erasing_box_masks(top, left, height, width, image_h: int, image_w: int) -> torch.Tensor:
@@ -305,10 +316,10 @@ def sample_random_erasing_params(
             fill = torch.where(masks[:, b, None], colours[:, b, :, None, None], fill)
     else:
         fill = torch.tensor(args.value, dtype=f32, device=gen_device).reshape(-1, 1, 1).expand(n, c, height, width)
-    params = RandomErasingParams(top, left, h, w, fill.contiguous())
     if device is not None:
-        params = RandomErasingParams(*(t.to(device) for t in params))
-    return params
+        top, left, h, w = (t.to(device) for t in (top, left, h, w))
+        fill = _distinct(fill).to(device).expand(fill.shape)
+    return RandomErasingParams(top, left, h, w, fill)
 
 
 def _check_erasing_params(images: torch.Tensor, params) -> None:
@@ -341,6 +352,7 @@ def _check_erasing_params(images: torch.Tensor, params) -> None:
             f"`params` box {b} of image {i} (top={int(top[i, b])}, left={int(left[i, b])}, height={int(bh[i, b])}, "
             f"width={int(bw[i, b])}) must lie inside the {height}x{width} image"
         )
+    fill = _distinct(fill)
     if images.dtype == torch.uint8 and not bool(((fill == fill.round()) & (fill >= 0) & (fill <= 255)).all()):
         raise ValueError("`params.fill` must hold integers in [0, 255] for uint8 images (random fills need float images)")
     if images.is_floating_point() and not bool(torch.isfinite(fill).all()):
@@ -376,8 +388,34 @@ def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
     _, _, height, width = images.shape
     dev = images.device
     top, left, bh, bw = (getattr(params, f).to(dev) for f in ("top", "left", "height", "width"))
+    if not compiling() and dev.type == "cpu" and images.numel() > _VALUES_PER_BOX * top.numel():
+        return _erase_box_by_box(images, top, left, bh, bw, params.fill)
     mask = _erasing_box_masks(top, left, bh, bw, height, width).any(dim=1)  # [N, H, W]
-    return torch.where(mask[:, None], params.fill.to(dev, images.dtype), images)
+    fill = _distinct(params.fill).to(dev, images.dtype).expand(images.shape)  # a constant fill stays expanded
+    return torch.where(mask[:, None], fill, images)
+
+
+#: Eager on a CPU, :func:`erase` writes box by box when the batch holds more than this many values
+#: per box (large images, few boxes): a copy of the batch and one region write per box then cost
+#: less than a select over every value (a box's Python overhead is that of a select over about this
+#: many values on the development CPU, benchmarks/RESULTS.md).
+_VALUES_PER_BOX = 16384
+
+
+def _erase_box_by_box(images, top, left, height, width, fill) -> torch.Tensor:
+    """:func:`erase` as a copy of the batch and one region write per box, from the fill (same
+    bytes as the batched select: every pixel of a box takes the fill's value there, the fill
+    already holds the last box's value where boxes overlap, and the cast is the same)."""
+    out = images.clone()
+    fill = _distinct(fill).to(images.device, images.dtype)
+    k = top.shape[1]
+    for j, (t, l, h, w) in enumerate(zip(*torch.stack([top, left, height, width]).reshape(4, -1).tolist())):
+        if h and w:
+            src = fill[j // k] if fill.shape[0] > 1 else fill[0]
+            src = src.narrow(1, t, h) if src.shape[1] > 1 else src
+            src = src.narrow(2, l, w) if src.shape[2] > 1 else src
+            out[j // k, :, t:t + h, l:l + w].copy_(src)
+    return out
 
 
 class RandomErasing(RandomTransform, nn.Module):
