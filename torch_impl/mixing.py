@@ -126,25 +126,34 @@ def _check_index(name: str, idx, shape: tuple, high: int, *, values: bool = True
             raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{low}, {top}]")
 
 
+def _take(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """``x[perm]`` along the batch: ``index_select`` in eager mode (on a CPU many times faster than
+    advanced indexing), advanced indexing under ``torch.compile``, which fuses it into its
+    consumer."""
+    return x[perm] if compiling() else x.index_select(0, perm)
+
+
 def _blend(images: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """``images·λ + images[perm]·(1-λ)`` with ``λ`` in ``[0, 1]``, ``[]`` or ``[N, 1, 1, 1]``; uint8 is
     blended in float32 and rounded half to even.
 
-    The float operations are those of the formula; the code only saves passes over the batch:
-    full-size temporaries are updated in place, and rounded uint8 levels go through int16 (exact
-    on ``[0, 255]``, and on a CPU several times faster than a direct float → uint8 conversion).
-    In eager mode the callers have checked (or drawn) ``λ`` in ``[0, 1]``, which keeps every
-    blend of two levels within ``[0, 255 + 255·3·2⁻²⁴]`` before rounding, so the clamp is only
-    needed under ``torch.compile`` (where it is fused)."""
-    src = images.index_select(0, perm)
-    if images.dtype != torch.uint8:
-        lam = lam.to(images.dtype)
+    Under ``torch.compile`` it is the formula as one expression, which the compiler fuses. Eager,
+    the float operations are the same; the code only saves passes over the batch: full-size
+    temporaries are updated in place, and rounded uint8 levels go through int16 (exact on
+    ``[0, 255]``, and on a CPU several times faster than a direct float → uint8 conversion). The
+    callers have checked (or drawn) ``λ`` in ``[0, 1]`` in eager mode, which keeps every blend of
+    two levels within ``[0, 255 + 255·3·2⁻²⁴]`` before rounding: no clamp is needed there."""
+    src = _take(images, perm)
+    uint8 = images.dtype == torch.uint8
+    lam = lam.to(torch.float32 if uint8 else images.dtype)
+    if compiling():
+        if not uint8:
+            return images * lam + src * (1 - lam)
+        return (images.float() * lam + src.float() * (1 - lam)).round().clamp(0, 255).to(torch.uint8)
+    if not uint8:
         needs_grad = torch.is_grad_enabled() and (images.requires_grad or lam.requires_grad)
         return (images * lam).add_(src * (1 - lam) if needs_grad else src.mul_(1 - lam))
-    lam = lam.to(torch.float32)
     out = images.to(torch.float32).mul_(lam).add_(src.to(torch.float32).mul_(1 - lam)).round_()
-    if compiling():
-        out = out.clamp_(0, 255)
     return out.to(torch.int16).to(torch.uint8)
 
 
@@ -228,7 +237,7 @@ def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam: torch.Tensor, pe
     """:func:`mixup` after its checks."""
     mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if lam.ndim else lam)
     lam_t = lam.to(soft.dtype).reshape(-1, 1) if lam.ndim else lam.to(soft.dtype)
-    return mixed, lam_t * soft + (1 - lam_t) * soft.index_select(0, perm.to(soft.device))
+    return mixed, lam_t * soft + (1 - lam_t) * _take(soft, perm.to(soft.device))
 
 
 class Mixup(RandomTransform, nn.Module):
@@ -515,7 +524,7 @@ def _paste(images: torch.Tensor, perm: torch.Tensor, box, shared) -> torch.Tenso
             out.narrow(2, top, height).narrow(3, left, width).copy_(pasted)
         return out
     mask = _box_mask(*box, images.shape[-2], images.shape[-1])
-    return torch.where(mask[:, None], images.index_select(0, perm), images)
+    return torch.where(mask[:, None], _take(images, perm), images)
 
 
 class CutMixParams(NamedTuple):
@@ -637,7 +646,7 @@ def _apply_cutmix(images: torch.Tensor, soft: torch.Tensor, box, perm: torch.Ten
     else:
         area = (box[2] * box[3]).to(device=soft.device, dtype=soft.dtype)[:, None]
         own, pasted = (hw - area) / hw, area / hw
-    return mixed, own * soft + pasted * soft.index_select(0, perm.to(soft.device))
+    return mixed, own * soft + pasted * _take(soft, perm.to(soft.device))
 
 
 class CutMix(RandomTransform, nn.Module):
@@ -851,7 +860,7 @@ def _apply_mixup_cutmix(images, soft, lam, use_cutmix, box, perm, shared, every,
         if every != (False, False):
             mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), _paste(images, perm, box, None), mixed)
     lam_t = lam.to(device=soft.device, dtype=soft.dtype)[:, None]
-    return mixed, soft * lam_t + soft.index_select(0, perm.to(soft.device)) * (1 - lam_t)
+    return mixed, soft * lam_t + _take(soft, perm.to(soft.device)) * (1 - lam_t)
 
 
 class MixupCutmix(RandomTransform, nn.Module):
