@@ -245,7 +245,8 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
     ``Σ_k W_k·t[perms[k]]`` with ``W_k = rows_k·cols_k / (H·W)``. Degenerate boundaries (``split_row``
     or ``split_col`` at 0 or at the full size) give zero-area patches with zero weight.
 
-    Built as one gather with static shapes: jits once per image shape, ``params`` may be traced.
+    Built as one gather with static shapes: jits once per image shape, ``params`` may be traced,
+    and a batch split over devices comes back split the same way.
 
     Args:
         images: ``[N, H, W, C]`` uint8 or float; returned in the same dtype (pixels are copied).
@@ -296,7 +297,14 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
     src = perms.T[:, k]  # [N, H, W]
     src_i = top.T[:, k] + di
     src_j = left.T[:, k] + dj
-    patched = jnp.asarray(images)[src, src_i, src_j]  # [N, H, W, C]
+    images = jnp.asarray(images)
+    patched = images[src, src_i, src_j]  # [N, H, W, C]
+    if jax.device_count() > 1:
+        # The select always takes the patch (every valid record has perms >= 0) but ties the output
+        # to the batch layout of ``images``: on a batch split over devices XLA then splits the
+        # gather by output rows, instead of returning a replicated batch. (With one device it
+        # would only cost time.)
+        patched = jnp.where((perms[0] >= 0)[:, None, None, None], patched, images)
 
     weights = (rows * cols).astype(soft.dtype) / (height * width)  # [4]
     parts = soft[perms] * weights[:, None, None]  # [4, N, K]
