@@ -363,8 +363,10 @@ def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
     """Erase the boxes of ``params``: pixels inside any box of image n take ``params.fill``.
 
     ``out = where(∪_k box_nk, fill, images)`` per pixel and channel; boxes may overlap (the fill
-    already holds, per pixel, the value of the box painted last). One batched select, no loop
-    over the batch: runs under ``torch.compile(fullgraph=True)``.
+    already holds, per pixel, the value of the box painted last). Under ``torch.compile`` and on
+    a GPU: one batched select, no loop over the batch (``fullgraph=True`` holds). Eager on a CPU,
+    when the batch holds many values per box, the same bytes come from a copy of the batch and
+    one region write per box.
 
     Args:
         images: ``[N, C, H, W]`` uint8 or floating; not modified.

@@ -8,9 +8,11 @@ integer labels (with ``num_classes``) or ``[N, K]`` soft targets (e.g. smoothed 
 tricks compose with label smoothing; the returned targets are ``[N, K]`` soft targets for
 :func:`torch_impl.losses.soft_target_cross_entropy`.
 
-Kernels use gathers and broadcasting only (no Python loop over the batch, no data-dependent
-shapes), so they run under ``torch.compile``. Value checks on the parameters (ranges) read the
-tensors and run in eager mode only. Inputs are never modified in place.
+Under ``torch.compile`` the kernels use gathers and broadcasting only (no Python loop over the
+batch, no data-dependent shapes). In eager mode they take shortcuts that give the same bytes: a
+box the whole batch shares is one region copy, one choice for the whole batch computes only its
+path. Value checks on the parameters (ranges) read the tensors and run in eager mode only; the
+modules skip them for the records they draw themselves. Inputs are never modified in place.
 
 .. warning::
    torch has no Beta sampler that takes a ``torch.Generator``. The samplers draw one 63-bit seed
@@ -95,9 +97,10 @@ def _soft_targets(targets, num_classes, smoothing: float = 0.0) -> torch.Tensor:
     return targets * (1.0 - smoothing) + smoothing / targets.shape[1] if smoothing else targets
 
 
-def _check_host_range(name: str, values: np.ndarray, high: int) -> None:
-    if values.size and (values.min() < 0 or values.max() >= high):
-        raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{int(values.min())}, {int(values.max())}]")
+def _check_range(name: str, low: int, top: int, high: int) -> None:
+    """Indices whose smallest and largest values are ``low`` and ``top`` must lie in ``[0, high)``."""
+    if low < 0 or top >= high:
+        raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{low}, {top}]")
 
 
 def _check_unit_interval(name: str, lam: torch.Tensor):
@@ -121,9 +124,7 @@ def _check_index(name: str, idx, shape: tuple, high: int, *, values: bool = True
     if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype, got {idx.dtype}")
     if values and not compiling() and idx.numel():
-        low, top = (int(v) for v in torch.aminmax(idx))  # one reduction, one host read
-        if low < 0 or top >= high:
-            raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{low}, {top}]")
+        _check_range(name, *(int(v) for v in torch.aminmax(idx)), high)  # one reduction, one host read
 
 
 def _take(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -498,7 +499,8 @@ def _check_boxes(params, n: int, image_h: int, image_w: int, device):
         return tuple(box), None
     host = box.cpu().numpy()  # one read (one sync on a GPU) for every value check
     for name, row in zip(("top", "left", "height", "width"), host):
-        _check_host_range(f"params.{name}", row, max(image_h, image_w) + 1)
+        if row.size:
+            _check_range(f"params.{name}", int(row.min()), int(row.max()), max(image_h, image_w) + 1)
     top, left, height, width = host
     bad = (top + height > image_h) | (left + width > image_w)
     if bad.any():
