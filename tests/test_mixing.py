@@ -861,7 +861,7 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
     torch.testing.assert_close(t, F.one_hot(y, 5).float() * 0.9 + 0.02)
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize(
     "module, sample, kernel",
     [
@@ -880,40 +880,119 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
                 dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="pair"),
                 dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem"),
                 dict(mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=(0.3, 0.9), mode="elem", prob=0.7),
+                dict(mixup_alpha=0.4, cutmix_alpha=1.0, cutmix_minmax=(0.3, 0.9), prob=0.7, correct_lam=False),
             )
         ],
     ],
-    ids=["cutmix", "cutmix-per-sample", "switch-batch", "switch-pair", "switch-elem", "switch-minmax"],
+    ids=["cutmix", "cutmix-per-sample", "switch-batch", "switch-pair", "switch-elem", "switch-minmax", "switch-batch-minmax"],
 )
 def test_cutmix_and_switching_modules_equal_sampler_then_kernel(module, sample, kernel, dtype):
-    """The modules skip the record checks of the kernels (their own draws are valid) and take a
-    shared box from the host: they must give the bytes of sampler + checked kernel, draw for draw."""
+    """The modules skip the record checks of the kernels (their own draws are valid), take a
+    shared box from the host and, in batch mode, draw in Python scalars and weigh with Python
+    floats where the dtype allows (:func:`torch_impl.mixing._weights`): they must give the bytes
+    of sampler + checked kernel, draw for draw, for integer labels and float64 soft targets."""
     n, hw = 200, (32, 32)
     x = torch.randint(0, 256, (n, 3, *hw), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)).to(dtype)
     y = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(2))
+    soft = torch.rand(n, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     mod = module(torch.Generator().manual_seed(4))
     g = torch.Generator().manual_seed(4)
-    for _ in range(6):  # several draws: both branches of the switch in batch mode
-        out, t = mod(x, y)
-        ref_out, ref_t = kernel(x, y, sample(g, n, hw))
+    for targets in (y, y, y, soft, soft, soft):  # several draws: both branches of the switch in batch mode
+        out, t = mod(x, targets)
+        ref_out, ref_t = kernel(x, targets, sample(g, n, hw))
+        assert out.dtype == ref_out.dtype and t.dtype == ref_t.dtype
         assert torch.equal(out, ref_out) and torch.equal(t, ref_t)
 
 
+def test_mixup_cutmix_batch_draw_equals_the_array_draw():
+    """Batch mode draws its one group in Python scalars (``_draw_mixup_cutmix_batch``), pair and
+    elem modes in NumPy arrays (``_draw_mixup_cutmix_groups``). Two implementations of one draw:
+    the same generator state must give the same λ, choice and box through both."""
+    from torch_impl.mixing import _cut_range, _draw_mixup_cutmix_batch, _draw_mixup_cutmix_groups, _host_rng
+    from twintricks.mixing import check_mixup_cutmix_args
+
+    configs = [
+        dict(mixup_alpha=1.0, cutmix_alpha=1.0),
+        dict(mixup_alpha=0.2, cutmix_alpha=0.0, prob=0.6),
+        dict(mixup_alpha=0.0, cutmix_alpha=0.3, correct_lam=False),
+        dict(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.9, cutmix_minmax=(0.2, 0.8)),
+        dict(mixup_alpha=0.0, cutmix_alpha=2.0, cutmix_minmax=(0.1, 0.5), correct_lam=False, prob=0.8),
+    ]
+    boxed_seen = unboxed_seen = 0
+    for config in configs:
+        kw = dict(cutmix_minmax=None, prob=1.0, switch_prob=0.5, correct_lam=True) | config
+        args = check_mixup_cutmix_args(kw["mixup_alpha"], kw["cutmix_alpha"], kw["cutmix_minmax"], kw["prob"], kw["switch_prob"], "batch", kw["correct_lam"])
+        for seed in range(150):
+            for height, width in ((32, 32), (7, 13)):
+                lam, boxed, box = _draw_mixup_cutmix_batch(height, width, args, torch.Generator().manual_seed(seed))
+                rng = _host_rng(torch.Generator().manual_seed(seed))
+                lam_a, boxed_a, box_a = _draw_mixup_cutmix_groups(1, height, width, args, _cut_range(height, width, args), rng)
+                assert (lam, boxed, box) == (float(lam_a[0]), bool(boxed_a[0]), tuple(box_a[:, 0].tolist())), (config, seed)
+                assert isinstance(lam, float) and lam == np.float32(lam)
+                boxed_seen += boxed
+                unboxed_seen += not boxed
+    assert boxed_seen > 100 and unboxed_seen > 100
+
+
+def test_host_rng_follows_the_generator_in_each_thread():
+    """The NumPy draws come from a per-thread generator whose state is drawn from the torch
+    generator: the same torch state gives the same draws, in any thread and interleaved with
+    other threads' draws; the next state gives other draws."""
+    import threading
+
+    from torch_impl.mixing import _host_rng
+
+    def draws(seed, out, barrier=None):
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(200):
+            if barrier is not None:
+                barrier.wait()  # the two threads alternate between state setting and drawing
+            out.append(_host_rng(g).random(3).tolist())
+
+    want = []
+    draws(7, want)
+    assert len({tuple(d) for d in want}) == len(want)
+    got = [[], []]
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=draws, args=(7, got[i], barrier)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got[0] == want and got[1] == want
+
+
 def test_mixing_blend_is_the_plain_formula():
-    """``_blend`` saves passes (in-place updates, uint8 converted inside a 0-d λ's multiplication,
-    float → int16 → uint8); the result must be the plain formula, bit for bit, for uint8 (float32
-    then round half to even) and float, with a per-batch and a per-image λ."""
+    """``_blend`` saves passes (in-place updates; uint8 rounded by adding 1.5·2²³ and keeping the
+    low byte; λ and 1-λ as Python floats); the result must be the plain formula, bit for bit, for
+    uint8 (float32 then round half to even) and float, with a per-batch λ (tensor or float) and a
+    per-image one: every level with every level, ties (λ = ½ and odd sums) and λ ∈ {0, 1}
+    included."""
     from torch_impl.mixing import _blend
 
-    n = 300
+    levels = torch.arange(256, dtype=torch.uint8)
+    x = torch.stack([levels.repeat_interleave(256), levels.repeat(256)]).reshape(2, 1, 256, 256)  # all pairs
+    swap = torch.tensor([1, 0])
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    n = 300
+    y = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=gen)
     perm = torch.randperm(n, generator=gen)
-    for lam in (torch.rand(n, generator=gen).reshape(-1, 1, 1, 1), torch.tensor(0.37)):
-        xf = x.float()
-        want = (xf * lam + xf[perm] * (1 - lam)).round().clamp(0, 255).to(torch.uint8)
-        assert torch.equal(_blend(x, perm, lam), want)
-        assert torch.equal(_blend(xf, perm, lam), xf * lam + xf[perm] * (1 - lam))
+    draws = torch.rand(20, generator=gen).tolist()
+    lams = [0.0, 1.0, 0.5, 0.25, float(np.float32(1 / 3)), float(np.float32(2**-30)), *[float(np.float32(v)) for v in draws]]
+    for images, p in ((x, swap), (y, perm)):
+        for lam in [*lams, torch.rand(len(p), generator=gen).reshape(-1, 1, 1, 1), torch.tensor(0.37)]:
+            lam_t = torch.as_tensor(lam, dtype=torch.float32)
+            for dtype in (torch.uint8, torch.float32, torch.float64):
+                xf = images.float() if dtype == torch.uint8 else images.to(dtype)
+                w = lam_t.to(xf.dtype)
+                want = xf * w + xf[p] * (1 - w)
+                if dtype == torch.uint8:
+                    want = want.round().clamp(0, 255).to(torch.uint8)
+                got = _blend(images.to(dtype), p, lam)
+                assert got.dtype == dtype and torch.equal(got, want), (lam, dtype)
+    # the rounding's last step: int32 → uint8 keeps the low byte (modulo 256, as C++ defines it)
+    magic = torch.arange(256, dtype=torch.int32) + 0x4B400000
+    assert torch.equal(magic.to(torch.uint8), levels)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

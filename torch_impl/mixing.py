@@ -15,16 +15,18 @@ path. Value checks on the parameters (ranges) read the tensors and run in eager 
 modules skip them for the records they draw themselves. Inputs are never modified in place.
 
 .. warning::
-   torch has no Beta sampler that takes a ``torch.Generator``. The samplers draw one 63-bit seed
-   from ``generator`` (torch's default generator when None) and draw the Beta variates with
-   NumPy's ``default_rng(seed)`` on the host, so the generator stays the only source of
-   randomness; the random streams of course differ from :mod:`jax_impl.mixing`'s (parity
+   torch has no Beta sampler that takes a ``torch.Generator``. The samplers draw two 63-bit
+   numbers from ``generator`` (torch's default generator when None), set a NumPy PCG64
+   generator's state to them and draw the Beta variates with it on the host, so the generator
+   stays the only source of randomness; the random streams of course differ from :mod:`jax_impl.mixing`'s (parity
    compares kernels on shared parameter records, never streams). CutMix and the mixup/CutMix
    switch draw all their values (λ, coins, boxes) from that NumPy generator.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -66,9 +68,8 @@ def _gen_device(generator) -> torch.device:
 
 
 def _beta(a: float, size: int, generator) -> np.ndarray:
-    """``size`` float64 Beta(a, a) draws, seeded from ``generator`` (see the module warning)."""
-    seed = torch.randint(0, 2**63 - 1, (), generator=generator, device=_gen_device(generator))
-    return np.random.default_rng(int(seed)).beta(a, a, size=size)
+    """``size`` float64 Beta(a, a) draws, from :func:`_host_rng` (see the module warning)."""
+    return _host_rng(generator).beta(a, a, size=size)
 
 
 def _randperm(n: int, generator) -> torch.Tensor:
@@ -134,28 +135,56 @@ def _take(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return x[perm] if compiling() else x.index_select(0, perm)
 
 
-def _blend(images: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """``images·λ + images[perm]·(1-λ)`` with ``λ`` in ``[0, 1]``, ``[]`` or ``[N, 1, 1, 1]``; uint8 is
-    blended in float32 and rounded half to even.
+def _weights(lam, dtype: torch.dtype, device):
+    """``(λ, 1-λ)`` as ``dtype`` arithmetic gives them from a float32 ``λ``: a tensor (``[]`` or
+    ``[N, ...]``) cast to ``dtype``, or a Python float holding a float32 value.
+
+    For a Python float and float32 or float64 the weights stay Python floats with exactly those
+    values (a scalar operand of a float32 op is used as float32, of a float64 op as float64):
+    no 0-d tensors to build per call in eager mode, nor to copy to a GPU. Other dtypes (half
+    precision rounds ``λ`` first) get 0-d tensors."""
+    if isinstance(lam, float):
+        if dtype == torch.float32:
+            return lam, float(np.float32(1.0 - lam))  # 1 - λ is exact in float64, rounded once
+        if dtype == torch.float64:
+            return lam, 1.0 - lam
+        lam = torch.tensor(lam, dtype=torch.float32, device=device)
+    lam = lam.to(device=device, dtype=dtype)
+    return lam, 1 - lam
+
+
+def _mix_targets(soft: torch.Tensor, lam, perm: torch.Tensor) -> torch.Tensor:
+    """``soft·λ + soft[perm]·(1-λ)`` in the targets' dtype (``λ``: see :func:`_weights`;
+    ``[N, 1]`` for one per image)."""
+    lam, mu = _weights(lam, soft.dtype, soft.device)
+    return soft * lam + _take(soft, perm.to(soft.device)) * mu
+
+
+def _blend(images: torch.Tensor, perm: torch.Tensor, lam) -> torch.Tensor:
+    """``images·λ + images[perm]·(1-λ)`` with ``λ`` in ``[0, 1]`` (see :func:`_weights`;
+    ``[N, 1, 1, 1]`` for one per image); uint8 is blended in float32 and rounded half to even.
 
     Under ``torch.compile`` it is the formula as one expression, which the compiler fuses. Eager,
     the float operations are the same; the code only saves passes over the batch: full-size
-    temporaries are updated in place, and rounded uint8 levels go through int16 (exact on
-    ``[0, 255]``, and on a CPU several times faster than a direct float → uint8 conversion). The
-    callers have checked (or drawn) ``λ`` in ``[0, 1]`` in eager mode, which keeps every blend of
-    two levels within ``[0, 255 + 255·3·2⁻²⁴]`` before rounding: no clamp is needed there."""
+    temporaries are updated in place, and uint8 is rounded by adding ``1.5·2²³`` (float32 then
+    holds ``1.5·2²³ + level``, rounded half to even, and the level is the low byte of its bits:
+    an int32 view converted to uint8, which truncates modulo 256). On a CPU that is one pass
+    where ``round`` and a float → uint8 conversion take several. The callers have checked (or
+    drawn) ``λ`` in ``[0, 1]`` in eager mode, which keeps every blend of two levels within
+    ``[0, 255 + 255·3·2⁻²⁴]`` before rounding: no clamp is needed there."""
     src = _take(images, perm)
     uint8 = images.dtype == torch.uint8
-    lam = lam.to(torch.float32 if uint8 else images.dtype)
+    lam, mu = _weights(lam, torch.float32 if uint8 else images.dtype, images.device)
     if compiling():
         if not uint8:
-            return images * lam + src * (1 - lam)
-        return (images.float() * lam + src.float() * (1 - lam)).round().clamp(0, 255).to(torch.uint8)
+            return images * lam + src * mu
+        return (images.float() * lam + src.float() * mu).round().clamp(0, 255).to(torch.uint8)
     if not uint8:
-        needs_grad = torch.is_grad_enabled() and (images.requires_grad or lam.requires_grad)
-        return (images * lam).add_(src * (1 - lam) if needs_grad else src.mul_(1 - lam))
-    out = images.to(torch.float32).mul_(lam).add_(src.to(torch.float32).mul_(1 - lam)).round_()
-    return out.to(torch.int16).to(torch.uint8)
+        needs_grad = torch.is_grad_enabled() and (images.requires_grad or getattr(lam, "requires_grad", False))
+        return (images * lam).add_(src * mu if needs_grad else src.mul_(mu))
+    out = images.to(torch.float32).mul_(lam).add_(src.to(torch.float32).mul_(mu))
+    # + 1.5·2²³ rounds half to even to an integer float whose low byte is the level
+    return out.add_(12582912.0).view(torch.int32).to(torch.uint8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -181,7 +210,7 @@ def sample_mixup_params(
     ``device``.
 
     .. warning::
-       torch has no Beta sampler that takes a generator: ``λ`` is drawn by NumPy from a seed
+       torch has no Beta sampler that takes a generator: ``λ`` is drawn by NumPy from a state
        drawn from ``generator`` (see the module docstring), which costs one host sync when the
        generator lives on a GPU.
 
@@ -237,8 +266,7 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
 def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor):
     """:func:`mixup` after its checks."""
     mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if lam.ndim else lam)
-    lam_t = lam.to(soft.dtype).reshape(-1, 1) if lam.ndim else lam.to(soft.dtype)
-    return mixed, lam_t * soft + (1 - lam_t) * _take(soft, perm.to(soft.device))
+    return mixed, _mix_targets(soft, lam.reshape(-1, 1) if lam.ndim else lam, perm)
 
 
 class Mixup(RandomTransform, nn.Module):
@@ -327,7 +355,7 @@ def sample_ricap_params(
     to ``device``; integer fields are int64 (int32 in :mod:`jax_impl.mixing`).
 
     .. warning::
-       The Beta draws come from NumPy seeded from ``generator`` (see the module docstring).
+       The Beta draws come from NumPy, its state drawn from ``generator`` (see the module docstring).
 
     Args:
         batch_size: ``N >= 1``.
@@ -468,10 +496,30 @@ class RICAP(RandomTransform, nn.Module):
 # ------------------------------------------------------------------------------------------
 
 
+# PCG64's increment (any odd number selects one of its streams); the state is drawn per call
+_PCG64_INC = 0x5851F42D4C957F2D_14057B7EF767814F
+_HOST = threading.local()
+
+
 def _host_rng(generator) -> np.random.Generator:
-    """A NumPy generator seeded from one 63-bit draw of ``generator`` (see the module warning)."""
-    seed = torch.randint(0, 2**63 - 1, (), generator=generator, device=_gen_device(generator))
-    return np.random.default_rng(int(seed))
+    """A NumPy generator at a uniformly random point of one PCG64 stream: its 128-bit state is
+    two 63-bit draws of ``generator`` (see the module warning).
+
+    Setting the state of a generator kept per thread costs about 1 µs; ``default_rng(seed)``,
+    whose SeedSequence hashing cost 10-35 µs a call, was a tenth of a mixing call at CIFAR size
+    on a CPU. Every caller draws what it needs from the returned generator before the next
+    call in its thread."""
+    hi, lo = torch.randint(0, 2**63 - 1, (2,), generator=generator, device=_gen_device(generator)).tolist()
+    rng = getattr(_HOST, "rng", None)
+    if rng is None:
+        rng = _HOST.rng = np.random.Generator(np.random.PCG64(0))
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": hi << 64 | lo, "inc": _PCG64_INC},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    return rng
 
 
 def _box_mask(top, left, height, width, image_h: int, image_w: int) -> torch.Tensor:
@@ -561,7 +609,7 @@ def sample_cutmix_params(
     is torchvision's ``roll(1)`` (``perm[i] = i - 1 mod N``). The kernel corrects λ to the box
     actually pasted.
 
-    Sampled on the host from one seed drawn from ``generator`` (see the module warning), then
+    Sampled on the host from a NumPy state drawn from ``generator`` (see the module warning), then
     moved to ``device``; int64 fields (int32 in :mod:`jax_impl.mixing`).
 
     Args:
@@ -738,7 +786,7 @@ def sample_mixup_cutmix_params(
     ``rand_bbox_minmax`` (sides uniform in ``[⌊H·min⌋, ⌊H·max⌋)``, the box inside the image). With
     ``correct_lam`` (or ``cutmix_minmax``) a CutMix λ becomes ``1 - box area / (H·W)``.
 
-    Sampled on the host from one seed drawn from ``generator`` (see the module warning), then
+    Sampled on the host from a NumPy state drawn from ``generator`` (see the module warning), then
     moved to ``device``. ``mode="pair"`` needs an even batch.
 
     .. warning::
@@ -762,11 +810,29 @@ def _draw_mixup_cutmix(n: int, height: int, width: int, args, generator):
     :class:`twintricks.mixing.MixupCutmixArgs`), on the host: ``lam`` float32 ``[N]``,
     ``use_cutmix`` bool ``[N]`` and the fields ``top``, ``left``, ``height``, ``width``, ``perm``
     as the rows of one ``[5, N]`` int64 array."""
+    ints = np.empty((5, n), dtype=np.int64)
+    ints[4] = np.arange(n - 1, -1, -1)  # timm pairs image i with N - 1 - i (x.flip(0))
+    if args.mode == "batch":
+        lam, boxed, box = _draw_mixup_cutmix_batch(height, width, args, generator)
+        ints[:4] = np.array(box)[:, None]
+        return np.full(n, lam, dtype=np.float32), np.full(n, boxed), ints
     if args.mode == "pair" and n % 2:
         raise ValueError(f"`batch_size` must be even for mode='pair', got {n}")
-    cut_range = None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
-    m = {"batch": 1, "pair": n // 2, "elem": n}[args.mode]
-    rng = _host_rng(generator)
+    cut_range = _cut_range(height, width, args)
+    lam, boxed, box = _draw_mixup_cutmix_groups(n // 2 if args.mode == "pair" else n, height, width, args, cut_range, _host_rng(generator))
+    ints[:4] = _expand_to_batch(box, n, args.mode)
+    lam, use_cutmix = (np.ascontiguousarray(_expand_to_batch(v, n, args.mode)) for v in (lam, boxed))
+    return lam, use_cutmix, ints
+
+
+def _cut_range(height: int, width: int, args):
+    return None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
+
+
+def _draw_mixup_cutmix_groups(m: int, height: int, width: int, args, cut_range, rng: np.random.Generator):
+    """``m`` independent draws (one per pair or per image), as timm draws them: ``lam`` float32
+    ``[m]`` (corrected to the box), ``boxed`` bool ``[m]`` (a CutMix draw with a non-empty box)
+    and ``box`` int64 ``[4, m]`` (``top, left, height, width``; zeros unless boxed)."""
     apply = rng.random(m) < args.prob
     if args.mixup_alpha > 0 and args.cutmix_alpha > 0:
         use_cutmix = rng.random(m) < args.switch_prob
@@ -790,14 +856,48 @@ def _draw_mixup_cutmix(n: int, height: int, width: int, args, generator):
         cut_h, cut_w = rng.integers(lo_h, hi_h, size=m), rng.integers(lo_w, hi_w, size=m)
         y1, x1 = rng.integers(0, height - cut_h + 1), rng.integers(0, width - cut_w + 1)
         y2, x2 = y1 + cut_h, x1 + cut_w
-    box = np.where(boxed, np.stack([y1, x1, y2 - y1, x2 - x1]), 0)  # [4, m]: empty unless boxed
+    box = np.where(boxed, np.stack([y1, x1, y2 - y1, x2 - x1]), 0)
     if args.correct_lam or cut_range is not None:
         lam = np.where(boxed, (1.0 - box[2] * box[3] / float(height * width)).astype(np.float32), lam)
-    ints = np.empty((5, n), dtype=np.int64)
-    ints[:4] = _expand_to_batch(box, n, args.mode)
-    ints[4] = np.arange(n - 1, -1, -1)  # timm pairs image i with N - 1 - i (x.flip(0))
-    lam, use_cutmix = (np.ascontiguousarray(_expand_to_batch(v, n, args.mode)) for v in (lam.astype(np.float32), boxed))
-    return lam, use_cutmix, ints
+    return lam.astype(np.float32), boxed, box
+
+
+def _draw_mixup_cutmix_batch(height: int, width: int, args, generator):
+    """The one draw of ``mode='batch'``: :func:`_draw_mixup_cutmix_groups` with ``m = 1``, in
+    Python scalars. The same NumPy calls in the same order give the same stream and, with IEEE
+    float64 throughout, the same values (a test compares the two); NumPy's per-call overhead on
+    one-element arrays was most of the module's time at CIFAR size. Returns ``lam`` (a float32
+    value), ``boxed`` and the box ``(top, left, height, width)``."""
+    cut_range = _cut_range(height, width, args)
+    rng = _host_rng(generator)
+    apply = rng.random() < args.prob
+    use_cutmix = rng.random() < args.switch_prob if args.mixup_alpha > 0 and args.cutmix_alpha > 0 else args.cutmix_alpha > 0
+    lam_mix = 1.0
+    if args.mixup_alpha > 0:
+        draw = rng.beta(args.mixup_alpha, args.mixup_alpha)
+        lam_mix = lam_mix if use_cutmix else draw
+    if args.cutmix_alpha > 0:
+        draw = rng.beta(args.cutmix_alpha, args.cutmix_alpha)
+        lam_mix = draw if use_cutmix else lam_mix
+    lam = float(np.float32(lam_mix)) if apply else 1.0
+    boxed = bool(use_cutmix and lam != 1)
+    if cut_range is None:
+        ratio = math.sqrt(1.0 - lam_mix)
+        cut_h, cut_w = int(height * ratio), int(width * ratio)
+        cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
+        y1, y2 = max(cy - cut_h // 2, 0), min(cy + (cut_h + 1) // 2, height)
+        x1, x2 = max(cx - cut_w // 2, 0), min(cx + (cut_w + 1) // 2, width)
+    else:
+        lo_h, hi_h, lo_w, hi_w = cut_range
+        cut_h, cut_w = int(rng.integers(lo_h, hi_h)), int(rng.integers(lo_w, hi_w))
+        y1, x1 = int(rng.integers(0, height - cut_h + 1)), int(rng.integers(0, width - cut_w + 1))
+        y2, x2 = y1 + cut_h, x1 + cut_w
+    if not boxed:
+        return lam, False, (0, 0, 0, 0)
+    box = (y1, x1, y2 - y1, x2 - x1)
+    if args.correct_lam or cut_range is not None:
+        lam = float(np.float32(1.0 - box[2] * box[3] / float(height * width)))
+    return lam, True, box
 
 
 def mixup_cutmix(
@@ -874,8 +974,7 @@ def _apply_mixup_cutmix(images, soft, lam, use_cutmix, box, perm, shared, every,
         mixed = _blend(images, perm, lam[0] if lam_shared else lam.reshape(-1, 1, 1, 1))
         if every != (False, False):
             mixed = torch.where(use_cutmix.reshape(-1, 1, 1, 1), _paste(images, perm, box, None), mixed)
-    lam_t = lam.to(device=soft.device, dtype=soft.dtype)[:, None]
-    return mixed, soft * lam_t + _take(soft, perm.to(soft.device)) * (1 - lam_t)
+    return mixed, _mix_targets(soft, lam[:, None], perm)
 
 
 class MixupCutmix(RandomTransform, nn.Module):
@@ -929,13 +1028,17 @@ class MixupCutmix(RandomTransform, nn.Module):
             args = check_mixup_cutmix_args(
                 self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax, self.mix_prob, self.switch_prob, self.mode, self.correct_lam
             )
-            lam, use_cutmix, ints = _draw_mixup_cutmix(n, height, width, args, self.generator)
             dev = images.device
+            if args.mode == "batch":  # one draw, read as Python scalars; only its path is computed
+                lam, boxed, box = _draw_mixup_cutmix_batch(height, width, args, self.generator)
+                perm = torch.arange(n - 1, -1, -1, device=dev)  # timm's x.flip(0)
+                mixed = _paste(images, perm, None, box) if boxed else _blend(images, perm, lam)
+                return mixed, _mix_targets(soft, lam, perm)
+            lam, use_cutmix, ints = _draw_mixup_cutmix(n, height, width, args, self.generator)
             fields = torch.from_numpy(ints).to(dev)
             return _apply_mixup_cutmix(
                 images, soft, torch.from_numpy(lam).to(dev), torch.from_numpy(use_cutmix).to(dev),
-                tuple(fields[:4]), fields[4], tuple(ints[:4, 0].tolist()) if args.mode == "batch" else None,
-                (bool(use_cutmix.all()), bool(use_cutmix.any())), args.mode == "batch",
+                tuple(fields[:4]), fields[4], None, (bool(use_cutmix.all()), bool(use_cutmix.any())), False,
             )
         zeros = torch.zeros(n, dtype=torch.int64, device=images.device)  # mixing off: λ = 1, targets still smoothed
         params = MixupCutmixParams(
