@@ -865,6 +865,12 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
 @pytest.mark.parametrize(
     "module, sample, kernel",
     [
+        (lambda g: TM.Mixup(alpha=0.4, num_classes=5, generator=g),
+         lambda g, n, hw: TM.sample_mixup_params(n, alpha=0.4, generator=g),
+         lambda x, y, p: TM.mixup(x, y, p, num_classes=5)),
+        (lambda g: TM.Mixup(alpha=0.4, num_classes=5, per_sample=True, generator=g),
+         lambda g, n, hw: TM.sample_mixup_params(n, alpha=0.4, per_sample=True, generator=g),
+         lambda x, y, p: TM.mixup(x, y, p, num_classes=5)),
         (lambda g: TM.CutMix(alpha=1.0, num_classes=5, generator=g),
          lambda g, n, hw: TM.sample_cutmix_params(n, hw, alpha=1.0, generator=g),
          lambda x, y, p: TM.cutmix(x, y, p, num_classes=5)),
@@ -884,7 +890,7 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
             )
         ],
     ],
-    ids=["cutmix", "cutmix-per-sample", "switch-batch", "switch-pair", "switch-elem", "switch-minmax", "switch-batch-minmax"],
+    ids=["mixup", "mixup-per-sample", "cutmix", "cutmix-per-sample", "switch-batch", "switch-pair", "switch-elem", "switch-minmax", "switch-batch-minmax"],
 )
 def test_cutmix_and_switching_modules_equal_sampler_then_kernel(module, sample, kernel, dtype):
     """The modules skip the record checks of the kernels (their own draws are valid), take a

@@ -219,11 +219,19 @@ def sample_mixup_params(
     """
     n = check_int("batch_size", batch_size, low=1)
     a = check_beta_parameter("alpha", alpha, allow_zero=True)
-    m = n if per_sample else 1
-    lam = torch.from_numpy(_beta(a, m, generator)).float() if a > 0 else torch.ones(m)
-    lam = lam if per_sample else lam[0]
-    perm = _randperm(n, generator)
+    lam, perm = _draw_mixup(n, a, per_sample, generator)
+    lam = torch.from_numpy(lam) if per_sample else torch.tensor(lam, dtype=torch.float32)
     return MixupParams(lam.to(device or _gen_device(generator)), perm.to(device or perm.device))
+
+
+def _draw_mixup(n: int, alpha: float, per_sample: bool, generator):
+    """:func:`sample_mixup_params`'s draw for checked arguments: ``λ`` float32, ``[N]`` on the
+    host or (one per batch) a Python float holding a float32 value, and ``perm``."""
+    if per_sample:
+        lam = _beta(alpha, n, generator).astype(np.float32) if alpha > 0 else np.ones(n, np.float32)
+    else:
+        lam = float(np.float32(_beta(alpha, 1, generator)[0])) if alpha > 0 else 1.0
+    return lam, _randperm(n, generator)
 
 
 def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, num_classes: int | None = None):
@@ -263,10 +271,11 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
     return _apply_mixup(images, soft, lam, perm.to(images.device).long())
 
 
-def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor):
-    """:func:`mixup` after its checks."""
-    mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if lam.ndim else lam)
-    return mixed, _mix_targets(soft, lam.reshape(-1, 1) if lam.ndim else lam, perm)
+def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam, perm: torch.Tensor):
+    """:func:`mixup` after its checks (``λ``: a tensor ``[]`` or ``[N]``, or a Python float)."""
+    per_image = isinstance(lam, torch.Tensor) and lam.ndim
+    mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if per_image else lam)
+    return mixed, _mix_targets(soft, lam.reshape(-1, 1) if per_image else lam, perm)
 
 
 class Mixup(RandomTransform, nn.Module):
@@ -288,11 +297,11 @@ class Mixup(RandomTransform, nn.Module):
         soft = _soft_targets(targets, self.num_classes)
         check_same_leading(["images", "targets"], [images, soft])
         # :func:`sample_mixup_params` + :func:`mixup`, less the record's value checks (a record
-        # drawn here is valid by construction)
-        lam, perm = sample_mixup_params(
-            images.shape[0], alpha=self.alpha, per_sample=self.per_sample, generator=self.generator, device=images.device
-        )
-        return _apply_mixup(images, soft, lam, perm)
+        # drawn here is valid by construction); one λ stays a Python float
+        lam, perm = _draw_mixup(images.shape[0], self.alpha, self.per_sample, self.generator)
+        if self.per_sample:
+            lam = torch.from_numpy(lam).to(images.device)
+        return _apply_mixup(images, soft, lam, perm.to(images.device))
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
