@@ -192,3 +192,41 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="no GPU"):
         main(["bench", "--tiny", "--device", "cuda", "--out", str(tmp_path)])
+
+
+def test_a_rows_cases_alternate_round_by_round():
+    """Each case of a group is built and warmed up, then the rounds alternate between the cases,
+    so a slow spell of the machine falls on every implementation compared; a case that fails in a
+    later round is reported as an error, the others still get their figures."""
+    from twintricks_bench.cases import TINY_SIZES, Case, Context
+    from twintricks_bench.harness import _run_group
+    from twintricks_bench.timing import Budget
+
+    log = []
+
+    def build(name, fail_after=None):
+        def make():
+            log.append((name, "build"))
+
+            def call(i):
+                log.append((name, i))
+                if fail_after is not None and i > fail_after:
+                    raise RuntimeError("late failure")
+                return i
+
+            return call
+
+        return make
+
+    ctx = Context(TINY_SIZES["cifar"], compile_torch=False, tiny=True)
+    budget = Budget(warmup=1, min_repeats=3, max_repeats=3, seconds=0.0, group_seconds=0.0, rounds=3)
+    group = [(Case("t", "timm", "torch", build("a")), ctx), (Case("t", "torchvision v2 batch", "torch", build("b", fail_after=4)), ctx)]
+    skipped = (Case("t", "torch_impl eager", "torch", build("c")), ctx)
+    recs = _run_group([*group, skipped], budget, "cpu", lambda case: "skipped (test)" if case.impl == "torch_impl eager" else None)
+    a, b, c = recs
+    assert a["status"] == "ok" and a["rounds"] == 3 and len(a["round_medians_s"]) == 3 and a["repeats"] == 3
+    assert b["status"] == "error" and "late failure" in b["reason"]
+    assert c["status"] == "skipped" and ("c", "build") not in log
+    # build + first call + warm-up + sizing call per case, then one timed call per case per round
+    order = [name for name, i in log if i != "build"]
+    assert order == ["a"] * 3 + ["b"] * 3 + ["a", "b"] * 3  # b fails in round 3 (call 5)

@@ -27,7 +27,7 @@ import numpy as np
 from twintricks.files import atomic_write_bytes
 from twintricks_bench.cases import IMPLS, OURS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
 from twintricks_bench.cases import ROW_DOCS as TRICK_DOCS
-from twintricks_bench.timing import Budget, MemoryProbe, add_jax_info, loadavg, machine_info, measure, sync_for
+from twintricks_bench.timing import Budget, MemoryProbe, Timer, add_jax_info, loadavg, machine_info, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
@@ -38,7 +38,7 @@ TRAIN_ROWS = (TRAIN, TRAIN_TRICKS)
 ROW_DOCS = {**TRICK_DOCS, **TRAIN_DOCS}
 
 BUDGETS = {
-    "full": Budget(warmup=1, min_repeats=3, max_repeats=30, seconds=1.5),
+    "full": Budget(warmup=1, min_repeats=3, max_repeats=30, seconds=1.5, rounds=3),
     "quick": Budget(warmup=1, min_repeats=3, max_repeats=5, seconds=0.2),
     "tiny": Budget(warmup=0, min_repeats=2, max_repeats=2, seconds=0.0, group_seconds=0.0),
 }
@@ -141,8 +141,8 @@ def _fmt_rate(x) -> str:
     return f"{x:.3g}"
 
 
-def _run_case(case: Case, ctx: Context, budget: Budget, device: str) -> dict:
-    rec = {
+def _record(case: Case, ctx: Context) -> dict:
+    return {
         "size": ctx.size.name,
         "trick": case.trick,
         "impl": case.impl,
@@ -154,28 +154,57 @@ def _run_case(case: Case, ctx: Context, budget: Budget, device: str) -> dict:
         "shape": [ctx.size.batch, 3, ctx.size.height, ctx.size.width],
         "status": "ok",
     }
+
+
+def _failed(rec: dict, exc: Exception) -> None:
+    """Mark ``rec`` as not timed: a missing implementation is n/a (or skipped), anything else an error."""
+    if isinstance(exc, NotAvailable):
+        msg = str(exc)
+        rec["status"] = "skipped" if msg.startswith("skipped") else "n/a"
+        rec["reason"] = msg
+        return
+    rec["status"] = "error"
+    rec["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    rec["traceback"] = traceback.format_exc(limit=6)
+
+
+def _start_case(case: Case, ctx: Context, budget: Budget, device: str) -> tuple[dict, Timer | None]:
+    """Build ``case``, make its first call and warm it up (peak memory measured meanwhile)."""
+    rec = _record(case, ctx)
     probe = None
     try:
         call = case.build()
         jax_dev = ctx.jax_device if case.framework == "jax" else None
         probe = MemoryProbe(case.framework, device, jax_dev)
         probe.start()
+        in_flight = None if device == "cuda" else 2  # see twintricks_bench.timing's method
+        timer = Timer(call, sync_for(case.framework, device), in_flight=in_flight)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            in_flight = None if device == "cuda" else 2  # see twintricks_bench.timing's method
-            t = measure(call, sync_for(case.framework, device), budget, on_warm=probe.stop, in_flight=in_flight)
-    except NotAvailable as exc:
-        msg = str(exc)
-        rec["status"] = "skipped" if msg.startswith("skipped") else "n/a"
-        rec["reason"] = msg
-        return rec
+            timer.warm(budget, on_warm=probe.stop)
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
         if probe is not None:
             probe.stop()
-        rec["status"] = "error"
-        rec["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-        rec["traceback"] = traceback.format_exc(limit=6)
-        return rec
+        _failed(rec, exc)
+        return rec, None
+    rec.update(peak_memory_bytes=probe.peak, memory_kind=probe.kind)
+    return rec, timer
+
+
+def _time_round(rec: dict, timer: Timer, budget: Budget) -> bool:
+    """One round of ``rec``'s timed repeats; False (and ``rec`` marked) if a call failed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            timer.run(*budget.round_share())
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        _failed(rec, exc)
+        return False
+    return True
+
+
+def _finish_case(rec: dict, timer: Timer, ctx: Context) -> None:
+    t = timer.timing()
     secs = sorted(t.seconds)
     b = ctx.size.batch
     rec.update(
@@ -186,13 +215,30 @@ def _run_case(case: Case, ctx: Context, budget: Budget, device: str) -> dict:
         images_per_s_min=b / secs[-1],
         images_per_s_max=b / secs[0],
         repeats=len(secs),
+        rounds=len(timer.round_medians),
+        round_medians_s=timer.round_medians,
         calls_per_repeat=t.inner,
         first_call_s=t.first_s,
-        peak_memory_bytes=probe.peak,
-        memory_kind=probe.kind,
         loadavg=loadavg(),
     )
-    return rec
+
+
+def _run_group(group: list[tuple[Case, Context]], budget: Budget, device: str, skip) -> list[dict]:
+    """Time one row's cases of one phase together: each is built and warmed up, then the rounds
+    of timed repeats alternate between them (see :mod:`twintricks_bench.timing`). ``skip(case)``
+    gives a reason to leave a case out (the time limit), or None."""
+    started = []
+    for case, ctx in group:
+        reason = skip(case)
+        started.append((_skip_record(case, ctx, reason), None) if reason else _start_case(case, ctx, budget, device))
+    for _ in range(budget.rounds):
+        for rec, timer in started:
+            if timer is not None and rec["status"] == "ok":
+                _time_round(rec, timer, budget)
+    for (rec, timer), (_, ctx) in zip(started, group):
+        if timer is not None and rec["status"] == "ok":
+            _finish_case(rec, timer, ctx)
+    return [rec for rec, _ in started]
 
 
 def _ratios(records: list[dict]) -> list[dict]:
@@ -284,7 +330,8 @@ def write_markdown(path: Path, result: dict) -> None:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f", Python {m['python']}.",
         "",
         f"Mode: `{result['mode']}` (first call excluded; {result['budget']['warmup']} more warm-up calls; "
-        f"median of {result['budget']['min_repeats']}–{result['budget']['max_repeats']} repeats, "
+        f"median of {result['budget']['min_repeats']}–{result['budget']['max_repeats']} repeats "
+        f"in {result['budget'].get('rounds', 1)} round(s), the cases of a row and phase alternating round by round, "
         "[min–max] beside it; inputs rotated; synchronised). Cells are images/s (higher is better). "
         "Ratio columns: our best column in that framework divided by the fastest existing implementation "
         "doing the same job in the same framework (> 1: ours is faster); * = none exists in that framework, "
@@ -441,19 +488,7 @@ def write_plot(path: Path, result: dict) -> None:
 
 
 def _skip_record(case: Case, ctx: Context, reason: str) -> dict:
-    return {
-        "size": ctx.size.name,
-        "trick": case.trick,
-        "impl": case.impl,
-        "framework": case.framework,
-        "ours": case.ours,
-        "same_job": case.same_job,
-        "note": case.note,
-        "batch": ctx.size.batch,
-        "shape": [ctx.size.batch, 3, ctx.size.height, ctx.size.width],
-        "status": "skipped",
-        "reason": reason,
-    }
+    return {**_record(case, ctx), "status": "skipped", "reason": reason}
 
 
 def _write(out: Path, result: dict) -> None:
@@ -552,11 +587,16 @@ def run(args) -> int:
         return case.framework == "jax", (case.trick in TRAIN_ROWS) + 2 * compiled
 
     plan.sort(key=phase)
+    # one group per size, row and phase: its cases are timed in alternation
+    groups: list[list[tuple[Case, Context]]] = []
+    for cc in plan:
+        if groups and (phase(groups[-1][0]), groups[-1][0][1], groups[-1][0][0].trick) == (phase(cc), cc[1], cc[0].trick):
+            groups[-1].append(cc)
+        else:
+            groups.append([cc])
     jax_started = False
-    for n, (case, ctx) in enumerate(plan):
-        if case.framework == "jax" and not jax_started:
-            add_jax_info(machine)
-            jax_started = True
+
+    def skip(case: Case) -> str | None:
         elapsed = time.perf_counter() - started
         reserve = 3.0
         if case.impl == "torch_impl compile" and compile_torch:
@@ -564,14 +604,21 @@ def run(args) -> int:
         # A compile column that will not compile (off, or AdaBound's) reports its reason at once.
         instant = case.impl == "torch_impl compile" and (not compile_torch or case.trick == "AdaBound")
         if limit and elapsed + reserve > limit and not instant:
-            rec = _skip_record(case, ctx, f"skipped (time limit {limit:.0f} s)")
-        else:
-            rec = _run_case(case, ctx, budget, device)
-        rec["machine"] = machine_tag()
-        result["records"].append(rec)
-        extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
-        print(f"  [{elapsed:5.0f}s] {ctx.size.name:8s} {case.trick:20s} {case.impl:26s} {_cell(rec)}{extra}", flush=True)
-        if n + 1 < len(plan) and (plan[n + 1][1] is not ctx or case.impl == "torch_impl compile"):
+            return f"skipped (time limit {limit:.0f} s)"
+        return None
+
+    for n, group in enumerate(groups):
+        case, ctx = group[0]
+        if case.framework == "jax" and not jax_started:
+            add_jax_info(machine)
+            jax_started = True
+        elapsed = time.perf_counter() - started
+        for (case, ctx), rec in zip(group, _run_group(group, budget, device, skip)):
+            rec["machine"] = machine_tag()
+            result["records"].append(rec)
+            extra = f"  first call {rec['first_call_s']:.2f}s" if rec["status"] == "ok" else ""
+            print(f"  [{elapsed:5.0f}s] {ctx.size.name:8s} {case.trick:20s} {case.impl:26s} {_cell(rec)}{extra}", flush=True)
+        if n + 1 < len(groups) and (groups[n + 1][0][1] is not ctx or case.impl == "torch_impl compile"):
             result["wall_s"] = time.perf_counter() - started
             machine["loadavg_at_end"] = loadavg()
             _write(out, result)  # partial results survive an interrupted run

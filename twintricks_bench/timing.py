@@ -16,7 +16,13 @@ Method (the same for every figure):
   implementation that returns a new array for page faults that one working in place (timm's
   ``Mixup``) never pays, and which no training loop pays;
 * Python's garbage collector is paused during the timed repeats (as ``timeit`` does);
-* the figure is the median over repeats, with the minimum and maximum beside it.
+* the repeats are split into rounds (three in a full run) and the cases of one row that run in
+  the same phase (e.g. torch_impl eager, torchvision and timm) are timed in alternation, round
+  by round, each case warmed up once before the first round: a slow spell of the machine (on the
+  development VM, seconds in which every memory-bound call ran 3-4x slower) then falls on every
+  implementation being compared instead of on whichever case it happened to overlap;
+* the figure is the median over all repeats of all rounds, with the minimum and maximum beside
+  it (and each round's median in ``bench.json``).
 
 Peak memory: on a GPU, torch's ``max_memory_allocated`` (reset before the case) or jax's
 ``peak_bytes_in_use`` of the device; on a CPU, the largest increase of the process's resident
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import math
 import os
 import platform
 import statistics
@@ -36,7 +43,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Budget", "Timing", "measure", "sync_for", "MemoryProbe", "machine_info", "add_jax_info", "loadavg"]
+__all__ = ["Budget", "Timing", "Timer", "sync_for", "MemoryProbe", "machine_info", "add_jax_info", "loadavg"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,12 @@ class Budget:
     max_repeats: int
     seconds: float  # keep repeating (up to max_repeats) while under this many seconds
     group_seconds: float = 0.005  # a timed group lasts at least this long
+    rounds: int = 1  # the repeats are split into this many rounds, a row's cases alternating
+
+    def round_share(self) -> tuple[float, int, int]:
+        """One round's seconds, least and most repeats (the totals split evenly, at least one)."""
+        r = self.rounds
+        return self.seconds / r, max(1, -(-self.min_repeats // r)), max(1, self.max_repeats // r)
 
 
 @dataclass
@@ -76,49 +89,66 @@ def sync_for(framework: str, device: str) -> Callable[[Any], None]:
     return lambda out: None
 
 
-def measure(
-    call: Callable[[int], Any], sync: Callable[[Any], None], budget: Budget, on_warm=None, *, in_flight: int | None = None
-) -> Timing:
-    """Time ``call(i)`` (``i`` rotates the inputs): first call apart, warm-up excluded, synchronised by ``sync``,
-    repeats grouped so each group lasts about ``budget.group_seconds``, garbage collector paused inside a group.
-    ``in_flight``: how many outputs stay alive before being synchronised and dropped (None: a whole group)."""
-    t0 = time.perf_counter()
-    sync(call(0))
-    first = time.perf_counter() - t0
-    i = 1
-    for _ in range(budget.warmup):
-        sync(call(i))
-        i += 1
-    if on_warm is not None:
-        on_warm()
-    t0 = time.perf_counter()
-    sync(call(i))
-    est = time.perf_counter() - t0
-    i += 1
-    inner = max(1, min(1000, int(budget.group_seconds / max(est, 1e-7))))
-    seconds: list[float] = []
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()  # as timeit does: no collection pause inside a timed group
-    try:
-        start = time.perf_counter()
-        while len(seconds) < budget.max_repeats and (
-            len(seconds) < budget.min_repeats or time.perf_counter() - start < budget.seconds
-        ):
-            t0 = time.perf_counter()
-            outs = collections.deque()
-            for k in range(inner):
-                outs.append(call(i + k))
-                if in_flight is not None and len(outs) > in_flight:
-                    sync(outs.popleft())
-            sync(list(outs))
-            seconds.append((time.perf_counter() - t0) / inner)
-            i += inner
-            del outs
-    finally:
-        if was_enabled:
-            gc.enable()
-    return Timing(first, seconds, inner)
+class Timer:
+    """One case's timed calls: :meth:`warm` once, then :meth:`run` once per round.
+
+    ``call(i)`` rotates the inputs with ``i``; ``sync`` waits for an output; ``in_flight``: how
+    many outputs stay alive before being synchronised and dropped (None: a whole group)."""
+
+    def __init__(self, call: Callable[[int], Any], sync: Callable[[Any], None], *, in_flight: int | None = None):
+        self.call, self.sync, self.in_flight = call, sync, in_flight
+        self.first_s = math.nan
+        self.inner = 1
+        self.seconds: list[float] = []  # per call, one entry per timed group, every round
+        self.round_medians: list[float] = []
+        self._i = 0
+
+    def warm(self, budget: Budget, on_warm=None) -> None:
+        """The first call (timed apart), the untimed warm-up calls, then one call to size the groups
+        so each lasts about ``budget.group_seconds``."""
+        t0 = time.perf_counter()
+        self.sync(self.call(0))
+        self.first_s = time.perf_counter() - t0
+        self._i = 1
+        for _ in range(budget.warmup):
+            self.sync(self.call(self._i))
+            self._i += 1
+        if on_warm is not None:
+            on_warm()
+        t0 = time.perf_counter()
+        self.sync(self.call(self._i))
+        est = time.perf_counter() - t0
+        self._i += 1
+        self.inner = max(1, min(1000, int(budget.group_seconds / max(est, 1e-7))))
+
+    def run(self, seconds: float, min_repeats: int, max_repeats: int) -> None:
+        """Timed groups until ``min_repeats`` of them and ``seconds`` have passed (at most
+        ``max_repeats``), the garbage collector paused."""
+        got: list[float] = []
+        gc.collect()
+        was_enabled = gc.isenabled()
+        gc.disable()  # as timeit does: no collection pause inside a timed group
+        try:
+            start = time.perf_counter()
+            while len(got) < max_repeats and (len(got) < min_repeats or time.perf_counter() - start < seconds):
+                t0 = time.perf_counter()
+                outs = collections.deque()
+                for k in range(self.inner):
+                    outs.append(self.call(self._i + k))
+                    if self.in_flight is not None and len(outs) > self.in_flight:
+                        self.sync(outs.popleft())
+                self.sync(list(outs))
+                got.append((time.perf_counter() - t0) / self.inner)
+                self._i += self.inner
+                del outs
+        finally:
+            if was_enabled:
+                gc.enable()
+        self.seconds += got
+        self.round_medians.append(statistics.median(got))
+
+    def timing(self) -> Timing:
+        return Timing(self.first_s, self.seconds, self.inner)
 
 
 def _rss_bytes() -> int:
