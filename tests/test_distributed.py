@@ -310,22 +310,28 @@ def _assert_same_trajectory(one, w1, two, w2):
     """The rule both frameworks are held to (fixed seed, global batch 16, 24 steps, lr 0.05).
 
     Only the order of float32 sums differs between 1 and 2 workers (the loss mean, the gradient,
-    BatchNorm statistics). The first epoch (8 steps) agrees to 1e-5: measured ≤ 1.7e-6 (torch)
-    and ≤ 2.4e-7 (jax). Training then amplifies those last-bit differences, by an amount that
-    depends on the recipe: measured by step 24 up to 5.4e-4 (torch, RICAP; the same size as
-    between one torch process on 1 and on 2 threads) and 1.3e-4 (jax, mixup) on losses near
-    2.3, so 2e-3 bounds every step; the final weights by 1e-2 (measured ≤ 1.9e-3). A trick drawn
-    or cut wrongly is far outside: every rank taking the first rows of each record moved the
-    loss by up to 6e-2 from the first steps on (measured).
+    BatchNorm statistics). The first three steps, which already depend on the first two updates,
+    agree to 1e-5: measured ≤ 2.4e-6 (torch, seeds 5-12, RICAP and mixup) and ≤ 2.4e-7 (jax).
+    A trick drawn or cut wrongly is far outside from the first step: every rank taking the first
+    rows of each record moved the step-0-2 losses by 8e-4 to 6e-2 (measured, torch, seeds 5, 7, 9).
+
+    After that this tiny network (width 4) amplifies last-bit differences chaotically, at a rate
+    that depends on the draws: the first step past 1e-5 came between step 3 and 9, and by step
+    24 the losses differed by up to 1.6e-2 (torch RICAP, seed 9; median 2e-3 over 16 runs), the
+    final weights by up to 0.25 and the evaluation loss by up to 2.4e-3 (in the 6 runs where it
+    was read). So the later steps are held to 3e-2, the evaluation loss to 5e-3, and the final
+    weights only to the same names and shapes. An earlier version of this rule (1e-5 for 8 steps,
+    2e-3 for 24, weights 1e-2) had been measured on seed 5 alone: seeds 7 and 8 broke it already
+    with the torch host generator it was measured with, and seed 5 broke it once that generator's
+    seeding changed (:func:`torch_impl.mixing._host_rng`), which moved every torch draw.
     """
     a, b = np.array(one["losses"]), np.array(two["losses"])
     assert len(a) == len(b) >= 24
-    np.testing.assert_allclose(b[:8], a[:8], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(b, a, rtol=0, atol=2e-3)
+    np.testing.assert_allclose(b[:3], a[:3], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(b, a, rtol=0, atol=3e-2)
     assert one["world"]["world_size"] == 1 and two["world"]["world_size"] == 2
-    assert sorted(w1) == sorted(w2)
-    assert max(float(np.abs(w1[k].astype(np.float64) - w2[k]).max()) for k in w1) < 1e-2
-    assert abs(one["eval"]["loss"] - two["eval"]["loss"]) < 2e-3
+    assert sorted(w1) == sorted(w2) and all(w1[k].shape == w2[k].shape for k in w1)
+    assert abs(one["eval"]["loss"] - two["eval"]["loss"]) < 5e-3
 
 
 @pytest.mark.slow
