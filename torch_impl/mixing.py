@@ -18,9 +18,10 @@ modules skip them for the records they draw themselves. Inputs are never modifie
    torch has no Beta sampler that takes a ``torch.Generator``. The samplers draw two 63-bit
    numbers from ``generator`` (torch's default generator when None), set a NumPy PCG64
    generator's state to them and draw the Beta variates with it on the host, so the generator
-   stays the only source of randomness; the random streams of course differ from :mod:`jax_impl.mixing`'s (parity
-   compares kernels on shared parameter records, never streams). CutMix and the mixup/CutMix
-   switch draw all their values (λ, coins, boxes) from that NumPy generator.
+   stays the only source of randomness; the random streams of course differ from
+   :mod:`jax_impl.mixing`'s (parity compares kernels on shared parameter records, never
+   streams). CutMix and the mixup/CutMix switch draw all their values (λ, coins, boxes) from
+   that NumPy generator.
 """
 
 from __future__ import annotations
@@ -147,7 +148,9 @@ def _weights(lam, dtype: torch.dtype, device):
     precision rounds ``λ`` first) get 0-d tensors."""
     if isinstance(lam, float):
         if dtype == torch.float32:
-            return lam, float(np.float32(1.0 - lam))  # 1 - λ is exact in float64, rounded once
+            # 1 - λ in float64 is exact (or, for λ < 2⁻³⁰, far from a float32 tie): rounded
+            # once to float32 it is the float32 subtraction's result
+            return lam, float(np.float32(1.0 - lam))
         if dtype == torch.float64:
             return lam, 1.0 - lam
         lam = torch.tensor(lam, dtype=torch.float32, device=device)
@@ -577,7 +580,7 @@ def _paste(images: torch.Tensor, perm: torch.Tensor, box, shared) -> torch.Tenso
     A box shared by the whole batch (eager mode) is one slice copy of the box region, as timm
     pastes (uint8 on a CPU: a bitwise select with one ``[H, W]`` mask, ``x ^ ((x ^ y) & m)``,
     three vectorised passes where the box copy moves its rows of a few bytes one by one, ~1.3×
-    faster); otherwise a per-image mask selects between the image and its partner. Same bytes."""
+    faster for most boxes); otherwise a per-image mask selects between the image and its partner. Same bytes."""
     if shared is not None:
         top, left, height, width = shared
         if height and width and images.dtype == torch.uint8 and images.device.type == "cpu" and not compiling():
