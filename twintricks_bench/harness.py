@@ -590,7 +590,8 @@ def run(args) -> int:
     # one group per size, row and phase: its cases are timed in alternation
     groups: list[list[tuple[Case, Context]]] = []
     for cc in plan:
-        if groups and (phase(groups[-1][0]), groups[-1][0][1], groups[-1][0][0].trick) == (phase(cc), cc[1], cc[0].trick):
+        last = groups[-1][0] if groups else None
+        if last is not None and last[1] is cc[1] and (phase(last), last[0].trick) == (phase(cc), cc[0].trick):
             groups[-1].append(cc)
         else:
             groups.append([cc])
