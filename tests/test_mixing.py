@@ -951,9 +951,10 @@ def test_host_rng_follows_the_generator_in_each_thread():
     def draws(seed, out, barrier=None):
         g = torch.Generator().manual_seed(seed)
         for _ in range(200):
+            rng = _host_rng(g)
             if barrier is not None:
-                barrier.wait()  # the two threads alternate between state setting and drawing
-            out.append(_host_rng(g).random(3).tolist())
+                barrier.wait()  # both threads have set their state before either draws
+            out.append(rng.random(3).tolist())
 
     want = []
     draws(7, want)
