@@ -1,142 +1,21 @@
-"""The tricks as pure JAX functions (flax, optax). Images are ``[N, H, W, C]``.
+"""The tricks as pure JAX functions (flax, optax). Images ``[N, H, W, C]``.
 
 Never imports torch or torchvision. The public names mirror :mod:`torch_impl` one for one.
+
+Exports are written once, in each module's ``__all__``: this package re-exports the ``__all__``
+of every module in :data:`MODULES` (and the policy tables), so ``jax_impl.mixup`` is
+:func:`jax_impl.mixing._mixup.mixup`; ``tests/test_completeness.py`` checks that the README's
+names are among them.
 """
 
-from jax_impl import data, models, ops, train
-from jax_impl.losses import (
-    smooth_labels,
-    soft_target_cross_entropy,
-    label_smoothing_cross_entropy,
-    distillation_loss,
-    kd_loss,
-)
-from jax_impl.mixing import (
-    MixupParams,
-    sample_mixup_params,
-    mixup,
-    random_mixup,
-    RicapParams,
-    sample_ricap_params,
-    ricap,
-    random_ricap,
-    CutMixParams,
-    sample_cutmix_params,
-    cutmix,
-    random_cutmix,
-    MixupCutmixParams,
-    sample_mixup_cutmix_params,
-    mixup_cutmix,
-    random_mixup_cutmix,
-)
-from jax_impl.erasing import (
-    CutoutParams,
-    sample_cutout_params,
-    cutout,
-    random_cutout,
-    RandomErasingParams,
-    sample_random_erasing_params,
-    erase,
-    random_erasing,
-)
-from jax_impl.cropping import (
-    ResizedCropParams,
-    sample_resized_crop_params,
-    resized_crop,
-    FlipParams,
-    sample_flip_params,
-    hflip,
-    random_resized_crop_flip,
-)
-from jax_impl.policies import (
-    AutoAugmentParams,
-    sample_autoaugment_params,
-    autoaugment,
-    random_autoaugment,
-    RandAugmentParams,
-    sample_randaugment_params,
-    randaugment,
-    random_randaugment,
-    TrivialAugmentWideParams,
-    sample_trivialaugment_wide_params,
-    trivialaugment_wide,
-    random_trivialaugment_wide,
-    AugMixParams,
-    sample_augmix_params,
-    augmix,
-    random_augmix,
-)
-from twintricks.policies import OPS, POLICIES
-from jax_impl.optim import (
-    ScaleByAdaBoundState,
-    scale_by_adabound,
-    adabound,
-    amsbound,
-    adaboundw,
-)
+from twintricks.exports import reexport
 
-__all__ = [
-    "smooth_labels",
-    "soft_target_cross_entropy",
-    "label_smoothing_cross_entropy",
-    "distillation_loss",
-    "kd_loss",
-    "MixupParams",
-    "sample_mixup_params",
-    "mixup",
-    "random_mixup",
-    "RicapParams",
-    "sample_ricap_params",
-    "ricap",
-    "random_ricap",
-    "CutMixParams",
-    "sample_cutmix_params",
-    "cutmix",
-    "random_cutmix",
-    "MixupCutmixParams",
-    "sample_mixup_cutmix_params",
-    "mixup_cutmix",
-    "random_mixup_cutmix",
-    "CutoutParams",
-    "sample_cutout_params",
-    "cutout",
-    "random_cutout",
-    "RandomErasingParams",
-    "sample_random_erasing_params",
-    "erase",
-    "random_erasing",
-    "ResizedCropParams",
-    "sample_resized_crop_params",
-    "resized_crop",
-    "FlipParams",
-    "sample_flip_params",
-    "hflip",
-    "random_resized_crop_flip",
-    "POLICIES",
-    "OPS",
-    "AutoAugmentParams",
-    "sample_autoaugment_params",
-    "autoaugment",
-    "random_autoaugment",
-    "RandAugmentParams",
-    "sample_randaugment_params",
-    "randaugment",
-    "random_randaugment",
-    "TrivialAugmentWideParams",
-    "sample_trivialaugment_wide_params",
-    "trivialaugment_wide",
-    "random_trivialaugment_wide",
-    "AugMixParams",
-    "sample_augmix_params",
-    "augmix",
-    "random_augmix",
-    "ScaleByAdaBoundState",
-    "scale_by_adabound",
-    "adabound",
-    "amsbound",
-    "adaboundw",
-    "ops",
-    "models",
-    "data",
-    "train",
-]
+#: The modules whose ``__all__`` this package re-exports, in this order (the same names in torch_impl).
+MODULES = ("losses", "mixing", "erasing", "cropping", "policies", "optim")
+
+__all__ = reexport(globals(), MODULES)
+
+from twintricks.policies import OPS, POLICIES  # noqa: E402
+from jax_impl import data, models, ops, train  # noqa: E402
+
+__all__ += ["POLICIES", "OPS", "ops", "models", "data", "train"]

@@ -24,6 +24,7 @@ import numpy as np
 from jax_impl._checks import check_images, check_record, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.geometry import check_scale_ratio, fallback_crop_box
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "ResizedCropParams",
@@ -332,3 +333,22 @@ def random_resized_crop_flip(
     box = sample_resized_crop_params(k_crop, n, (h, w), scale=scale, ratio=ratio)
     flip = sample_flip_params(k_flip, n, p=flip_p)
     return resized_crop(images, box, size=size, flip=flip)
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (crop_flip): collected by jax_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _trainer_sample_crop_flip(key, n, trainer):
+    k_crop, k_flip = jax.random.split(key)
+    crop = sample_resized_crop_params(k_crop, n, trainer.image_size, scale=trainer.config.crop_scale)
+    return crop, sample_flip_params(k_flip, n)
+
+
+TRICK_IMPLS = {
+    "crop_flip": TrickImpl(
+        _trainer_sample_crop_flip,
+        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
+    ),
+}

@@ -26,6 +26,7 @@ import numpy as np
 from jax_impl._checks import check_images, check_record, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "CutoutParams",
@@ -381,3 +382,26 @@ def random_erasing(
         key, n, (h, w), c, p=p, scale=scale, ratio=ratio, value=value, mode=mode, min_count=min_count, max_count=max_count
     )
     return erase(images, params)
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (cutout, random_erasing): collected by jax_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _trainer_sample_random_erasing(key, n, trainer):
+    c = trainer.config
+    return sample_random_erasing_params(
+        key, n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
+        max_count=c.random_erasing_count,
+    )
+
+
+# At the ``erasing`` stage the batch is normalised: Cutout's fill 0 is the data set's mean.
+TRICK_IMPLS = {
+    "cutout": TrickImpl(
+        lambda key, n, tr: sample_cutout_params(key, n, tr.image_size, n_holes=tr.config.cutout_holes),
+        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
+    ),
+    "random_erasing": TrickImpl(_trainer_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
+}

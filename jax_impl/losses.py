@@ -38,6 +38,7 @@ import numpy as np
 
 from jax_impl._checks import check_floating, check_not_torch, is_concrete
 from twintricks.checks import check_choice, check_int, check_real
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "smooth_labels",
@@ -284,3 +285,22 @@ def kd_loss(student_logits, teacher_logits, labels, *, temperature=4.0, alpha=0.
     ce = jnp.mean(_xent(student_logits, y))
     mixed = a * distill + (1.0 - a) * ce
     return jnp.where(a == 1, distill, jnp.where(a == 0, ce, mixed))
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (label_smoothing, distillation): collected by jax_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _smooth_targets(x, targets, params, trainer):
+    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
+        return x, targets
+    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
+
+
+# Distillation draws and applies nothing: the trainer's loss adds :func:`distillation_loss`
+# against its frozen teacher's logits.
+TRICK_IMPLS = {
+    "label_smoothing": TrickImpl(None, _smooth_targets),
+    "distillation": TrickImpl(),
+}

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,130 +49,19 @@ import optax
 from jax_impl import data as jdata
 from jax_impl import distributed as jd
 from jax_impl import models as jmodels
-from jax_impl.policies import (
-    augmix,
-    autoaugment,
-    randaugment,
-    sample_augmix_params,
-    sample_autoaugment_params,
-    sample_randaugment_params,
-    sample_trivialaugment_wide_params,
-    trivialaugment_wide,
-)
-from jax_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
-from jax_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
-from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
-from jax_impl.mixing import (
-    mixup,
-    mixup_cutmix,
-    ricap,
-    sample_mixup_cutmix_params,
-    sample_mixup_params,
-    sample_ricap_params,
-)
+from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, soft_target_cross_entropy
 from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
 from twintricks.recipe import TrainConfig, fit, lr_table
-from twintricks.tricks import STAGES
+from twintricks.tricks import STAGES, TrickImpl, collect_impls
 
 __all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
-# ----------------------------------------------------------------------------- the tricks
-
-
-class TrickImpl(NamedTuple):
-    """How jax_impl runs one trick of :data:`twintricks.tricks.TRICKS`.
-
-    ``sample(key, batch_size, trainer)`` draws the step's parameters (a params record, or a tuple
-    of them) from the trick's key; ``apply(x, targets, params, trainer)`` returns the new
-    ``(x, targets)``. ``None``: the trick draws nothing / is not applied to the batch (it acts in
-    :meth:`Trainer.criterion`).
-    """
-
-    sample: Callable | None = None
-    apply: Callable | None = None
-
-
-def _num_classes(targets, trainer):
-    """Integer labels are one-hot encoded by the mixing kernels; soft targets are taken as they are."""
-    return None if targets.ndim == 2 else trainer.num_classes
-
-
-def _sample_crop_flip(key, n, trainer):
-    k_crop, k_flip = jax.random.split(key)
-    crop = sample_resized_crop_params(k_crop, n, trainer.image_size, scale=trainer.config.crop_scale)
-    return crop, sample_flip_params(k_flip, n)
-
-
-def _sample_random_erasing(key, n, trainer):
-    c = trainer.config
-    return sample_random_erasing_params(
-        key, n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
-        max_count=c.random_erasing_count,
-    )
-
-
-def _sample_mixup_cutmix(key, n, trainer):
-    c = trainer.config
-    return sample_mixup_cutmix_params(
-        key, n, trainer.image_size, mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, cutmix_minmax=c.cutmix_minmax,
-        prob=c.mix_prob, switch_prob=c.mix_switch_prob, mode=c.mix_mode,
-    )
-
-
-def _smooth_targets(x, targets, params, trainer):
-    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
-        return x, targets
-    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
-
-
-#: trick name → its sampler and kernel here (one entry per :data:`twintricks.tricks.TRICKS` entry).
-TRICK_IMPLS: dict[str, TrickImpl] = {
-    "crop_flip": TrickImpl(
-        _sample_crop_flip,
-        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
-    ),
-    "autoaugment": TrickImpl(
-        lambda key, n, tr: sample_autoaugment_params(key, n, policy=tr.config.autoaugment),
-        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
-    ),
-    "randaugment": TrickImpl(
-        lambda key, n, tr: sample_randaugment_params(key, n, num_ops=tr.config.randaugment_ops),
-        lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
-                                         num_magnitude_bins=tr.config.randaugment_bins), y),
-    ),
-    "trivialaugment": TrickImpl(
-        lambda key, n, tr: sample_trivialaugment_wide_params(key, n, num_magnitude_bins=tr.config.trivialaugment_bins),
-        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y),
-    ),
-    "augmix": TrickImpl(
-        lambda key, n, tr: sample_augmix_params(
-            key, n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width,
-            chain_depth=tr.config.augmix_depth, alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops,
-        ),
-        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y),
-    ),
-    "cutout": TrickImpl(
-        lambda key, n, tr: sample_cutout_params(key, n, tr.image_size, n_holes=tr.config.cutout_holes),
-        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
-    ),
-    "random_erasing": TrickImpl(_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
-    "label_smoothing": TrickImpl(None, _smooth_targets),
-    "mixup": TrickImpl(
-        lambda key, n, tr: sample_mixup_params(key, n, alpha=tr.config.mixup),
-        lambda x, y, p, tr: mixup(x, y, p, num_classes=_num_classes(y, tr)),
-    ),
-    "ricap": TrickImpl(
-        lambda key, n, tr: sample_ricap_params(key, n, tr.image_size, beta=tr.config.ricap),
-        lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
-    ),
-    # CutMix alone, or (with mixup on, which it then takes over) timm's mixup/CutMix switching;
-    # label smoothing is already folded into the soft targets, as timm's mixup_target does.
-    "cutmix": TrickImpl(_sample_mixup_cutmix, lambda x, y, p, tr: mixup_cutmix(x, y, p, num_classes=_num_classes(y, tr))),
-    "distillation": TrickImpl(),
-}
+#: trick id → this backend's :class:`~twintricks.tricks.TrickImpl` (sampler and kernel), collected from
+#: ``TRICK_IMPLS`` of the module beside each trick's kernels (:attr:`twintricks.tricks.Trick.module`).
+TRICK_IMPLS: dict[str, TrickImpl] = collect_impls("jax_impl")
 
 _ADABOUND = {"adabound": adabound, "amsbound": amsbound, "adaboundw": adaboundw}
 
@@ -240,7 +128,7 @@ class Trainer:
             all of them, across every process of a ``jax.distributed`` job; see
             :mod:`jax_impl.distributed`).
         teacher: optional ``(model_name, width, variables)`` of a trained teacher (linen
-            variables, e.g. converted from a torch checkpoint by :mod:`parity.convert`).
+            variables, e.g. from any teacher file by :func:`jax_impl.teacher.load_teacher`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
     """
 

@@ -895,7 +895,7 @@ def test_cutmix_and_switching_modules_reproducible_and_inputs_unmodified():
 def test_cutmix_and_switching_modules_equal_sampler_then_kernel(module, sample, kernel, dtype):
     """The modules skip the record checks of the kernels (their own draws are valid), take a
     shared box from the host and, in batch mode, draw in Python scalars and weigh with Python
-    floats where the dtype allows (:func:`torch_impl.mixing._weights`): they must give the bytes
+    floats where the dtype allows (:func:`torch_impl.mixing._common._weights`): they must give the bytes
     of sampler + checked kernel, draw for draw, for integer labels and float64 soft targets."""
     n, hw = 200, (32, 32)
     x = torch.randint(0, 256, (n, 3, *hw), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)).to(dtype)
@@ -914,7 +914,8 @@ def test_mixup_cutmix_batch_draw_equals_the_array_draw():
     """Batch mode draws its one group in Python scalars (``_draw_mixup_cutmix_batch``), pair and
     elem modes in NumPy arrays (``_draw_mixup_cutmix_groups``). Two implementations of one draw:
     the same generator state must give the same λ, choice and box through both."""
-    from torch_impl.mixing import _cut_range, _draw_mixup_cutmix_batch, _draw_mixup_cutmix_groups, _host_rng
+    from torch_impl.mixing._common import _host_rng
+    from torch_impl.mixing._cutmix import _cut_range, _draw_mixup_cutmix_batch, _draw_mixup_cutmix_groups
     from twintricks.mixing import check_mixup_cutmix_args
 
     configs = [
@@ -946,7 +947,7 @@ def test_host_rng_follows_the_generator_in_each_thread():
     other threads' draws; the next state gives other draws."""
     import threading
 
-    from torch_impl.mixing import _host_rng
+    from torch_impl.mixing._common import _host_rng
 
     def draws(seed, out, barrier=None):
         g = torch.Generator().manual_seed(seed)
@@ -975,7 +976,7 @@ def test_mixing_blend_is_the_plain_formula():
     uint8 (float32 then round half to even) and float, with a per-batch λ (tensor or float) and a
     per-image one: every level with every level, ties (λ = ½ and odd sums) and λ ∈ {0, 1}
     included."""
-    from torch_impl.mixing import _blend
+    from torch_impl.mixing._common import _blend
 
     levels = torch.arange(256, dtype=torch.uint8)
     x = torch.stack([levels.repeat_interleave(256), levels.repeat(256)]).reshape(2, 1, 256, 256)  # all pairs

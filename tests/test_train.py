@@ -31,6 +31,7 @@ from torch_impl import train as ttrain
 from twintricks.datasets import load_digits
 from twintricks.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twintricks.recipe import TrainConfig, fit
+from twintricks.tricks import TRICKS
 
 from conftest import CIFAR10_ARCHIVE as ARCHIVE
 
@@ -99,6 +100,21 @@ CONFIGS = {  # every trick at least once, composed; SGD, AdamW and AdaBound (AMS
         dict(optimizer="adamw", cutmix=1.0, cutmix_minmax=(0.3, 0.7), mix_mode="pair", mix_prob=0.8,
              random_erasing=1.0, random_erasing_mode="pixel"), 2e-5),
 }
+
+
+
+def _switched_on(kw) -> set[str]:
+    config = TrainConfig(**kw)
+    return {t.name for t in TRICKS if t.enabled(config)}
+
+
+# A random trick that no entry above switches on gets one of its own, from its example settings
+# (distillation, which draws nothing, has test_step_parity_distillation).
+CONFIGS.update({
+    f"sgd+{t.name} (its example)": (t.example, 2e-6)
+    for t in TRICKS
+    if t.stream is not None and not any(t.name in _switched_on(kw) for kw, _ in CONFIGS.values())
+})
 
 
 def _check_the_draw_exercises_the_tricks(name, step, aug):
@@ -171,55 +187,51 @@ def _draws(backend, config, dataset, steps=3):
     return out
 
 
+def _together(order) -> tuple[dict, set]:
+    """The examples (:attr:`twintricks.tricks.Trick.example`) of the random tricks in ``order``,
+    merged, each left out when it cannot run with one already in (``excludes``, ``takes_over``);
+    and the tricks it switched on."""
+    on, kw = set(), {}
+    for t in order:
+        clash = set(t.excludes) | set(t.takes_over) | {o.name for o in TRICKS if t.name in o.takes_over}
+        if not clash & on:
+            on.add(t.name)
+            kw.update(t.example)
+    return kw, on
+
+
+def _many():
+    """Every random trick on together with as many others as it can run with: a few sets."""
+    sets, covered = [], set()
+    while covered != {t.name for t in RANDOM}:
+        kw, on = _together([t for t in RANDOM if t.name not in covered] + [t for t in RANDOM if t.name in covered])
+        sets.append(kw)
+        covered |= on
+    return sets
+
+
+RANDOM = [t for t in TRICKS if t.stream is not None]
+MANY = _many()
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_each_trick_draws_from_its_own_stream(backend, tiny):
-    """Enabling more tricks never changes another trick's draws for the same seed and step."""
-    alone = _draws(backend, _config(crop_flip=True), tiny)
-    more = _draws(backend, _config(crop_flip=True, autoaugment="cifar10", cutout=8, ricap=0.3), tiny)
-    for a, b in zip(alone, more):
-        assert _records_equal(a["crop_flip"], b["crop_flip"])
-    cut = _draws(backend, _config(cutout=8), tiny)
-    for a, b in zip(cut, more):
-        assert _records_equal(a["cutout"], b["cutout"])
-    # the newer tricks: adding random erasing and CutMix leaves the others' draws alone, and theirs
-    # do not depend on what else is on
-    newer = _draws(backend, _config(crop_flip=True, cutout=8, random_erasing=0.5, cutmix=1.0), tiny)
-    for a, b, c in zip(alone, cut, newer):
-        assert _records_equal(a["crop_flip"], c["crop_flip"]) and _records_equal(b["cutout"], c["cutout"])
-    erasing = _draws(backend, _config(random_erasing=0.5), tiny)
-    cutmix = _draws(backend, _config(cutmix=1.0), tiny)
-    for a, b, c in zip(erasing, cutmix, newer):
-        assert _records_equal(a["random_erasing"], c["random_erasing"])
-        assert _records_equal(b["cutmix"], c["cutmix"])
-    # mixup alone draws as it always did; with CutMix on, the switch draws for both
-    mix = _draws(backend, _config(mixup=1.0), tiny)
-    mix_more = _draws(backend, _config(mixup=1.0, random_erasing=0.5, cutout=8), tiny)
-    for a, b in zip(mix, mix_more):
-        assert _records_equal(a["mixup"], b["mixup"])
+    """Enabling more tricks never changes another trick's draws for the same seed and step: each
+    random trick of the recipe (from its example settings) draws alone what it draws with every
+    other trick it can run with; and each step draws afresh."""
+    many = [_draws(backend, _config(**kw), tiny) for kw in MANY]
+    checked = set()
+    for t in RANDOM:
+        alone = _draws(backend, _config(**t.example), tiny)
+        assert not _records_equal(alone[0][t.name], alone[1][t.name]), t.name  # each step draws afresh
+        for draws in many:
+            if t.name in draws[0]:
+                assert all(_records_equal(a[t.name], b[t.name]) for a, b in zip(alone, draws)), t.name
+                checked.add(t.name)
+    assert checked == {t.name for t in RANDOM} and all(len(d[0]) > 1 for d in many)
+    # a trick taken over draws nothing of its own: with CutMix on, the switch draws for mixup
     switch = _draws(backend, _config(mixup=1.0, cutmix=1.0), tiny)
     assert set(switch[0]) == {"cutmix"}
-    # the policy families: each draws as it does alone, and leaves the others' draws alone
-    families = _draws(backend, _config(crop_flip=True, randaugment=True, trivialaugment=True, augmix=True), tiny)
-    for a, c in zip(alone, families):
-        assert _records_equal(a["crop_flip"], c["crop_flip"])
-    for name in ("randaugment", "trivialaugment", "augmix"):
-        for a, c in zip(_draws(backend, _config(**{name: True}), tiny), families):
-            assert _records_equal(a[name], c[name]), name
-    assert not _records_equal(alone[0]["crop_flip"], alone[1]["crop_flip"])  # each step draws afresh
-
-
-def test_every_recipe_trick_has_an_implementation_in_both_backends():
-    from twintricks.tricks import STAGES, TRICKS
-
-    names = {t.name for t in TRICKS}
-    for impls in (ttrain.TRICK_IMPLS, jtrain.TRICK_IMPLS):
-        assert set(impls) == names
-        for t in TRICKS:
-            # a trick with a stream draws; one without draws nothing
-            assert (impls[t.name].sample is not None) == (t.stream is not None), t.name
-            assert t.stage in STAGES and t.stage != "normalise"
-    streams = [t.stream for t in TRICKS if t.stream is not None]
-    assert len(set(streams)) == len(streams)
 
 
 def test_config_and_command_line_come_from_one_declaration():

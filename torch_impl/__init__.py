@@ -1,144 +1,21 @@
-"""The tricks as PyTorch functions and ``nn.Module``s. Images are ``[N, C, H, W]``.
+"""The tricks as PyTorch functions and ``nn.Module``s. Images ``[N, C, H, W]``.
 
 Never imports jax, flax or optax. The public names mirror :mod:`jax_impl` one for one.
+
+Exports are written once, in each module's ``__all__``: this package re-exports the ``__all__``
+of every module in :data:`MODULES` (and the policy tables), so ``torch_impl.mixup`` is
+:func:`torch_impl.mixing._mixup.mixup`; ``tests/test_completeness.py`` checks that the README's
+names are among them.
 """
 
-from torch_impl import data, models, ops, train
-from torch_impl.losses import (
-    smooth_labels,
-    soft_target_cross_entropy,
-    label_smoothing_cross_entropy,
-    distillation_loss,
-    kd_loss,
-    LabelSmoothingCrossEntropy,
-    SoftTargetCrossEntropy,
-    DistillationLoss,
-)
-from torch_impl.mixing import (
-    MixupParams,
-    sample_mixup_params,
-    mixup,
-    Mixup,
-    RicapParams,
-    sample_ricap_params,
-    ricap,
-    RICAP,
-    CutMixParams,
-    sample_cutmix_params,
-    cutmix,
-    CutMix,
-    MixupCutmixParams,
-    sample_mixup_cutmix_params,
-    mixup_cutmix,
-    MixupCutmix,
-)
-from torch_impl.erasing import (
-    CutoutParams,
-    sample_cutout_params,
-    cutout,
-    Cutout,
-    RandomErasingParams,
-    sample_random_erasing_params,
-    erase,
-    RandomErasing,
-)
-from torch_impl.cropping import (
-    ResizedCropParams,
-    sample_resized_crop_params,
-    resized_crop,
-    FlipParams,
-    sample_flip_params,
-    hflip,
-    RandomResizedCropFlip,
-)
-from torch_impl.policies import (
-    AutoAugmentParams,
-    sample_autoaugment_params,
-    autoaugment,
-    AutoAugment,
-    RandAugmentParams,
-    sample_randaugment_params,
-    randaugment,
-    RandAugment,
-    TrivialAugmentWideParams,
-    sample_trivialaugment_wide_params,
-    trivialaugment_wide,
-    TrivialAugmentWide,
-    AugMixParams,
-    sample_augmix_params,
-    augmix,
-    AugMix,
-)
-from twintricks.policies import OPS, POLICIES
-from torch_impl.optim import (
-    AdaBound,
-    AMSBound,
-    AdaBoundW,
-)
+from twintricks.exports import reexport
 
-__all__ = [
-    "smooth_labels",
-    "soft_target_cross_entropy",
-    "label_smoothing_cross_entropy",
-    "distillation_loss",
-    "kd_loss",
-    "LabelSmoothingCrossEntropy",
-    "SoftTargetCrossEntropy",
-    "DistillationLoss",
-    "MixupParams",
-    "sample_mixup_params",
-    "mixup",
-    "Mixup",
-    "RicapParams",
-    "sample_ricap_params",
-    "ricap",
-    "RICAP",
-    "CutMixParams",
-    "sample_cutmix_params",
-    "cutmix",
-    "CutMix",
-    "MixupCutmixParams",
-    "sample_mixup_cutmix_params",
-    "mixup_cutmix",
-    "MixupCutmix",
-    "CutoutParams",
-    "sample_cutout_params",
-    "cutout",
-    "Cutout",
-    "RandomErasingParams",
-    "sample_random_erasing_params",
-    "erase",
-    "RandomErasing",
-    "ResizedCropParams",
-    "sample_resized_crop_params",
-    "resized_crop",
-    "FlipParams",
-    "sample_flip_params",
-    "hflip",
-    "RandomResizedCropFlip",
-    "POLICIES",
-    "OPS",
-    "AutoAugmentParams",
-    "sample_autoaugment_params",
-    "autoaugment",
-    "AutoAugment",
-    "RandAugmentParams",
-    "sample_randaugment_params",
-    "randaugment",
-    "RandAugment",
-    "TrivialAugmentWideParams",
-    "sample_trivialaugment_wide_params",
-    "trivialaugment_wide",
-    "TrivialAugmentWide",
-    "AugMixParams",
-    "sample_augmix_params",
-    "augmix",
-    "AugMix",
-    "AdaBound",
-    "AMSBound",
-    "AdaBoundW",
-    "ops",
-    "models",
-    "data",
-    "train",
-]
+#: The modules whose ``__all__`` this package re-exports, in this order (the same names in jax_impl).
+MODULES = ("losses", "mixing", "erasing", "cropping", "policies", "optim")
+
+__all__ = reexport(globals(), MODULES)
+
+from twintricks.policies import OPS, POLICIES  # noqa: E402
+from torch_impl import data, models, ops, train  # noqa: E402
+
+__all__ += ["POLICIES", "OPS", "ops", "models", "data", "train"]

@@ -21,6 +21,7 @@ from torch_impl._checks import check_images, compiling
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.geometry import check_scale_ratio, fallback_crop_box
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "ResizedCropParams",
@@ -351,3 +352,22 @@ class RandomResizedCropFlip(RandomTransform, nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, scale={self.scale}, ratio={self.ratio}, flip_p={self.flip_p}"
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (crop_flip): collected by torch_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _trainer_sample_crop_flip(n, trainer, g):
+    c, dev = trainer.config, trainer.device
+    crop = sample_resized_crop_params(n, trainer.image_size, scale=c.crop_scale, generator=g, device=dev)
+    return crop, sample_flip_params(n, generator=g, device=dev)
+
+
+TRICK_IMPLS = {
+    "crop_flip": TrickImpl(
+        _trainer_sample_crop_flip,
+        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
+    ),
+}

@@ -22,6 +22,7 @@ from torch_impl._checks import check_images, compiling
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "CutoutParams",
@@ -474,3 +475,26 @@ class RandomErasing(RandomTransform, nn.Module):
             f"p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value!r}, mode={self.mode!r}, "
             f"min_count={self.min_count}, max_count={self.max_count}"
         )
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (cutout, random_erasing): collected by torch_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _trainer_sample_random_erasing(n, trainer, g):
+    c = trainer.config
+    return sample_random_erasing_params(
+        n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
+        max_count=c.random_erasing_count, generator=g, device=trainer.device,
+    )
+
+
+# At the ``erasing`` stage the batch is normalised: Cutout's fill 0 is the data set's mean.
+TRICK_IMPLS = {
+    "cutout": TrickImpl(
+        lambda n, tr, g: sample_cutout_params(n, tr.image_size, n_holes=tr.config.cutout_holes, generator=g, device=tr.device),
+        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
+    ),
+    "random_erasing": TrickImpl(_trainer_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
+}

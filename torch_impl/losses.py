@@ -33,6 +33,7 @@ from torch import nn
 
 from torch_impl._checks import check_floating, compiling
 from twintricks.checks import check_choice, check_int, check_real
+from twintricks.tricks import TrickImpl
 
 __all__ = [
     "smooth_labels",
@@ -380,3 +381,22 @@ class DistillationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, alpha={self.alpha}"
+
+
+# ------------------------------------------------------------------------------------------
+# The trainer's entries (label_smoothing, distillation): collected by torch_impl.train (twintricks.tricks.collect_impls)
+# ------------------------------------------------------------------------------------------
+
+
+def _smooth_targets(x, targets, params, trainer):
+    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
+        return x, targets
+    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
+
+
+# Distillation draws and applies nothing: the trainer's loss adds :func:`distillation_loss`
+# against its frozen teacher's logits.
+TRICK_IMPLS = {
+    "label_smoothing": TrickImpl(None, _smooth_targets),
+    "distillation": TrickImpl(),
+}

@@ -47,7 +47,6 @@ checkpoint ends bit-identical (on CPU, with the same thread count) to an uninter
 from __future__ import annotations
 
 import time
-from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -56,132 +55,20 @@ import torch.nn.functional as F
 from torch_impl import data as tdata
 from torch_impl import distributed as tdist
 from torch_impl import models as tmodels
-from torch_impl.policies import (
-    augmix,
-    autoaugment,
-    randaugment,
-    sample_augmix_params,
-    sample_autoaugment_params,
-    sample_randaugment_params,
-    sample_trivialaugment_wide_params,
-    trivialaugment_wide,
-)
-from torch_impl.cropping import resized_crop, sample_flip_params, sample_resized_crop_params
-from torch_impl.erasing import cutout, erase, sample_cutout_params, sample_random_erasing_params
-from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, smooth_labels, soft_target_cross_entropy
-from torch_impl.mixing import (
-    mixup,
-    mixup_cutmix,
-    ricap,
-    sample_mixup_cutmix_params,
-    sample_mixup_params,
-    sample_ricap_params,
-)
+from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, soft_target_cross_entropy
 from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
 from twintricks.distributed import BATCH_STAGES, local_batch_size, take_rows, world_record
 from twintricks.recipe import TrainConfig, fit, lr_at
-from twintricks.tricks import STAGES, stream_seed
+from twintricks.tricks import STAGES, TrickImpl, collect_impls, stream_seed
 
 __all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
 
 
-# ----------------------------------------------------------------------------- the tricks
-
-
-class TrickImpl(NamedTuple):
-    """How torch_impl runs one trick of :data:`twintricks.tricks.TRICKS`.
-
-    ``sample(batch_size, trainer, generator)`` draws the step's parameters (a params record, or a
-    tuple of them) on the trick's generator; ``apply(x, targets, params, trainer)`` returns the
-    new ``(x, targets)``. ``None``: the trick draws nothing / is not applied to the batch (it
-    acts in :meth:`Trainer.criterion`).
-    """
-
-    sample: Callable | None = None
-    apply: Callable | None = None
-
-
-def _num_classes(targets, trainer):
-    """Integer labels are one-hot encoded by the mixing kernels; soft targets are taken as they are."""
-    return None if targets.ndim == 2 else trainer.num_classes
-
-
-def _sample_crop_flip(n, trainer, g):
-    c, dev = trainer.config, trainer.device
-    crop = sample_resized_crop_params(n, trainer.image_size, scale=c.crop_scale, generator=g, device=dev)
-    return crop, sample_flip_params(n, generator=g, device=dev)
-
-
-def _sample_random_erasing(n, trainer, g):
-    c = trainer.config
-    return sample_random_erasing_params(
-        n, trainer.image_size, trainer.channels, p=c.random_erasing, mode=c.random_erasing_mode,
-        max_count=c.random_erasing_count, generator=g, device=trainer.device,
-    )
-
-
-def _sample_mixup_cutmix(n, trainer, g):
-    c = trainer.config
-    return sample_mixup_cutmix_params(
-        n, trainer.image_size, mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, cutmix_minmax=c.cutmix_minmax,
-        prob=c.mix_prob, switch_prob=c.mix_switch_prob, mode=c.mix_mode, generator=g, device=trainer.device,
-    )
-
-
-def _smooth_targets(x, targets, params, trainer):
-    if not trainer.soft_targets:  # integer labels: the loss smooths them (label_smoothing_cross_entropy)
-        return x, targets
-    return x, smooth_labels(targets, trainer.num_classes, trainer.config.label_smoothing)
-
-
-#: trick name → its sampler and kernel here (one entry per :data:`twintricks.tricks.TRICKS` entry).
-TRICK_IMPLS: dict[str, TrickImpl] = {
-    "crop_flip": TrickImpl(
-        _sample_crop_flip,
-        lambda x, y, p, tr: (resized_crop(x, p[0], size=tr.image_size, flip=p[1]), y),
-    ),
-    "autoaugment": TrickImpl(
-        lambda n, tr, g: sample_autoaugment_params(n, policy=tr.config.autoaugment, generator=g, device=tr.device),
-        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y),
-    ),
-    "randaugment": TrickImpl(
-        lambda n, tr, g: sample_randaugment_params(n, num_ops=tr.config.randaugment_ops, generator=g, device=tr.device),
-        lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
-                                         num_magnitude_bins=tr.config.randaugment_bins), y),
-    ),
-    "trivialaugment": TrickImpl(
-        lambda n, tr, g: sample_trivialaugment_wide_params(n, num_magnitude_bins=tr.config.trivialaugment_bins,
-                                                           generator=g, device=tr.device),
-        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y),
-    ),
-    "augmix": TrickImpl(
-        lambda n, tr, g: sample_augmix_params(
-            n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width, chain_depth=tr.config.augmix_depth,
-            alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops, generator=g, device=tr.device,
-        ),
-        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y),
-    ),
-    "cutout": TrickImpl(
-        lambda n, tr, g: sample_cutout_params(n, tr.image_size, n_holes=tr.config.cutout_holes, generator=g, device=tr.device),
-        lambda x, y, p, tr: (cutout(x, p, length=tr.config.cutout), y),
-    ),
-    "random_erasing": TrickImpl(_sample_random_erasing, lambda x, y, p, tr: (erase(x, p), y)),
-    "label_smoothing": TrickImpl(None, _smooth_targets),
-    "mixup": TrickImpl(
-        lambda n, tr, g: sample_mixup_params(n, alpha=tr.config.mixup, generator=g, device=tr.device),
-        lambda x, y, p, tr: mixup(x, y, p, num_classes=_num_classes(y, tr)),
-    ),
-    "ricap": TrickImpl(
-        lambda n, tr, g: sample_ricap_params(n, tr.image_size, beta=tr.config.ricap, generator=g, device=tr.device),
-        lambda x, y, p, tr: ricap(x, y, p, num_classes=_num_classes(y, tr)),
-    ),
-    # CutMix alone, or (with mixup on, which it then takes over) timm's mixup/CutMix switching;
-    # label smoothing is already folded into the soft targets, as timm's mixup_target does.
-    "cutmix": TrickImpl(_sample_mixup_cutmix, lambda x, y, p, tr: mixup_cutmix(x, y, p, num_classes=_num_classes(y, tr))),
-    "distillation": TrickImpl(),
-}
+#: trick id → this backend's :class:`~twintricks.tricks.TrickImpl` (sampler and kernel), collected from
+#: ``TRICK_IMPLS`` of the module beside each trick's kernels (:attr:`twintricks.tricks.Trick.module`).
+TRICK_IMPLS: dict[str, TrickImpl] = collect_impls("torch_impl")
 
 _ADABOUND = {"adabound": AdaBound, "amsbound": AMSBound, "adaboundw": AdaBoundW}
 
@@ -258,7 +145,7 @@ class Trainer:
         device: ``"cpu"``, ``"cuda"``... (:func:`resolve_device`); default ``config.device``, else
             CUDA when available.
         teacher: optional ``(model_name, width, state_dict)`` of a trained teacher (a torch-style
-            ``state_dict``, e.g. converted from a jax checkpoint by :mod:`parity.convert`).
+            ``state_dict``, e.g. from any teacher file by :func:`torch_impl.teacher.load_teacher`).
         mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
         dist: this process's :class:`torch_impl.distributed.Context` (from
             :func:`torch_impl.distributed.init`); default one process. With several, the model

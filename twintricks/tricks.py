@@ -26,15 +26,22 @@ stream: in jax the step's key folded with the id (``jax.random.fold_in``), in to
 adding a trick never changes another trick's draws for a seed. Ids are never reused or renumbered
 (that would change the draws of existing recipes); a new trick takes the next free one.
 
-Each backend's ``train.py`` maps the names to its sampler and kernel (``TRICK_IMPLS``) and runs
-this list; nothing here imports a framework.
+A trick's *id* (:attr:`Trick.name`) names it everywhere: its recipe entry and step-parameter key,
+its backends' wiring, its parity checks (:attr:`parity.compare.Check.trick`), its bench rows
+(:attr:`twintricks_bench.cases.Row.trick`) and its row in the README's trick table. Its wiring sits
+beside its kernels: the backend module :attr:`Trick.module` of ``torch_impl`` and of ``jax_impl``
+holds a ``TRICK_IMPLS`` dict with a :class:`TrickImpl` (how the trainer samples and applies it)
+under its id, and each backend's ``train.py`` collects them with :func:`collect_impls`;
+``tests/test_completeness.py`` fails when a trick lacks any of its entries. Nothing here imports a
+framework.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,12 +54,15 @@ from twintricks.policies import POLICY_NAMES
 __all__ = [
     "Option",
     "Trick",
+    "TrickImpl",
     "STAGES",
     "TRICKS",
     "DATA_STREAM",
     "POLICIES",
     "trick_named",
     "stream_seed",
+    "collect_impls",
+    "target_classes",
     "real",
     "integer",
     "choice",
@@ -159,13 +169,19 @@ class Trick:
     """One trick of the training recipe.
 
     Attributes:
-        name: the key of the trick in each backend's ``TRICK_IMPLS`` and in a step's parameter
-            dict.
+        name: the trick's id: its key in the backends' ``TRICK_IMPLS``, in a step's parameter dict
+            and in a checkpoint's random streams, the ``trick`` of its parity checks and bench
+            rows, and its row in the README's trick table.
         title: what the trick is called in prose.
         stage: its place in :data:`STAGES`.
         stream: its fixed random-stream id (``None``: it draws nothing).
+        module: the backend module that holds the trick's kernels and its :class:`TrickImpl` in
+            ``TRICK_IMPLS`` (the same name in ``torch_impl`` and ``jax_impl``: ``"erasing"``, or
+            the package ``"mixing"``, which gathers its per-trick modules' entries).
         options: its config fields; the first one switches it on (the trick is off while that
             field is ``False``, ``0``, ``None``).
+        example: settings of its options that switch it on (a :class:`~twintricks.recipe.TrainConfig`
+            keyword dict), used by the tests that run every trick (``tests/test_train.py``).
         soft_targets: it turns the targets into ``[N, K]`` soft targets.
         excludes: tricks that cannot run with this one, and ``exclusion`` why (list the pair on
             both sides).
@@ -180,7 +196,9 @@ class Trick:
     title: str
     stage: str
     stream: int | None
+    module: str
     options: tuple[Option, ...]
+    example: dict
     soft_targets: bool = False
     excludes: tuple[str, ...] = ()
     exclusion: str = ""
@@ -196,33 +214,61 @@ class Trick:
         return bool(getattr(config, self.switch.name))
 
 
+class TrickImpl(NamedTuple):
+    """How one backend's trainer runs one trick: its entry in ``TRICK_IMPLS`` of the backend module
+    :attr:`Trick.module`, beside the trick's kernels.
+
+    ``sample`` draws the step's parameters (a params record, or a tuple of them) for a batch of
+    ``batch_size`` images: ``sample(batch_size, trainer, generator)`` in ``torch_impl`` (on the
+    trick's ``torch.Generator``), ``sample(key, batch_size, trainer)`` in ``jax_impl`` (from the
+    trick's key). ``apply(x, targets, params, trainer)`` returns the new ``(x, targets)``. Both
+    read the trick's settings from ``trainer.config`` and the batch's geometry from the trainer
+    (``image_size`` ``(H, W)``, ``channels``, ``num_classes``, ``device`` in torch). ``None``: the
+    trick draws nothing / is not applied to the batch (it acts in the trainer's loss).
+    """
+
+    sample: Callable | None = None
+    apply: Callable | None = None
+
+
+def target_classes(targets, trainer) -> int | None:
+    """The ``num_classes`` a mixing kernel needs: the trainer's for integer labels (the kernel
+    one-hot encodes them), ``None`` for ``[N, K]`` soft targets (taken as they are)."""
+    return None if targets.ndim == 2 else trainer.num_classes
+
+
 TRICKS: tuple[Trick, ...] = (
     Trick(
         "crop_flip",
         "random resized crop + horizontal flip",
         stage="geometry",
         stream=1,
+        module="cropping",
         options=(
             Option("crop_flip", False, "random resized crop + horizontal flip", type=bool),
             Option("crop_scale", (0.35, 1.0), "crop area as a fraction of the image", check=pair(low=0.0, high=1.0, strict_low=True),
                    metavar=("MIN", "MAX"), nargs=2),
         ),
+        example={"crop_flip": True},
     ),
     Trick(
         "autoaugment",
         "AutoAugment",
         stage="colour",
         stream=2,
+        module="policies",
         options=(
             Option("autoaugment", None, "AutoAugment policy (one sub-policy per image)", type=str,
                    check=optional(choice(POLICIES)), metavar="POLICY", choices=POLICIES),
         ),
+        example={"autoaugment": "cifar10"},
     ),
     Trick(
         "randaugment",
         "RandAugment",
         stage="colour",
         stream=8,
+        module="policies",
         options=(
             Option("randaugment", False, "RandAugment (torchvision v2's ops and bins; ops and signs drawn per image)", type=bool),
             Option("randaugment_ops", 2, "RandAugment: operations per image", type=int, check=integer(low=0), metavar="N"),
@@ -230,6 +276,7 @@ TRICKS: tuple[Trick, ...] = (
                    check=integer(low=0), metavar="M"),
             Option("randaugment_bins", 31, "RandAugment: number of magnitude bins", type=int, check=integer(low=2), metavar="B"),
         ),
+        example={"randaugment": True},
         options_need_switch=True,
     ),
     Trick(
@@ -237,11 +284,13 @@ TRICKS: tuple[Trick, ...] = (
         "TrivialAugmentWide",
         stage="colour",
         stream=9,
+        module="policies",
         options=(
             Option("trivialaugment", False, "TrivialAugmentWide (one op, bin and sign drawn per image)", type=bool),
             Option("trivialaugment_bins", 31, "TrivialAugmentWide: number of magnitude bins", type=int, check=integer(low=2),
                    metavar="B"),
         ),
+        example={"trivialaugment": True},
         options_need_switch=True,
     ),
     Trick(
@@ -249,6 +298,7 @@ TRICKS: tuple[Trick, ...] = (
         "AugMix",
         stage="colour",
         stream=10,
+        module="policies",
         options=(
             Option("augmix", False, "AugMix (chains and Dirichlet/Beta weights drawn per image; nearest interpolation)",
                    type=bool),
@@ -261,6 +311,7 @@ TRICKS: tuple[Trick, ...] = (
             Option("augmix_all_ops", True, "AugMix: leave out Brightness, Color, Contrast and Sharpness", type=bool,
                    flag="--no-augmix-all-ops"),
         ),
+        example={"augmix": True, "augmix_width": 2},
         options_need_switch=True,
     ),
     Trick(
@@ -268,16 +319,19 @@ TRICKS: tuple[Trick, ...] = (
         "Cutout",
         stage="erasing",
         stream=3,
+        module="erasing",
         options=(
             Option("cutout", 0, "Cutout: side of the square hole in pixels", type=int, check=integer(low=0), metavar="LENGTH"),
             Option("cutout_holes", 1, "Cutout: holes per image", type=int, check=integer(low=0)),
         ),
+        example={"cutout": 8, "cutout_holes": 2},
     ),
     Trick(
         "random_erasing",
         "random erasing",
         stage="erasing",
         stream=7,
+        module="erasing",
         options=(
             Option("random_erasing", 0.0, "random erasing (torchvision/timm RandomErasing, per image): probability "
                    "P of erasing an image; boxes of 0.02-0.33 of the image area, aspect 0.3-3.3", check=real(low=0.0, high=1.0),
@@ -288,6 +342,7 @@ TRICKS: tuple[Trick, ...] = (
             Option("random_erasing_count", 1, "random erasing: at most N boxes per image (timm's max_count; the "
                    "count is uniform in 1..N)", type=int, check=integer(low=1), metavar="N"),
         ),
+        example={"random_erasing": 0.5, "random_erasing_mode": "rand", "random_erasing_count": 2},
         options_need_switch=True,
     ),
     Trick(
@@ -295,16 +350,20 @@ TRICKS: tuple[Trick, ...] = (
         "label smoothing",
         stage="targets",
         stream=None,
+        module="losses",
         options=(
             Option("label_smoothing", 0.0, "label smoothing ε", check=real(low=0.0, high=1.0), metavar="E"),
         ),
+        example={"label_smoothing": 0.1},
     ),
     Trick(
         "mixup",
         "mixup",
         stage="mixing",
         stream=4,
+        module="mixing",
         options=(Option("mixup", 0.0, "mixup: Beta(α, α) of the mixing weight", check=real(low=0.0), metavar="ALPHA"),),
+        example={"mixup": 1.0},
         soft_targets=True,
         excludes=("ricap",),
         exclusion="both mix the batch",
@@ -314,7 +373,9 @@ TRICKS: tuple[Trick, ...] = (
         "RICAP",
         stage="mixing",
         stream=5,
+        module="mixing",
         options=(Option("ricap", 0.0, "RICAP: Beta(β, β) of the patch boundary", check=real(low=0.0), metavar="BETA"),),
+        example={"ricap": 0.3},
         soft_targets=True,
         excludes=("mixup", "cutmix"),
         exclusion="both mix the batch",
@@ -324,6 +385,7 @@ TRICKS: tuple[Trick, ...] = (
         "CutMix (with mixup: switching as timm's Mixup)",
         stage="mixing",
         stream=6,
+        module="mixing",
         options=(
             Option("cutmix", 0.0, "CutMix: Beta(α, α) of the pasted box's share, timm's Mixup(cutmix_alpha); with "
                    "--mixup too, each draw is CutMix or mixup (timm's switching)", check=real(low=0.0), metavar="ALPHA"),
@@ -338,6 +400,7 @@ TRICKS: tuple[Trick, ...] = (
                    "(timm's mode; pair needs an even batch)", type=str, check=choice(MIXUP_CUTMIX_MODES),
                    choices=MIXUP_CUTMIX_MODES),
         ),
+        example={"cutmix": 1.0},
         soft_targets=True,
         excludes=("ricap",),
         exclusion="both mix the batch",
@@ -349,6 +412,7 @@ TRICKS: tuple[Trick, ...] = (
         "knowledge distillation",
         stage="loss",
         stream=None,
+        module="losses",
         options=(
             Option("teacher", None, "a trained teacher: a twintricks checkpoint (either backend), a safetensors "
                    "file of a torch state_dict, or a torch state_dict file (read with weights_only=True)",
@@ -362,6 +426,7 @@ TRICKS: tuple[Trick, ...] = (
             Option("kd_alpha", 0.9, "weight of the distillation term (1 - A on the cross-entropy)",
                    check=real(low=0.0, high=1.0), metavar="A"),
         ),
+        example={"teacher": "(a trained model)", "kd_temperature": 3.0, "kd_alpha": 0.7},
     ),
 )
 
@@ -383,6 +448,27 @@ def stream_seed(seed: int, stream: int) -> int:
     return ((int(hi) << 32) | int(lo)) >> 1
 
 
+def collect_impls(package: str, *, strict: bool = True) -> dict[str, TrickImpl]:
+    """Every recipe trick's :class:`TrickImpl` in backend ``package`` (``"torch_impl"`` or
+    ``"jax_impl"``), by id, in :data:`TRICKS` order: read from ``TRICK_IMPLS`` of the module
+    ``package.<trick.module>``, where the trick's kernels are.
+
+    With ``strict`` a trick without an entry raises ``LookupError`` naming the module and the
+    entry to add; otherwise it is left out of the result.
+    """
+    impls, missing = {}, []
+    for t in TRICKS:
+        module = importlib.import_module(f"{package}.{t.module}")
+        impl = getattr(module, "TRICK_IMPLS", {}).get(t.name)
+        if isinstance(impl, TrickImpl):
+            impls[t.name] = impl
+        else:
+            missing.append(f"{module.__name__}.TRICK_IMPLS[{t.name!r}]")
+    if missing and strict:
+        raise LookupError(f"recipe tricks without a TrickImpl in {package}: {', '.join(missing)}")
+    return impls
+
+
 def _validate_table() -> None:
     names = [t.name for t in TRICKS]
     streams = [t.stream for t in TRICKS if t.stream is not None]
@@ -393,6 +479,10 @@ def _validate_table() -> None:
     assert all(e in names for t in TRICKS for e in t.excludes), "excludes must name tricks"
     assert all(t.name in trick_named(e).excludes for t in TRICKS for e in t.excludes), "excludes must be mutual"
     assert all(o in names and o != t.name for t in TRICKS for o in t.takes_over), "takes_over must name other tricks"
+    for t in TRICKS:
+        own = {o.name for o in t.options}
+        assert set(t.example) <= own and t.switch.name in t.example, f"{t.name}: example must set its own options, its switch too"
+        assert t.example[t.switch.name] not in (False, 0, None), f"{t.name}: example must switch it on"
 
 
 _validate_table()

@@ -1,0 +1,31 @@
+"""The batch-mixing tricks in JAX, one module per trick: :mod:`~jax_impl.mixing._mixup`,
+:mod:`~jax_impl.mixing._ricap` and :mod:`~jax_impl.mixing._cutmix` (CutMix and timm-style
+mixup/CutMix switching), on the helpers of :mod:`~jax_impl.mixing._common`. Images ``[N, H, W, C]``.
+
+Each trick is a sampler ``sample_<trick>_params(key, ...)`` returning a NamedTuple (field names
+identical to :mod:`torch_impl.mixing`'s), a deterministic kernel ``<trick>(images, targets,
+params, ...)`` returning ``(images, soft_targets)``, and a ``random_<trick>(key, ...)`` wrapper
+that does both (like dm-pix). Targets are ``[N]`` integer labels (with ``num_classes``) or
+``[N, K]`` soft targets, so the tricks compose with label smoothing; the returned targets are
+``[N, K]`` soft targets for :func:`jax_impl.losses.soft_target_cross_entropy`.
+
+Kernels use gathers and broadcasting only, with static shapes, so they ``jit`` once per input
+shape; the parameter records may be traced. Shape, dtype and hyperparameter checks run at trace
+time; value checks on the parameters and labels (ranges) need concrete values and are skipped
+under ``jit``/``vmap``. Hyperparameters (``alpha``, ``beta``, ``batch_size``, ``image_size``,
+``per_sample``, ``per_image_offsets``, timm's switching arguments, ``label_smoothing``) are
+Python values (static).
+
+This package re-exports each trick module's ``__all__`` (and :mod:`jax_impl` re-exports this
+package's), so ``jax_impl.mixing.mixup`` and ``jax_impl.mixup`` are the kernel; the modules are
+private (``_mixup``...) so that no module shares a name with a function. ``TRICK_IMPLS`` gathers the
+trainer's entries the modules declare beside their kernels.
+"""
+
+from jax_impl.mixing import _cutmix, _mixup, _ricap
+from twintricks.exports import reexport
+
+__all__ = reexport(globals(), ("_mixup", "_ricap", "_cutmix"))
+
+#: the trainer's entries of the mixing tricks (:class:`twintricks.tricks.TrickImpl`), by trick id
+TRICK_IMPLS = {**_mixup.TRICK_IMPLS, **_ricap.TRICK_IMPLS, **_cutmix.TRICK_IMPLS}
