@@ -22,7 +22,7 @@ Check your own port (the README's section of that name has a worked example):
 from parity.functions import check, function_check, run_check
 from parity.modules import ConversionError, WeightMap, check_module, flax_to_torch, map_weights, module_check, torch_to_flax
 from parity.optim_state import check_optimizer, optax_to_torch_state, optimizer_check, torch_to_optax_state
-from parity.registry import ParityError, Registry, Report, Trick, load_checks
+from parity.registry import Check, ParityError, Registry, Report, Trick, load_checks
 
 __all__ = [
     "check",
@@ -40,6 +40,7 @@ __all__ = [
     "torch_to_optax_state",
     "optax_to_torch_state",
     "Registry",
+    "Check",
     "Trick",
     "Report",
     "ParityError",

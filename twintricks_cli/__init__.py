@@ -21,7 +21,9 @@ def _add_parity(sub) -> None:
         "runs your own checks (functions, modules, optimizers; see the README's 'Check your own "
         "port') with the same table and exit code.",
     )
-    p.add_argument("--trick", action="append", metavar="NAME", help="only this trick (repeatable); default: all")
+    p.add_argument("--trick", action="append", metavar="NAME",
+                   help="only this recipe trick's checks (its id, e.g. crop_flip), or only the check of this name "
+                   "(e.g. hflip); repeatable; default: all")
     p.add_argument("--examples", type=int, default=10, metavar="N", help="drawn examples per trick (default 10)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed (default 0)")
     p.add_argument("--list", action="store_true", help="list the registered tricks and exit")
@@ -37,7 +39,7 @@ def _add_parity(sub) -> None:
 
 
 def _run_parity(args) -> int:
-    from parity.registry import Registry, library_registry, load_checks, run_trick
+    from parity.registry import Registry, library_registry, load_checks, run_seeded
 
     if args.examples < 1:
         raise SystemExit("twintricks parity: --examples must be >= 1")
@@ -58,10 +60,10 @@ def _run_parity(args) -> int:
         registry = library_registry()
     if args.list:
         for t in registry:
-            print(f"{t.name:30s} {t.group:12s} {t.tolerance:24s} {t.reason}")
+            print(f"{t.name:30s} {t.group:12s} {t.trick or '-':16s} {t.tolerance:24s} {t.reason}")
         return 0
     try:
-        tricks = [registry.get(n) for n in args.trick] if args.trick else list(registry)
+        tricks = registry.select(args.trick) if args.trick else list(registry)
     except ValueError as exc:
         raise SystemExit(f"twintricks parity: {exc}") from None
     header = f"{'trick':30s} {'group':12s} {'checks':>7s} {'examples':>8s} {'max abs err':>12s} {'tolerance':>22s}  verdict"
@@ -69,7 +71,7 @@ def _run_parity(args) -> int:
     print("-" * len(header))
     failed = []
     for trick in tricks:
-        r = run_trick(trick, examples=args.examples, seed=args.seed)
+        r = run_seeded(trick, examples=args.examples, seed=args.seed)
         verdict = "agree" if r.ok else "DISAGREE"
         print(
             f"{r.name:30s} {r.group:12s} {r.checks:7d} {r.examples:8d} {r.max_abs_err:12.3g} "

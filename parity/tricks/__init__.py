@@ -1,11 +1,14 @@
-"""The registry's entries, one module per family, named like the backend modules they check.
+"""The library's parity checks, one module per family, named like the backend modules they check.
 
-Each module defines ``TRICKS``, a list of :class:`parity.registry.Trick`; this package
-concatenates them in a fixed order. To add a trick, add one entry to its family's module.
+Each module defines ``CHECKS``, a list of :class:`parity.compare.Check` (as a user's checks
+module does, :func:`parity.registry.load_checks`); this package concatenates them in a fixed
+order and :func:`parity.registry.library_registry` collects them. A check of a recipe trick
+names it in ``trick``: ``tests/test_completeness.py`` fails when a recipe trick has none. To add a
+check, add one entry to its family's module.
 """
 
 from parity.tricks import cropping, erasing, losses, mixing, optim, policies
 
-__all__ = ["TRICKS"]
+__all__ = ["CHECKS"]
 
-TRICKS = [*losses.TRICKS, *mixing.TRICKS, *cropping.TRICKS, *erasing.TRICKS, *optim.TRICKS, *policies.TRICKS]
+CHECKS = [*losses.CHECKS, *mixing.CHECKS, *cropping.CHECKS, *erasing.CHECKS, *optim.CHECKS, *policies.CHECKS]

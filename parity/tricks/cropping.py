@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from parity import convert
-from parity.registry import Trick
+from parity.compare import Check
 from parity.tricks.common import jax_params, torch_params
 
-__all__ = ["TRICKS"]
+__all__ = ["CHECKS"]
 
 GROUP = "cropping"
 
@@ -115,9 +115,10 @@ _FLIP_EXAMPLES = (
 
 
 
-TRICKS = [
-    Trick(
+CHECKS = [
+    Check(
         name="resized_crop",
+        trick="crop_flip",
         group=GROUP,
         cases=_resized_crop_cases,
         run_torch=_resized_crop_torch,
@@ -132,8 +133,9 @@ TRICKS = [
         ),
         examples=_RESIZED_CROP_EXAMPLES,
     ),
-    Trick(
+    Check(
         name="hflip",
+        trick="crop_flip",
         group=GROUP,
         cases=_flip_cases,
         run_torch=_flip_torch,

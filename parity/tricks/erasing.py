@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from parity import convert
-from parity.registry import Trick
+from parity.compare import Check
 from parity.tricks.common import jax_params, torch_params
 
-__all__ = ["TRICKS"]
+__all__ = ["CHECKS"]
 
 GROUP = "erasing"
 
@@ -122,9 +122,10 @@ _ERASING_EXAMPLES = (
 
 
 
-TRICKS = [
-    Trick(
+CHECKS = [
+    Check(
         name="cutout",
+        trick="cutout",
         group=GROUP,
         cases=_cutout_cases,
         run_torch=_cutout_torch,
@@ -134,8 +135,9 @@ TRICKS = [
         reason="exact: integer box geometry and a select between the input and the fill value",
         examples=_CUTOUT_EXAMPLES,
     ),
-    Trick(
+    Check(
         name="random_erasing",
+        trick="random_erasing",
         group=GROUP,
         cases=_random_erasing_cases,
         run_torch=_random_erasing_torch,

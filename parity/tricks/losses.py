@@ -12,7 +12,7 @@ import numpy as np
 
 from parity import strategies as S
 from parity.convert import to_numpy, to_torch
-from parity.registry import Trick
+from parity.compare import Check
 from parity.tricks.common import jax_value_and_grad, labels_jax, labels_torch, torch_value_and_grad
 
 # ------------------------------------------------------------------------------------------
@@ -82,9 +82,10 @@ _LSE_REASON = (
     "samples); gradients softmax - t are in [-1, 1]"
 )
 
-TRICKS = [
-    Trick(
+CHECKS = [
+    Check(
         name="smooth_labels",
+        trick="label_smoothing",
         group="losses",
         cases=lambda: S.label_smoothing_cases(),
         run_torch=_smooth_torch,
@@ -95,7 +96,7 @@ TRICKS = [
         "at most 1 ulp of values <= 1",
         examples=(dict(logits=_EDGE_LOGITS, labels=_EDGE_LABELS, num_classes=3, smoothing=1.0, reduction="mean"),),
     ),
-    Trick(
+    Check(
         name="soft_target_cross_entropy",
         group="losses",
         cases=lambda: S.soft_target_cases(),
@@ -106,8 +107,9 @@ TRICKS = [
         reason=_LSE_REASON,
         examples=(dict(logits=_MASKED_LOGITS, targets=_MASKED_SOFT, reduction="none"),),
     ),
-    Trick(
+    Check(
         name="label_smoothing_cross_entropy",
+        trick="label_smoothing",
         group="losses",
         cases=lambda: S.label_smoothing_cases(),
         run_torch=_ls_ce_torch,
@@ -123,8 +125,9 @@ TRICKS = [
             dict(logits=_MASKED_LOGITS, labels=_MASKED_LABELS, num_classes=3, smoothing=0.1, reduction="none"),
         ),
     ),
-    Trick(
+    Check(
         name="distillation_loss",
+        trick="distillation",
         group="losses",
         cases=lambda: S.distillation_cases(),
         run_torch=_distill_torch,
@@ -150,8 +153,9 @@ TRICKS = [
             ),
         ),
     ),
-    Trick(
+    Check(
         name="kd_loss",
+        trick="distillation",
         group="losses",
         cases=lambda: S.distillation_cases(),
         run_torch=_kd_torch,

@@ -12,10 +12,10 @@ import numpy as np
 
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_numpy, to_torch
-from parity.registry import Trick
+from parity.compare import Check
 from parity.tricks.common import jax_call, jax_int, labels_jax, labels_torch, torch_params
 
-__all__ = ["TRICKS"]
+__all__ = ["CHECKS"]
 
 # ------------------------------------------------------------------------------------------
 # Mixing
@@ -191,9 +191,10 @@ _MIXUP_EDGE = dict(
 # Entries
 # ------------------------------------------------------------------------------------------
 
-TRICKS = [
-    Trick(
+CHECKS = [
+    Check(
         name="mixup",
+        trick="mixup",
         group="mixing",
         cases=lambda: S.mixup_cases(dtype=np.float32),
         run_torch=_mixup_torch,
@@ -203,8 +204,9 @@ TRICKS = [
         reason="λ·x + (1-λ)·x' in float32 (images and targets in [0, 1]): XLA may fuse the "
         "multiply-add, one rounding instead of two, 1 ulp",
     ),
-    Trick(
+    Check(
         name="mixup_uint8",
+        trick="mixup",
         group="mixing",
         cases=lambda: S.mixup_cases(dtype=np.uint8),
         run_torch=_images_only(_mixup_torch),
@@ -216,8 +218,9 @@ TRICKS = [
         "tightly by the entry mixup",
         examples=(_MIXUP_EDGE,),
     ),
-    Trick(
+    Check(
         name="ricap",
+        trick="ricap",
         group="mixing",
         cases=lambda: S.ricap_cases(),
         run_torch=_images_only(_ricap_torch),
@@ -227,8 +230,9 @@ TRICKS = [
         reason="pure gather of pixels (uint8 and float32): the patched images must be bit-identical",
         examples=_RICAP_EDGES,
     ),
-    Trick(
+    Check(
         name="ricap_targets",
+        trick="ricap",
         group="mixing",
         cases=lambda: S.ricap_cases(),
         run_torch=_targets_only(_ricap_torch),
@@ -239,8 +243,9 @@ TRICKS = [
         "an ulp or two of values <= 1",
         examples=_RICAP_EDGES,
     ),
-    Trick(
+    Check(
         name="cutmix",
+        trick="cutmix",
         group="mixing",
         cases=lambda: S.cutmix_cases(),
         run_torch=_images_only(_cutmix_torch),
@@ -250,8 +255,9 @@ TRICKS = [
         reason="the pasted box is a select between two images' pixels (uint8 and float32): bit-identical",
         examples=_CUTMIX_EDGES,
     ),
-    Trick(
+    Check(
         name="cutmix_targets",
+        trick="cutmix",
         group="mixing",
         cases=lambda: S.cutmix_cases(),
         run_torch=_targets_only(_cutmix_torch),
@@ -262,8 +268,9 @@ TRICKS = [
         "own·t + pasted·t' in float32: XLA may fuse the multiply-add, an ulp of values <= 1",
         examples=_CUTMIX_EDGES,
     ),
-    Trick(
+    Check(
         name="mixup_cutmix",
+        trick="cutmix",
         group="mixing",
         cases=lambda: S.mixup_cutmix_cases(dtype=np.float32),
         run_torch=_mixup_cutmix_torch,
@@ -273,8 +280,9 @@ TRICKS = [
         reason="pasted boxes are exact; the blends x·λ + x'·(1-λ) and the smoothed targets are "
         "float32 multiply-adds of values in [0, 1] that XLA may fuse (one rounding instead of two)",
     ),
-    Trick(
+    Check(
         name="mixup_cutmix_uint8",
+        trick="cutmix",
         group="mixing",
         cases=lambda: S.mixup_cutmix_cases(dtype=np.uint8),
         run_torch=_images_only(_mixup_cutmix_torch),

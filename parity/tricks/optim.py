@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.registry import Trick
+from parity.compare import Check
 
-__all__ = ["TRICKS", "MEMBERS", "VARIANTS", "torch_trajectory", "jax_trajectory"]
+__all__ = ["CHECKS", "MEMBERS", "VARIANTS", "torch_trajectory", "jax_trajectory"]
 
 # registry name -> (torch_impl.optim class name, jax_impl.optim factory name)
 MEMBERS = {
@@ -126,8 +126,8 @@ def _cases():
     return optimizer_cases()
 
 
-def _entry(member: str, name: str | None = None, options: dict | None = None) -> Trick:
-    return Trick(
+def _entry(member: str, name: str | None = None, options: dict | None = None) -> Check:
+    return Check(
         name=name or member,
         group="optim",
         cases=_cases,
@@ -171,6 +171,6 @@ _EXAMPLES = (
     dict(_example((3,), 3, seed=5, weight_decay=0.1), grads=np.zeros((3, 3))),
 )
 
-TRICKS: list = [_entry(member) for member in MEMBERS] + [
+CHECKS: list = [_entry(member) for member in MEMBERS] + [
     _entry(member, name, options) for name, (member, options) in VARIANTS.items()
 ]

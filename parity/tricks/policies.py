@@ -20,10 +20,10 @@ import numpy as np
 
 from parity import strategies as S
 from parity.convert import images_from_jax, images_from_torch, images_to_jax, images_to_torch, to_jax, to_torch
-from parity.registry import Trick
+from parity.compare import Check
 from twintricks.policies import FAMILIES, POLICY_NAMES, magnitude_bins
 
-__all__ = ["TRICKS"]
+__all__ = ["CHECKS"]
 
 
 def _op_runner(op: str, backend: str):
@@ -96,8 +96,8 @@ def _all_bins_example(op: str) -> dict:
 
 _OP_REASON = "uint8 in, uint8 out: the same float32 roundings (FMA where torch fuses) give identical bytes"
 
-TRICKS = [
-    Trick(
+CHECKS = [
+    Check(
         name=f"aa_{op}",
         group="policies",
         cases=_op_cases(op),
@@ -110,9 +110,10 @@ TRICKS = [
     )
     for op in S.AUTOAUGMENT_OPS
 ] + [
-    Trick(
+    Check(
         name=f"autoaugment_{policy}",
         group="policies",
+        trick="autoaugment",
         cases=_policy_cases(policy),
         run_torch=_policy_runner("torch"),
         run_jax=_policy_runner("jax"),
@@ -122,9 +123,10 @@ TRICKS = [
     )
     for policy in POLICY_NAMES
 ] + [
-    Trick(
+    Check(
         name="autoaugment_float",
         group="policies",
+        trick="autoaugment",
         cases=lambda: S.autoaugment_policy_cases(None, dtype=np.float32),
         run_torch=_policy_runner("torch"),
         run_jax=_policy_runner("jax"),
@@ -138,6 +140,9 @@ TRICKS = [
     )
 ]
 
+
+#: the recipe trick (:data:`twintricks.tricks.TRICKS`) each family's check proves
+FAMILY_TRICKS = {"randaugment": "randaugment", "trivialaugment_wide": "trivialaugment", "augmix": "augmix"}
 
 _RECORDS = {
     "randaugment": ("RandAugmentParams", ("op", "negate")),
@@ -188,10 +193,11 @@ _FAMILY_REASONS = {
     ),
 }
 
-TRICKS += [
-    Trick(
+CHECKS += [
+    Check(
         name=family,
         group="policies",
+        trick=FAMILY_TRICKS[family],
         cases=_family_cases(family),
         run_torch=_family_runner("torch"),
         run_jax=_family_runner("jax"),
@@ -201,7 +207,7 @@ TRICKS += [
     )
     for family in FAMILIES
 ] + [
-    Trick(
+    Check(
         name="policy_families_float",
         group="policies",
         cases=_float_family_cases,
