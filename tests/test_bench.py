@@ -13,13 +13,15 @@ import math
 
 import pytest
 
-from twintricks_bench.cases import IMPLS, TRICK_NAMES
+from twintricks_bench.cases import IMPLS
+from twintricks_bench.rows import POLICY_ROWS, ROW_NAMES, ROW_TITLES
 from twintricks_cli import main
 
-# A few cheap rows; --tiny shrinks the batches, images and optimizer parameters.
+# A few cheap rows (every row's cases are built by test_every_row_has_a_case); --tiny shrinks the
+# batches, images and optimizer parameters.
 ROWS = [
-    "label smoothing", "cutout", "CutMix", "mixup/CutMix switch", "random erasing", "RandAugment", "TrivialAugmentWide",
-    "AugMix", "AdaBound", "training step",
+    "label_smoothing", "cutout", "cutmix", "mixup_cutmix", "random_erasing", "randaugment", "trivialaugment",
+    "augmix", "adabound", "training step",
 ]
 
 
@@ -80,7 +82,7 @@ def test_json_structure(run):
     assert all(r["status"] == "skipped" for r in recs if r["impl"] == "torch_impl compile")
     # Existing libraries that are always installed here ran.
     ok = {(r["trick"], r["impl"]) for r in recs if r["status"] == "ok"}
-    assert ("label smoothing", "torch") in ok and ("label smoothing", "optax") in ok
+    assert ("label_smoothing", "torch") in ok and ("label_smoothing", "optax") in ok
     # Ratios are ours / best existing, consistent with the records.
     for x in res["ratios"]:
         if x["torch_impl_ratio"] is None:
@@ -94,7 +96,7 @@ def test_json_structure(run):
     # The goals restate the ratios with their targets.
     for g in res["goals"]:
         assert g["framework"] in ("torch_impl", "jax_impl")
-        policy = g["trick"] in ("AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix")
+        policy = g["trick"] in POLICY_ROWS
         assert g["target"] == pytest.approx(10.0 if policy else 1 / 1.5)
         assert g["met"] is None if g["ratio"] is None else g["met"] == (g["ratio"] >= g["target"])
 
@@ -110,7 +112,7 @@ def test_markdown_tables(run):
     ncols = header.count("|")
     for trick in ROWS:
         if trick != "training step":
-            rows = [line for line in table_rows if line.startswith(f"| {trick} |")]
+            rows = [line for line in table_rows if line.startswith(f"| {ROW_TITLES[trick]} |")]
             assert rows and all(line.count("|") >= ncols - 2 for line in rows[:1])
     assert "## Training step of the default model" in md
 
@@ -143,26 +145,35 @@ def test_only_rejects_unknown_rows(tmp_path):
 
 
 def test_every_row_has_a_case():
-    from twintricks_bench.cases import TINY_SIZES, Context, cases_for
+    from twintricks_bench.cases import TINY_SIZES, Context
+    from twintricks_bench.rows import cases_for
 
-    cases = cases_for(Context(TINY_SIZES["cifar"]), TRICK_NAMES)
-    assert {c.trick for c in cases} == set(TRICK_NAMES)
+    cases = cases_for(Context(TINY_SIZES["cifar"]), ROW_NAMES)
+    assert {c.trick for c in cases} == set(ROW_NAMES)
     # Each row times ours in all three columns.
-    for t in TRICK_NAMES:
+    for t in ROW_NAMES:
         assert {c.impl for c in cases if c.trick == t} >= {"torch_impl eager", "torch_impl compile", "jax_impl jit"}
 
 
 def test_a_row_is_one_entry_with_its_doc():
-    """Each trick row is one `row` entry: its name is in TRICK_NAMES (in order) with its doc, and
-    every row of bench.md (tricks and training steps) has a description."""
-    from twintricks_bench.cases import ROW_DOCS, ROWS, row
+    """Each trick row is one `Row` entry: its name is in ROW_NAMES (in order) with its doc and
+    title, and every row of bench.md (tricks and training steps) has a description."""
     from twintricks_bench.harness import ROW_DOCS as ALL_DOCS
     from twintricks_bench.harness import TRAIN_ROWS
+    from twintricks_bench.rows import ROW_DOCS, ROWS, collect_rows
 
-    assert TRICK_NAMES == tuple(ROWS) and set(ROW_DOCS) == set(TRICK_NAMES)
-    assert all(ALL_DOCS[name].strip() for name in (*TRICK_NAMES, *TRAIN_ROWS))
+    assert ROW_NAMES == tuple(ROWS) and set(ROW_DOCS) == set(ROW_NAMES) == set(ROW_TITLES)
+    assert all(ALL_DOCS[name].strip() for name in (*ROW_NAMES, *TRAIN_ROWS))
     with pytest.raises(ValueError, match="defined twice"):
-        row("cutout", "again")(lambda ctx: [])
+        collect_rows([ROWS["cutout"], ROWS["cutout"]])
+
+
+def test_only_takes_names_trick_ids_and_the_former_titles():
+    from twintricks_bench.harness import _select
+
+    assert _select(["cutmix"]) == ["cutmix", "mixup_cutmix"]  # the recipe trick's rows
+    assert _select(["AutoAugment", "random erasing", "resized"]) == ["random_erasing", "crop_flip", "autoaugment"]
+    assert _select(["training step"]) == ["training step"]
 
 
 def test_time_limit_skips_the_rest_and_still_writes(tmp_path):

@@ -25,17 +25,23 @@ from pathlib import Path
 import numpy as np
 
 from twintricks.files import atomic_write_bytes
-from twintricks_bench.cases import IMPLS, OURS, SIZES, TINY_SIZES, TRICK_NAMES, Case, Context, NotAvailable, cases_for
-from twintricks_bench.cases import ROW_DOCS as TRICK_DOCS
+from twintricks_bench.cases import IMPLS, OURS, SIZES, TINY_SIZES, Case, Context, NotAvailable
+from twintricks_bench.rows import POLICY_ROWS, ROW_NAMES, ROW_TITLES, ROWS, cases_for
+from twintricks_bench.rows import ROW_DOCS as TRICK_DOCS
 from twintricks_bench.timing import Budget, MemoryProbe, Timer, add_jax_info, loadavg, machine_info, sync_for
 
 __all__ = ["add_parser", "run", "BUDGETS"]
 
 from twintricks_bench.train import TRAIN, TRAIN_DOCS, TRAIN_TRICKS, training_cases
-from twintricks_cli.threads import set_threads
+from twintricks.threads import set_threads
 
 TRAIN_ROWS = (TRAIN, TRAIN_TRICKS)
 ROW_DOCS = {**TRICK_DOCS, **TRAIN_DOCS}
+
+
+def _title(row: str) -> str:
+    """How bench.md and bench.png show a row (the training rows are their own titles)."""
+    return ROW_TITLES.get(row, row)
 
 BUDGETS = {
     "full": Budget(warmup=1, min_repeats=3, max_repeats=30, seconds=1.5, rounds=3),
@@ -79,9 +85,9 @@ def add_parser(sub) -> None:
         "--only",
         nargs="+",
         metavar="NAME",
-        help="only these rows (case-insensitive prefixes of: "
-        + ", ".join(TRICK_NAMES)
-        + f", {', '.join(TRAIN_ROWS)}); e.g. --only mixup autoaugment",
+        help="only these rows: a row's name or a recipe trick's id (all of its rows), or a case-insensitive "
+        "prefix of the rows' names or titles; rows: " + ", ".join(ROW_NAMES)
+        + f", {', '.join(TRAIN_ROWS)}; e.g. --only mixup autoaugment",
     )
     p.add_argument(
         "--device",
@@ -117,14 +123,21 @@ def add_parser(sub) -> None:
 
 
 def _select(only) -> list[str]:
-    names = [*TRICK_NAMES, *TRAIN_ROWS]
+    """The rows ``--only`` names: each word is a row's name or a recipe trick's id (all of its rows,
+    e.g. ``cutmix``), else a case-insensitive prefix of row names or titles (``mix``, ``"random
+    erasing"``, a title of before the ids: ``AutoAugment``)."""
+    names = [*ROW_NAMES, *TRAIN_ROWS]
     if not only:
         return names
     chosen = []
     for want in only:
-        w = want.lower().replace("-", " ").replace("_", " ")
-        hits = [n for n in names if n.lower() == w] or [
-            n for n in names if n.lower().startswith(w) or n.lower().replace(" ", "").startswith(w.replace(" ", ""))
+        norm = lambda x: x.lower().replace("-", " ").replace("_", " ")  # noqa: E731
+        w = norm(want)
+        hits = [n for n in names if n == want or ROWS.get(n) and ROWS[n].trick == want] or [
+            n for n in names if w in (norm(n), norm(_title(n)))
+        ] or [
+            n for n in names
+            if any(x.startswith(w) or x.replace(" ", "").startswith(w.replace(" ", "")) for x in (norm(n), norm(_title(n))))
         ]
         if not hits:
             raise SystemExit(f"twintricks bench: --only {want!r} matches none of: {', '.join(names)}")
@@ -251,7 +264,7 @@ def _ratios(records: list[dict]) -> list[dict]:
     out = []
     sizes = sorted({r["size"] for r in records})
     for size in sizes:
-        for trick in TRICK_NAMES:
+        for trick in ROW_NAMES:
             rows = [r for r in records if r["size"] == size and r["trick"] == trick and r["status"] == "ok"]
             if not rows:
                 continue
@@ -268,10 +281,6 @@ def _ratios(records: list[dict]) -> list[dict]:
                 entry[f"{fw}_ratio"] = top["images_per_s"] / best["images_per_s"] if (top and best) else None
             out.append(entry)
     return out
-
-
-#: the per-image policies, whose goal is a multiple of torchvision applying them image by image
-POLICY_ROWS = ("AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix")
 
 
 def goal_rows(result: dict) -> list[dict]:
@@ -341,7 +350,7 @@ def write_markdown(path: Path, result: dict) -> None:
     ]
     sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)]
     for size in sizes:
-        rs = [r for r in records if r["size"] == size and r["trick"] in TRICK_NAMES]
+        rs = [r for r in records if r["size"] == size and r["trick"] in ROW_NAMES]
         if not rs:
             continue
         shape = rs[0]["shape"]
@@ -349,7 +358,7 @@ def write_markdown(path: Path, result: dict) -> None:
         cols = [c for c in IMPLS if any(r["impl"] == c for r in rs)]
         lines.append("| trick | " + " | ".join(cols) + " | torch_impl / best existing | jax_impl / best existing |")
         lines.append("|---" * (len(cols) + 3) + "|")
-        for trick in TRICK_NAMES:
+        for trick in ROW_NAMES:
             row = {r["impl"]: r for r in rs if r["trick"] == trick}
             if not row:
                 continue
@@ -359,18 +368,18 @@ def write_markdown(path: Path, result: dict) -> None:
                 _ratio_text(ratio.get(f"{fw}_ratio")) + ("*" if ratio.get(f"{fw}_cross") else "")
                 for fw in ("torch_impl", "jax_impl")
             )
-            lines.append(f"| {trick} | " + " | ".join(cells) + f" | {rt} | {rj} |")
+            lines.append(f"| {_title(trick)} | " + " | ".join(cells) + f" | {rt} | {rj} |")
         lines += ["", "First call (compile / warm-up), seconds:", ""]
         lines.append("| trick | " + " | ".join(cols) + " |")
         lines.append("|---" * (len(cols) + 1) + "|")
-        for trick in TRICK_NAMES:
+        for trick in ROW_NAMES:
             row = {r["impl"]: r for r in rs if r["trick"] == trick}
             if not row:
                 continue
             cells = [
                 f"{row[c]['first_call_s']:.2f}" if c in row and row[c]["status"] == "ok" else "" for c in cols
             ]
-            lines.append(f"| {trick} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_title(trick)} | " + " | ".join(cells) + " |")
         lines.append("")
     for recipe in TRAIN_ROWS:
         tr = [r for r in records if r["trick"] == recipe]
@@ -412,14 +421,15 @@ def write_markdown(path: Path, result: dict) -> None:
         for g in goals:
             met = "—" if g["met"] is None else ("yes" if g["met"] else "**no**")
             lines.append(
-                f"| {g['size']} | {g['trick']} | {g['ours'] or g['framework']} | {g['vs'] or '—'} | "
+                f"| {g['size']} | {_title(g['trick'])} | {g['ours'] or g['framework']} | {g['vs'] or '—'} | "
                 f"{_ratio_text(g['ratio'])} | ≥ {g['target']:.2f}× | {met} |"
             )
         lines.append("")
-    present = [t for t in (*TRICK_NAMES, *TRAIN_ROWS) if any(r["trick"] == t for r in records)]
+    present = [t for t in (*ROW_NAMES, *TRAIN_ROWS) if any(r["trick"] == t for r in records)]
     if present:
         lines += ["## What each row does", ""]
-        lines += [f"- **{t}**: {ROW_DOCS[t]}" for t in present if t in ROW_DOCS]
+        lines += [f"- **{_title(t)}**" + (f" (`--only {t}`)" if t in ROWS else "") + f": {ROW_DOCS[t]}"
+                  for t in present if t in ROW_DOCS]
         lines.append("")
     groups: dict[tuple[str, str], list[str]] = {}
     for r in records:
@@ -430,12 +440,12 @@ def write_markdown(path: Path, result: dict) -> None:
     if groups:
         lines += ["## What each column runs", ""]
         for (impl, note), tricks in sorted(groups.items(), key=lambda kv: (IMPLS.index(kv[0][0]), kv[1][0])):
-            lines.append(f"- {impl} ({', '.join(tricks)}): {note}")
+            lines.append(f"- {impl} ({', '.join(map(_title, tricks))}): {note}")
         lines.append("")
     errors = [r for r in records if r["status"] == "error"]
     if errors:
         lines += ["## Errors", ""]
-        lines += [f"- {r['size']} {r['trick']} / {r['impl']}: {r['reason']}" for r in errors]
+        lines += [f"- {r['size']} {_title(r['trick'])} / {r['impl']}: {r['reason']}" for r in errors]
         lines.append("")
     mems = {r.get("memory_kind") for r in records if r.get("memory_kind")}
     if mems:
@@ -452,7 +462,7 @@ def write_plot(path: Path, result: dict) -> None:
 
     records = [r for r in result["records"] if r["status"] == "ok"]
     sizes = [s for s in ("cifar", "imagenet") if any(r["size"] == s for r in records)] or ["(none)"]
-    rows_all = [*TRICK_NAMES, *TRAIN_ROWS]
+    rows_all = [*ROW_NAMES, *TRAIN_ROWS]
     fig, axes = plt.subplots(1, len(sizes), figsize=(8 * len(sizes), 7), squeeze=False)
     colors = plt.get_cmap("tab10")
     for ax, size in zip(axes[0], sizes):
@@ -469,7 +479,7 @@ def write_plot(path: Path, result: dict) -> None:
                     xs.append(r["images_per_s"])
             ax.barh(ys, xs, height=h, color=colors(IMPLS.index(impl) % 10), label=impl, hatch="" if impl in OURS else "//")
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(rows)
+        ax.set_yticklabels([_title(t) for t in rows])
         ax.invert_yaxis()
         if rs:
             ax.set_xscale("log")
@@ -577,7 +587,7 @@ def run(args) -> int:
         ctx = Context(
             table[size], torch_device=device, jax_platform=jax_platform, compile_torch=compile_torch, seed=args.seed, tiny=tiny
         )
-        cases = cases_for(ctx, [r for r in rows if r in TRICK_NAMES])
+        cases = cases_for(ctx, [r for r in rows if r in ROW_NAMES])
         if size == "cifar" and any(r in rows for r in TRAIN_ROWS):
             cases += training_cases(ctx, [r for r in TRAIN_ROWS if r in rows])
         plan += [(c, ctx) for c in cases]
@@ -603,7 +613,7 @@ def run(args) -> int:
         if case.impl == "torch_impl compile" and compile_torch:
             reserve = 120.0 if case.trick in TRAIN_ROWS else 60.0
         # A compile column that will not compile (off, or AdaBound's) reports its reason at once.
-        instant = case.impl == "torch_impl compile" and (not compile_torch or case.trick == "AdaBound")
+        instant = case.impl == "torch_impl compile" and (not compile_torch or case.trick == "adabound")
         if limit and elapsed + reserve > limit and not instant:
             return f"skipped (time limit {limit:.0f} s)"
         return None
@@ -630,7 +640,8 @@ def run(args) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    from twintricks_cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))
+if __name__ == "__main__":  # pragma: no cover  (`twintricks bench` is the same parser)
+    parser = argparse.ArgumentParser(prog="twintricks")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(["bench", *sys.argv[1:]])
+    sys.exit(args.func(args))

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from twintricks_cli.threads import auto_threads, set_threads
+from twintricks.threads import auto_threads, set_threads
 
 __all__ = ["add_parser", "run", "config_from_args", "load_teacher"]
 

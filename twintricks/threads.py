@@ -1,8 +1,11 @@
-"""CPU thread counts for both frameworks, set in one place for ``train`` and ``bench``.
+"""CPU thread counts for both frameworks, set in one place for ``twintricks train`` and
+``twintricks bench`` (and for a script of yours).
 
 XLA reads its thread flags from ``XLA_FLAGS`` when jax is first imported, so
-:func:`set_threads` must run before the first ``import jax``; torch's intra-op pool is set with
-``torch.set_num_threads`` at any time.
+:func:`set_threads` must run before the first ``import jax`` — which is why it lives here, in the
+framework-free package, and not in a backend (importing :mod:`jax_impl` imports jax). It writes
+the environment variable for jax and imports nothing of jax; torch's intra-op pool is set with
+``torch.set_num_threads`` at any time, torch imported only when it is installed and asked for.
 """
 
 from __future__ import annotations
