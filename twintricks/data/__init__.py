@@ -1,0 +1,83 @@
+"""The streaming input pipeline: data sets of any size, decoded and cropped per image, on grain.
+
+Framework-free (NumPy, Pillow, grain, array_record; never torch or jax): it yields uint8 NHWC
+RGB batches that each backend only moves to its device (torch transposes to NCHW there).
+
+.. code-block:: python
+
+    from twintricks.data import STREAMING_DATASETS, open_source, Loader, Batch, BadImageError
+
+    source = open_source("folder", "/data/imagenet", split="train")   # or "shards", "packed"
+    loader = Loader(source, train=True, batch_size=256, image_size=224, seed=0,
+                    process_index=rank, process_count=world)
+    it = loader.iterator(epoch)
+    for batch in it:                  # loader.steps_per_epoch batches of this process's rows
+        batch.images                  # uint8 [b, 224, 224, 3]; labels int32 [b]; index int64 [b]
+        state = it.get_state()        # JSON-able; loader.iterator(epoch, state=state) resumes
+    loader.close()                    # (also a context manager)
+
+Sources (:func:`open_source`; ``split`` is ``"train"`` or ``"test"``):
+
+* ``"folder"``: ``PATH/train/<class>/<image>``, ``PATH/test/<class>/…`` or ``val/``
+  (:class:`~twintricks.data.sources.FolderSource`), read lazily: the index holds paths and labels.
+
+Every source has ``classes``, ``num_classes``, ``len()``, ``fingerprint`` (a digest of the
+index: names, sizes, labels — never times), ``skipped`` (``[(file, reason)]`` left out at index
+time under ``on_bad_image="skip"``) and ``describe()`` (a JSON-able dict for ``config.json``).
+
+The loader (:class:`~twintricks.data.pipeline.Loader`): with ``train=True`` each epoch is a
+permutation of the index drawn from ``(seed, epoch)``, ``steps_per_epoch = len // batch_size``
+(the short tail dropped), and each image is decoded, cropped with torchvision's
+``RandomResizedCrop`` law *from the original*, resized to ``image_size`` (antialiased bilinear)
+and flipped with p = 0.5, every draw keyed by ``(seed, epoch, global index)``
+(:mod:`~twintricks.data.transforms`): the same image gets the same crop at any world size, worker
+count or resume point. With ``train=False``: index order, shorter side to
+``floor(image_size / 0.875)``, centre crop, ``steps_per_epoch = ceil(len / batch_size)``, the
+last batch padded (``Batch.valid``). ``batch_size`` is the global batch; process ``p`` of ``P``
+gets rows ``[p·b, (p+1)·b)``, ``b = batch_size / P``.
+
+Bad data: ``on_bad_image="error"`` (default) raises a one-line
+:class:`~twintricks.data.errors.BadImageError` naming the file — at :func:`open_source` for
+what the index can tell (no image extension, 0 bytes, not a regular file, a dangling link, an
+empty class folder), when decoded otherwise (corrupt or truncated, not an image, unreadable, a
+decompression bomb); ``"skip"`` leaves the file out at index time, or at decode time fills its
+training row with the next usable image *with that image's label* (an evaluation row is marked
+invalid), and lists it in ``source.skipped`` / ``Batch.skipped``. A worker that dies ends the
+epoch with :class:`~twintricks.data.errors.LoaderWorkerError`, never a hang.
+"""
+
+from __future__ import annotations
+
+from twintricks.checks import check_choice
+from twintricks.data.decode import IMAGE_EXTENSIONS, decode_rgb
+from twintricks.data.errors import ON_BAD_IMAGE, BadImageError, LoaderWorkerError
+from twintricks.data.pipeline import Batch, EpochIterator, Loader
+from twintricks.data.sources import SPLITS, FolderSource, Source
+
+__all__ = [
+    "STREAMING_DATASETS", "ON_BAD_IMAGE", "SPLITS", "IMAGE_EXTENSIONS",
+    "open_source", "Source", "FolderSource", "Loader", "EpochIterator", "Batch",
+    "BadImageError", "LoaderWorkerError", "decode_rgb",
+]
+
+#: The ``--dataset`` kinds that stream from disk.
+STREAMING_DATASETS = ("folder", "shards", "packed")
+
+
+def open_source(kind: str, path, *, split: str, on_bad_image: str = "error") -> Source:
+    """One split of a data set on disk, indexed (see the module doc).
+
+    Args:
+        kind: one of :data:`STREAMING_DATASETS`.
+        path: the data set's folder.
+        split: ``"train"`` or ``"test"`` (``"test"`` also finds ``val/``).
+        on_bad_image: ``"error"`` or ``"skip"`` for what the index can tell.
+
+    Raises:
+        ValueError: a bad argument or a path that is not such a data set, named;
+            :class:`BadImageError` (a ``ValueError``) for a bad file under ``"error"``.
+    """
+    check_choice("kind", kind, STREAMING_DATASETS)
+    if kind == "folder":
+        return FolderSource(path, split=split, on_bad_image=on_bad_image)
+    raise NotImplementedError(f"the {kind!r} source is not written yet")
