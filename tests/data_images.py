@@ -52,3 +52,36 @@ def make_folder(root: Path, *, classes=("ant", "bee", "cat"), train: int = 4, te
                 h, w = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, 2))
                 (root / split / c / f"{i:02d}.jpg").write_bytes(jpeg_bytes(photo_like(rng, h, w)))
     return root
+
+
+def write_shards(folder: Path, out: Path, *, per_shard: int = 5, extra: bool = True) -> Path:
+    """webdataset tar shards of an image folder made by :func:`make_folder`, in the folder's
+    index order: ``out/<split>-NNNNNN.tar`` with ``<key>.jpg`` + ``<key>.cls`` (+ ``<key>.json``
+    when ``extra``), and ``out/classes.txt``."""
+    import tarfile
+
+    from twintricks.data import open_source
+
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        src = open_source("folder", folder, split=split)
+        (out / "classes.txt").write_text("\n".join(src.classes) + "\n")
+        for first in range(0, len(src), per_shard):
+            with tarfile.open(out / f"{split}-{first // per_shard:06d}.tar", "w") as tar:
+                for i in range(first, min(len(src), first + per_shard)):
+                    data, label = src.read(i)
+                    ext = src.name(i).rsplit(".", 1)[1]
+                    members = [(f"s{i:05d}.{ext}", data), (f"s{i:05d}.cls", f"{label}\n".encode())]
+                    if extra:
+                        members.append((f"s{i:05d}.json", b'{"source": "%s"}' % src.name(i).encode()))
+                    for name, payload in members:
+                        add_member(tar, name, payload)
+    return out
+
+
+def add_member(tar, name: str, payload: bytes) -> None:
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))

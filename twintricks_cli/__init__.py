@@ -1,4 +1,4 @@
-"""The ``twintricks`` command line: ``parity``, ``train`` and ``bench`` subcommands.
+"""The ``twintricks`` command line: ``parity``, ``train``, ``bench`` and ``data`` subcommands.
 
 Each subcommand's module adds its own parser (``add_parser``) and runs it (``run``); this module
 only wires them together. Backends are imported lazily, when a subcommand needs them.
@@ -89,6 +89,7 @@ def _run_parity(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``twintricks`` console script; returns the exit status."""
     from twintricks_bench import harness as bench
+    from twintricks_cli import data as data_sets
     from twintricks_cli import train as training
 
     parser = argparse.ArgumentParser(prog="twintricks", description=__doc__.splitlines()[0])
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_parity(sub)
     training.add_parser(sub)
     bench.add_parser(sub)
+    data_sets.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -20,6 +20,13 @@ Sources (:func:`open_source`; ``split`` is ``"train"`` or ``"test"``):
 
 * ``"folder"``: ``PATH/train/<class>/<image>``, ``PATH/test/<class>/…`` or ``val/``
   (:class:`~twintricks.data.sources.FolderSource`), read lazily: the index holds paths and labels.
+* ``"shards"``: webdataset tar shards ``PATH/train-*.tar`` (``key.jpg`` + ``key.cls``), indexed
+  once and read at recorded offsets (:class:`~twintricks.data.shards.ShardSource`).
+* ``"packed"``: ArrayRecord files written by ``twintricks data pack SRC DST``
+  (:func:`~twintricks.data.packed.pack`, :class:`~twintricks.data.packed.PackedSource`).
+
+All three are random-access: every guarantee below holds for each (see
+:mod:`twintricks.data.shards` for what that costs tar shards).
 
 Every source has ``classes``, ``num_classes``, ``len()``, ``fingerprint`` (a digest of the
 index: names, sizes, labels — never times), ``skipped`` (``[(file, reason)]`` left out at index
@@ -51,12 +58,14 @@ from __future__ import annotations
 from twintricks.checks import check_choice
 from twintricks.data.decode import IMAGE_EXTENSIONS, decode_rgb
 from twintricks.data.errors import ON_BAD_IMAGE, BadImageError, LoaderWorkerError
+from twintricks.data.packed import PackedSource, pack
 from twintricks.data.pipeline import Batch, EpochIterator, Loader
+from twintricks.data.shards import ShardSource
 from twintricks.data.sources import SPLITS, FolderSource, Source
 
 __all__ = [
     "STREAMING_DATASETS", "ON_BAD_IMAGE", "SPLITS", "IMAGE_EXTENSIONS",
-    "open_source", "Source", "FolderSource", "Loader", "EpochIterator", "Batch",
+    "open_source", "pack", "Source", "FolderSource", "ShardSource", "PackedSource", "Loader", "EpochIterator", "Batch",
     "BadImageError", "LoaderWorkerError", "decode_rgb",
 ]
 
@@ -78,6 +87,5 @@ def open_source(kind: str, path, *, split: str, on_bad_image: str = "error") -> 
             :class:`BadImageError` (a ``ValueError``) for a bad file under ``"error"``.
     """
     check_choice("kind", kind, STREAMING_DATASETS)
-    if kind == "folder":
-        return FolderSource(path, split=split, on_bad_image=on_bad_image)
-    raise NotImplementedError(f"the {kind!r} source is not written yet")
+    cls = {"folder": FolderSource, "shards": ShardSource, "packed": PackedSource}[kind]
+    return cls(path, split=split, on_bad_image=on_bad_image)

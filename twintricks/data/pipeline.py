@@ -47,7 +47,7 @@ class Batch(NamedTuple):
 
     Attributes:
         images: uint8 ``[b, H, W, 3]`` (NHWC, RGB), C-contiguous.
-        labels: int32 ``[b]`` class indices (padding rows: 0).
+        labels: int32 ``[b]`` class indices (rows with ``valid`` False: 0).
         index: int64 ``[b]`` the images' global indices in the source (padding rows: -1).
         valid: bool ``[b]``: False for evaluation padding and for images skipped in evaluation.
         skipped: ``((file, reason), ...)`` bad files met in this batch under ``on_bad_image="skip"``.
@@ -95,15 +95,20 @@ class _View:
             self._order = epoch_order(self.seed, self.epoch, len(self.source))
         return int(self._order[pos])
 
-    def _view(self, g: int, key: int) -> np.ndarray:
-        data, _ = self.source.read(g)
-        image = decode_rgb(data, self.source.name(g))
+    def _view(self, g: int, key: int) -> tuple[np.ndarray, int]:
+        """``(view of image g drawn with the key of slot key, its label)``."""
+        data, label = self.source.read(g)
+        try:
+            image = decode_rgb(data, f"#{g}")
+        except BadImageError as exc:  # name the file only now: a packed source reads its name
+            raise BadImageError(self.source.name(g), exc.reason) from None
         if not self.train:
-            return eval_crop(image, self.image_size)
-        return train_crop(
+            return eval_crop(image, self.image_size), label
+        view = train_crop(
             image, image_rng(self.seed, self.epoch, key, CROP), image_rng(self.seed, self.epoch, key, FLIP),
             self.image_size, scale=self.scale, ratio=self.ratio, flip_p=self.flip_p,
         )
+        return view, label
 
     def __call__(self, j: int):
         """``(image, label, index, valid, bad_file, reason)`` of local position ``j``."""
@@ -112,18 +117,18 @@ class _View:
         if g < 0:
             return blank, 0, -1, False, "", ""
         try:
-            return self._view(g, g), self.source.label(g), g, True, "", ""
+            return (*self._view(g, g), g, True, "", "")
         except BadImageError as exc:
             if self.on_bad_image == "error":
                 raise
             bad = exc
         if not self.train:  # evaluation leaves the row out of the metrics
-            return blank, self.source.label(g), g, False, bad.file, bad.reason
+            return blank, 0, g, False, bad.file, bad.reason
         n = len(self.source)
         for k in range(1, min(n, MAX_SUBSTITUTE_TRIES + 1)):
             s = (g + k) % n  # the next usable image, with its own label, drawn with this slot's key
             try:
-                return self._view(s, g), self.source.label(s), s, True, bad.file, bad.reason
+                return (*self._view(s, g), s, True, bad.file, bad.reason)
             except BadImageError:
                 continue
         raise BadImageError(bad.file, f"{bad.reason}; and the {min(n - 1, MAX_SUBSTITUTE_TRIES)} images after it are bad too")

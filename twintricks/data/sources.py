@@ -43,7 +43,7 @@ from twintricks.checks import check_choice
 from twintricks.data.decode import IMAGE_EXTENSIONS, has_image_extension
 from twintricks.data.errors import BadImageError, check_on_bad_image
 
-__all__ = ["SPLITS", "Source", "FolderSource", "IndexHasher", "NameTable", "raise_or_skip"]
+__all__ = ["SPLITS", "Source", "TableSource", "FolderSource", "IndexHasher", "NameTable", "check_root", "raise_or_skip"]
 
 #: The splits a source can open; ``"test"`` also finds a ``val/`` folder.
 SPLITS = ("train", "test")
@@ -146,6 +146,31 @@ class Source:
         return f"{type(self).__name__}({self.path!r}, split={self.split!r}, images={len(self)}, classes={self.num_classes})"
 
 
+class TableSource(Source):
+    """A source whose index is a :class:`NameTable` in ``self._table``."""
+
+    _table: NameTable
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def name(self, i: int) -> str:
+        return self._table.name(i)
+
+    def label(self, i: int) -> int:
+        return int(self._table.labels[i])
+
+
+def check_root(path, split: str, on_bad_image: str, layout: str) -> Path:
+    """Check a source's common arguments; ``path`` as a ``Path`` to an existing folder."""
+    check_choice("split", split, SPLITS)
+    check_on_bad_image(on_bad_image)
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"data path {str(root)!r} is not a folder (expected {layout})")
+    return root
+
+
 def _split_dir(root: Path, split: str) -> Path:
     names = ("test", "val") if split == "test" else ("train",)
     for n in names:
@@ -165,17 +190,13 @@ def _class_dirs(base: Path) -> list[str]:
         raise ValueError(f"cannot list {str(base)!r}: {exc.strerror or exc}") from None
 
 
-class FolderSource(Source):
+class FolderSource(TableSource):
     """An image folder split (see the module doc)."""
 
     kind = "folder"
 
     def __init__(self, path, *, split: str = "train", on_bad_image: str = "error"):
-        check_choice("split", split, SPLITS)
-        check_on_bad_image(on_bad_image)
-        root = Path(path)
-        if not root.is_dir():
-            raise ValueError(f"data path {str(root)!r} is not a folder (expected PATH/train/<class>/<image>)")
+        root = check_root(path, split, on_bad_image, "PATH/train/<class>/<image>")
         base = _split_dir(root, split)
         classes = _class_dirs(root / "train") if (root / "train").is_dir() else _class_dirs(base)
         if not classes:
@@ -213,15 +234,6 @@ class FolderSource(Source):
         self.classes = tuple(classes)
         self._table = NameTable(names, labels)
         self.fingerprint = hasher.hexdigest()
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def name(self, i: int) -> str:
-        return self._table.name(i)
-
-    def label(self, i: int) -> int:
-        return int(self._table.labels[i])
 
     def read(self, i: int) -> tuple[bytes, int]:
         name = self._table.name(i)
