@@ -12,6 +12,7 @@ Tests never set ``max_examples`` themselves; they may scale it for an expensive 
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -21,6 +22,11 @@ settings.register_profile("ci", derandomize=True, max_examples=30, print_blob=Tr
 settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile("thorough", max_examples=300, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# Tests write only to temporary folders: decoded data-set caches (twintricks.datasets.cache_dir)
+# go to a folder of this session (subprocesses inherit it), removed when the session ends.
+_CACHE_DIR = tempfile.TemporaryDirectory(prefix="twintricks-test-cache-")
+os.environ["TWINTRICKS_CACHE_DIR"] = _CACHE_DIR.name
 
 
 def slow_scale() -> float:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import tarfile
-import time
 
 import numpy as np
 import pytest
@@ -75,20 +75,57 @@ def test_image_folder_directory_and_archive_agree(tmp_path):
     assert resized.train_images.shape == (9, 4, 6, 3)
 
 
-def test_cache_is_written_atomically_reused_and_invalidated(tmp_path):
+def test_cache_lives_in_the_cache_dir_hits_for_folders_and_is_invalidated(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TWINTRICKS_CACHE_DIR", str(cache))
+    assert D.cache_dir() == cache
     root = tmp_path / "d"
     _make_folder(root)
+    before = sorted(p.name for p in root.iterdir())
     ds = D.load_image_folder(root)
-    caches = sorted(p.name for p in root.iterdir() if p.name.startswith(".twintricks-cache"))
-    assert caches == [".twintricks-cache-folder.npz"]
-    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
-    t = time.perf_counter()
-    again = D.load_image_folder(root)
-    assert time.perf_counter() - t < 1.0
+    assert sorted(p.name for p in root.iterdir()) == before  # nothing written beside the data
+    assert [p.suffix for p in cache.iterdir()] == [".npz"] and not [p for p in cache.iterdir() if p.name.startswith(".")]
+    decoded = []
+    monkeypatch.setattr(D, "_decode", lambda *a: decoded.append(a) or np.zeros((8, 8, 3), np.uint8))
+    again = D.load_image_folder(root)  # a folder's cache hits (its own mtime is not the signature)
+    assert decoded == []
     np.testing.assert_array_equal(again.train_images, ds.train_images)
-    # a damaged cache is rebuilt, not trusted
-    (root / caches[0]).write_bytes(b"garbage")
+    f = root / "train" / "ant" / "00.png"
+    f.write_bytes(f.read_bytes())  # rewritten: a newer modification time
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    D.load_image_folder(root)
+    assert len(decoded) == 18  # rebuilt
+    monkeypatch.undo()
+    monkeypatch.setenv("TWINTRICKS_CACHE_DIR", str(cache))
+    next(cache.iterdir()).write_bytes(b"garbage")  # a damaged cache is rebuilt, not trusted
     np.testing.assert_array_equal(D.load_image_folder(root).test_images, ds.test_images)
+
+
+def test_archive_member_size_is_capped_before_reading(tmp_path):
+    """Issue 22 item 2: a small .tar.gz whose member inflates to 512 MB is refused by name from
+    its header, before anything is inflated (here the archive holds the header alone)."""
+    archive = tmp_path / "bomb.tar.gz"
+    info = tarfile.TarInfo("data/train/a/big.png")
+    info.size = 512 << 20
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.fileobj.write(info.tobuf(tar.format, tar.encoding, tar.errors))
+    assert archive.stat().st_size < 2048
+    with pytest.raises(ValueError, match=r"member 'data/train/a/big.png' declares 536870912 bytes, more than the 64 MiB"):
+        D.load_image_folder(archive, cache=False)
+
+
+def test_decompression_bomb_in_a_folder_is_a_one_line_error(tmp_path):
+    """Issue 22 item 2: a decompression-bomb PNG in a data folder names the file (was a raw traceback)."""
+    from data_images import png_bomb_bytes
+
+    from twintricks.data import BadImageError
+
+    root = tmp_path / "d"
+    _make_folder(root)
+    (root / "train" / "bee" / "zz.png").write_bytes(png_bomb_bytes())
+    with pytest.raises(BadImageError, match=r"^train/bee/zz.png: decompression bomb: the header announces 400000000 pixels") as err:
+        D.load_image_folder(root, cache=False)
+    assert "\n" not in str(err.value)
 
 
 def test_cifar_batches_layout(tmp_path):

@@ -16,14 +16,23 @@ Three sources, one result type (:class:`ImageDataset`):
   numbers (a batch file cannot run code). Nothing is downloaded here (the CLI's ``--download``
   asks torchvision, lazily).
 * :func:`load_image_folder` — the same folder / archive reader for the user's own data
-  (classes are the sorted sub-directory names; every image is decoded with Pillow, converted
-  to RGB and, if ``image_size`` is given, resized to it with bilinear filtering).
+  (classes are the sorted sub-directory names; every image is decoded as
+  :func:`twintricks.data.decode.decode_rgb` does — RGB the way ``ImageFolder`` sees it, a
+  corrupt file or a decompression bomb a one-line ``BadImageError`` naming it — and, if
+  ``image_size`` is given, resized to it with bilinear filtering). Large or many-sized image sets
+  should stream instead (:mod:`twintricks.data`): this path holds every image in memory.
 
-Decoded data is cached as an uncompressed ``.npz`` of uint8 arrays next to the source
-(``<dir>/.twintricks-cache.npz`` or ``<archive>.twintricks-cache.npz``; when that place is not
-writable, under ``~/.cache/twintricks``). The cache records the source's size and mtime and is
-rebuilt when they change; it is written to a temporary file and renamed, so a killed run never
-leaves a half-written cache. Loading it takes a fraction of a second.
+Archive members are read one at a time and each is capped at :data:`MAX_MEMBER_BYTES` as its tar
+header declares it (a small ``.tar.gz`` can inflate a member to gigabytes): a larger member is
+refused by name before it is read.
+
+Decoded data is cached as an uncompressed ``.npz`` of uint8 arrays in the cache folder
+(:func:`cache_dir`: ``$TWINTRICKS_CACHE_DIR``, else ``$XDG_CACHE_HOME/twintricks`` or
+``~/.cache/twintricks``), never beside the data. The cache records the source's signature — for
+an archive its path, size and modification time; for a folder its path and every file's relative
+path, size and modification time — and is rebuilt when it changes; it is written to a temporary
+file and renamed, so a killed run never leaves a half-written cache. Loading it takes a fraction
+of a second.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ from twintricks.files import atomic_write_bytes
 
 __all__ = [
     "ImageDataset",
+    "MAX_MEMBER_BYTES",
+    "cache_dir",
     "CIFAR10_CLASSES",
     "DATASETS",
     "load_dataset",
@@ -58,8 +69,9 @@ CIFAR10_CLASSES = (
 )
 DATASETS = ("digits", "cifar10", "folder")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
-_CACHE_NAME = ".twintricks-cache.npz"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+#: The largest archive member read (bytes, as its tar header declares it).
+MAX_MEMBER_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -148,82 +160,94 @@ def load_digits() -> ImageDataset:
 # ----------------------------------------------------------------------------- cache
 
 
+def cache_dir() -> Path:
+    """Where decoded data sets are cached: ``$TWINTRICKS_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/twintricks``, else ``~/.cache/twintricks``."""
+    override = os.environ.get("TWINTRICKS_CACHE_DIR")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twintricks"
+
+
 def _source_signature(path: Path) -> str:
-    st = path.stat()
-    return f"v{_CACHE_VERSION}:{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
-
-
-def _cache_candidates(path: Path, tag: str) -> list[Path]:
+    """A digest of what the decoded data depends on (see the module doc); a folder's signature
+    does not depend on the folder's own modification time, which writing into it would change."""
+    h = hashlib.sha256(f"v{_CACHE_VERSION}:{path.resolve()}".encode())
     if path.is_dir():
-        local = path / (_CACHE_NAME.replace(".npz", f"-{tag}.npz"))
+        for dirpath, _, files in sorted(os.walk(path, followlinks=True)):
+            for name in sorted(files):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{os.path.relpath(os.path.join(dirpath, name), path)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     else:
-        local = path.with_name(path.name + _CACHE_NAME.replace(".npz", f"-{tag}.npz"))
+        st = path.stat()
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _cache_file(path: Path, tag: str) -> Path:
     digest = hashlib.sha1(f"{path.resolve()}:{tag}".encode()).hexdigest()[:16]
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "twintricks" / f"{digest}.npz"
-    return [local, home]
+    return cache_dir() / f"{path.name.split('.')[0] or 'data'}-{digest}.npz"
 
 
-def _read_cache(path: Path, tag: str) -> ImageDataset | None:
-    sig = _source_signature(path)
-    for cand in _cache_candidates(path, tag):
-        if not cand.is_file():
-            continue
-        try:
-            with np.load(cand, allow_pickle=False) as z:
-                if str(z["signature"]) != sig:
-                    continue
-                return ImageDataset(
-                    str(z["name"]), z["train_images"], z["train_labels"], z["test_images"],
-                    z["test_labels"], tuple(str(c) for c in z["classes"]),
-                )
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            continue
-    return None
+def _read_cache(path: Path, tag: str, sig: str) -> ImageDataset | None:
+    cand = _cache_file(path, tag)
+    if not cand.is_file():
+        return None
+    try:
+        with np.load(cand, allow_pickle=False) as z:
+            if str(z["signature"]) != sig:
+                return None
+            return ImageDataset(
+                str(z["name"]), z["train_images"], z["train_labels"], z["test_images"],
+                z["test_labels"], tuple(str(c) for c in z["classes"]),
+            )
+    except Exception:  # a damaged cache is rebuilt, never trusted
+        return None
 
 
-def _write_cache(path: Path, tag: str, ds: ImageDataset) -> Path | None:
-    """Write ``ds`` atomically (:func:`twintricks.files.atomic_write_bytes`); first writable place wins."""
-    sig = _source_signature(path)
+def _write_cache(path: Path, tag: str, sig: str, ds: ImageDataset) -> Path | None:
+    """Write ``ds`` atomically (:func:`twintricks.files.atomic_write_bytes`); None if the cache
+    folder cannot be written (the data set is then simply not cached)."""
     buf = io.BytesIO()
     np.savez(
         buf, signature=np.array(sig), name=np.array(ds.name), classes=np.array(ds.classes),
         train_images=ds.train_images, train_labels=ds.train_labels,
         test_images=ds.test_images, test_labels=ds.test_labels,
     )
-    for cand in _cache_candidates(path, tag):
-        try:
-            cand.parent.mkdir(parents=True, exist_ok=True)
-            if not cand.parent.stat().st_mode & stat.S_IWUSR:
-                continue  # a read-only folder (root would bypass the permission; respect it)
-            atomic_write_bytes(cand, buf.getvalue())
-            return cand
-        except OSError:
-            continue
-    return None
+    cand = _cache_file(path, tag)
+    try:
+        cand.parent.mkdir(parents=True, exist_ok=True)
+        if not cand.parent.stat().st_mode & stat.S_IWUSR:
+            return None  # a read-only folder (root would bypass the permission; respect it)
+        atomic_write_bytes(cand, buf.getvalue())
+        return cand
+    except OSError:
+        return None
 
 
 def _cached(path: Path, tag: str, build, use_cache: bool) -> ImageDataset:
-    if use_cache:
-        ds = _read_cache(path, tag)
-        if ds is not None:
-            return ds
-    ds = build()
-    if use_cache:
-        _write_cache(path, tag, ds)
+    if not use_cache:
+        return build()
+    sig = _source_signature(path)
+    ds = _read_cache(path, tag, sig)
+    if ds is None:
+        ds = build()
+        _write_cache(path, tag, sig, ds)
     return ds
 
 
 # ----------------------------------------------------------------------------- image folders
 
 
-def _decode(data: bytes, image_size: tuple[int, int] | None) -> np.ndarray:
+def _decode(data: bytes, image_size: tuple[int, int] | None, name: str) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
-        if image_size is not None and im.size != (image_size[1], image_size[0]):
-            im = im.resize((image_size[1], image_size[0]), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    from twintricks.data.decode import decode_rgb
+
+    im = decode_rgb(data, name)  # BadImageError (a ValueError) naming the file
+    if image_size is not None and im.size != (image_size[1], image_size[0]):
+        im = im.resize((image_size[1], image_size[0]), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _split_key(parts: Sequence[str]) -> tuple[str, str] | None:
@@ -237,10 +261,11 @@ def _split_key(parts: Sequence[str]) -> tuple[str, str] | None:
 
 
 def _assemble(name, items, classes, image_size) -> ImageDataset:
-    """``items``: iterable of ``(split, class, sort_key, bytes)``."""
+    """``items``: iterable of ``(split, class, sort_key, bytes)``, decoded as they come (only
+    the decoded images are held, never every encoded file at once)."""
     per_split: dict[str, list] = {"train": [], "test": []}
     for split, cls, key, data in items:
-        per_split[split].append((cls, key, data))
+        per_split[split].append((cls, key, _decode(data, image_size, key)))
     found = sorted({c for v in per_split.values() for c, _, _ in v})
     if classes is None:
         classes = tuple(found)
@@ -258,7 +283,7 @@ def _assemble(name, items, classes, image_size) -> ImageDataset:
     arrays = {}
     for split, rows in per_split.items():
         rows.sort(key=lambda r: (index[r[0]], r[1]))
-        imgs = [_decode(d, image_size) for _, _, d in rows]
+        imgs = [im for _, _, im in rows]
         shapes = {im.shape for im in imgs}
         if len(shapes) != 1:
             raise ValueError(
@@ -276,7 +301,7 @@ def _folder_items(root: Path):
         for cls_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             for f in sorted(cls_dir.iterdir()):
                 if f.suffix.lower() in _IMAGE_EXTS:
-                    yield split, cls_dir.name, f.name, f.read_bytes()
+                    yield split, cls_dir.name, f"{split}/{cls_dir.name}/{f.name}", f.read_bytes()
 
 
 def _archive_items(archive: Path):
@@ -287,6 +312,11 @@ def _archive_items(archive: Path):
             key = _split_key(m.name.split("/"))
             if key is None:
                 continue
+            if m.size > MAX_MEMBER_BYTES:
+                raise ValueError(
+                    f"{str(archive)!r}: member {m.name!r} declares {m.size} bytes, more than the "
+                    f"{MAX_MEMBER_BYTES >> 20} MiB an image may have (twintricks.datasets.MAX_MEMBER_BYTES)"
+                )
             f = tar.extractfile(m)
             if f is not None:
                 yield key[0], key[1], m.name, f.read()
