@@ -117,6 +117,32 @@ def test_state_resumes_exactly_and_is_checked(folder):
         loader.iterator(2, state=[1])
 
 
+def test_epochs_continue_one_stream_and_a_superseded_iterator_raises(folder):
+    src = open_source("folder", folder, split="train")
+    loader = Loader(src, train=True, batch_size=6, image_size=SIZE, seed=5, workers=0)
+    list(loader.iterator(0))
+    stream = loader._stream
+    second = list(loader.iterator(1))
+    assert loader._stream is stream  # the next epoch went on where the last one ended
+    np.testing.assert_array_equal(_cat(second, "images"), _cat(_epoch(src, epoch=1), "images"))
+    old = loader.iterator(2)
+    next(old)
+    new = loader.iterator(2)  # restarts the stream at (2, 0): the first iterator is superseded
+    assert loader._stream is not stream
+    with pytest.raises(RuntimeError, match="superseded by a later loader.iterator"):
+        next(old)
+    np.testing.assert_array_equal(_cat(list(new), "index"), _cat(_epoch(src, epoch=2), "index"))
+    evaluation = Loader(open_source("folder", folder, split="test"), train=False, batch_size=4, image_size=SIZE,
+                        seed=0, workers=0)
+    once = list(evaluation.iterator(0))
+    stream = evaluation._stream
+    again = list(evaluation.iterator(7))  # evaluation does not depend on the epoch: the stream goes on
+    assert evaluation._stream is stream
+    np.testing.assert_array_equal(_cat(once, "images"), _cat(again, "images"))
+    loader.close()
+    assert loader._stream is None
+
+
 def test_arguments_are_checked(folder):
     src = open_source("folder", folder, split="train")
     ok = {"train": True, "batch_size": 6, "image_size": SIZE, "seed": 0}
@@ -213,13 +239,16 @@ def test_all_bad_after_a_bad_image_is_an_error(tmp_path):
 def test_workers_same_bytes_resume_errors_and_a_killed_worker(bad_folder):
     """grain's worker processes: the same batches as in the calling thread (bad files skipped
     the same way); a state taken with workers restores with workers; a worker killed with
-    SIGKILL ends the epoch with LoaderWorkerError (never a hang); a bad file's error crosses
+    SIGKILL ends the epoch with LoaderWorkerError (never a hang); the next epoch reuses the
+    running workers (and gives the in-process bytes); a bad file's error crosses
     the process boundary as the same one-line BadImageError. (One test: each worker process
     costs seconds to start.)"""
     psutil = pytest.importorskip("psutil")
     src = open_source("folder", bad_folder, split="train")
     kw = {"train": True, "batch_size": 2, "image_size": SIZE, "seed": 1, "on_bad_image": "skip"}
-    inline = list(Loader(src, workers=0, **kw).iterator(0))
+    in_process = Loader(src, workers=0, **kw)
+    inline = list(in_process.iterator(0))
+    inline_next = list(in_process.iterator(1))
     assert len(inline) == 6 and any(b.skipped for b in inline)
     with Loader(src, workers=2, **kw) as loader:
         it = loader.iterator(0)
@@ -232,13 +261,18 @@ def test_workers_same_bytes_resume_errors_and_a_killed_worker(bad_folder):
         signal.alarm(120)  # a hang fails the test instead of blocking the suite
         try:
             with pytest.raises(LoaderWorkerError, match=r"a loader worker process died \(.*exit code -9"):
-                for _ in it:
+                for _ in it:  # the dead worker's batches may already be buffered: read on
                     pass
+                for epoch in (1, 2):
+                    list(loader.iterator(epoch))
         finally:
             signal.alarm(0)
         assert time.monotonic() - start < 60
         rest = list(loader.iterator(0, state=state))
-    for a, b in zip([first, *rest], inline, strict=True):
+        pids = {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())}
+        following = list(loader.iterator(1))  # the next epoch: the same worker processes go on
+        assert {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())} == pids
+    for a, b in zip([first, *rest, *following], inline + inline_next, strict=True):
         assert type(a.images) is np.ndarray and a.images.flags.c_contiguous
         for field in ("images", "labels", "index", "valid"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))

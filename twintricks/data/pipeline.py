@@ -1,14 +1,17 @@
 """The loader: a grain pipeline from a :class:`~twintricks.data.sources.Source` to uint8 batches.
 
-One epoch is ``grain.MapDataset.range(steps · b)`` (``b`` = this process's rows of a global
-batch) mapped to images and batched by grain, then run by grain's worker processes
-(``IterDataset.mp_prefetch``; ``workers=0`` runs it in the calling thread). Element ``j`` is row
-``j mod b`` of local batch ``j div b``; it reads global position ``pos = step · B + p · b + r``
-of the epoch's order (``B`` the global batch, ``p`` the process): in training the image
-``epoch_order(seed, epoch, n)[pos]``, in evaluation the image ``pos`` (or padding past the end).
+A loader runs one grain pipeline as a *stream* of this process's batches, epoch after epoch:
+``grain.MapDataset.range`` over element numbers, mapped to images, batched by grain, run by
+grain's worker processes (``IterDataset.mp_prefetch``; ``workers=0`` runs it in the calling
+thread). Element ``j`` is row ``r`` of batch ``step`` of epoch ``e`` (``j = (e · steps + step) ·
+b + r``, ``b`` = this process's rows of a global batch ``B``) and reads global position
+``pos = step · B + p · b + r`` of the epoch's order (``p`` the process): in training the image
+``epoch_order(seed, e, n)[pos]``, in evaluation the image ``pos`` (or padding past the end).
 Every number an image's view depends on is keyed by ``(seed, epoch, image index)``
 (:mod:`twintricks.data.transforms`), so a batch is the same bytes at any world size, worker count
-and resume point. grain's worker copies each batch's images into shared memory; the
+and resume point. :meth:`Loader.iterator` hands out one epoch of the stream; asking for the epoch
+where the stream stands (the next one, after a whole epoch) keeps the workers running, anything
+else restarts them there. grain's worker copies each batch's images into shared memory; the
 caller copies them out once and frees the block, so a batch owns plain memory and nothing is
 left in ``/dev/shm`` when a batch is kept or the program ends.
 
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -40,6 +42,8 @@ __all__ = ["Batch", "Loader", "EpochIterator", "MAX_SUBSTITUTE_TRIES", "STATE_VE
 MAX_SUBSTITUTE_TRIES = 100
 STATE_VERSION = 1
 _MIN_SHM_BYTES = 1 << 16
+#: How many epochs ahead one grain pipeline reaches (it is restarted when they run out).
+_STREAM_EPOCHS = 1 << 20
 
 
 class Batch(NamedTuple):
@@ -72,30 +76,32 @@ def _grain():
 
 
 class _View:
-    """Picklable per-element work of one epoch: local position ``j`` → one row's fields."""
+    """Picklable per-element work: stream element ``j`` → one row's fields (see the module doc)."""
 
-    def __init__(self, loader: "Loader", epoch: int):
-        self.source, self.epoch = loader.source, epoch
+    def __init__(self, loader: "Loader"):
+        self.source, self.steps = loader.source, loader.steps_per_epoch
         self.train, self.seed, self.image_size = loader.train, loader.seed, loader.image_size
         self.scale, self.ratio, self.flip_p = loader.crop_scale, loader.crop_ratio, loader.flip_p
         self.on_bad_image = loader.on_bad_image
         self.global_batch, self.local_batch = loader.batch_size, loader.local_batch_size
         self.first_row = loader.process_index * loader.local_batch_size
-        self._order = None
+        self._order = (None, None)  # (epoch, its order): the latest epoch met
 
     def __getstate__(self):
-        return {**self.__dict__, "_order": None}  # each process draws the order itself
+        return {**self.__dict__, "_order": (None, None)}  # each process draws the order itself
 
-    def global_index(self, j: int) -> int:
-        step, r = divmod(j, self.local_batch)
+    def locate(self, j: int) -> tuple[int, int]:
+        """``(epoch, global image index)`` of stream element ``j`` (index -1: eval padding)."""
+        batch, r = divmod(j, self.local_batch)
+        epoch, step = divmod(batch, self.steps)
         pos = step * self.global_batch + self.first_row + r
         if not self.train:
-            return pos if pos < len(self.source) else -1
-        if self._order is None:
-            self._order = epoch_order(self.seed, self.epoch, len(self.source))
-        return int(self._order[pos])
+            return epoch, (pos if pos < len(self.source) else -1)
+        if self._order[0] != epoch:
+            self._order = (epoch, epoch_order(self.seed, epoch, len(self.source)))
+        return epoch, int(self._order[1][pos])
 
-    def _view(self, g: int, key: int) -> tuple[np.ndarray, int]:
+    def _view(self, g: int, epoch: int, key: int) -> tuple[np.ndarray, int]:
         """``(view of image g drawn with the key of slot key, its label)``."""
         data, label = self.source.read(g)
         try:
@@ -105,19 +111,19 @@ class _View:
         if not self.train:
             return eval_crop(image, self.image_size), label
         view = train_crop(
-            image, image_rng(self.seed, self.epoch, key, CROP), image_rng(self.seed, self.epoch, key, FLIP),
+            image, image_rng(self.seed, epoch, key, CROP), image_rng(self.seed, epoch, key, FLIP),
             self.image_size, scale=self.scale, ratio=self.ratio, flip_p=self.flip_p,
         )
         return view, label
 
     def __call__(self, j: int):
-        """``(image, label, index, valid, bad_file, reason)`` of local position ``j``."""
-        g = self.global_index(j)
+        """``(image, label, index, valid, bad_file, reason)`` of stream element ``j``."""
+        epoch, g = self.locate(j)
         blank = np.zeros((self.image_size, self.image_size, 3), np.uint8)
         if g < 0:
             return blank, 0, -1, False, "", ""
         try:
-            return (*self._view(g, g), g, True, "", "")
+            return (*self._view(g, epoch, g), g, True, "", "")
         except BadImageError as exc:
             if self.on_bad_image == "error":
                 raise
@@ -128,7 +134,7 @@ class _View:
         for k in range(1, min(n, MAX_SUBSTITUTE_TRIES + 1)):
             s = (g + k) % n  # the next usable image, with its own label, drawn with this slot's key
             try:
-                return (*self._view(s, g), s, True, bad.file, bad.reason)
+                return (*self._view(s, epoch, g), s, True, bad.file, bad.reason)
             except BadImageError:
                 continue
         raise BadImageError(bad.file, f"{bad.reason}; and the {min(n - 1, MAX_SUBSTITUTE_TRIES)} images after it are bad too")
@@ -145,11 +151,12 @@ def _make_batch(rows) -> Batch:
 
 
 class _ApplyBatchTransform:
-    def __init__(self, fn, seed: int, epoch: int, first_step: int):
-        self.fn, self.seed, self.epoch, self.first_step = fn, seed, epoch, first_step
+    def __init__(self, fn, seed: int, steps: int, first_batch: int):
+        self.fn, self.seed, self.steps, self.first_batch = fn, seed, steps, first_batch
 
     def __call__(self, k: int, batch: Batch) -> Batch:
-        out = self.fn(batch, self.seed, self.epoch, self.first_step + k)
+        epoch, step = divmod(self.first_batch + k, self.steps)
+        out = self.fn(batch, self.seed, epoch, step)
         if not isinstance(out, Batch):
             raise TypeError(f"`batch_transform` must return a Batch, got {type(out).__name__}")
         return out
@@ -219,7 +226,10 @@ class Loader:
         if train and n < self.batch_size:
             raise ValueError(f"`batch_size` {self.batch_size} is larger than the {n} training images of {source!r}")
         self.steps_per_epoch = n // self.batch_size if train else math.ceil(n / self.batch_size)
-        self._open: weakref.WeakSet = weakref.WeakSet()
+        self._stream = None  # the running grain iterator, at batch self._at of the stream
+        self._at = 0
+        self._reader = None  # the EpochIterator reading it
+
 
     def _check_state(self, epoch: int, state) -> int:
         if not isinstance(state, dict):
@@ -238,14 +248,74 @@ class Loader:
         :meth:`EpochIterator.get_state`) when given."""
         epoch = check_int("epoch", epoch, low=0)
         first = 0 if state is None else self._check_state(epoch, state)
-        it = EpochIterator(self, epoch, first)
-        self._open.add(it)
-        return it
+        return EpochIterator(self, epoch, first)
+
+    def _same_place(self, at: int) -> bool:
+        if self.train:
+            return self._at == at
+        return self._at % self.steps_per_epoch == at % self.steps_per_epoch  # evaluation ignores the epoch
+
+    def _take(self, reader: "EpochIterator", at: int) -> None:
+        """Give ``reader`` the stream, positioned at stream batch ``at`` (restarted if elsewhere)."""
+        if self._stream is not None and not self._same_place(at):
+            self._stop()
+        if self._stream is None:
+            self._stream, self._at = self._start(at), at
+        self._reader = reader
+
+    def _start(self, at: int):
+        grain = _grain()
+        b = self.local_batch_size
+        stop = (at // self.steps_per_epoch + _STREAM_EPOCHS) * self.steps_per_epoch * b
+        ds = grain.MapDataset.range(at * b, stop).map(_View(self))
+        ds = ds.batch(b, drop_remainder=True, batch_fn=_make_batch)
+        if self.batch_transform is not None:
+            ds = ds.map_with_index(_ApplyBatchTransform(self.batch_transform, self.seed, self.steps_per_epoch, at))
+        # one thread per process decodes (decode_rgb's warning filter is process-wide state)
+        threads = 1 if self.workers else 0
+        it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads))
+        if self.workers:
+            # only the images travel in shared memory; labels and indices are pickled
+            options = grain.experimental.DatasetOptions(min_shm_size=_MIN_SHM_BYTES)
+            it_ds = grain.experimental.WithOptionsIterDataset(it_ds, options)
+            it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers, per_worker_buffer_size=1))
+        return iter(it_ds)
+
+    def _next(self, reader: "EpochIterator") -> Batch:
+        if reader is not self._reader:
+            raise RuntimeError("this iterator was superseded by a later loader.iterator(...) call; "
+                               "take one epoch's iterator at a time")
+        try:
+            batch = next(self._stream)
+        except BadImageError as exc:  # the same one-line error, without grain's note and frames
+            self._stop()
+            raise BadImageError(exc.file, exc.reason) from None
+        except RuntimeError as exc:
+            self._stop()
+            if "terminated unexpectedly" not in str(exc):
+                raise
+            raise LoaderWorkerError(
+                f"a loader worker process died ({str(exc).splitlines()[0]}); the epoch cannot go on. "
+                "A worker killed by the system is often out of memory: try fewer --workers or a smaller batch"
+            ) from None
+        except BaseException:
+            self._stop()
+            raise
+        self._at += 1
+        if type(batch.images) is not np.ndarray:  # grain's SharedMemoryArray: copy out, free the block now
+            shared = batch.images
+            batch = batch._replace(images=np.array(shared, copy=True))
+            del shared
+        return batch
+
+    def _stop(self) -> None:
+        stream, self._stream, self._reader = self._stream, None, None
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
 
     def close(self) -> None:
-        """Stop the workers of every iterator still open."""
-        for it in list(self._open):
-            it.close()
+        """Stop the workers (idempotent; the next ``iterator()`` starts new ones)."""
+        self._stop()
 
     def __enter__(self):
         return self
@@ -253,55 +323,33 @@ class Loader:
     def __exit__(self, *exc):
         self.close()
 
+    def __del__(self):
+        self._stop()
+
 
 class EpochIterator:
-    """Iterator over one epoch's batches (see :meth:`Loader.iterator`)."""
+    """One epoch's batches of a :class:`Loader` (see :meth:`Loader.iterator`). A later
+    ``iterator()`` call of the same loader takes the stream over; this one then raises."""
 
     def __init__(self, loader: Loader, epoch: int, first_step: int):
-        grain = _grain()
         self._loader, self.epoch, self.step = loader, epoch, first_step
-        b = loader.local_batch_size
-        ds = grain.MapDataset.range(first_step * b, loader.steps_per_epoch * b).map(_View(loader, epoch))
-        ds = ds.batch(b, drop_remainder=True, batch_fn=_make_batch)
-        if loader.batch_transform is not None:
-            ds = ds.map_with_index(_ApplyBatchTransform(loader.batch_transform, loader.seed, epoch, first_step))
-        # one thread per process decodes (decode_rgb's warning filter is process-wide state)
-        threads = 1 if loader.workers else 0
-        it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads))
-        if loader.workers:
-            # only the images travel in shared memory; labels and indices are pickled
-            options = grain.experimental.DatasetOptions(min_shm_size=_MIN_SHM_BYTES)
-            it_ds = grain.experimental.WithOptionsIterDataset(it_ds, options)
-            it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=loader.workers, per_worker_buffer_size=1))
-        self._it = iter(it_ds)
+        self._done = first_step >= loader.steps_per_epoch
+        if not self._done:
+            loader._take(self, epoch * loader.steps_per_epoch + first_step)
 
     def __iter__(self):
         return self
 
     def __next__(self) -> Batch:
-        if self._it is None:
+        if self._done or self.step >= self._loader.steps_per_epoch:
+            self._done = True
             raise StopIteration
         try:
-            batch = next(self._it)
-        except StopIteration:
-            self.close()
+            batch = self._loader._next(self)
+        except BaseException:
+            self._done = True
             raise
-        except BadImageError as exc:  # the same one-line error, without grain's note and frames
-            self.close()
-            raise BadImageError(exc.file, exc.reason) from None
-        except RuntimeError as exc:
-            if "terminated unexpectedly" not in str(exc):
-                raise
-            self.close()
-            raise LoaderWorkerError(
-                f"a loader worker process died ({str(exc).splitlines()[0]}); the epoch cannot go on. "
-                "A worker killed by the system is often out of memory: try fewer --workers or a smaller batch"
-            ) from None
         self.step += 1
-        if type(batch.images) is not np.ndarray:  # grain's SharedMemoryArray: copy out, free the block now
-            shared = batch.images
-            batch = batch._replace(images=np.array(shared, copy=True))
-            del shared
         return batch
 
     def get_state(self) -> dict[str, Any]:
@@ -311,7 +359,6 @@ class EpochIterator:
                 "seed": lo.seed, "batch_size": lo.batch_size, "fingerprint": lo.source.fingerprint}
 
     def close(self) -> None:
-        """Stop this iterator's workers (idempotent)."""
-        it, self._it = self._it, None
-        if it is not None and hasattr(it, "close"):
-            it.close()
+        """Stop reading (idempotent). The loader keeps its workers for the next ``iterator()``;
+        :meth:`Loader.close` stops them."""
+        self._done = True

@@ -87,8 +87,8 @@ def sample_crop(rng: np.random.Generator, height: int, width: int, scale, ratio)
     return fallback_crop_box(height, width, ratio)
 
 
-def resized_crop(image, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """The ``box = (top, left, h, w)`` of a PIL ``image`` resized to ``size = (H, W)``: HWC uint8.
+def _resized_box(image, box: tuple[int, int, int, int], size: tuple[int, int]):
+    """The ``box = (top, left, h, w)`` of a PIL ``image`` resized to ``size = (H, W)``, as a PIL image.
 
     The box is cut first, then resized (Pillow's ``resize`` with ``box=`` would read pixels
     outside the box at its edges; torchvision crops first). Antialiased bilinear, no reducing gap.
@@ -99,19 +99,28 @@ def resized_crop(image, box: tuple[int, int, int, int], size: tuple[int, int]) -
     part = image if (top, left, h, w) == (0, 0, image.height, image.width) else image.crop((left, top, left + w, top + h))
     if (h, w) != tuple(size):
         part = part.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=None)
-    return np.asarray(part)
+    return part
+
+
+def resized_crop(image, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """The ``box = (top, left, h, w)`` of a PIL ``image`` resized to ``size = (H, W)``: HWC uint8
+    (box cut first, as torchvision; antialiased bilinear, no reducing gap)."""
+    return np.asarray(_resized_box(image, box, size))
 
 
 def train_crop(image, rng_crop: np.random.Generator, rng_flip: np.random.Generator, image_size: int, *,
                scale, ratio, flip_p: float) -> np.ndarray:
     """Training view of one decoded image: :func:`sample_crop` → :func:`resized_crop` to
     ``image_size`` → flip with probability ``flip_p`` (one ``uniform() < flip_p`` draw from
-    ``rng_flip``, always made). HWC uint8, C-contiguous."""
+    ``rng_flip``, always made). HWC uint8, C-contiguous (one copy out of Pillow: the flip is
+    Pillow's exact mirror, not a strided NumPy copy, which costs more than the mirror itself)."""
+    from PIL import Image
+
     box = sample_crop(rng_crop, image.height, image.width, scale, ratio)
-    out = resized_crop(image, box, (image_size, image_size))
+    out = _resized_box(image, box, (image_size, image_size))
     if rng_flip.uniform() < flip_p:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out)
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.asarray(out)
 
 
 def eval_resize_size(image_size: int) -> int:
