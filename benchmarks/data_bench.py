@@ -16,7 +16,9 @@ worker processes for every pipeline:
 Images/s are steady-state (from the first batch to the last, so worker start-up is reported
 separately as the time to the first batch). Rounds alternate between pipelines and the table
 gives each pipeline's median round and the ratios of medians, because this machine is shared
-and noisy. Peak RSS is sampled every 50 ms over the process and all its children. ``--profile``
+and noisy. Peak memory is the process tree's summed PSS, sampled every 50 ms; it includes what
+the benchmark process itself has imported so far (torch, once a torch mode has run), so compare
+memory across modes with one mode per run. ``--profile``
 adds an in-process breakdown of where one image's time goes.
 
     python benchmarks/make_imagenet_like.py /tmp/imnet10k --images 10000
@@ -41,7 +43,10 @@ MODES = ("ours", "packed", "torchvision", "decode", "randaugment-workers", "rand
 
 
 class PeakRSS:
-    """Peak resident memory (bytes) of this process plus all its children, sampled in a thread."""
+    """Peak memory (bytes) of this process plus all its children, sampled in a thread: the sum of
+    their PSS (proportional set size: a page shared by k processes counts 1/k in each — forked
+    workers share their parent's pages, so summing RSS would count those pages once per worker),
+    RSS where PSS cannot be read."""
 
     def __init__(self, every: float = 0.05):
         import psutil
@@ -52,7 +57,7 @@ class PeakRSS:
         total = 0
         for p in [self._me, *self._me.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                total += getattr(p.memory_full_info(), "pss", None) or p.memory_info().rss
             except Exception:  # a child that just ended
                 pass
         return total
@@ -223,7 +228,7 @@ def main(argv=None) -> int:
         for m in modes:  # alternate: each round runs every mode once
             with PeakRSS() as rss:
                 rec = run_mode(m, a, epoch=r)
-            rec.update(mode=m, round=r, peak_rss_mb=rss.peak / 2**20, workers=a.workers, batch=a.batch)
+            rec.update(mode=m, round=r, peak_pss_mb=rss.peak / 2**20, workers=a.workers, batch=a.batch)
             rows.append(rec)
             print(json.dumps(rec), flush=True)
     if a.json:
@@ -231,11 +236,11 @@ def main(argv=None) -> int:
             for rec in rows:
                 f.write(json.dumps(rec) + "\n")
     med = {m: statistics.median(r["images_per_s"] for r in rows if r["mode"] == m) for m in modes}
-    print(f"\n{'mode':22s} {'images/s (median)':>18s} {'first batch s':>14s} {'peak RSS MB':>12s}")
+    print(f"\n{'mode':22s} {'images/s (median)':>18s} {'first batch s':>14s} {'peak PSS MB':>12s}")
     for m in modes:
         mine = [r for r in rows if r["mode"] == m]
         print(f"{m:22s} {med[m]:18.1f} {statistics.median(r['first_batch_s'] for r in mine):14.2f} "
-              f"{max(r['peak_rss_mb'] for r in mine):12.0f}")
+              f"{max(r['peak_pss_mb'] for r in mine):12.0f}")
     if "ours" in med:
         for m in modes:
             if m != "ours":

@@ -62,13 +62,13 @@ def encode(im: Image.Image, kind: str) -> tuple[bytes, str]:
 
 
 def make_chunk(args) -> int:
-    out, first, count, seed, classes, test_every, odd_every, corrupt_every = args
+    out, first, count, seed, classes, test_every, odd_every, corrupt_every, sides = args
     for i in range(first, first + count):
         rng = np.random.default_rng([seed, i])
         b = int(rng.integers(BASES))
         if (seed, b) not in _BASES:
             _BASES[seed, b] = base_image(seed * 1000 + b)
-        w, h = (int(v) for v in rng.integers(200, 641, 2))
+        w, h = (int(v) for v in rng.integers(sides[0], sides[1] + 1, 2))
         cw, ch = min(BASE_SIDE, int(w * rng.uniform(0.8, 1.2))), min(BASE_SIDE, int(h * rng.uniform(0.8, 1.2)))
         x, y = int(rng.integers(0, BASE_SIDE - cw + 1)), int(rng.integers(0, BASE_SIDE - ch + 1))
         im = _BASES[seed, b].crop((x, y, x + cw, y + ch)).resize((w, h), Image.BILINEAR)
@@ -93,17 +93,21 @@ def main(argv=None) -> int:
     p.add_argument("--test-every", type=int, default=20, help="every N-th image of a class goes to test/ (default 20: 5%%)")
     p.add_argument("--odd", type=int, default=0, metavar="N", help="images in other formats and modes (default 0)")
     p.add_argument("--corrupt", type=int, default=0, metavar="N", help="truncated JPEGs (default 0)")
+    p.add_argument("--sides", type=int, nargs=2, default=(200, 640), metavar=("MIN", "MAX"),
+                   help="each side uniform in MIN..MAX px (default 200 640; small sides make big index tests cheap)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     a = p.parse_args(argv)
     if a.images < 1 or a.classes < 1 or a.jobs < 1:
         raise SystemExit("make_imagenet_like: --images, --classes and --jobs must be >= 1")
+    if not 8 <= a.sides[0] <= a.sides[1] <= BASE_SIDE:
+        raise SystemExit(f"make_imagenet_like: --sides must satisfy 8 <= MIN <= MAX <= {BASE_SIDE}")
     if Path(a.out).exists() and any(Path(a.out).iterdir()):
         raise SystemExit(f"make_imagenet_like: {a.out} exists and is not empty")
     odd_every = a.images // a.odd if a.odd else 0
     corrupt_every = a.images // a.corrupt if a.corrupt else 0
     chunk = max(1, min(2000, a.images // (4 * a.jobs) or 1))
-    tasks = [(a.out, s, min(chunk, a.images - s), a.seed, a.classes, a.test_every, odd_every, corrupt_every)
+    tasks = [(a.out, s, min(chunk, a.images - s), a.seed, a.classes, a.test_every, odd_every, corrupt_every, a.sides)
              for s in range(0, a.images, chunk)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as pool:

@@ -237,26 +237,27 @@ def test_all_bad_after_a_bad_image_is_an_error(tmp_path):
 
 
 def test_workers_same_bytes_resume_errors_and_a_killed_worker(bad_folder):
-    """grain's worker processes: the same batches as in the calling thread (bad files skipped
-    the same way); a state taken with workers restores with workers; a worker killed with
-    SIGKILL ends the epoch with LoaderWorkerError (never a hang); the next epoch reuses the
-    running workers (and gives the in-process bytes); a bad file's error crosses
-    the process boundary as the same one-line BadImageError. (One test: each worker process
-    costs seconds to start.)"""
+    """grain's worker processes: a worker killed with SIGKILL ends the epoch with
+    LoaderWorkerError (never a hang); a state taken with one worker restores with two and gives
+    the in-process bytes (bad files skipped the same way); the next epoch reuses the running
+    workers; a bad file's error crosses the process boundary as the same one-line
+    BadImageError. (One test: each worker process costs seconds to start.)"""
     psutil = pytest.importorskip("psutil")
+
+    def workers():
+        return {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())}
+
     src = open_source("folder", bad_folder, split="train")
     kw = {"train": True, "batch_size": 2, "image_size": SIZE, "seed": 1, "on_bad_image": "skip"}
     in_process = Loader(src, workers=0, **kw)
-    inline = list(in_process.iterator(0))
-    inline_next = list(in_process.iterator(1))
-    assert len(inline) == 6 and any(b.skipped for b in inline)
-    with Loader(src, workers=2, **kw) as loader:
+    inline = list(in_process.iterator(0)) + list(in_process.iterator(1))
+    assert len(inline) == 12 and any(b.skipped for b in inline)
+    with Loader(src, workers=1, **kw) as loader:
         it = loader.iterator(0)
         first = next(it)
         state = it.get_state()
-        workers = [c for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())]
-        assert len(workers) == 2
-        os.kill(workers[0].pid, signal.SIGKILL)
+        (pid,) = workers()
+        os.kill(pid, signal.SIGKILL)
         start = time.monotonic()
         signal.alarm(120)  # a hang fails the test instead of blocking the suite
         try:
@@ -268,11 +269,12 @@ def test_workers_same_bytes_resume_errors_and_a_killed_worker(bad_folder):
         finally:
             signal.alarm(0)
         assert time.monotonic() - start < 60
+    with Loader(src, workers=2, **kw) as loader:
         rest = list(loader.iterator(0, state=state))
-        pids = {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())}
+        pids = workers()
         following = list(loader.iterator(1))  # the next epoch: the same worker processes go on
-        assert {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())} == pids
-    for a, b in zip([first, *rest, *following], inline + inline_next, strict=True):
+        assert workers() == pids and len(pids) == 2
+    for a, b in zip([first, *rest, *following], inline, strict=True):
         assert type(a.images) is np.ndarray and a.images.flags.c_contiguous
         for field in ("images", "labels", "index", "valid"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
