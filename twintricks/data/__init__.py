@@ -23,7 +23,7 @@ Sources (:func:`open_source`; ``split`` is ``"train"`` or ``"test"``):
 * ``"shards"``: webdataset tar shards ``PATH/train-*.tar`` (``key.jpg`` + ``key.cls``), indexed
   once and read at recorded offsets (:class:`~twintricks.data.shards.ShardSource`).
 * ``"packed"``: ArrayRecord files written by ``twintricks data pack SRC DST``
-  (:func:`~twintricks.data.packed.pack`, :class:`~twintricks.data.packed.PackedSource`).
+  (:func:`~twintricks.data.pack.pack`, :class:`~twintricks.data.packed.PackedSource`).
 
 All three are random-access: every guarantee below holds for each (see
 :mod:`twintricks.data.shards` for what that costs tar shards).
@@ -55,10 +55,11 @@ epoch with :class:`~twintricks.data.errors.LoaderWorkerError`, never a hang.
 
 from __future__ import annotations
 
-from twintricks.checks import check_choice
 from twintricks.data.decode import IMAGE_EXTENSIONS, decode_rgb
 from twintricks.data.errors import ON_BAD_IMAGE, BadImageError, LoaderWorkerError
-from twintricks.data.packed import PackedSource, pack
+from twintricks.data.kinds import STREAMING_DATASETS, open_source
+from twintricks.data.pack import pack
+from twintricks.data.packed import PackedSource
 from twintricks.data.pipeline import Batch, EpochIterator, Loader
 from twintricks.data.shards import ShardSource
 from twintricks.data.sources import SPLITS, FolderSource, Source
@@ -68,24 +69,3 @@ __all__ = [
     "open_source", "pack", "Source", "FolderSource", "ShardSource", "PackedSource", "Loader", "EpochIterator", "Batch",
     "BadImageError", "LoaderWorkerError", "decode_rgb",
 ]
-
-#: The ``--dataset`` kinds that stream from disk.
-STREAMING_DATASETS = ("folder", "shards", "packed")
-
-
-def open_source(kind: str, path, *, split: str, on_bad_image: str = "error") -> Source:
-    """One split of a data set on disk, indexed (see the module doc).
-
-    Args:
-        kind: one of :data:`STREAMING_DATASETS`.
-        path: the data set's folder.
-        split: ``"train"`` or ``"test"`` (``"test"`` also finds ``val/``).
-        on_bad_image: ``"error"`` or ``"skip"`` for what the index can tell.
-
-    Raises:
-        ValueError: a bad argument or a path that is not such a data set, named;
-            :class:`BadImageError` (a ``ValueError``) for a bad file under ``"error"``.
-    """
-    check_choice("kind", kind, STREAMING_DATASETS)
-    cls = {"folder": FolderSource, "shards": ShardSource, "packed": PackedSource}[kind]
-    return cls(path, split=split, on_bad_image=on_bad_image)

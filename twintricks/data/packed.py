@@ -1,6 +1,6 @@
 """Packed data sets: ArrayRecord files that grain reads with random access.
 
-``twintricks data pack SRC DST`` (:func:`pack`) copies the images of a folder (or tar shards)
+``twintricks data pack SRC DST`` (:func:`twintricks.data.pack.pack`) copies the images of a folder (or tar shards)
 into ``DST``:
 
 * ``DST/<split>-NNNNN-of-MMMMM.array_record``: one record per image, in the source's index order,
@@ -20,20 +20,18 @@ is the file list (0 bytes per image): ``name(i)`` and ``label(i)`` read the reco
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from twintricks.checks import check_choice, check_int
-from twintricks.data.errors import BadImageError, check_on_bad_image
-from twintricks.data.sources import SPLITS, Source, check_root
-from twintricks.files import write_json
+from twintricks.data.errors import BadImageError
+from twintricks.data.sources import Source, check_root
 
-__all__ = ["META_NAME", "PACKED_FORMAT", "PackedSource", "pack", "encode_record", "decode_record"]
+__all__ = ["META_NAME", "PACKED_FORMAT", "WRITER_OPTIONS", "FORMAT_VERSION", "PackedSource", "encode_record", "decode_record"]
 
 META_NAME = "twintricks-packed.json"
 PACKED_FORMAT = "twintricks-packed"
-_VERSION = 1
-_WRITER_OPTIONS = "group_size:1,uncompressed"
+FORMAT_VERSION = 1
+#: ArrayRecord writer options: one record per chunk (grain's random access), no compression.
+WRITER_OPTIONS = "group_size:1,uncompressed"
 #: A record's JSON header may not be longer than this (a name is a relative path).
 MAX_HEADER_BYTES = 4096
 
@@ -69,8 +67,8 @@ def _read_meta(root: Path) -> dict:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != PACKED_FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(f"{str(path)!r}: `format`/`version` must be {PACKED_FORMAT!r}/{_VERSION}")
+    if not isinstance(meta, dict) or meta.get("format") != PACKED_FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r}: `format`/`version` must be {PACKED_FORMAT!r}/{FORMAT_VERSION}")
     classes = meta.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{str(path)!r}: `classes` must be a non-empty list of names")
@@ -142,57 +140,3 @@ class PackedSource(Source):
     @property
     def index_nbytes(self) -> int:
         return sum(len(f) for f in self._files)
-
-
-def pack(src, dst, *, kind: str = "folder", splits=SPLITS, images_per_file: int = 10_000,
-         on_bad_image: str = "error", log=None) -> dict:
-    """Copy the images of the data set at ``src`` (a ``kind`` source) into a packed data set at
-    ``dst`` (created; it must not hold a packed data set already). Returns the metadata written.
-
-    Every split of ``splits`` that ``src`` has is packed (``"test"`` also takes ``val/``); a
-    missing ``train`` split is an error. ``on_bad_image`` is applied to the index, as when
-    training; images are copied byte for byte, not decoded (corrupt content is found when the
-    packed set is decoded, as for a folder).
-    """
-    from array_record.python.array_record_module import ArrayRecordWriter
-
-    from twintricks.data import open_source
-
-    check_int("images_per_file", images_per_file, low=1)
-    check_on_bad_image(on_bad_image)
-    for s in splits:
-        check_choice("splits", s, SPLITS)
-    out = Path(dst)
-    if (out / META_NAME).exists():
-        raise ValueError(f"{str(out)!r} already holds a packed data set ({META_NAME}); choose a new folder")
-    meta = {"format": PACKED_FORMAT, "version": _VERSION, "classes": None, "splits": {}}
-    for split in splits:
-        try:
-            source = open_source(kind, src, split=split, on_bad_image=on_bad_image)
-        except ValueError as exc:
-            if split == "train" or isinstance(exc, BadImageError):
-                raise
-            continue  # no test/val split: pack what there is
-        if meta["classes"] is None:
-            meta["classes"] = list(source.classes)
-        elif list(source.classes) != meta["classes"]:
-            raise ValueError(f"the {split!r} split's classes differ from the train split's")
-        out.mkdir(parents=True, exist_ok=True)
-        n, count = len(source), -(-len(source) // images_per_file)
-        files = [f"{split}-{k:05d}-of-{count:05d}.array_record" for k in range(count)]
-        for k, fname in enumerate(files):
-            tmp = out / f".{fname}.tmp"
-            writer = ArrayRecordWriter(str(tmp), _WRITER_OPTIONS)
-            try:
-                for i in range(k * images_per_file, min(n, (k + 1) * images_per_file)):
-                    data, label = source.read(i)
-                    writer.write(encode_record(source.name(i), label, data))
-            finally:
-                writer.close()
-            os.replace(tmp, out / fname)
-            if log is not None:
-                log(f"{split}: {fname} ({min(n, (k + 1) * images_per_file)} of {n} images)")
-        meta["splits"][split] = {"files": files, "images": n, "fingerprint": source.fingerprint,
-                                 "skipped": [list(s) for s in source.skipped], "source": {"kind": kind, "path": str(src)}}
-    write_json(out / META_NAME, meta)
-    return meta
