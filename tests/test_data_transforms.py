@@ -205,8 +205,15 @@ def test_bad_bytes_are_one_line_errors_naming_the_file():
     # just above Pillow's warning limit (and below its own error limit): still an error here
     limit = Image.MAX_IMAGE_PIXELS
     w = limit // 1000 + 1
-    with pytest.raises(BadImageError, match=f"decompression bomb: the header announces {w * 1000} pixels"):
-        decode_rgb(png_bomb_bytes(w, 1000), "b.png")
+    with pytest.warns(Image.DecompressionBombWarning):  # Pillow's own, printed; then our error
+        with pytest.raises(BadImageError, match=f"decompression bomb: the header announces {w}x1000 = {w * 1000} pixels"):
+            decode_rgb(png_bomb_bytes(w, 1000), "b.png")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a program that made warnings errors gets the same one-line error
+        with pytest.raises(BadImageError, match=f"decompression bomb: the header announces {w * 1000} pixels"):
+            decode_rgb(png_bomb_bytes(w, 1000), "b.png")
     # a picklable error (it crosses from the loader's worker processes)
     import pickle
 

@@ -16,16 +16,18 @@ silently), and a *decompression bomb*: an image whose header announces more than
 ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (89,478,485 unless changed) is
 refused before its pixels are decoded — an error, where Pillow alone would only warn.
 
-``decode_rgb`` turns Pillow's warning into an error with ``warnings.catch_warnings``, which is
-process-wide state: the loader calls it from one thread per process (its worker processes, or
-the calling thread with ``workers=0``).
+``decode_rgb`` makes that an error by checking the header's size itself, not by changing the
+warning filters (process-wide state), so it is safe in several threads at once. Pillow still
+prints its own ``DecompressionBombWarning`` (once per process, with the default filters) for an
+image between one and two times the limit, before the error. Converting a palette image with
+transparency prints Pillow's advice to convert to RGBA (once per process): ``ImageFolder`` drops
+the transparency the same way.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import warnings
 
 from twintricks.data.errors import BadImageError
 
@@ -59,19 +61,18 @@ def decode_rgb(data: bytes, name: str):
         raise BadImageError(name, "empty file (0 bytes)")
     limit = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that: both are errors here
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # convert("RGB") of a palette image with transparency warns that RGBA would keep it;
-            # ImageFolder drops the transparency the same way, so the warning says nothing new
-            warnings.filterwarnings("ignore", message="Palette images with Transparency", category=UserWarning)
-            im = Image.open(io.BytesIO(data))  # reads the header only; the bomb check is here
-            rgb = im if im.mode == "RGB" else im.convert("RGB")  # convert("RGB") of RGB is a copy
-            rgb.load()
-            return rgb
+        # reads the header only. Pillow raises above twice the limit and only warns above it;
+        # the size check below makes both an error (without touching the warning filters,
+        # which are process-wide: decode_rgb may run in several threads)
+        im = Image.open(io.BytesIO(data))
+        if limit is not None and im.width * im.height > limit:
+            raise Image.DecompressionBombError(f"{im.width}x{im.height} = {im.width * im.height} pixels")
+        rgb = im if im.mode == "RGB" else im.convert("RGB")  # convert("RGB") of RGB is a copy
+        rgb.load()
+        return rgb
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        # Pillow's message: "Image size (N pixels) exceeds limit of ...": keep the count
-        found = re.search(r"\d+ pixels", str(exc))
+        # ours says "WxH = N pixels"; Pillow's "Image size (N pixels) exceeds limit of ...": keep the count
+        found = re.search(r"(\d+x\d+ = )?\d+ pixels", str(exc))
         size = found.group(0) if found else str(exc).splitlines()[0]
         raise BadImageError(
             name, f"decompression bomb: the header announces {size}, more than PIL.Image.MAX_IMAGE_PIXELS = {limit}"

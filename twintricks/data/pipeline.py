@@ -271,7 +271,7 @@ class Loader:
         ds = ds.batch(b, drop_remainder=True, batch_fn=_make_batch)
         if self.batch_transform is not None:
             ds = ds.map_with_index(_ApplyBatchTransform(self.batch_transform, self.seed, self.steps_per_epoch, at))
-        # one thread per process decodes (decode_rgb's warning filter is process-wide state)
+        # in each worker one thread decodes ahead while the batch before is handed over
         threads = 1 if self.workers else 0
         it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads))
         if self.workers:
