@@ -15,8 +15,10 @@
 #       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
 #       -d .gpu-wheels grain array-record
 #
-# and pass carry=[".gpu-wheels"] to the device call (.gpu-wheels is git-ignored by .git/info/exclude
-# or simply untracked); this script installs them with --no-index before anything else.
+# (~21 MB: grain, array_record and their pure dependencies; measured 2026-12-07). Left untracked in
+# the work tree, the folder travels with it to the device machine (or name it in the device call's
+# carry list if it is git-ignored); this script installs it with --no-index before anything else.
+# Never commit it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

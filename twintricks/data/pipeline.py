@@ -324,7 +324,10 @@ class Loader:
         self.close()
 
     def __del__(self):
-        self._stop()
+        try:
+            self._stop()
+        except Exception:  # at interpreter exit grain's objects may be gone already
+            pass
 
 
 class EpochIterator:
