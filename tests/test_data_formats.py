@@ -110,6 +110,10 @@ def test_packed_copy_has_the_folders_fingerprint_and_batches(folder, tmp_path):
     assert open_source("packed", tmp_path / "p2", split="train").fingerprint == open_source("shards", shards, split="train").fingerprint
     with pytest.raises(ValueError, match="already holds a packed data set"):
         pack(folder, dst)
+    import pickle  # a packed source crosses into grain's worker processes
+
+    src = open_source("packed", dst, split="train")
+    assert pickle.loads(pickle.dumps(src)).read(9) == src.read(9)
 
 
 def test_malformed_packed_sets(folder, tmp_path):

@@ -172,6 +172,12 @@ def _default_workers() -> int:
 class Loader:
     """Batches of one source for one process of a (possibly) distributed run.
 
+    :meth:`iterator` gives one epoch at a time from one grain pipeline that runs on over
+    consecutive epochs, so the worker processes start once (a few seconds each: grain spawns
+    them). Asking for another place than where the stream stands (a resume, a skipped epoch)
+    restarts them there. One iterator at a time: a later call supersedes an earlier one.
+    :meth:`close` (or ``with``) stops the workers.
+
     Args:
         source: a :class:`~twintricks.data.sources.Source` (:func:`twintricks.data.open_source`).
         train: training views (shuffled each epoch, random resized crop + flip, the short last
