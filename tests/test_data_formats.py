@@ -116,6 +116,32 @@ def test_packed_copy_has_the_folders_fingerprint_and_batches(folder, tmp_path):
     assert pickle.loads(pickle.dumps(src)).read(9) == src.read(9)
 
 
+def test_packing_reads_each_header(folder, tmp_path):
+    """Not-an-image bytes and a decompression bomb are found when packing, before any training."""
+    import shutil
+
+    from data_images import png_bomb_bytes
+
+    src = shutil.copytree(folder, tmp_path / "src")
+    (src / "train" / "bee" / "zz.jpg").write_bytes(b"<html>404</html>")
+    (src / "train" / "cat" / "99.png").write_bytes(png_bomb_bytes())
+    (src / "train" / "ant" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(BadImageError, match="^ant/empty.jpg: empty file"):
+        pack(src, tmp_path / "p0")
+    (src / "train" / "ant" / "empty.jpg").unlink()
+    with pytest.raises(BadImageError, match="^bee/zz.jpg: not an image"):
+        pack(src, tmp_path / "p1")
+    (src / "train" / "ant" / "empty.jpg").write_bytes(b"")
+    meta = pack(src, tmp_path / "p2", on_bad_image="skip")
+    entry = meta["splits"]["train"]
+    assert entry["images"] == 15 and {f for f, _ in entry["skipped"]} == {"ant/empty.jpg", "bee/zz.jpg", "cat/99.png"}
+    assert dict(map(tuple, entry["skipped"]))["cat/99.png"].startswith("decompression bomb")
+    packed = open_source("packed", tmp_path / "p2", split="train")
+    assert len(packed) == 15 and packed.skipped == [tuple(s) for s in entry["skipped"]]
+    assert packed.fingerprint == open_source("folder", folder, split="train").fingerprint  # the same 15 images
+    assert packed.fingerprint != open_source("folder", src, split="train", on_bad_image="skip").fingerprint
+
+
 def test_malformed_packed_sets(folder, tmp_path):
     dst = tmp_path / "p"
     pack(folder, dst, splits=("train",))

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 from twintricks.checks import check_choice, check_int
+from twintricks.data.decode import open_header
 from twintricks.data.errors import BadImageError, check_on_bad_image
 from twintricks.data.kinds import open_source
 from twintricks.data.packed import FORMAT_VERSION, META_NAME, PACKED_FORMAT, WRITER_OPTIONS, encode_record
-from twintricks.data.sources import SPLITS
+from twintricks.data.sources import SPLITS, IndexHasher
 from twintricks.files import write_json
 
 __all__ = ["pack"]
@@ -21,9 +22,12 @@ def pack(src, dst, *, kind: str = "folder", splits=SPLITS, images_per_file: int 
     ``dst`` (created; it must not hold a packed data set already). Returns the metadata written.
 
     Every split of ``splits`` that ``src`` has is packed (``"test"`` also takes ``val/``); a
-    missing ``train`` split is an error. ``on_bad_image`` is applied to the index, as when
-    training; images are copied byte for byte, not decoded (corrupt content is found when the
-    packed set is decoded, as for a folder).
+    missing ``train`` split is an error. Images are copied byte for byte; each one's header is
+    read on the way (:func:`~twintricks.data.decode.open_header`: not an image, a decompression
+    bomb), so those are found before training — raised (``on_bad_image="error"``) or left out and
+    listed (``"skip"``), like what the index finds. A truncated or corrupt body still shows only
+    when decoded, as for a folder. The fingerprint is computed over the images written: with none
+    left out it is the source's.
     """
     from array_record.python.array_record_module import ArrayRecordWriter
 
@@ -47,21 +51,37 @@ def pack(src, dst, *, kind: str = "folder", splits=SPLITS, images_per_file: int 
         elif list(source.classes) != meta["classes"]:
             raise ValueError(f"the {split!r} split's classes differ from the train split's")
         out.mkdir(parents=True, exist_ok=True)
-        n, count = len(source), -(-len(source) // images_per_file)
-        files = [f"{split}-{k:05d}-of-{count:05d}.array_record" for k in range(count)]
-        for k, fname in enumerate(files):
-            tmp = out / f".{fname}.tmp"
-            writer = ArrayRecordWriter(str(tmp), WRITER_OPTIONS)
-            try:
-                for i in range(k * images_per_file, min(n, (k + 1) * images_per_file)):
+        hasher, skipped, parts, writer, in_file, kept = IndexHasher(source.classes), list(source.skipped), [], None, 0, 0
+        try:
+            for i in range(len(source)):
+                name = source.name(i)
+                try:
                     data, label = source.read(i)
-                    writer.write(encode_record(source.name(i), label, data))
-            finally:
+                    open_header(data, name)
+                except BadImageError as exc:
+                    if on_bad_image == "error":
+                        raise
+                    skipped.append((exc.file, exc.reason))
+                    continue
+                if writer is None or in_file == images_per_file:
+                    if writer is not None:
+                        writer.close()
+                    parts.append(out / f".{split}-{len(parts):05d}.array_record.tmp")
+                    writer, in_file = ArrayRecordWriter(str(parts[-1]), WRITER_OPTIONS), 0
+                writer.write(encode_record(name, label, data))
+                hasher.add(name, len(data), label)
+                in_file, kept = in_file + 1, kept + 1
+                if log is not None and kept % images_per_file == 0:
+                    log(f"{split}: {kept} of {len(source)} images")
+        finally:
+            if writer is not None:
                 writer.close()
+        if not kept:
+            raise ValueError(f"the {split!r} split of {str(src)!r} holds no usable image")
+        files = [f"{split}-{k:05d}-of-{len(parts):05d}.array_record" for k in range(len(parts))]
+        for tmp, fname in zip(parts, files):
             os.replace(tmp, out / fname)
-            if log is not None:
-                log(f"{split}: {fname} ({min(n, (k + 1) * images_per_file)} of {n} images)")
-        meta["splits"][split] = {"files": files, "images": n, "fingerprint": source.fingerprint,
-                                 "skipped": [list(s) for s in source.skipped], "source": {"kind": kind, "path": str(src)}}
+        meta["splits"][split] = {"files": files, "images": kept, "fingerprint": hasher.hexdigest(),
+                                 "skipped": [list(s) for s in skipped], "source": {"kind": kind, "path": str(src)}}
     write_json(out / META_NAME, meta)
     return meta

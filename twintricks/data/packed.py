@@ -9,9 +9,11 @@ into ``DST``:
   ``{"label": 3, "name": "cat/001.jpg"}``, a newline, then the image file's bytes unchanged.
 * ``DST/twintricks-packed.json``: ``{"format": "twintricks-packed", "version": 1, "classes": [...],
   "splits": {"train": {"files": [...], "images": N, "fingerprint": ..., "skipped": [...],
-  "source": {...}}, ...}}``. The fingerprint is the source's (:class:`~twintricks.data.sources.IndexHasher`
-  over the same names, sizes and labels): a packed copy of a folder has the folder's fingerprint,
-  index and, for one seed, the very same batches.
+  "source": {...}}, ...}}``. The fingerprint is computed like the source's
+  (:class:`~twintricks.data.sources.IndexHasher` over names, sizes and labels) over the images
+  written: a packed copy of a folder that left nothing out has the folder's fingerprint, index
+  and, for one seed, the very same batches. Packing reads each image's header and leaves out (or
+  stops at) what is not an image or a decompression bomb (:func:`twintricks.data.pack.pack`).
 
 :class:`PackedSource` opens a split with grain's ``ArrayRecordDataSource``; its in-memory index
 is the file list (0 bytes per image): ``name(i)`` and ``label(i)`` read the record's header.
