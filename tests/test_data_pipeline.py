@@ -162,6 +162,11 @@ def test_arguments_are_checked(folder):
     for change, exc, match in cases:
         with pytest.raises(exc, match=match):
             Loader(src, **{**ok, **change})
+    cores = len(os.sched_getaffinity(0))
+    assert Loader(src, **ok).workers == cores
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun's processes on this machine share its cores
+        assert Loader(src, **ok).workers == max(1, cores // 2)
     with pytest.raises(TypeError, match="`source` must be a twintricks.data source"):
         Loader(str(folder), **ok)
     with pytest.raises(ValueError, match="`epoch` must be in"):

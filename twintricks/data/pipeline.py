@@ -163,10 +163,17 @@ class _ApplyBatchTransform:
 
 
 def _default_workers() -> int:
+    """The CPU cores this process may use, shared among the processes of this machine when a
+    launcher says how many there are (torchrun's ``LOCAL_WORLD_SIZE``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
 
 
 class Loader:
@@ -189,8 +196,9 @@ class Loader:
         image_size: side of the square output, pixels.
         seed: the run's seed (any int; taken mod 2⁶⁴).
         process_index, process_count: this process and the number of processes.
-        workers: grain worker processes (default: the CPU cores this process may use); 0 runs the
-            pipeline in the calling thread.
+        workers: grain worker processes (default: the CPU cores this process may use, divided by
+            ``$LOCAL_WORLD_SIZE`` — the processes torchrun starts on this machine — when set);
+            0 runs the pipeline in the calling thread.
         crop_scale, crop_ratio: ``RandomResizedCrop``'s ``scale`` and ``ratio``.
         flip: flip horizontally with probability 0.5 (training).
         on_bad_image: ``"error"`` (a bad file raises :class:`BadImageError` when met) or
