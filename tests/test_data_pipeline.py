@@ -241,6 +241,28 @@ def test_all_bad_after_a_bad_image_is_an_error(tmp_path):
         _epoch(open_source("folder", root, split="train"), batch_size=3, on_bad_image="skip")
 
 
+def test_a_killed_trainer_leaves_no_worker_behind(folder):
+    """kill -9 of the process that runs a loader (a trainer killed mid-epoch, to be resumed):
+    its grain worker notices and exits instead of living on as an orphan."""
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    script = os.path.join(os.path.dirname(__file__), "data_orphan_parent.py")
+    proc = subprocess.Popen([sys.executable, script, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        parent, worker = (int(v) for v in proc.stdout.readline().split())
+        assert parent == proc.pid and psutil.pid_exists(worker)
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the loader's worker outlived its killed parent by 30 s"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+
+
 def test_workers_same_bytes_resume_errors_and_a_killed_worker(bad_folder):
     """grain's worker processes: a worker killed with SIGKILL ends the epoch with
     LoaderWorkerError (never a hang); a state taken with one worker restores with two and gives

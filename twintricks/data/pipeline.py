@@ -22,8 +22,11 @@ rest of the epoch is rebuilt from it, so a state restores with any worker count 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
+import time
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -42,6 +45,8 @@ __all__ = ["Batch", "Loader", "EpochIterator", "MAX_SUBSTITUTE_TRIES", "STATE_VE
 MAX_SUBSTITUTE_TRIES = 100
 STATE_VERSION = 1
 _MIN_SHM_BYTES = 1 << 16
+#: How often a worker checks that the process that started it is still there (seconds).
+_PARENT_POLL_S = 1.0
 #: How many epochs ahead one grain pipeline reaches (it is restarted when they run out).
 _STREAM_EPOCHS = 1 << 20
 
@@ -160,6 +165,18 @@ class _ApplyBatchTransform:
         if not isinstance(out, Batch):
             raise TypeError(f"`batch_transform` must return a Batch, got {type(out).__name__}")
         return out
+
+
+def _exit_with_parent(parent_pid: int, worker: int, workers: int) -> None:
+    """grain ``worker_init_fn``: a thread that ends this worker once the process that started it
+    is gone, so a trainer killed with SIGKILL leaves no worker decoding into a queue nobody reads."""
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="twintricks-exit-with-parent", daemon=True).start()
 
 
 def _default_workers() -> int:
@@ -292,7 +309,8 @@ class Loader:
             # only the images travel in shared memory; labels and indices are pickled
             options = grain.experimental.DatasetOptions(min_shm_size=_MIN_SHM_BYTES)
             it_ds = grain.experimental.WithOptionsIterDataset(it_ds, options)
-            it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers, per_worker_buffer_size=1))
+            it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers, per_worker_buffer_size=1),
+                                      worker_init_fn=functools.partial(_exit_with_parent, os.getpid()))
         return iter(it_ds)
 
     def _next(self, reader: "EpochIterator") -> Batch:
