@@ -105,6 +105,23 @@ def test_resized_crop_within_two_levels_of_torchvision(seed):
     assert worst <= 2 and share <= 0.05, (worst, share)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_views_equal_torchvisions_pil_path_bit_for_bit(seed):
+    """torchvision's reference pipeline (``ImageFolder`` → PIL image → ``v2`` transforms) resizes
+    with Pillow: on the same box our train view and our eval view are its bytes exactly."""
+    rng = np.random.default_rng(seed)
+    for k in range(10):
+        h, w = (int(v) for v in rng.integers(60, 400, 2))
+        im = decode_rgb(jpeg_bytes(photo_like(rng, h, w)), "x.jpg")
+        box = sample_crop(rng, h, w, (0.08, 1.0), (3 / 4, 4 / 3))
+        size = (224, 224) if k % 3 else (int(rng.integers(8, 300)), int(rng.integers(8, 300)))
+        ref = np.asarray(TVF.resized_crop(im, *box, list(size), antialias=True))
+        np.testing.assert_array_equal(resized_crop(im, box, size), ref)
+        crop = 224 if k % 2 else int(rng.integers(7, 64))
+        ref = np.asarray(v2.Compose([v2.Resize(eval_resize_size(crop), antialias=True), v2.CenterCrop(crop)])(im))
+        np.testing.assert_array_equal(eval_crop(im, crop), ref)
+
+
 def test_resized_crop_exact_without_resampling():
     rng = np.random.default_rng(3)
     arr = photo_like(rng, 50, 70)

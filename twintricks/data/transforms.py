@@ -18,14 +18,20 @@ recipe; timm's ``crop_pct`` rounding), the longer side to ``int(resize · long /
 ``v2.Resize(int)``, antialiased bilinear, then the centre ``image_size × image_size`` crop
 (``v2.CenterCrop``: top ``round((h - size) / 2)``).
 
+.. note::
+    **Bit-exact with torchvision's reference pipeline.** ``ImageFolder`` hands PIL images to the
+    transforms, and torchvision's ``v2.RandomResizedCrop`` / ``v2.Resize`` / ``v2.functional.
+    resized_crop`` on a PIL image call Pillow's ``resize`` exactly as here: on the same box the
+    bytes are identical (``tests/test_data_transforms.py`` checks it, train and eval).
+
 .. warning::
-    Pillow's bilinear filter and torchvision's uint8 kernel (``v2.functional.resized_crop(...,
-    antialias=True)`` on a uint8 tensor) compute the same separable filter with different
-    fixed-point precision (Pillow's weights have 22 fractional bits, torchvision's are int16):
-    they are not bit-exact. Each of the two passes (horizontal, then vertical, each rounded to
-    uint8) is within one level, so a pixel is within two; on JPEG photographs-like images
-    resized to 224, 1–3 % of the values are one level off and about one in a million two levels
-    (``tests/test_data_transforms.py``; figures in ``benchmarks/RESULTS.md``).
+    Against torchvision's *tensor* kernel (``v2.functional.resized_crop(..., antialias=True)`` on
+    the decoded uint8 tensor) the result is not bit-exact: both compute the same separable filter
+    with different fixed-point precision (Pillow's weights have 22 fractional bits, torch's are
+    int16). Each of the two passes (horizontal, then vertical, each rounded to uint8) is within one
+    level, so a pixel is within two; on JPEG photograph-like images resized to 224, 1–3 % of the
+    values are one level off and about one in a million two levels (``tests/test_data_transforms.py``;
+    figures in ``benchmarks/RESULTS.md``).
 
 Images are HWC uint8 RGB (``PIL.Image`` in, NumPy out).
 
