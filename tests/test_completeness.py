@@ -39,8 +39,8 @@ def declared():
     from twintricks_bench.rows import ROWS
 
     return {
-        "torch_impl": collect_impls("torch_impl", strict=False),
-        "jax_impl": collect_impls("jax_impl", strict=False),
+        "torch_impl": dict(collect_impls("torch_impl")),
+        "jax_impl": dict(collect_impls("jax_impl")),
         "checks": list(library_registry()),
         "rows": list(ROWS.values()),
         "readme": _readme_ids(),
@@ -69,7 +69,7 @@ def missing_entries(trick, declared) -> list[str]:
 @pytest.mark.parametrize("trick", TRICKS, ids=IDS)
 def test_every_recipe_trick_has_all_of_its_entries(trick, declared):
     missing = missing_entries(trick, declared)
-    assert not missing, f"recipe trick {trick.name!r} has no " + "; no ".join(missing)
+    assert not missing, f"recipe trick {trick.name!r} lacks " + "; and ".join(missing)
 
 
 def test_every_trick_a_check_or_row_names_is_a_recipe_trick(declared):
@@ -81,12 +81,16 @@ def test_every_trick_a_check_or_row_names_is_a_recipe_trick(declared):
 
 
 def test_the_trainers_run_the_collected_entries():
-    """The trainers run what was collected beside the kernels, nothing of their own."""
+    """The trainers run what was collected beside the kernels, nothing of their own; a trick
+    without an entry is refused by name when it is looked up."""
     from jax_impl import train as jtrain
     from torch_impl import train as ttrain
 
     assert ttrain.TRICK_IMPLS == collect_impls("torch_impl") and list(ttrain.TRICK_IMPLS) == IDS
     assert jtrain.TRICK_IMPLS == collect_impls("jax_impl") and list(jtrain.TRICK_IMPLS) == IDS
+    partial = type(ttrain.TRICK_IMPLS)("torch_impl", {})
+    with pytest.raises(LookupError, match=r"add torch_impl.erasing.TRICK_IMPLS\['cutout'\]"):
+        partial["cutout"]
 
 
 def test_the_check_fails_for_each_missing_entry(declared):

@@ -62,6 +62,7 @@ __all__ = [
     "trick_named",
     "stream_seed",
     "collect_impls",
+    "TrickImpls",
     "target_classes",
     "real",
     "integer",
@@ -448,25 +449,31 @@ def stream_seed(seed: int, stream: int) -> int:
     return ((int(hi) << 32) | int(lo)) >> 1
 
 
-def collect_impls(package: str, *, strict: bool = True) -> dict[str, TrickImpl]:
+class TrickImpls(dict):
+    """A backend's :class:`TrickImpl`\\ s by trick id (:func:`collect_impls`); looking up a recipe
+    trick without one raises ``LookupError`` naming the entry to add."""
+
+    def __init__(self, package: str, impls: dict):
+        super().__init__(impls)
+        self.package = package
+
+    def __missing__(self, name):
+        module = f"{self.package}.{trick_named(name).module}"
+        raise LookupError(f"recipe trick {name!r} has no TrickImpl in {self.package}: add {module}.TRICK_IMPLS[{name!r}]")
+
+
+def collect_impls(package: str) -> TrickImpls:
     """Every recipe trick's :class:`TrickImpl` in backend ``package`` (``"torch_impl"`` or
     ``"jax_impl"``), by id, in :data:`TRICKS` order: read from ``TRICK_IMPLS`` of the module
-    ``package.<trick.module>``, where the trick's kernels are.
-
-    With ``strict`` a trick without an entry raises ``LookupError`` naming the module and the
-    entry to add; otherwise it is left out of the result.
-    """
-    impls, missing = {}, []
+    ``package.<trick.module>``, where the trick's kernels are. A trick without an entry is left
+    out (the trainer refuses to run it, naming the entry to add; ``tests/test_completeness.py``
+    fails on it)."""
+    impls = {}
     for t in TRICKS:
-        module = importlib.import_module(f"{package}.{t.module}")
-        impl = getattr(module, "TRICK_IMPLS", {}).get(t.name)
+        impl = getattr(importlib.import_module(f"{package}.{t.module}"), "TRICK_IMPLS", {}).get(t.name)
         if isinstance(impl, TrickImpl):
             impls[t.name] = impl
-        else:
-            missing.append(f"{module.__name__}.TRICK_IMPLS[{t.name!r}]")
-    if missing and strict:
-        raise LookupError(f"recipe tricks without a TrickImpl in {package}: {', '.join(missing)}")
-    return impls
+    return TrickImpls(package, impls)
 
 
 def _validate_table() -> None:
