@@ -74,8 +74,9 @@ def test_every_recipe_trick_has_all_of_its_entries(trick, declared):
 
 def test_every_trick_a_check_or_row_names_is_a_recipe_trick(declared):
     """A typo in ``trick=`` would leave the trick unproved while the check still ran."""
-    bad = [f"parity check {c.name!r}: trick={c.trick!r}" for c in declared["checks"] if c.trick is not None and c.trick not in IDS]
-    bad += [f"bench row {r.name!r}: trick={r.trick!r}" for r in declared["rows"] if r.trick is not None and r.trick not in IDS]
+    unknown = lambda entry: entry.trick is not None and entry.trick not in IDS  # noqa: E731
+    bad = [f"parity check {c.name!r}: trick={c.trick!r}" for c in declared["checks"] if unknown(c)]
+    bad += [f"bench row {r.name!r}: trick={r.trick!r}" for r in declared["rows"] if unknown(r)]
     bad += [f"README trick table: id `{i}`" for i in sorted(declared["readme"] - set(IDS))]
     assert not bad, "not a recipe trick id: " + "; ".join(bad)
 
@@ -99,12 +100,14 @@ def test_the_check_fails_for_each_missing_entry(declared):
 
     trick = next(t for t in TRICKS if t.name == "cutout")
     assert missing_entries(trick, declared) == []
+    torch_impls, jax_impls = declared["torch_impl"], declared["jax_impl"]
+    untagged = lambda entries: [dataclasses.replace(e, trick=None) if e.trick == "cutout" else e for e in entries]  # noqa: E731
     cases = {
-        "torch_impl.erasing.TRICK_IMPLS['cutout']": {"torch_impl": {k: v for k, v in declared["torch_impl"].items() if k != "cutout"}},
-        "jax_impl.erasing.TRICK_IMPLS['cutout']": {"jax_impl": {k: v for k, v in declared["jax_impl"].items() if k != "cutout"}},
-        "TRICK_IMPLS['cutout'].sample": {"torch_impl": {**declared["torch_impl"], "cutout": declared["torch_impl"]["cutout"]._replace(sample=None)}},
-        "a parity check with trick='cutout'": {"checks": [dataclasses.replace(c, trick=None) if c.trick == "cutout" else c for c in declared["checks"]]},
-        "a bench row with trick='cutout'": {"rows": [dataclasses.replace(r, trick=None) if r.trick == "cutout" else r for r in declared["rows"]]},
+        "torch_impl.erasing.TRICK_IMPLS['cutout']": {"torch_impl": {k: v for k, v in torch_impls.items() if k != "cutout"}},
+        "jax_impl.erasing.TRICK_IMPLS['cutout']": {"jax_impl": {k: v for k, v in jax_impls.items() if k != "cutout"}},
+        "TRICK_IMPLS['cutout'].sample": {"torch_impl": {**torch_impls, "cutout": torch_impls["cutout"]._replace(sample=None)}},
+        "a parity check with trick='cutout'": {"checks": untagged(declared["checks"])},
+        "a bench row with trick='cutout'": {"rows": untagged(declared["rows"])},
         "README's trick table with `cutout`": {"readme": declared["readme"] - {"cutout"}},
     }
     for what, change in cases.items():

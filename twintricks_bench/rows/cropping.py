@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from twintricks_bench.cases import Case, Context, Row, need, ours_jax_random, ours_torch_module, torch_per_image_call, torchvision_v2
+from twintricks_bench.cases import (
+    Case,
+    Context,
+    Row,
+    need,
+    ours_jax_random,
+    ours_torch_module,
+    torch_per_image_call,
+    torchvision_v2,
+)
 
 __all__ = ["ROWS"]
 
@@ -42,5 +51,12 @@ def _crop_flip(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('crop_flip', 'resized crop + flip', 'a RandomResizedCrop box per image resized back to the input size (bilinear, no antialiasing), then a random horizontal flip.', _crop_flip, trick='crop_flip'),
+    Row(
+        "crop_flip",
+        "resized crop + flip",
+        "a RandomResizedCrop box per image resized back to the input size (bilinear, no "
+        "antialiasing), then a random horizontal flip.",
+        _crop_flip,
+        trick="crop_flip",
+    ),
 ]

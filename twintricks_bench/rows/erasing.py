@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from twintricks_bench.cases import Case, Context, Row, need, ours_jax_random, ours_torch_module, torch_image_call, torch_per_image_call, torchvision_v2
+from twintricks_bench.cases import (
+    Case,
+    Context,
+    Row,
+    need,
+    ours_jax_random,
+    ours_torch_module,
+    torch_image_call,
+    torch_per_image_call,
+    torchvision_v2,
+)
 
 __all__ = ["ROWS"]
 
@@ -80,6 +90,19 @@ def _random_erasing(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('cutout', 'cutout', 'one square hole of side H/2 per image, each image its own position.', _cutout, trick='cutout'),
-    Row('random_erasing', 'random erasing', 'one box per image (p = 1), area 2-33% of the image, aspect 0.3-3.3, fill 0; each image its own box.', _random_erasing, trick='random_erasing'),
+    Row(
+        "cutout",
+        "cutout",
+        "one square hole of side H/2 per image, each image its own position.",
+        _cutout,
+        trick="cutout",
+    ),
+    Row(
+        "random_erasing",
+        "random erasing",
+        "one box per image (p = 1), area 2-33% of the image, aspect 0.3-3.3, fill 0; each image its "
+        "own box.",
+        _random_erasing,
+        trick="random_erasing",
+    ),
 ]

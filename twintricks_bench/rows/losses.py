@@ -1,11 +1,21 @@
-"""The bench rows of label smoothing and distillation: value and gradient of each loss (``ROWS``; see :mod:`twintricks_bench.rows`)."""
+"""The bench rows of label smoothing and distillation: value and gradient of each loss (``ROWS``;
+see :mod:`twintricks_bench.rows`)."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 
-from twintricks_bench.cases import Case, Context, NotAvailable, Row, jax_grad_call, need, torch_compile, torch_grad_call
+from twintricks_bench.cases import (
+    Case,
+    Context,
+    NotAvailable,
+    Row,
+    jax_grad_call,
+    need,
+    torch_compile,
+    torch_grad_call,
+)
 
 __all__ = ["ROWS"]
 
@@ -107,6 +117,20 @@ def _distillation(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('label_smoothing', 'label smoothing', 'cross-entropy against smoothed one-hot targets (ε = 0.1), value and gradient w.r.t. the logits [N, K] (K = 10 at CIFAR size, 1000 at ImageNet size).', _label_smoothing, trick='label_smoothing'),
-    Row('distillation', 'distillation', 'α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE with T = 4, α = 0.9, value and gradient w.r.t. the student logits.', _distillation, trick='distillation'),
+    Row(
+        "label_smoothing",
+        "label smoothing",
+        "cross-entropy against smoothed one-hot targets (ε = 0.1), value and gradient w.r.t. the "
+        "logits [N, K] (K = 10 at CIFAR size, 1000 at ImageNet size).",
+        _label_smoothing,
+        trick="label_smoothing",
+    ),
+    Row(
+        "distillation",
+        "distillation",
+        "α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE with T = 4, α = 0.9, value and gradient w.r.t. the "
+        "student logits.",
+        _distillation,
+        trick="distillation",
+    ),
 ]

@@ -1,8 +1,18 @@
-"""The bench rows of mixup, RICAP, CutMix and the mixup/CutMix switch (``ROWS``; see :mod:`twintricks_bench.rows`)."""
+"""The bench rows of mixup, RICAP, CutMix and the mixup/CutMix switch (``ROWS``; see
+:mod:`twintricks_bench.rows`)."""
 
 from __future__ import annotations
 
-from twintricks_bench.cases import Case, Context, Row, need, ours_jax_random, ours_torch_module, torch_image_call, torchvision_v2
+from twintricks_bench.cases import (
+    Case,
+    Context,
+    Row,
+    need,
+    ours_jax_random,
+    ours_torch_module,
+    torch_image_call,
+    torchvision_v2,
+)
 
 __all__ = ["ROWS"]
 
@@ -115,8 +125,35 @@ def _mixup_cutmix(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('mixup', 'mixup', 'one λ ~ Beta(1, 1) per batch and a pairing of the images: mixed images and soft targets.', _mixup, trick='mixup'),
-    Row('ricap', 'RICAP', 'four-patch RICAP (β = 0.3) with its soft targets; no existing implementation to compare with.', _ricap, trick='ricap'),
-    Row('cutmix', 'CutMix', "one λ ~ Beta(1, 1) per batch, a box of area ≈ (1-λ)·H·W pasted from the paired image, soft targets by pixel share (torchvision v2's CutMix job).", _cutmix, trick='cutmix'),
-    Row('mixup_cutmix', 'mixup/CutMix switch', "timm's Mixup(mixup_alpha=1, cutmix_alpha=1, switch_prob=0.5, mode='batch', label_smoothing=0.1): per batch mixup or CutMix, smoothed soft targets.", _mixup_cutmix, trick='cutmix'),
+    Row(
+        "mixup",
+        "mixup",
+        "one λ ~ Beta(1, 1) per batch and a pairing of the images: mixed images and soft targets.",
+        _mixup,
+        trick="mixup",
+    ),
+    Row(
+        "ricap",
+        "RICAP",
+        "four-patch RICAP (β = 0.3) with its soft targets; no existing implementation to compare "
+        "with.",
+        _ricap,
+        trick="ricap",
+    ),
+    Row(
+        "cutmix",
+        "CutMix",
+        "one λ ~ Beta(1, 1) per batch, a box of area ≈ (1-λ)·H·W pasted from the paired image, soft "
+        "targets by pixel share (torchvision v2's CutMix job).",
+        _cutmix,
+        trick="cutmix",
+    ),
+    Row(
+        "mixup_cutmix",
+        "mixup/CutMix switch",
+        "timm's Mixup(mixup_alpha=1, cutmix_alpha=1, switch_prob=0.5, mode='batch', "
+        "label_smoothing=0.1): per batch mixup or CutMix, smoothed soft targets.",
+        _mixup_cutmix,
+        trick="cutmix",
+    ),
 ]

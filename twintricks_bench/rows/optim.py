@@ -103,5 +103,12 @@ def _adabound(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('adabound', 'AdaBound', 'one optimizer update of 11.7M parameters in 62 tensors (torchvision ResNet-18 shapes); Adam is the cost floor. Shown as batch / seconds per update.', _adabound, trick=None),
+    Row(
+        "adabound",
+        "AdaBound",
+        "one optimizer update of 11.7M parameters in 62 tensors (torchvision ResNet-18 shapes); Adam "
+        "is the cost floor. Shown as batch / seconds per update.",
+        _adabound,
+        trick=None,
+    ),
 ]

@@ -1,8 +1,19 @@
-"""The bench rows of AutoAugment, RandAugment, TrivialAugmentWide, AugMix (``ROWS``; see :mod:`twintricks_bench.rows`)."""
+"""The bench rows of AutoAugment, RandAugment, TrivialAugmentWide, AugMix (``ROWS``; see
+:mod:`twintricks_bench.rows`)."""
 
 from __future__ import annotations
 
-from twintricks_bench.cases import Case, Context, Row, need, ours_jax_random, ours_torch_module, torch_image_call, torch_per_image_call, torchvision_v2
+from twintricks_bench.cases import (
+    Case,
+    Context,
+    Row,
+    need,
+    ours_jax_random,
+    ours_torch_module,
+    torch_image_call,
+    torch_per_image_call,
+    torchvision_v2,
+)
 
 __all__ = ["ROWS"]
 
@@ -99,8 +110,34 @@ def _augmix(ctx: Context) -> list[Case]:
 
 
 ROWS = [
-    Row('autoaugment', 'AutoAugment', 'the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each image its own sub-policy.', _autoaugment, trick='autoaugment'),
-    Row('randaugment', 'RandAugment', "torchvision v2's defaults (2 ops, bin 9 of 31); each image its own ops and signs.", _randaugment, trick='randaugment'),
-    Row('trivialaugment', 'TrivialAugmentWide', "torchvision v2's defaults (31 bins); each image its own op, bin and sign.", _trivialaugment_wide, trick='trivialaugment'),
-    Row('augmix', 'AugMix', "torchvision v2's defaults (severity 3, 3 chains of 1..3 ops, α = 1) with nearest interpolation; each image its own chains and weights.", _augmix, trick='augmix'),
+    Row(
+        "autoaugment",
+        "AutoAugment",
+        "the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each image its own "
+        "sub-policy.",
+        _autoaugment,
+        trick="autoaugment",
+    ),
+    Row(
+        "randaugment",
+        "RandAugment",
+        "torchvision v2's defaults (2 ops, bin 9 of 31); each image its own ops and signs.",
+        _randaugment,
+        trick="randaugment",
+    ),
+    Row(
+        "trivialaugment",
+        "TrivialAugmentWide",
+        "torchvision v2's defaults (31 bins); each image its own op, bin and sign.",
+        _trivialaugment_wide,
+        trick="trivialaugment",
+    ),
+    Row(
+        "augmix",
+        "AugMix",
+        "torchvision v2's defaults (severity 3, 3 chains of 1..3 ops, α = 1) with nearest "
+        "interpolation; each image its own chains and weights.",
+        _augmix,
+        trick="augmix",
+    ),
 ]
