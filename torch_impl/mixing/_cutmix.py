@@ -378,19 +378,26 @@ class _ArrayDraws:
     def full(self, value):
         return np.full(self.m, value)
 
-    where, sqrt, maximum, minimum = staticmethod(np.where), staticmethod(np.sqrt), staticmethod(np.maximum), staticmethod(np.minimum)
+    where, sqrt = staticmethod(np.where), staticmethod(np.sqrt)
+    maximum, minimum = staticmethod(np.maximum), staticmethod(np.minimum)
 
     @staticmethod
     def trunc(x):
         return x.astype(np.int64)
 
     @staticmethod
-    def float32(x):
-        return np.asarray(x).astype(np.float32)
+    def weight(apply, lam):
+        """``lam`` as float32 where ``apply``, else 1."""
+        return np.where(apply, lam.astype(np.float32), np.float32(1.0))
 
     @staticmethod
     def box(boxed, box):
         return np.where(boxed, np.stack(box), 0)
+
+    @staticmethod
+    def own_share(boxed, box, pixels: int, lam):
+        """The share of its own pixels (float32) where ``boxed``, else ``lam``."""
+        return np.where(boxed, (1.0 - box[2] * box[3] / float(pixels)).astype(np.float32), lam)
 
 
 class _ScalarDraws:
@@ -402,9 +409,7 @@ class _ScalarDraws:
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
-
-    def random(self):
-        return self.rng.random()
+        self.random = rng.random
 
     def beta(self, a: float):
         return self.rng.beta(a, a)
@@ -423,12 +428,16 @@ class _ScalarDraws:
     sqrt, maximum, minimum, trunc = staticmethod(math.sqrt), staticmethod(max), staticmethod(min), staticmethod(int)
 
     @staticmethod
-    def float32(x):
-        return float(np.float32(x))
+    def weight(apply, lam):
+        return float(np.float32(lam)) if apply else 1.0
 
     @staticmethod
     def box(boxed, box):
         return box if boxed else (0, 0, 0, 0)
+
+    @staticmethod
+    def own_share(boxed, box, pixels: int, lam):
+        return float(np.float32(1.0 - box[2] * box[3] / float(pixels))) if boxed else lam
 
 
 def _switch_draw(d, height: int, width: int, args, cut_range):
@@ -448,7 +457,7 @@ def _switch_draw(d, height: int, width: int, args, cut_range):
         lam_mix = d.where(use_cutmix, lam_mix, d.beta(args.mixup_alpha))
     if args.cutmix_alpha > 0:
         lam_mix = d.where(use_cutmix, d.beta(args.cutmix_alpha), lam_mix)
-    lam = d.where(apply, d.float32(lam_mix), d.float32(1.0))
+    lam = d.weight(apply, lam_mix)
     boxed = use_cutmix & (lam != 1)
     if cut_range is None:  # timm's rand_bbox; a centre inside the image leaves only these two clips to bite
         ratio = d.sqrt(1.0 - lam_mix)
@@ -463,7 +472,7 @@ def _switch_draw(d, height: int, width: int, args, cut_range):
         y2, x2 = y1 + cut_h, x1 + cut_w
     box = d.box(boxed, (y1, x1, y2 - y1, x2 - x1))
     if args.correct_lam or cut_range is not None:
-        lam = d.where(boxed, d.float32(1.0 - box[2] * box[3] / float(height * width)), lam)
+        lam = d.own_share(boxed, box, height * width, lam)
     return lam, boxed, box
 
 
