@@ -223,7 +223,9 @@ def resized_crop(images: jax.Array, params: ResizedCropParams, *, size, flip: Fl
     outside it contributes. With ``flip``, the images it selects come out mirrored left-right:
     exactly ``hflip(resized_crop(images, params, size=size), flip)``, without the extra pass
     (the column taps are reversed instead of the output; under ``jit`` XLA fused the separate
-    flip into the resize, several times slower).
+    flip into the resize, several times slower). Exactly for uint8; for floats the same formula,
+    which XLA may contract into fused multiply-adds differently at the mirrored positions: within
+    ``4u·max|x|`` (``u`` the unit roundoff; ``tests/test_cropping.py`` derives the bound).
 
     Arithmetic, identical in both frameworks, separable (rows, then columns):
 
