@@ -1,4 +1,4 @@
-"""Image classifiers for 32×32 inputs, ``[N, H, W, C]`` float in, ``[N, num_classes]`` logits out.
+"""Image classifiers, ``[N, H, W, C]`` float in, ``[N, num_classes]`` logits out.
 
 The same architectures as :mod:`torch_impl.models`, written with **flax linen**. Linen keeps
 the weights in plain pytrees (``{"params": ..., "batch_stats": ...}``) outside the module, so a
@@ -11,6 +11,10 @@ conversion to and from a torch ``state_dict`` is a rename plus a transpose
   conv-BN-ReLU (``4w``) → max-pool → global average → linear; ``w = 32``.
 * ``resnet18``: CIFAR ResNet-18 (3×3 stem, no max-pool, BasicBlocks ``w, 2w, 4w, 8w``,
   ``w = 64``, 1×1 projection shortcuts with BN).
+* ``resnet50``: torchvision's ImageNet ResNet-50, v1.5 (7×7/2 stem, 3×3/2 max-pool, 3, 4, 6, 3
+  Bottlenecks of widths ``w, 2w, 4w, 8w`` with the stride on the 3×3, ``w = 64``; the projection
+  is ``downsample_0`` (conv) + ``downsample_1`` (BN), torch's ``downsample.0``/``.1``). Max-pool
+  padding is ``-inf``, as torch's.
 
 BatchNorm here is :class:`BatchNorm`, written to follow PyTorch's convention exactly: the
 running mean/var update ``running = (1 - m)·running + m·batch`` with ``m = 0.1`` and the
@@ -19,7 +23,9 @@ other way round and the biased variance), normalisation with the biased batch va
 ``eps = 1e-5``. Convolution padding is explicit (1 pixel each side), as torch's.
 
 Initialisation draws from PyTorch's default distributions (``U(±1/sqrt(fan_in))`` for conv and
-linear weights and linear biases), so both backends start from equally good (not equal) weights.
+linear weights and linear biases), and for resnet50 from torchvision's (convolutions normal with
+std ``sqrt(2/fan_out)``, untruncated, as ``kaiming_normal_(mode="fan_out")``), so both backends
+start from equally good (not equal) weights.
 
 ``dtype`` (e.g. ``jnp.bfloat16``) sets the compute dtype of convolutions and the linear layer;
 parameters stay float32 and BatchNorm statistics are computed in float32.
@@ -37,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from twintricks.checks import check_choice, check_int
-from twintricks.models import DEFAULT_WIDTHS, MODELS
+from twintricks.models import DEFAULT_WIDTHS, MODELS, RESNET50_STAGES
 
 __all__ = [
     "MODELS",
@@ -47,6 +53,8 @@ __all__ = [
     "FastNet",
     "BasicBlock",
     "ResNet18",
+    "Bottleneck",
+    "ResNet50",
     "create_model",
     "init_model",
 ]
@@ -67,10 +75,14 @@ def _torch_default_bias(fan_in: int):
     return init
 
 
-def _conv(features, kernel, stride, pad, dtype, name):
+# torchvision's ResNet: kaiming_normal_(mode="fan_out", nonlinearity="relu") = N(0, 2/fan_out), not truncated
+_kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _conv(features, kernel, stride, pad, dtype, name, init=_torch_default_kernel):
     return nn.Conv(
         features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-        use_bias=False, dtype=dtype, kernel_init=_torch_default_kernel, name=name,
+        use_bias=False, dtype=dtype, kernel_init=init, name=name,
     )
 
 
@@ -176,13 +188,54 @@ class ResNet18(nn.Module):
         return _linear(self.num_classes, 8 * w, self.dtype)(x).astype(jnp.float32)
 
 
+class Bottleneck(nn.Module):
+    """torchvision's ResNet Bottleneck (v1.5): 1×1 → 3×3 (carrying the stride) → 1×1 (×4
+    channels), each with BN, ReLU after the first two and after the sum with the (projected) input."""
+
+    planes: int
+    stride: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        cout, init = self.planes * 4, _kaiming_fan_out
+        out = nn.relu(BatchNorm(name="bn1")(_conv(self.planes, 1, 1, 0, self.dtype, "conv1", init)(x), train))
+        out = nn.relu(BatchNorm(name="bn2")(_conv(self.planes, 3, self.stride, 1, self.dtype, "conv2", init)(out), train))
+        out = BatchNorm(name="bn3")(_conv(cout, 1, 1, 0, self.dtype, "conv3", init)(out), train)
+        if self.stride != 1 or x.shape[-1] != cout:
+            x = BatchNorm(name="downsample_1")(_conv(cout, 1, self.stride, 0, self.dtype, "downsample_0", init)(x), train)
+        return nn.relu(out + x)
+
+
+class ResNet50(nn.Module):
+    """torchvision's ImageNet ResNet-50 (see the module docstring)."""
+
+    num_classes: int = 1000
+    width: int = 64
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        w = self.width
+        x = nn.relu(BatchNorm(name="bn1")(_conv(w, 7, 2, 3, self.dtype, "conv1", _kaiming_fan_out)(x), train))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        for i, (blocks, mult, stride) in enumerate(RESNET50_STAGES, start=1):
+            for b in range(blocks):
+                x = Bottleneck(w * mult, stride if b == 0 else 1, self.dtype, name=f"layer{i}_{b}")(x, train)
+        x = x.mean(axis=(1, 2))
+        return _linear(self.num_classes, 32 * w, self.dtype)(x).astype(jnp.float32)
+
+
+_CLASSES = {"fastnet": FastNet, "resnet18": ResNet18, "resnet50": ResNet50}
+
+
 def create_model(name: str = "fastnet", num_classes: int = 10, *, width: int | None = None, dtype: Any = jnp.float32):
-    """A linen module by name (``"fastnet"`` or ``"resnet18"``); ``width`` defaults per model."""
+    """A linen module by name (:data:`MODELS`: ``"fastnet"``, ``"resnet18"``, ``"resnet50"``);
+    ``width`` defaults per model."""
     check_choice("model", name, MODELS)
     check_int("num_classes", num_classes, low=2)
     width = DEFAULT_WIDTHS[name] if width is None else check_int("width", width, low=1)
-    cls = FastNet if name == "fastnet" else ResNet18
-    return cls(num_classes=num_classes, width=width, dtype=dtype)
+    return _CLASSES[name](num_classes=num_classes, width=width, dtype=dtype)
 
 
 def init_model(model: nn.Module, key, image_shape=(32, 32, 3)) -> dict:

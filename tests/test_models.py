@@ -12,7 +12,8 @@ from jax_impl import models as jm
 from parity.convert import flax_to_torch_state_dict, images_to_torch, torch_state_dict_to_flax
 from torch_impl import models as tm
 
-SMALL = [("fastnet", 4), ("resnet18", 2)]
+SMALL = [("fastnet", 4), ("resnet18", 2)]  # the 32×32 models (resnet50's forward: the 224 px test below)
+ALL = [*SMALL, ("resnet50", 2)]
 
 
 def _randomised_torch(name, width, seed=0):
@@ -27,8 +28,8 @@ def _randomised_torch(name, width, seed=0):
     return model
 
 
-def _images(n=3, seed=0):
-    return np.random.default_rng(seed).normal(size=(n, 32, 32, 3)).astype(np.float32)
+def _images(n=3, seed=0, size=32):
+    return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype(np.float32)
 
 
 @pytest.mark.parametrize("name, width", SMALL)
@@ -58,7 +59,7 @@ def test_train_mode_forward_and_running_stats_agree(name, width):
         np.testing.assert_allclose(np.asarray(b), a, rtol=1e-4, atol=1e-5, err_msg=str(path))
 
 
-@pytest.mark.parametrize("name, width", SMALL)
+@pytest.mark.parametrize("name, width", ALL)
 def test_conversion_round_trip_is_exact(name, width):
     t = _randomised_torch(name, width)
     back = flax_to_torch_state_dict(torch_state_dict_to_flax(t.state_dict()))
@@ -69,7 +70,7 @@ def test_conversion_round_trip_is_exact(name, width):
     t.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()}, strict=True)
 
 
-@pytest.mark.parametrize("name, width", SMALL)
+@pytest.mark.parametrize("name, width", ALL)
 def test_same_structure_and_parameter_count(name, width):
     """The fresh flax variables have exactly the tree the conversion produces (same layers, shapes)."""
     t = tm.create_model(name, 10, width=width)
@@ -80,6 +81,59 @@ def test_same_structure_and_parameter_count(name, width):
     shapes = lambda tree: [np.shape(a) for a in jax.tree_util.tree_leaves(tree)]  # noqa: E731
     assert shapes(fresh) == shapes(conv)
     assert sum(np.size(a) for a in jax.tree_util.tree_leaves(fresh["params"])) == sum(p.numel() for p in t.parameters())
+
+
+def test_resnet50_is_torchvisions_architecture():
+    """At its default width, torch_impl's resnet50 has torchvision's ``resnet50`` state_dict (names,
+    order, shapes) and, with torchvision's weights loaded strictly, computes the same logits
+    bit for bit (a stride on the first 1×1 instead of the 3×3, v1 instead of v1.5, would not)."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet50(num_classes=10)
+    with torch.no_grad():
+        for m in ref.modules():  # BN away from the identity, so that every layer shows
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.normal_(0.0, 0.2)
+                m.running_mean.normal_(0.0, 0.2), m.running_var.uniform_(0.5, 2.0)
+    ours = tm.create_model("resnet50", 10)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.from_numpy(_images(2, seed=4, size=64).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), ref.eval()(x), rtol=0, atol=0)
+
+
+def test_resnet50_224px_forward_agrees_across_frameworks():
+    """A 224×224 forward of a tiny-width resnet50 (the stem's 7×7/2 conv and the -inf-padded 3×3/2
+    max-pool at full size), torch → converted flax, in eval and train mode; logits ``[N, K]``."""
+    t = _randomised_torch("resnet50", 2)
+    variables = torch_state_dict_to_flax(t.state_dict())
+    x = _images(2, seed=2, size=224)
+    model = jm.create_model("resnet50", 10, width=2)
+    for train in (False, True):
+        expected = t.train(train)(images_to_torch(x)).detach().numpy()
+        got = model.apply(variables, jnp.asarray(x), train=train, mutable=["batch_stats"] if train else False)
+        got = np.asarray(got[0] if train else got)
+        assert got.shape == (2, 10)
+        # float32, 53 convolutions summed in different orders by oneDNN and XLA
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_resnet50_init_is_torchvisions():
+    """Convolutions N(0, 2/fan_out) (kaiming_normal_, fan_out), not truncated, in both backends;
+    BN (1, 0). Measured on a 3×3 kernel with fan-out 288 (jax: one Bottleneck of the same
+    modules, initialised alone: the whole net's eager init costs seconds)."""
+    t = tm.create_model("resnet50", 10, width=8)
+    block = jm.Bottleneck(32, stride=2)
+    v = block.init(jax.random.key(0), jnp.zeros((1, 8, 8, 64)), train=False)
+    k_t = t.layer3[0].conv2.weight.detach().numpy()  # [32, 32, 3, 3]
+    k_j = np.asarray(v["params"]["conv2"]["kernel"])  # [3, 3, 32, 32]
+    std = np.sqrt(2 / (32 * 9))
+    for k in (k_t, k_j):
+        assert k.size == 9216 and abs(np.std(k) - std) < 0.05 * std and abs(np.mean(k)) < 0.1 * std
+        assert np.abs(k).max() > 3 * std  # not truncated at 2 std
+    assert set(v["params"]) == {"conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "downsample_0", "downsample_1"}
+    assert np.all(np.asarray(v["params"]["bn3"]["scale"]) == 1.0) and np.all(t.bn1.weight.detach().numpy() == 1.0)
 
 
 def test_init_distributions_match_torch_default():
