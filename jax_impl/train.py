@@ -53,7 +53,7 @@ from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, so
 from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
-from twintricks.recipe import TrainConfig, fit, lr_table
+from twintricks.recipe import TrainConfig, device_tricks, fit, lr_table, progress_bar
 from twintricks.tricks import STAGES, TrickImpl, collect_impls
 
 __all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
@@ -171,7 +171,7 @@ class Trainer:
             name, width, variables = teacher
             self.teacher_model = jmodels.create_model(name, self.num_classes, width=width, dtype=dtype)
             self.teacher_vars = self._put(jax.tree_util.tree_map(np.asarray, variables))
-        self.tricks = config.enabled_tricks()
+        self.tricks = device_tricks(config)
         self.soft_targets = config.soft_targets()
         self._sampled = [t for t in self.tricks if TRICK_IMPLS[t.name].sample is not None]
         normalise = STAGES.index("normalise")
@@ -198,6 +198,11 @@ class Trainer:
         self._sample = jax.jit(self.sample_aug, static_argnums=1)
         self._eval = jax.jit(self._eval_batch, **out)
         self._perm = jax.jit(jdata.epoch_permutation, static_argnums=1)
+        # where the run stands in its epoch (set_state restores it; train_epoch continues from it)
+        self._in_epoch = 0  # steps done in the epoch in progress
+        self._perm_key = None  # that epoch's permutation key
+        self._sums = None  # that epoch's (loss sum, correct count) so far, on the device
+        self._carried = None  # the sums a mid-epoch checkpoint brought
 
     # ------------------------------------------------------------------ tricks
 
@@ -295,39 +300,46 @@ class Trainer:
     def step(self) -> int:
         return int(self.state["step"])
 
-    def train_epoch(self, epoch: int) -> dict:
-        """One epoch of jitted steps over a fresh permutation (the last short batch dropped)."""
+    def train_epoch(self, epoch: int, *, on_step=None) -> dict:
+        """One epoch of jitted steps over a fresh permutation (the last short batch dropped), or
+        the rest of it when :meth:`set_state` restored a mid-epoch checkpoint (the same permutation,
+        from its saved key). ``on_step(done)`` is called after each step (:func:`twintricks.recipe.fit`
+        saves there)."""
         c = self.config
-        key, pkey = jax.random.split(self.state["key"])
-        self.state = {**self.state, "key": key}
-        perm = self._perm(pkey, self.data.num_train)
-        bar = None
-        if c.progress and self.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, unit="step", dynamic_ncols=True)
-        losses, corrects = [], []
+        start = self._in_epoch
+        if start == 0:
+            key, self._perm_key = jax.random.split(self.state["key"])
+            self.state = {**self.state, "key": key}
+        perm = self._perm(self._perm_key, self.data.num_train)
+        bar = progress_bar(c, epoch, self.steps_per_epoch, initial=start, show=self.is_main)
+        loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+        if self._carried is not None:  # the sums before the checkpoint
+            loss_sum, correct = loss_sum + self._carried["loss_sum"], correct + self._carried["correct"]
+        self._carried = None
         t0 = time.perf_counter()
         compile_s, images_timed, t_timed = 0.0, 0, t0
-        for i in range(self.steps_per_epoch):
-            first = self.step == 0 if i == 0 else False
+        for i in range(start, self.steps_per_epoch):
+            first = i == start and self._epoch_step._cache_size() == 0  # this call compiles the step
             self.state, (loss, corr) = self._epoch_step(
                 self.state, self.teacher_vars, self.data.train_images, self.data.train_labels, perm, jnp.int32(i)
             )
-            losses.append(loss)
-            corrects.append(corr)
+            loss_sum, correct = loss_sum + loss, correct + corr
             if first:
                 loss.block_until_ready()
                 compile_s = time.perf_counter() - t0
                 t_timed = time.perf_counter()
             else:
                 images_timed += c.batch_size
+            self._in_epoch, self._sums = i + 1, (loss_sum, correct)
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{float(loss):.3f}")
-        loss_v = float(jnp.mean(jnp.stack(losses)))
-        acc = int(jnp.sum(jnp.stack(corrects))) / (self.steps_per_epoch * c.batch_size)
+            if on_step is not None:
+                on_step(i + 1)
+        self._in_epoch, self._sums = 0, None
+        loss_v = float(loss_sum) / self.steps_per_epoch
+        acc = int(correct) / (self.steps_per_epoch * c.batch_size)
         seconds = time.perf_counter() - t_timed
         if bar is not None:
             bar.close()
@@ -365,8 +377,16 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def get_state(self) -> dict:
-        """Weights, optimizer state, key and step as NumPy (a checkpoint payload)."""
+        """Weights, optimizer state, key, step and the place in the epoch as NumPy (a checkpoint
+        payload). Mid-epoch (after :meth:`train_epoch`'s ``on_step``): ``step_in_epoch`` > 0,
+        ``data`` holds the epoch's permutation key and ``progress`` the epoch's loss sum and
+        correct count so far."""
         host = jax.device_get
+        progress, data = None, None
+        if self._in_epoch:
+            loss_sum, correct = host(self._sums)
+            progress = {"loss_sum": float(loss_sum), "correct": int(correct)}
+            data = {"perm_key": np.asarray(jax.random.key_data(self._perm_key))}
         return {
             "model_name": self.config.model,
             "width": self.config.width,
@@ -375,10 +395,15 @@ class Trainer:
             "optimizer": [np.asarray(a) for a in jax.tree_util.tree_leaves(host(self.state["opt_state"]))],
             "rng": np.asarray(jax.random.key_data(self.state["key"])),
             "step": int(self.state["step"]),
+            "step_in_epoch": self._in_epoch,
+            "progress": progress,
+            "data": data,
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state`'s payload into this run's structure (shapes checked)."""
+        """Restore :meth:`get_state`'s payload into this run's structure (shapes checked; the run
+        state's values by :func:`twintricks.schema.check_run_state` before). The next
+        :meth:`train_epoch` continues a mid-epoch checkpoint's epoch at its next step."""
 
         def restore(template, saved, what):
             t_leaves, treedef = jax.tree_util.tree_flatten(template)
@@ -386,13 +411,20 @@ class Trainer:
             if len(t_leaves) != len(s_leaves):
                 raise CheckpointError(f"checkpoint {what} has {len(s_leaves)} arrays, this run expects {len(t_leaves)}")
             for i, (t, s) in enumerate(zip(t_leaves, s_leaves)):
-                if tuple(np.shape(t)) != tuple(np.shape(s)):
+                if not isinstance(s, (np.ndarray, np.generic)) or tuple(np.shape(t)) != tuple(np.shape(s)):
                     raise CheckpointError(
                         f"checkpoint {what} array {i} has shape {np.shape(s)}, this run expects {np.shape(t)}"
                     )
             return jax.tree_util.tree_unflatten(
                 treedef, [jnp.asarray(s, dtype=jnp.asarray(t).dtype) for t, s in zip(t_leaves, s_leaves)]
             )
+
+        def key(value, what):
+            want = jax.random.key_data(self.state["key"]).shape
+            if not isinstance(value, np.ndarray) or value.shape != want or value.dtype.kind not in "ui":
+                raise CheckpointError(f"checkpoint {what} must be an integer array of shape {want}, got "
+                                      f"{getattr(value, 'dtype', type(value).__name__)} {np.shape(value)}")
+            return jax.random.wrap_key_data(jnp.asarray(value, jnp.uint32))
 
         try:
             params = restore(self.state["params"], state["model"]["params"], "params")
@@ -401,16 +433,26 @@ class Trainer:
             raise CheckpointError(f"checkpoint has no usable model weights: {exc}") from None
         if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state["model"]["params"]):
             raise CheckpointError("checkpoint params have different layer names than this model")
+        if not isinstance(state.get("optimizer"), list):
+            raise CheckpointError(f"checkpoint optimizer state must be a list of arrays, got {type(state.get('optimizer')).__name__}")
         opt_state = restore(self.state["opt_state"], list(state["optimizer"]), "optimizer state")
+        in_epoch = int(state.get("step_in_epoch", 0))
+        if in_epoch:
+            data = state.get("data")
+            if not isinstance(data, dict) or set(data) != {"perm_key"}:
+                raise CheckpointError("checkpoint field `data` must hold the epoch's `perm_key` in the middle of an epoch")
+            self._perm_key = key(data["perm_key"], "field `data.perm_key`")
         self.state = self._put(
             {
                 "params": params,
                 "batch_stats": stats,
                 "opt_state": opt_state,
-                "key": jax.random.wrap_key_data(jnp.asarray(state["rng"], jnp.uint32)),
+                "key": key(state.get("rng"), "field `rng`"),
                 "step": jnp.asarray(int(state["step"]), jnp.int32),
             },
         )
+        self._in_epoch = in_epoch
+        self._carried = state.get("progress") if in_epoch else None
 
 
 def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, log=print) -> dict:

@@ -449,3 +449,188 @@ def test_teacher_torch_pickle_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(CheckpointError, match="needs torch installed"):
         load_teacher(str(tmp_path / "evil.pt"), "jax", 10)
+
+
+# ----------------------------------------------------------------------------- values read back: the run-state schema
+
+
+def _state(**change):
+    """A valid run state (a checkpoint payload less the weights) of _RUN after 1 of 2 epochs, 2 steps per epoch."""
+    from twintricks.recipe import TrainConfig
+
+    cfg = TrainConfig(model="fastnet", width=2, batch_size=8, epochs=2, progress=False)
+    row = {"epoch": 1, "train_loss": 2.3, "train_acc": 0.1, "test_loss": 2.2, "test_acc": 0.125, "lr": 0.05,
+           "images": 8, "train_s": 0.1, "images_per_s": 80.0, "epoch_s": 0.2, "eval_s": 0.01, "compile_s": 0.0}
+    state = {"framework": "torch", "config": cfg.to_dict(), "model_name": "fastnet", "width": 2, "num_classes": 10,
+             "epoch": 1, "step": 2, "step_in_epoch": 0, "progress": None, "data": None, "history": [row],
+             "threads": 1, "world_size": 1}
+    state.update(change)
+    return state, cfg
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(epoch=-3, step=-6, history=[]), r"`epoch` must be an integer in \[0, 2\], got -3"),
+        (dict(epoch=7, step=14), r"`epoch` must be an integer in \[0, 2\], got 7"),
+        (dict(epoch="1"), r"`epoch` must be an integer in \[0, 2\], got '1'"),
+        (dict(epoch=1.0), r"`epoch` must be an integer .*got 1.0"),
+        (dict(epoch=True), r"`epoch` must be an integer .*got True"),
+        (dict(step="2"), r"`step` must be 2 \(epoch 1 × 2 steps per epoch \+ step_in_epoch 0\), got '2'"),
+        (dict(step=3), r"`step` must be 2 .*got 3"),
+        (dict(history="[]"), r"`history` must be a list of metric rows, got '\[\]'"),
+        (dict(history=[]), r"`history` has 0 rows, its `epoch` says 1"),
+        (dict(history=[{"epoch": 1}]), r"`history\[0\]` must have the fields .*missing \['train_loss'"),
+        (dict(step_in_epoch=2, step=4), r"`step_in_epoch` must be an integer in \[0, 1\], got 2"),
+        (dict(step_in_epoch=-1, step=1), r"`step_in_epoch` must be an integer in \[0, 1\], got -1"),
+        (dict(step_in_epoch=1, step=3), r"`progress` must be an object with `loss_sum` and `correct`"),
+        (dict(step_in_epoch=1, step=3, progress={"loss_sum": float("nan"), "correct": 1}), r"`progress.loss_sum` must be a finite"),
+        (dict(step_in_epoch=1, step=3, progress={"loss_sum": 2.0, "correct": 9}), r"`progress.correct` must be an integer in \[0, 8\]"),
+        (dict(progress={"loss_sum": 2.0, "correct": 1}), r"`progress` must be null at the end of an epoch"),
+        (dict(data=[1, 2]), r"`data` must be null or an object"),
+        (dict(threads=0), r"`threads` must be an integer in \[1, inf\], got 0"),
+        (dict(world_size="2"), r"`world_size` must be an integer"),
+        (dict(num_classes=None), r"`num_classes` must be an integer in \[2, inf\]"),
+        (dict(model_name="resnet18"), r"`model_name` must be 'fastnet'"),
+        (dict(config="lr=0.1"), r"`config` must be an object"),
+        (dict(framework=["torch"]), r"written by the \['torch'\] backend"),
+    ],
+    ids=lambda x: None if isinstance(x, str) else "-".join(f"{k}" for k in x) if isinstance(x, dict) else None,
+)
+def test_run_state_values_are_checked(change, match):
+    """Issue 22 item 1: every value a resume takes from a checkpoint is checked (type, range,
+    consistency with the run) with a one-line error naming the field; ints are not parsed from
+    strings or floats."""
+    from twintricks.schema import check_run_state
+
+    state, cfg = _state(**change)
+    with pytest.raises(CheckpointError, match=match) as info:
+        check_run_state(state, cfg, framework="torch", steps_per_epoch=2)
+    assert "\n" not in str(info.value)
+
+
+def test_valid_run_states_pass_and_history_rows_are_checked():
+    from twintricks.schema import check_run_state
+
+    state, cfg = _state()
+    assert check_run_state(state, cfg, framework="torch", steps_per_epoch=2)["step_in_epoch"] == 0
+    mid, _ = _state(step_in_epoch=1, step=3, progress={"loss_sum": 2.5, "correct": 3}, data={"iterator": {}})
+    check_run_state(mid, cfg, framework="torch", steps_per_epoch=2)
+    old = dict(state)
+    del old["step_in_epoch"], old["progress"], old["data"]  # a checkpoint from before mid-epoch saves
+    assert check_run_state(old, cfg, framework="torch", steps_per_epoch=2)["step_in_epoch"] == 0
+    done, _ = _state(epoch=2, step=4, history=[state["history"][0], {**state["history"][0], "epoch": 2}])
+    check_run_state(done, cfg, framework="torch", steps_per_epoch=2)
+    for field, bad in (("train_acc", 1.5), ("test_loss", float("inf")), ("images", 8.0), ("epoch", 2), ("lr", "0.05")):
+        row = {**state["history"][0], field: bad}
+        with pytest.raises(CheckpointError, match=rf"`history\[0\]\.?{field}"):
+            check_run_state({**state, "history": [row]}, cfg, framework="torch", steps_per_epoch=2)
+
+
+@pytest.fixture()
+def one_epoch_run(tmp_path, monkeypatch):
+    """A CLI run of 1 of 2 epochs (torch, digits, width 2), stopped after its first epoch's checkpoint."""
+    import torch
+
+    import twintricks.recipe as recipe
+    from twintricks_cli import main
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    args = ["train", "--width", "2", "--epochs", "2", "--batch-size", "256", "--no-progress", "--threads", "1",
+            "--out", str(tmp_path / "run")]
+
+    class Stop(Exception):
+        pass
+
+    real = recipe.write_jsonl
+
+    def stop_after_first_epoch(path, rows):
+        real(path, rows)
+        if rows:
+            raise Stop
+
+    monkeypatch.setattr(recipe, "write_jsonl", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        main(args)
+    monkeypatch.setattr(recipe, "write_jsonl", real)
+    return args, tmp_path / "run"
+
+
+def test_a_re_signed_checkpoint_with_a_negative_epoch_is_refused_by_resume(one_epoch_run, capsys):
+    """The issue's case: ``epoch: -3`` in a checkpoint re-signed with a valid SHA-256 made
+    ``--resume`` train epochs -2 ... 2 with exit 0; a string ``epoch`` gave a raw traceback. Now:
+    a one-line error naming the field, before any training, and no epoch is added."""
+    from twintricks_cli import main
+
+    args, run = one_epoch_run
+    path = run / "checkpoint.ckpt"
+    good = load_checkpoint(path)
+    good.pop("format")
+    metrics = (run / "metrics.jsonl").read_text()
+    for change, match in ((dict(epoch=-3), r"`epoch` must be an integer in \[0, 2\], got -3"),
+                          (dict(epoch="1"), r"`epoch` must be an integer in \[0, 2\], got '1'"),
+                          (dict(step="5"), r"`step` must be 5 .*got '5'"),
+                          (dict(history="x"), r"`history` must be a list")):
+        save_checkpoint(path, {**good, **change})  # a valid SHA-256: anyone can re-sign
+        with pytest.raises(SystemExit, match=match) as info:
+            main([*args, "--resume"])
+        assert str(info.value).startswith("twintricks train: checkpoint field") and "\n" not in str(info.value)
+        assert (run / "metrics.jsonl").read_text() == metrics  # nothing trained, nothing rewritten
+    assert "epoch   2/2" not in capsys.readouterr().out
+
+
+def test_a_deeply_nested_config_json_on_resume_is_a_clear_error(one_epoch_run):
+    """Issue 22 item 2: a nested config.json made --resume raise RecursionError; a config.json
+    whose threads is a string was silently ignored."""
+    from twintricks_cli import main
+
+    args, run = one_epoch_run
+    args = [a for a in args if a not in ("--threads", "1")]  # --resume then reads the recorded thread count
+    (run / "config.json").write_text('{"threads": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(SystemExit, match=r"config.json is JSON nested 100001 levels deep, more than the 64") as info:
+        main([*args, "--resume"])
+    assert "\n" not in str(info.value)
+    (run / "config.json").write_text('{"threads": "4"}')
+    with pytest.raises(SystemExit, match=r"config.json: field `threads` must be null or an integer >= 1, got '4'"):
+        main([*args, "--resume"])
+
+
+def test_a_payload_of_millions_of_empty_lists_is_refused_cheaply(tmp_path):
+    """Issue 22 item 2: a 12 MB payload of 4M empty lists took 653 MB to load (1.37 GB through
+    --resume). It is measured before it is parsed: refused in one line, using a few copies of
+    its text (tracemalloc: 62 MB for this 12 MB file — the file, the header's text and its
+    payload string, the measuring copies — where the parse took 650 MB)."""
+    import tracemalloc
+
+    _write_v2(tmp_path / "c.ckpt", '{"dict": {"format": 2, "x": [' + "[]," * 4_000_000 + "[]]}}")
+    size = (tmp_path / "c.ckpt").stat().st_size
+    assert size > 12_000_000
+    tracemalloc.start()
+    try:
+        _one_line_error(tmp_path / "c.ckpt", r"payload is JSON of about \d+ values, more than the 1000000")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * size, (peak, size)
+    # a header crafted the same way (not the payload string): refused before it is parsed too
+    data = b'{"__metadata__": {"x": [' + b"[]," * 2_000_000 + b"[]]}}"
+    (tmp_path / "h.ckpt").write_bytes(struct.pack("<Q", len(data)) + data)
+    _one_line_error(tmp_path / "h.ckpt", r"corrupt \(its safetensors header is JSON nested|of about \d+ values")
+    big = b'{"__metadata__": {"payload": "' + b"x" * (65 << 20) + b'"}}'
+    (tmp_path / "b.ckpt").write_bytes(struct.pack("<Q", len(big)) + big)
+    _one_line_error(tmp_path / "b.ckpt", r"header is \d+ bytes of JSON, more than the 67108864")
+
+
+def test_json_caps_are_measured_outside_strings():
+    from twintricks.files import JsonCaps, json_extent, load_json
+
+    assert json_extent('{"a": [1, 2, {"b": "x[[[,,"}], "c": "\\"[["}') == (3, 10)
+    assert json_extent("[" * 300 + "]" * 300) == (300, 301)
+    assert load_json('{"s": "[[[[[[[[[["}', what="x", caps=JsonCaps(100, 1, 10)) == {"s": "[[[[[[[[[["}
+    with pytest.raises(ValueError, match="x is JSON nested 2 levels deep, more than the 1"):
+        load_json('{"s": ["]"]}', what="x", caps=JsonCaps(100, 1, 10))
+    with pytest.raises(ValueError, match="x is 12 bytes of JSON, more than the 10"):
+        load_json('{"s": "abc"}', what="x", caps=JsonCaps(10, 9, 10))
+    with pytest.raises(ValueError, match="NaN is not JSON|not valid JSON"):
+        load_json('[NaN]', what="x")

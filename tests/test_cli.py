@@ -45,3 +45,30 @@ def test_console_script_is_installed():
     assert script.exists(), "pip install -e . installs the `twintricks` console script next to python"
     proc = subprocess.run([str(script), "parity", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--examples" in proc.stdout
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only(monkeypatch, capsys):
+    """Issue 22 item 11: the README's main job wrote hundreds of bar lines into a log. A bar turns
+    itself off when stderr is not a terminal (tqdm's disable=None) and is drawn when it is."""
+    import io
+
+    import torch
+
+    from twintricks.datasets import load_digits
+    from twintricks.recipe import TrainConfig
+    from torch_impl.train import Trainer
+
+    cfg = TrainConfig(width=2, batch_size=64, epochs=1)  # progress=True, the default
+    trainer = Trainer(cfg, load_digits().subset(train=128, test=16), device="cpu")
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    trainer.train_epoch(0)  # stderr is pytest's capture: not a terminal
+    assert capsys.readouterr().err == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    trainer.train_epoch(0)
+    assert "epoch 1/1" in term.getvalue() and "0/2" in term.getvalue()

@@ -368,7 +368,7 @@ _CHILD = textwrap.dedent(
     import numpy as np
     from twintricks.datasets import ImageDataset
     from twintricks.recipe import TrainConfig, fit
-    backend, out, kill_at, resume, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+    backend, out, kill, resume, data = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
     if backend == "torch":
         import torch; torch.set_num_threads(1)
         from torch_impl.train import Trainer
@@ -376,14 +376,21 @@ _CHILD = textwrap.dedent(
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
                       crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
-                      progress=False, seed=5, resume=resume, out=out)  # = _resume_config
+                      progress=False, seed=5, save_every=3, resume=resume, out=out)  # = _resume_config
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
-    def log(line):
-        print(line, flush=True)
-        if kill_at and line.startswith(f"epoch {kill_at:3d}/"):
-            os.kill(os.getpid(), signal.SIGKILL)  # after epoch kill_at ran, before its checkpoint
-    fit(Trainer(cfg, ds), cfg, out=out, log=log)
+    trainer = Trainer(cfg, ds)
+    if kill:  # SIGKILL after step S of epoch E (1-based), whatever was saved before
+        kill_epoch, kill_step = map(int, kill.split(":"))
+        train_epoch = trainer.train_epoch
+        def killing(epoch, on_step=None):
+            def hook(done):
+                on_step(done)
+                if (epoch + 1, done) == (kill_epoch, kill_step):
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return train_epoch(epoch, on_step=hook)
+        trainer.train_epoch = killing
+    fit(trainer, cfg, out=out, log=lambda line: print(line, flush=True))
     """
 )
 
@@ -391,22 +398,24 @@ _CHILD = textwrap.dedent(
 def _resume_config(backend, out, resume):
     return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
                        crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
-                       progress=False, seed=5,
-                       resume=resume, out=str(out))
+                       progress=False, seed=5, save_every=3, resume=resume, out=str(out))
 
 
-def _child(backend, out, kill_at, resume, data):
+def _child(backend, out, kill, resume, data):
     env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
     return subprocess.run(
-        [sys.executable, "-c", _CHILD, backend, str(out), str(kill_at), "1" if resume else "0", str(data)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [sys.executable, "-c", _CHILD, backend, str(out), kill, "1" if resume else "0", str(data)],
+        capture_output=True, text=True, env=env, timeout=600,
     )
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_resume_after_sigkill_is_bit_identical(backend, tmp_path):
-    """Killed during epoch 2 (checkpoint of epoch 1 on disk), resumed: bit-identical final weights
-    to an uninterrupted run (this process; the killed and the resumed runs are subprocesses)."""
+def test_resume_after_sigkill_mid_epoch_is_bit_identical(backend, tmp_path):
+    """``save_every=3`` with 4 steps per epoch: checkpoints at steps 3 (epoch 1, step 3), 4 (epoch
+    end), 6 (epoch 2, step 2), 8... The run is SIGKILLed after step 7 (epoch 2, step 3), so the
+    last checkpoint is from the middle of epoch 2; resumed, it redoes step 3 of epoch 2 with the
+    same batch and draws and ends with bit-identical weights, optimizer step and metrics to an
+    uninterrupted run (this process; the killed and the resumed runs are subprocesses)."""
     ds = load_digits().subset(train=64, test=16)
     data = tmp_path / "data.npz"
     np.savez(data, xa=ds.train_images, ya=ds.train_labels, xb=ds.test_images, yb=ds.test_labels)
@@ -418,22 +427,27 @@ def test_resume_after_sigkill_is_bit_identical(backend, tmp_path):
         fit(Trainer(cfg, ds), cfg, out=tmp_path / "full", log=lambda s: None)
     finally:
         torch.set_num_threads(threads)
-    killed = _child(backend, tmp_path / "cut", 2, False, data)
+    killed = _child(backend, tmp_path / "cut", "2:3", False, data)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")["epoch"] == 1
-    resumed = _child(backend, tmp_path / "cut", 0, True, data)
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
+    assert (cut["epoch"], cut["step_in_epoch"], cut["step"]) == (1, 2, 6)  # mid-epoch, one step before the kill
+    assert cut["progress"]["correct"] >= 0 and len(cut["history"]) == 1
+    resumed = _child(backend, tmp_path / "cut", "", True, data)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stdout
+    assert "resumed from" in resumed.stdout and "at step 2 of epoch 2" in resumed.stdout
     a = load_checkpoint(tmp_path / "full" / "checkpoint.ckpt")
     b = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
-    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"] == 12 and b["step_in_epoch"] == 0
     fa, fb = _flat(a["model"]), _flat(b["model"])
     assert fa.keys() == fb.keys()
     for k in fa:
         np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
-    # metrics.jsonl is rewritten from the checkpoint's history: one line per epoch, no duplicates
-    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    # metrics.jsonl is rewritten from the checkpoint's history: one line per epoch, no duplicates;
+    # the interrupted epoch's loss and accuracy are those of the uninterrupted run (its sums were saved)
+    lines = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    for x, y in zip(lines, a["history"]):
+        assert (x["train_loss"], x["train_acc"], x["test_loss"]) == (y["train_loss"], y["train_acc"], y["test_loss"])
 
 
 # ----------------------------------------------------------------------------- checkpoint errors

@@ -60,7 +60,7 @@ from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
 from twintricks.distributed import BATCH_STAGES, local_batch_size, take_rows, world_record
-from twintricks.recipe import TrainConfig, fit, lr_at
+from twintricks.recipe import TrainConfig, device_tricks, fit, lr_at, progress_bar
 from twintricks.tricks import STAGES, TrickImpl, collect_impls, stream_seed
 
 __all__ = ["Trainer", "TrickImpl", "TRICK_IMPLS", "build_optimizer", "resolve_device", "train"]
@@ -191,7 +191,7 @@ class Trainer:
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.net = tdist.wrap_model(self.model, self.dist, sync_bn=config.sync_bn)  # the training forward pass
         self.data_generator = torch.Generator(self.device).manual_seed(config.seed)
-        self.tricks = config.enabled_tricks()
+        self.tricks = device_tricks(config)
         self.soft_targets = config.soft_targets()
         self.generators = {
             t.name: torch.Generator(self.device).manual_seed(stream_seed(config.seed, t.stream))
@@ -208,6 +208,12 @@ class Trainer:
             self._float_stage = [(n, tdist.on_global_batch(a, self.dist) if n in self._batch_wide else a)
                                  for n, a in self._float_stage]
         self.step = 0
+        # where the run stands in its epoch (set_state restores it; train_epoch continues from it)
+        self._in_epoch = 0  # steps done in the epoch in progress
+        self._sums = None  # that epoch's (loss sum, correct count) so far, this process's, on the device
+        self._carried = None  # the global sums a mid-epoch checkpoint brought (added by rank 0)
+        self._epoch_data_rng = None  # the data generator's state before the epoch's permutation
+        self._warm = False  # a step has run (compiled) in this process
         self.compiled = config.uses_compile(self.device.type)
         self._loss = torch.compile(self.loss_fn) if self.compiled else self.loss_fn
         self._eval = torch.compile(self._eval_logits) if self.compiled else self._eval_logits
@@ -302,24 +308,30 @@ class Trainer:
         self.step += 1
         return loss.detach(), (logits.detach().argmax(1) == labels).sum()
 
-    def train_epoch(self, epoch: int) -> dict:
-        """One epoch of :meth:`train_step` over a fresh permutation (the last short batch dropped)."""
+    def train_epoch(self, epoch: int, *, on_step=None) -> dict:
+        """One epoch of :meth:`train_step` over a fresh permutation (the last short batch dropped),
+        or the rest of it when :meth:`set_state` restored a mid-epoch checkpoint (the same
+        permutation, from the data generator's state at the epoch's start). ``on_step(done)`` is
+        called after each step (:func:`twintricks.recipe.fit` saves there)."""
         c = self.config
+        start = self._in_epoch
+        self._epoch_data_rng = self.data_generator.get_state()
         perm = tdata.epoch_permutation(self.data.num_train, generator=self.data_generator)
-        steps = range(self.steps_per_epoch)
         rows = self.dist.rows(c.batch_size)
-        bar = None
-        if c.progress and self.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(steps, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False, unit="step", dynamic_ncols=True)
+        bar = progress_bar(c, epoch, self.steps_per_epoch, initial=start, show=self.is_main)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        if self._carried is not None and self.dist.rank == 0:  # the global sums before the checkpoint
+            loss_sum += self._carried["loss_sum"]
+            correct += self._carried["correct"]
+        self._carried = None
+        self._sums = (loss_sum, correct)
         t0 = time.perf_counter()
         compile_s, images_timed, t_timed = 0.0, 0, t0
-        for i in steps:
+        for i in range(start, self.steps_per_epoch):
             idx = tdata.batch_indices(perm, i, c.batch_size)[rows]
-            first = self.compiled and self.step == 0
+            first = self.compiled and not self._warm  # the process's first step compiles
+            self._warm = True
             with tdist.collective_errors(self.dist):
                 loss, corr = self.train_step(self.data.train_images[idx], self.data.train_labels[idx])
             loss_sum += loss
@@ -330,10 +342,14 @@ class Trainer:
                 t_timed = time.perf_counter()
             else:
                 images_timed += c.batch_size
+            self._in_epoch = i + 1
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+            if on_step is not None:
+                on_step(i + 1)
+        self._in_epoch, self._sums = 0, None
         n = self.steps_per_epoch * c.batch_size
         with tdist.collective_errors(self.dist):  # the global batch's mean loss and correct count
             loss_sum = tdist.all_reduce_sum(loss_sum, self.dist) / self.dist.world_size
@@ -378,39 +394,66 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def get_state(self) -> dict:
-        """Weights, optimizer, generators and step as NumPy/plain values (a checkpoint payload);
-        ``rng`` maps ``"data"`` and each random trick's name to its generator's state."""
+        """Weights, optimizer, generators, step and the place in the epoch as NumPy/plain values (a
+        checkpoint payload); ``rng`` maps ``"data"`` and each random trick's name to its
+        generator's state.
+
+        Mid-epoch (after :meth:`train_epoch`'s ``on_step``): ``step_in_epoch`` > 0, ``rng["data"]``
+        is the data generator's state *before* the epoch's permutation (the resumed run draws the
+        same one) and ``progress`` holds the epoch's loss sum and correct count so far, summed over
+        the processes (a collective: every process calls this at the same step)."""
+        rng = {name: g.get_state().numpy().copy() for name, g in self._all_generators().items()}
+        progress = None
+        if self._in_epoch:
+            rng["data"] = self._epoch_data_rng.numpy().copy()
+            with tdist.collective_errors(self.dist):
+                loss_sum, correct = (tdist.all_reduce_sum(t, self.dist) for t in self._sums)
+            progress = {"loss_sum": float(loss_sum), "correct": int(correct)}
         return {
             "model_name": self.config.model,
             "width": self.config.width,
             "num_classes": self.num_classes,
             "model": _to_numpy_tree(self.model.state_dict()),
             "optimizer": _to_numpy_tree(self.optimizer.state_dict()),
-            "rng": {name: g.get_state().numpy().copy() for name, g in self._all_generators().items()},
+            "rng": rng,
             "step": self.step,
+            "step_in_epoch": self._in_epoch,
+            "progress": progress,
+            "data": None,
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state`'s payload (shapes are checked by ``load_state_dict``)."""
+        """Restore :meth:`get_state`'s payload (shapes are checked by ``load_state_dict``; the run
+        state's values by :func:`twintricks.schema.check_run_state` before). The next
+        :meth:`train_epoch` continues a mid-epoch checkpoint's epoch at its next step."""
         try:
             self.model.load_state_dict(_to_torch_tree(state["model"], self.device))
             self.optimizer.load_state_dict(_to_torch_tree(state["optimizer"], "cpu"))
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint does not fit this model/optimizer: {exc}") from None
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"checkpoint does not fit this model/optimizer: {_first_line(exc)}") from None
         rng = state.get("rng")
         gens = self._all_generators()
         if not isinstance(rng, dict) or set(rng) != set(gens):
-            have = sorted(rng) if isinstance(rng, dict) else type(rng).__name__
+            have = sorted(map(str, rng)) if isinstance(rng, dict) else type(rng).__name__
             raise CheckpointError(f"checkpoint has random streams {have}, this run needs {sorted(gens)}")
         try:
             for name, g in gens.items():
+                if not isinstance(rng[name], np.ndarray):
+                    raise TypeError(f"the state of {name!r} is a {type(rng[name]).__name__}, not an array")
                 g.set_state(torch.from_numpy(np.asarray(rng[name], dtype=np.uint8).copy()))
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint has an unusable generator state: {exc}") from None
+            raise CheckpointError(f"checkpoint has an unusable generator state: {_first_line(exc)}") from None
         self.step = int(state["step"])
+        self._in_epoch = int(state.get("step_in_epoch", 0))
+        self._carried = state.get("progress") if self._in_epoch else None
 
     def _all_generators(self) -> dict:
         return {"data": self.data_generator, **self.generators}
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, log=print) -> dict:

@@ -25,6 +25,15 @@ tensor), ``{"tuple": [...]}``, ``{"dict": {...}}`` (string keys), ``{"items": [[
 as dicts. Array dtypes: bool, (u)int8–64, float16/32/64, complex64 and, through ``ml_dtypes``
 (installed with jax), bfloat16 and float8.
 
+**Caps.** Before anything is parsed, the header and the payload are measured
+(:func:`twintricks.files.load_json`): a header over 64 MiB, nested deeper than 8 levels or of more
+than 1,000,000 values (:data:`HEADER_CAPS`), or a payload over 16 MiB, nested deeper than 64
+levels or of more than 1,000,000 values (:data:`PAYLOAD_CAPS`) is refused with a one-line
+:class:`CheckpointError`, so a small crafted file cannot take the reader's memory (4 million empty
+lists are a 12 MB payload and 650 MB of Python lists) or its stack. The tensors themselves are
+views of the file's bytes (no copy). What the payload's values mean is checked when a run resumes
+(:mod:`twintricks.schema`).
+
 .. warning:: The SHA-256 detects corruption — a truncated copy, a flipped bit — not an attacker:
    anyone can recompute it. Safety does not rest on it but on the format carrying no code.
 
@@ -50,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from twintricks.files import atomic_write_bytes
+from twintricks.files import JSON_CAPS, JsonCaps, atomic_write_bytes, load_json
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -61,6 +70,8 @@ __all__ = [
     "is_safetensors",
     "convert_legacy",
     "check_resume_compatible",
+    "HEADER_CAPS",
+    "PAYLOAD_CAPS",
 ]
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
@@ -78,6 +89,14 @@ _NUMPY_DTYPES = {
 }
 _ML_DTYPES = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _SAVABLE = {np.dtype(t).name for t in _NUMPY_DTYPES.values()} | set(_ML_DTYPES.values())
+
+
+#: Caps on a safetensors header read here (checked before it is parsed): the header holds one
+#: small entry per tensor and the metadata strings, the payload among them (:data:`PAYLOAD_CAPS`).
+HEADER_CAPS = JsonCaps(max_bytes=64 << 20, max_depth=8, max_values=1_000_000)
+#: Caps on a checkpoint's ``payload`` JSON (:func:`twintricks.files.load_json`'s defaults: 16 MiB,
+#: depth 64, 1,000,000 values). A long run's payload is tens of kB, nested < 12 levels.
+PAYLOAD_CAPS = JSON_CAPS
 
 
 class CheckpointError(ValueError):
@@ -195,9 +214,9 @@ def _split(data: bytes) -> tuple[dict, memoryview] | None:
     if n > len(data) - 8:
         raise ValueError(f"truncated: its header says {n} bytes, the file has {len(data) - 8} after the length")
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ValueError("its safetensors header is not valid JSON") from None
+        header = load_json(memoryview(data)[8 : 8 + n], what="its safetensors header", caps=HEADER_CAPS)
+    except ValueError as exc:
+        raise ValueError(str(exc) if "this reads" in str(exc) else "its safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise ValueError("its safetensors header is not a JSON object")
     return header, memoryview(data)[8 + n :]
@@ -337,8 +356,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if version != str(_FORMAT):
         raise CheckpointError(f"checkpoint {name} has format version {version!r}; this twintricks reads version {_FORMAT}")
     try:
+        tree = load_json(meta["payload"], what="its payload", caps=PAYLOAD_CAPS) if isinstance(meta.get("payload"), str) else None
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {name}: {exc}") from None
+    try:
         tensors = _tensors(data)
-        tree = json.loads(meta["payload"]) if isinstance(meta.get("payload"), str) else None
         payload = _decode(tree, tensors, "payload")
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {name} {exc}") from None

@@ -8,8 +8,11 @@ and the ``twintricks train`` options are generated from it.
 
 A backend provides a *trainer* (``framework``, ``steps_per_epoch``, ``train_epoch``,
 ``evaluate``, ``get_state``, ``set_state``); :func:`fit` runs the epochs, prints one line per
-epoch, appends ``metrics.jsonl``, writes a checkpoint after every epoch (atomically) and
-``summary.json`` and ``curves.png`` at the end, and resumes from the last checkpoint.
+epoch, appends ``metrics.jsonl``, writes a checkpoint after every epoch and every
+``save_every`` steps (atomically) and ``summary.json`` and ``curves.png`` at the end, and resumes
+from the last checkpoint — in the middle of an epoch too: the trainer's state then holds the
+step within the epoch, the epoch's sums so far and where its data stream stands, so the resumed
+run continues with the next batch and ends bit-identical to an uninterrupted one.
 
 Checkpoint files are :mod:`twintricks.checkpoint`; every file is written atomically by
 :mod:`twintricks.files`.
@@ -18,6 +21,7 @@ Checkpoint files are :mod:`twintricks.checkpoint`; every file is written atomica
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -25,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twintricks.checkpoint import CHECKPOINT_NAME, check_resume_compatible, load_checkpoint, save_checkpoint
+from twintricks.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from twintricks.checks import check_int
-from twintricks.datasets import DATASETS
 from twintricks.files import atomic_write_bytes, write_json, write_jsonl
 from twintricks.models import DEFAULT_MODEL, DEFAULT_WIDTHS, MODELS
+from twintricks.schema import check_run_state
 from twintricks.tricks import (
     POLICIES,
     TRICKS,
@@ -46,6 +50,10 @@ from twintricks.tricks import (
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "DATASETS",
+    "IN_MEMORY_DATASETS",
+    "STREAMING_DATASETS",
+    "BAD_IMAGE_POLICIES",
     "POLICIES",
     "PRECISIONS",
     "OPTIONS",
@@ -58,12 +66,20 @@ __all__ = [
     "lr_table",
     "steps_per_epoch",
     "fit",
+    "progress_bar",
+    "device_tricks",
     "TrainingDiverged",
 ]
 
 OPTIMIZERS = ("sgd", "adamw", "adabound", "amsbound", "adaboundw")
 SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("float32", "bfloat16")
+#: Data sets held in device memory whole (small, fixed 32×32): the trainers cut batches on the device.
+IN_MEMORY_DATASETS = ("digits", "cifar10")
+#: Data sets read image by image while training (:mod:`twintricks.data`): any size, any image size.
+STREAMING_DATASETS = ("folder", "shards", "packed")
+DATASETS = IN_MEMORY_DATASETS + STREAMING_DATASETS
+BAD_IMAGE_POLICIES = ("error", "skip")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adabound": 1e-3, "amsbound": 1e-3, "adaboundw": 1e-3}
 
 
@@ -94,7 +110,11 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                type=str, check=choice(("auto", "on", "off")), choices=("auto", "on", "off")),
         Option("device", None, "torch: cpu, cuda, cuda:N...; jax: cpu, gpu (or cuda), tpu, optionally :N "
                "(default: torch cuda if available, else cpu; jax its first device)", type=str),
-        Option("progress", True, "no per-step progress bar", type=bool, flag="--no-progress"),
+        Option("progress", True, "no per-step progress bar (a bar is only drawn on a terminal)", type=bool,
+               flag="--no-progress"),
+        Option("save_every", None, "also write the checkpoint every STEPS optimizer steps (mid-epoch; --resume "
+               "continues after the last one, bit-identical)", type=int, check=optional(integer(low=1)),
+               metavar="STEPS"),
     ),
     "scale-out": (
         Option("devices", None, "jax: devices to split each batch over (default: every device of the platform; "
@@ -105,10 +125,19 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                type=bool, flag="--no-sync-bn"),
     ),
     "data and model": (
-        Option("dataset", "digits", "data set", type=str, check=choice(DATASETS), choices=DATASETS),
+        Option("dataset", "digits", "data set: digits, cifar10 (held on the device), or your images streamed from "
+               "an image folder (train/<class>/*, test/ or val/), webdataset tar shards, or ArrayRecord files "
+               "written by `twintricks data pack`", type=str, check=choice(DATASETS), choices=DATASETS),
         Option("data_dir", None, "cifar10: a cifar-10-batches-py dir, an image-folder dir or a .tar.gz of one; "
-               "folder: your data", type=str, metavar="DIR"),
+               "folder/shards/packed: your data", type=str, metavar="DIR"),
         Option("download", False, "cifar10: let torchvision download it into --data-dir", type=bool),
+        Option("image_size", None, "folder/shards/packed: side of the square images the model sees (default 224)",
+               type=int, check=optional(integer(low=8)), metavar="PX"),
+        Option("workers", None, "folder/shards/packed: loader worker processes decoding images (default: the "
+               "CPU cores; 0: in the training process)", type=int, check=optional(integer(low=0)), metavar="N"),
+        Option("on_bad_image", "error", "folder/shards/packed: an unreadable image stops the run (error) or is "
+               "left out, counted and listed in summary.json (skip)", type=str, check=choice(BAD_IMAGE_POLICIES),
+               choices=BAD_IMAGE_POLICIES),
         Option("model", DEFAULT_MODEL, "model", type=str, check=choice(MODELS), choices=MODELS),
         Option("width", None, _width_help, type=int, check=optional(integer(low=1))),
     ),
@@ -144,6 +173,13 @@ def _post_init(self) -> None:
             setattr(self, o.name, o.check(o.name, getattr(self, o.name)))
     if self.lr is None:
         self.lr = default_lr(self.optimizer)
+    if self.dataset in IN_MEMORY_DATASETS:
+        for name, default in (("image_size", None), ("workers", None), ("on_bad_image", "error")):
+            if getattr(self, name) != default:
+                raise ValueError(
+                    f"`{name}` is a setting of the streamed data sets ({', '.join(STREAMING_DATASETS)}): "
+                    f"{self.dataset} is held in memory at 32x32, it would do nothing"
+                )
     on = {t.name for t in TRICKS if t.enabled(self)}
     for t in TRICKS:
         if t.options_need_switch and t.name not in on:
@@ -182,6 +218,11 @@ def _enabled_tricks(self) -> tuple[Trick, ...]:
     return tuple(t for t in on if t.name not in taken)
 
 
+def _streams(self) -> bool:
+    """Whether the data set is streamed (:data:`STREAMING_DATASETS`) rather than held in memory."""
+    return self.dataset in STREAMING_DATASETS
+
+
 def _soft_targets(self) -> bool:
     """Whether an enabled trick turns the targets into ``[N, K]`` soft targets."""
     return any(t.soft_targets for t in self.enabled_tricks())
@@ -202,6 +243,7 @@ TrainConfig = dataclasses.make_dataclass(
         "uses_compile": _uses_compile,
         "enabled_tricks": _enabled_tricks,
         "soft_targets": _soft_targets,
+        "streams": _streams,
     },
 )
 TrainConfig.__module__ = __name__
@@ -216,6 +258,26 @@ are refused, and which tricks' other settings are refused while the trick is off
 
 Fields:
 """ + "\n".join(f"    ``{o.name}`` = ``{o.default!r}``: {o.help}" for o in OPTIONS)
+
+
+def device_tricks(config: TrainConfig) -> tuple[Trick, ...]:
+    """The enabled tricks a trainer runs on the device: :meth:`TrainConfig.enabled_tricks`, less
+    ``crop_flip`` for a streamed data set, whose loader crops and flips each image from the original
+    (:mod:`twintricks.data`) before the batch reaches the device."""
+    return tuple(t for t in config.enabled_tricks() if not (config.streams() and t.name == "crop_flip"))
+
+
+def progress_bar(config: TrainConfig, epoch: int, total: int, *, initial: int = 0, show: bool = True):
+    """The per-step progress bar of epoch ``epoch`` (a ``tqdm``), or ``None`` when
+    ``config.progress`` is off or ``show`` is false (a worker other than the first). The bar turns
+    itself off when its stream (stderr) is not a terminal (tqdm's ``disable=None``), so a run whose
+    output goes to a log writes no bar lines into it."""
+    if not (config.progress and show):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, unit="step",
+                dynamic_ncols=True, disable=None)
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
@@ -281,6 +343,25 @@ def write_curves(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _check_same_data(saved, now) -> None:
+    """A checkpoint resumes only on the data it was trained on: the same images and classes (the
+    index fingerprint of a streamed source; its path may differ — a moved folder)."""
+    if saved is None and now is None:
+        return
+    keep = ("kind", "split", "images", "classes", "fingerprint")
+
+    def key(record):
+        if not isinstance(record, dict):
+            return record
+        return {k: {f: v.get(f) for f in keep} if isinstance(v, dict) else v for k, v in record.items()}
+
+    if key(saved) != key(now):
+        raise CheckpointError(
+            "checkpoint was trained on other data: its source is "
+            f"{json.dumps(key(saved), sort_keys=True)[:300]}, this run's is {json.dumps(key(now), sort_keys=True)[:300]}"
+        )
+
+
 class TrainingDiverged(RuntimeError):
     """The training (or test) loss of an epoch became NaN or infinite."""
 
@@ -289,12 +370,22 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
     """Run the epochs of ``trainer`` and return the summary dict (see the module docstring).
 
     With ``out``: writes ``config.json`` (the config, plus ``threads``: the CPU thread count the
-    backend computes with, ``trainer.threads``, on which torch's CPU results depend),
-    ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every epoch,
+    backend computes with, ``trainer.threads``, on which torch's CPU results depend, and ``data``:
+    the data set's record, ``trainer.data_record``, e.g. a streamed source's kind, path, size and
+    fingerprint), ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every
+    epoch and, with ``config.save_every``, after every ``save_every``-th optimizer step,
     ``summary.json`` and ``curves.png``. With ``config.resume``, continues from
-    ``out/checkpoint.ckpt`` (a :class:`CheckpointError` if it is corrupt or from another
-    configuration; starting from scratch if there is none), warning through ``log`` when the
-    thread count differs from the recorded one.
+    ``out/checkpoint.ckpt`` — at an epoch's end or in the middle of one — (a
+    :class:`CheckpointError` if it is corrupt, from another configuration or data set, or holds a
+    value out of its schema, :func:`twintricks.schema.check_run_state`; starting from scratch if
+    there is none), warning through ``log`` when the thread count differs from the recorded one.
+
+    The trainer's ``train_epoch(epoch, on_step=f)`` calls ``f(done)`` after each of its steps
+    (``done`` counted from the epoch's start); its ``get_state()`` holds, besides the weights, the
+    optimizer and the random streams, ``step_in_epoch``, ``progress`` (the epoch's sums so far)
+    and ``data`` (where the data stream stands), and ``set_state`` restores them, so that the next
+    ``train_epoch`` continues the epoch where the checkpoint left it. Every process calls
+    ``get_state`` at a save (it may hold a collective); only the first writes.
 
     Raises :class:`TrainingDiverged` when an epoch's mean training loss or its test loss is NaN
     or infinite; that epoch's checkpoint and metrics are not written, the previous ones are kept.
@@ -308,20 +399,23 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
     threads = getattr(trainer, "threads", None)
     world = getattr(trainer, "world", {"world_size": 1})
     writes = getattr(trainer, "is_main", True)
+    data_record = getattr(trainer, "data_record", None)
+    spe = trainer.steps_per_epoch
     out_dir = Path(out) if out is not None else None
     history: list[dict] = []
-    start_epoch = 0
+    start_epoch = in_epoch = 0
     if out_dir is not None:
         if writes:
             out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = out_dir / CHECKPOINT_NAME
         if config.resume and ckpt.exists():
-            saved = load_checkpoint(ckpt)
-            check_resume_compatible(saved, config, trainer.framework)
+            saved = check_run_state(load_checkpoint(ckpt), config, framework=trainer.framework, steps_per_epoch=spe)
+            _check_same_data(saved.get("source"), data_record)
             trainer.set_state(saved)
-            history = list(saved.get("history", []))
-            start_epoch = int(saved["epoch"])
-            log(f"resumed from {ckpt} after epoch {start_epoch}")
+            history = list(saved["history"])
+            start_epoch, in_epoch = saved["epoch"], saved["step_in_epoch"]
+            where = f", at step {in_epoch} of epoch {start_epoch + 1}" if in_epoch else ""
+            log(f"resumed from {ckpt} after epoch {start_epoch}{where}")
             if saved.get("world_size", 1) != world["world_size"]:
                 log(
                     f"note: the checkpoint was written at world size {saved.get('world_size', 1)}, the run resumes at "
@@ -336,15 +430,33 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         elif ckpt.exists() and not config.resume:
             log(f"note: {ckpt} exists and is overwritten (pass --resume to continue it)")
         if writes:
-            write_json(out_dir / "config.json", {**config.to_dict(), "threads": threads, **world})
+            record = {**config.to_dict(), "threads": threads, **world}
+            if data_record is not None:
+                record["data"] = data_record
+            write_json(out_dir / "config.json", record)
             write_jsonl(out_dir / "metrics.jsonl", history)
     agree = getattr(trainer, "check_same", None)
-    if agree is not None:  # every worker must start from the same epoch (a shared --out folder)
-        agree("the epoch to start from (is --out a folder every machine shares?)", start_epoch)
+    if agree is not None:  # every worker must start from the same place (a shared --out folder)
+        agree("the epoch and step to start from (is --out a folder every machine shares?)", (start_epoch, in_epoch))
+
+    def save(epoch_done: int) -> None:
+        state = trainer.get_state()  # on every process: it may gather the epoch's sums
+        if out_dir is not None and writes:
+            payload = {**state, "framework": trainer.framework, "config": config.to_dict(), "threads": threads,
+                       "epoch": epoch_done, "history": history, **world}
+            if data_record is not None:
+                payload["source"] = data_record
+            save_checkpoint(out_dir / CHECKPOINT_NAME, payload)
+
     t_run = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
+
+        def on_step(done: int, epoch: int = epoch) -> None:
+            if config.save_every and done < spe and (epoch * spe + done) % config.save_every == 0:
+                save(epoch)
+
         t0 = time.perf_counter()
-        tr = trainer.train_epoch(epoch)
+        tr = trainer.train_epoch(epoch, on_step=on_step if out_dir is not None else None)
         t1 = time.perf_counter()
         te = trainer.evaluate()
         for what, value in (("mean training loss", tr["loss"]), ("test loss", te["loss"])):
@@ -373,14 +485,10 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             f"{rec['train_acc']:.4f}  test acc {rec['test_acc']:.4f}  {rec['images_per_s']:7.0f} img/s"
             f"  lr {rec['lr']:.2e}  ({rec['epoch_s']:.1f}s)"
         )
-        if out_dir is not None and writes:
-            state = trainer.get_state()
-            save_checkpoint(
-                out_dir / CHECKPOINT_NAME,
-                {**state, "framework": trainer.framework, "config": config.to_dict(), "threads": threads,
-                 "epoch": epoch + 1, "history": history, **world},
-            )
-            write_jsonl(out_dir / "metrics.jsonl", history)
+        if out_dir is not None:
+            save(epoch + 1)
+            if writes:
+                write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
     train_s = sum(h["train_s"] for h in history)
     images = sum(h["images"] for h in history)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -113,12 +112,21 @@ def _check_out(out: str) -> None:
 
 
 def _recorded_threads(config) -> int | None:
-    """The thread count a run being resumed was started with (``config.json``), if any."""
+    """The thread count a run being resumed was started with (``config.json``), if any; a
+    ``config.json`` that is not what twintricks writes (too large or deep, not JSON, a bad
+    ``threads``) is a one-line error naming it (:func:`twintricks.schema.check_config_json`)."""
+    from twintricks.files import load_json
+    from twintricks.schema import check_config_json
+
+    path = Path(config.out) / "config.json"
     try:
-        recorded = json.loads((Path(config.out) / "config.json").read_text()).get("threads")
-    except (OSError, ValueError, AttributeError):
+        text = path.read_bytes()
+    except OSError:
         return None
-    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1 else None
+    try:
+        return check_config_json(load_json(text, what=str(path)), where=str(path)).get("threads")
+    except ValueError as exc:
+        raise SystemExit(f"twintricks train: --resume: {exc}") from None
 
 
 def _set_threads(threads: int | None, config) -> None:
