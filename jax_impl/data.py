@@ -1,8 +1,16 @@
-"""A data set held on the device as uint8 ``[N, H, W, C]``, with batches cut on the device.
+"""The training data on the device: held whole (:class:`DeviceData`) or streamed (:class:`StreamData`).
 
-The whole training and test sets are put on the device once; an epoch is a
-``jax.random.permutation`` and a batch a ``dynamic_slice`` of it followed by a gather — inside
-the jitted training step, so no CPU data loader is involved and nothing leaves the device.
+In memory (``--dataset digits|cifar10``): the whole training and test sets are put on the device
+once as uint8 ``[N, H, W, C]``; an epoch is a ``jax.random.permutation`` and a batch a
+``dynamic_slice`` of it followed by a gather — inside the jitted training step, so no CPU data
+loader is involved and nothing leaves the device.
+
+Streamed (``--dataset folder|shards|packed``): :mod:`twintricks.streaming`'s loaders (grain,
+:mod:`twintricks.data`) decode and crop this process's rows of each global batch in their worker
+processes into uint8 NHWC batches; a thread one batch ahead (:class:`twintricks.streaming.Prefetch`)
+places each on the device — on a mesh of several devices as one global array split along its
+``"data"`` axis (``jax.make_array_from_process_local_data``: each process gives its rows, each
+device gets its share) — while the device runs the previous step.
 
 Batch shapes are static, so the step compiles once:
 
@@ -19,8 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from twintricks.recipe import steps_per_epoch
+from twintricks.streaming import StreamedDataset, StreamLoaders
 
-__all__ = ["DeviceData", "epoch_permutation", "batch_indices", "eval_batches"]
+__all__ = ["DeviceData", "StreamData", "gather_json", "epoch_permutation", "batch_indices", "eval_batches"]
 
 
 class DeviceData:
@@ -45,6 +54,43 @@ class DeviceData:
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches per epoch (the last short batch is dropped); at least one is required."""
         return steps_per_epoch(self.num_train, batch_size)
+
+
+class StreamData(StreamLoaders):
+    """A streamed data set (:class:`twintricks.streaming.StreamedDataset`) feeding this process's
+    devices (:class:`twintricks.streaming.StreamLoaders`): each of the ``jax.process_count()``
+    processes reads its rows of each global batch, placed as one global array by ``sharding`` —
+    a ``jax.Device``, or a ``NamedSharding`` splitting the batch axis over a mesh
+    (:func:`jax_impl.distributed.batch_sharding`). ``eval_batch_size`` is the global evaluation
+    batch (a multiple of the mesh's devices)."""
+
+    def __init__(self, data: StreamedDataset, config, sharding, *, eval_batch_size: int):
+        self.sharding = sharding
+        super().__init__(data, config, eval_batch_size=eval_batch_size, process_index=jax.process_index(),
+                         process_count=jax.process_count())
+
+    def put(self, batch):
+        arrays = (batch.images, batch.labels, batch.valid)
+        if isinstance(self.sharding, jax.Device):
+            return tuple(jax.device_put(a, self.sharding) for a in arrays)
+        return tuple(jax.make_array_from_process_local_data(self.sharding, a) for a in arrays)
+
+
+def gather_json(obj) -> list:
+    """``obj`` (JSON-able) of every process of a ``jax.distributed`` job, in process order (a
+    collective: every process calls it); ``[obj]`` for one process."""
+    if jax.process_count() == 1:
+        return [obj]
+    import json
+
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int64))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: data.size] = data
+    every = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
+    return [json.loads(bytes(every[p, : sizes[p]])) for p in range(len(sizes))]
 
 
 def epoch_permutation(key, n: int) -> jax.Array:

@@ -53,6 +53,7 @@ from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, so
 from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
+from twintricks.streaming import IMAGENET_MEAN, IMAGENET_STD, StreamedDataset, describe, resume_state
 from twintricks.recipe import TrainConfig, device_tricks, fit, lr_table, progress_bar
 from twintricks.tricks import STAGES, TrickImpl, collect_impls
 
@@ -151,13 +152,23 @@ class Trainer:
         self._place = self.device if self.mesh.size == 1 else jd.replicated(self.mesh)
         self.threads = _xla_threads()
         self.device_name = f"{self.device.platform}:{getattr(self.device, 'device_kind', '')}"
-        self.data = jdata.DeviceData(dataset, self._place)
+        w = self.mesh.size  # evaluation batches split evenly too (the padding is masked out)
+        self.streams = isinstance(dataset, StreamedDataset)
+        if self.streams:  # read image by image, this process's rows of each global batch
+            self.eval_batch_size = -(-min(config.eval_batch_size, len(dataset.test)) // w) * w
+            where = self.device if self.mesh.size == 1 else jd.batch_sharding(self.mesh)
+            self.data = jdata.StreamData(dataset, config, where, eval_batch_size=self.eval_batch_size)
+            self.data_record = describe(dataset)
+        else:
+            self.data = jdata.DeviceData(dataset, self._place)
+            self.eval_batch_size = -(-min(config.eval_batch_size, self.data.test_images.shape[0]) // w) * w
+            self.data_record = None
         self.num_classes = dataset.num_classes
         self.image_size = tuple(dataset.image_shape[:2])
         self.channels = dataset.image_shape[2]
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         if mean is None or std is None:
-            mean, std = channel_stats(dataset.train_images)
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.streams else channel_stats(dataset.train_images)
         self.mean = jnp.asarray(mean, jnp.float32)
         self.std = jnp.asarray(std, jnp.float32)
         dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
@@ -190,10 +201,10 @@ class Trainer:
             "step": jnp.zeros((), jnp.int32),
         }
         self.state = self._put(self.state)
-        w = self.mesh.size  # evaluation batches split evenly too (the padding is masked out)
-        self.eval_batch_size = -(-min(config.eval_batch_size, self.data.test_images.shape[0]) // w) * w
         out = {} if self.mesh.size == 1 else {"out_shardings": jd.replicated(self.mesh)}
         self._epoch_step = jax.jit(self._epoch_step_impl, donate_argnums=0, **out)
+        self._stream_step = jax.jit(self._step_impl, donate_argnums=0, **out)
+        self._eval_stream = jax.jit(self._eval_sums, **out)
         self._apply = jax.jit(self.apply_step, donate_argnums=0, **out)
         self._sample = jax.jit(self.sample_aug, static_argnums=1)
         self._eval = jax.jit(self._eval_batch, **out)
@@ -203,6 +214,9 @@ class Trainer:
         self._perm_key = None  # that epoch's permutation key
         self._sums = None  # that epoch's (loss sum, correct count) so far, on the device
         self._carried = None  # the sums a mid-epoch checkpoint brought
+        self._epoch = 0  # the epoch in progress
+        self._data_state = None  # streamed: the loader's state after the last batch trained on
+        self._resume_data = None  # streamed: the loader state a mid-epoch checkpoint brought
 
     # ------------------------------------------------------------------ tricks
 
@@ -280,11 +294,16 @@ class Trainer:
         correct = jnp.sum(jnp.argmax(logits, axis=1) == labels)
         return new_state, (loss, correct)
 
-    def _epoch_step_impl(self, state, teacher_vars, images_all, labels_all, perm, i):
-        idx = jdata.batch_indices(perm, i, self.config.batch_size)
+    def _step_impl(self, state, teacher_vars, images, labels):
+        """A step on a global batch: the step's key split from the state's, the tricks drawn from
+        it, then :meth:`apply_step`."""
         key, sub = jax.random.split(state["key"])
         aug = self.sample_aug(sub, self.config.batch_size)
-        return self.apply_step({**state, "key": key}, teacher_vars, images_all[idx], labels_all[idx], aug)
+        return self.apply_step({**state, "key": key}, teacher_vars, images, labels, aug)
+
+    def _epoch_step_impl(self, state, teacher_vars, images_all, labels_all, perm, i):
+        idx = jdata.batch_indices(perm, i, self.config.batch_size)
+        return self._step_impl(state, teacher_vars, images_all[idx], labels_all[idx])
 
     def train_step(self, images, labels, aug: dict | None = None):
         """One step on a given uint8 batch (``aug`` defaults to a fresh draw from the state's key);
@@ -306,11 +325,7 @@ class Trainer:
         from its saved key). ``on_step(done)`` is called after each step (:func:`twintricks.recipe.fit`
         saves there)."""
         c = self.config
-        start = self._in_epoch
-        if start == 0:
-            key, self._perm_key = jax.random.split(self.state["key"])
-            self.state = {**self.state, "key": key}
-        perm = self._perm(self._perm_key, self.data.num_train)
+        start, self._epoch = self._in_epoch, epoch
         bar = progress_bar(c, epoch, self.steps_per_epoch, initial=start, show=self.is_main)
         loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
         if self._carried is not None:  # the sums before the checkpoint
@@ -318,11 +333,10 @@ class Trainer:
         self._carried = None
         t0 = time.perf_counter()
         compile_s, images_timed, t_timed = 0.0, 0, t0
-        for i in range(start, self.steps_per_epoch):
-            first = i == start and self._epoch_step._cache_size() == 0  # this call compiles the step
-            self.state, (loss, corr) = self._epoch_step(
-                self.state, self.teacher_vars, self.data.train_images, self.data.train_labels, perm, jnp.int32(i)
-            )
+        step = self._stream_step if self.streams else self._epoch_step
+        for i, args in enumerate(self._epoch_batches(start), start=start):
+            first = i == start and step._cache_size() == 0  # this call compiles the step
+            self.state, (loss, corr) = step(self.state, self.teacher_vars, *args)
             loss_sum, correct = loss_sum + loss, correct + corr
             if first:
                 loss.block_until_ready()
@@ -337,7 +351,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{float(loss):.3f}")
             if on_step is not None:
                 on_step(i + 1)
-        self._in_epoch, self._sums = 0, None
+        if self._in_epoch != self.steps_per_epoch:
+            raise RuntimeError(f"the data of epoch {epoch + 1} ended after {self._in_epoch} of {self.steps_per_epoch} steps")
+        self._in_epoch, self._sums, self._data_state = 0, None, None
         loss_v = float(loss_sum) / self.steps_per_epoch
         acc = int(correct) / (self.steps_per_epoch * c.batch_size)
         seconds = time.perf_counter() - t_timed
@@ -348,26 +364,61 @@ class Trainer:
             "images": images_timed, "seconds": seconds, "compile_s": compile_s,
         }
 
+    def _epoch_batches(self, start: int):
+        """The step function's batch arguments for steps ``start, start + 1, ...`` of the epoch in
+        progress: the data set, the epoch's permutation and the step (in memory: the gather runs
+        inside the step), or a streamed global batch (from the loader state a mid-epoch checkpoint
+        brought, when resuming); records where the data stands."""
+        if not self.streams:
+            if start == 0:
+                key, self._perm_key = jax.random.split(self.state["key"])
+                self.state = {**self.state, "key": key}
+            perm = self._perm(self._perm_key, self.data.num_train)
+            for i in range(start, self.steps_per_epoch):
+                yield self.data.train_images, self.data.train_labels, perm, jnp.int32(i)
+            return
+        state, self._resume_data = self._resume_data, None
+        for (images, labels, _), self._data_state in self.data.train_batches(self._epoch, state):
+            yield images, labels
+
+    def _eval_sums(self, variables, images, labels, valid):
+        images, labels, valid = self._split((images, labels, valid))
+        x = (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
+        logits = self.model.apply(variables, x, train=False).astype(jnp.float32)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return jnp.sum(loss * valid), jnp.sum((jnp.argmax(logits, 1) == labels) & valid), jnp.sum(valid)
+
     def _eval_batch(self, variables, images_all, labels_all, start):
         # the batch of eval_batch_size images from start, the last one padded with image 0 (masked)
         idx = start + jnp.arange(self.eval_batch_size, dtype=jnp.int32)
         valid = idx < images_all.shape[0]
         idx = jnp.where(valid, idx, 0)
-        images, labels, valid = self._split((images_all[idx], labels_all[idx], valid))
-        x = (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
-        logits = self.model.apply(variables, x, train=False).astype(jnp.float32)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        return jnp.sum(loss * valid), jnp.sum((jnp.argmax(logits, 1) == labels) & valid)
+        return self._eval_sums(variables, images_all[idx], labels_all[idx], valid)
 
     def evaluate(self) -> dict:
-        """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once."""
+        """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once (a
+        streamed image skipped as bad, ``on_bad_image="skip"``, is left out of both)."""
         variables = {"params": self.state["params"], "batch_stats": self.state["batch_stats"]}
-        loss_sum, correct = 0.0, 0
-        n = self.data.test_images.shape[0]
-        for start in range(0, n, self.eval_batch_size):
-            ls, cs = self._eval(variables, self.data.test_images, self.data.test_labels, np.int32(start))
-            loss_sum, correct = loss_sum + float(ls), correct + int(cs)
-        return {"loss": loss_sum / n, "acc": correct / n}
+        loss_sum, correct, count = 0.0, 0, 0
+        if self.streams:
+            for images, labels, valid in self.data.eval_batches():
+                ls, cs, n = self._eval_stream(variables, images, labels, valid)
+                loss_sum, correct, count = loss_sum + float(ls), correct + int(cs), count + int(n)
+        else:
+            for start in range(0, self.data.test_images.shape[0], self.eval_batch_size):
+                ls, cs, n = self._eval(variables, self.data.test_images, self.data.test_labels, np.int32(start))
+                loss_sum, correct, count = loss_sum + float(ls), correct + int(cs), count + int(n)
+        count = max(count, 1)
+        return {"loss": loss_sum / count, "acc": correct / count}
+
+    def skipped_files(self) -> list:
+        """The bad files left out (``on_bad_image="skip"``) by every process so far, at index time
+        and while reading: ``[[file, reason], ...]``, sorted."""
+        if not self.streams:
+            return []
+        found = {tuple(x) for part in jdata.gather_json([list(k) for k in self.data.skipped]) for x in part}
+        found |= {tuple(x) for split in ("train", "test") for x in self.data_record[split]["skipped"]}
+        return sorted(map(list, found))
 
     @property
     def variables(self) -> dict:
@@ -386,7 +437,8 @@ class Trainer:
         if self._in_epoch:
             loss_sum, correct = host(self._sums)
             progress = {"loss_sum": float(loss_sum), "correct": int(correct)}
-            data = {"perm_key": np.asarray(jax.random.key_data(self._perm_key))}
+            data = ({"iterator": self._data_state} if self.streams
+                    else {"perm_key": np.asarray(jax.random.key_data(self._perm_key))})
         return {
             "model_name": self.config.model,
             "width": self.config.width,
@@ -437,7 +489,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint optimizer state must be a list of arrays, got {type(state.get('optimizer')).__name__}")
         opt_state = restore(self.state["opt_state"], list(state["optimizer"]), "optimizer state")
         in_epoch = int(state.get("step_in_epoch", 0))
-        if in_epoch:
+        self._resume_data = resume_state(state, in_epoch) if self.streams else None
+        if in_epoch and not self.streams:
             data = state.get("data")
             if not isinstance(data, dict) or set(data) != {"perm_key"}:
                 raise CheckpointError("checkpoint field `data` must hold the epoch's `perm_key` in the middle of an epoch")

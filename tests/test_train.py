@@ -362,6 +362,23 @@ def test_weight_conversion_round_trip_of_trained_model(tiny):
 
 # ----------------------------------------------------------------------------- resume after SIGKILL
 
+# the children's end: SIGKILL after step S of epoch E (1-based, argument "E:S"), whatever was saved before
+_KILL_AND_FIT = textwrap.dedent(
+    """
+    if kill:
+        kill_epoch, kill_step = map(int, kill.split(":"))
+        train_epoch = trainer.train_epoch
+        def killing(epoch, on_step=None):
+            def hook(done):
+                on_step(done)
+                if (epoch + 1, done) == (kill_epoch, kill_step):
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return train_epoch(epoch, on_step=hook)
+        trainer.train_epoch = killing
+    fit(trainer, cfg, out=out, log=lambda line: print(line, flush=True))
+    """
+)
+
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys
@@ -380,19 +397,8 @@ _CHILD = textwrap.dedent(
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     trainer = Trainer(cfg, ds)
-    if kill:  # SIGKILL after step S of epoch E (1-based), whatever was saved before
-        kill_epoch, kill_step = map(int, kill.split(":"))
-        train_epoch = trainer.train_epoch
-        def killing(epoch, on_step=None):
-            def hook(done):
-                on_step(done)
-                if (epoch + 1, done) == (kill_epoch, kill_step):
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return train_epoch(epoch, on_step=hook)
-        trainer.train_epoch = killing
-    fit(trainer, cfg, out=out, log=lambda line: print(line, flush=True))
     """
-)
+) + _KILL_AND_FIT
 
 
 def _resume_config(backend, out, resume):
@@ -678,3 +684,223 @@ def test_cifar10_short_run_trains(backend):
     Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
     summary = fit(Trainer(config, small), config, log=print)
     assert summary["final_test_acc"] > 0.25  # chance is 0.10
+
+
+# ----------------------------------------------------------------------------- streamed data sets
+
+
+def _stream_config(folder, **kw):
+    base = dict(dataset="folder", data_dir=str(folder), image_size=16, workers=0, model="fastnet", width=2,
+                batch_size=6, eval_batch_size=6, epochs=1, crop_flip=True, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 classes × 8 training and 3 test photo-like JPEGs of 24-64 px sides."""
+    from data_images import make_folder
+
+    return make_folder(tmp_path_factory.mktemp("stream") / "d", train=8, test=3)
+
+
+def test_streamed_batches_are_the_same_bytes_in_torch_and_jax(image_folder):
+    """For one seed, torch's batches (NCHW on its device) and jax's (NHWC) are the loader's bytes,
+    in the same order, epoch after epoch; the evaluation batches too. The trainers then run no
+    crop of their own (the loader cropped each image from the original) and normalise with
+    ImageNet's statistics. Without --crop-flip the training view is fixed: the centred square."""
+    from twintricks.recipe import device_tricks
+    from twintricks.streaming import IMAGENET_MEAN, open_streamed
+
+    cfg = _stream_config(image_folder, cutout=4)
+    ds = open_streamed(cfg)
+    t, j = ttrain.Trainer(cfg, ds, device="cpu"), jtrain.Trainer(cfg, ds)
+    assert [x.name for x in device_tricks(cfg)] == ["cutout"] and [x.name for x in t.tricks] == ["cutout"]
+    assert [x.name for x in j.tricks] == ["cutout"] and t.steps_per_epoch == j.steps_per_epoch == 4
+    np.testing.assert_allclose(t.mean.flatten().numpy(), IMAGENET_MEAN)
+    np.testing.assert_allclose(np.asarray(j.mean), IMAGENET_MEAN)
+
+    def host(data, epoch=None):
+        """Each batch as it reached the trainer (NHWC on the host) beside the loader's own."""
+        loader = data.train if epoch is not None else data.test
+        raw = list(loader.iterator(epoch if epoch is not None else 0))
+        arrays = [a for a, _ in data.train_batches(epoch)] if epoch is not None else list(data.eval_batches())
+        out = []
+        for (x, y, valid), batch in zip(arrays, raw, strict=True):
+            x = x.permute(0, 2, 3, 1).numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+            out.append((x, np.asarray(y), np.asarray(valid), batch.images, batch.index))
+        return out
+
+    epochs = []
+    for epoch in (0, 1):
+        tb, jb = host(t.data, epoch), host(j.data, epoch)
+        assert len(tb) == len(jb) == 4
+        for (tx, ty, _, raw, idx), (jx, jy, *_ , jidx) in zip(tb, jb, strict=True):
+            assert tx.shape == (6, 16, 16, 3) and tx.dtype == np.uint8 and jx.dtype == np.uint8
+            np.testing.assert_array_equal(tx, raw)
+            np.testing.assert_array_equal(jx, raw)
+            np.testing.assert_array_equal(ty, jy)
+            np.testing.assert_array_equal(idx, jidx)
+        epochs.append(np.concatenate([b[0] for b in tb]))
+        assert sorted(np.concatenate([b[4] for b in tb]).tolist()) == list(range(24))  # each image once
+    assert not np.array_equal(epochs[0], epochs[1])  # a new permutation and new crops
+    te, je = host(t.data), host(j.data)
+    assert [b[2].tolist() for b in te] == [[True] * 6, [True] * 3 + [False] * 3]  # 9 images, padded
+    for a, b in zip(te, je, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+    fixed = _stream_config(image_folder, crop_flip=False)
+    t2 = ttrain.Trainer(fixed, open_streamed(fixed), device="cpu")
+    views = [{int(i): x for b in host(t2.data, e) for i, x in zip(b[4], b[0])} for e in (0, 1)]
+    from PIL import Image
+
+    for i in range(24):  # the same view every epoch, but for a one-pixel shift when the sides differ by <= 1
+        w, h = Image.open(image_folder / "train" / t2.data.train.source.name(i)).size
+        assert np.array_equal(views[0][i], views[1][i]) or abs(w - h) <= 1, (i, w, h)
+
+
+def _cli_streamed(backend, kind, folder, out, *extra):
+    from twintricks_cli import main
+
+    return main(["train", "--backend", backend, "--dataset", kind, "--data-dir", str(folder), "--image-size", "224",
+                 "--workers", "0", "--batch-size", "4", "--eval-batch-size", "4", "--epochs", "1", "--width", "2",
+                 "--crop-flip", "--crop-scale", "0.08", "1", "--threads", "1", "--no-progress", "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def sources_224(tmp_path_factory):
+    """The same six 24-64 px training images (and three test images) as a folder, tar shards and a
+    packed set."""
+    from data_images import make_folder, write_shards
+    from twintricks.data import pack
+
+    root = tmp_path_factory.mktemp("s224")
+    folder = make_folder(root / "folder", train=2, test=1)
+    return {"folder": folder, "shards": write_shards(folder, root / "shards", per_shard=4), "packed": pack(folder, root / "packed") and root / "packed"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "shards", "packed"])
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_both_backends_train_at_224_px_on_every_streamed_source(backend, kind, sources_224, tmp_path, keep_threads):
+    """The command line on a synthetic folder, its tar shards and its packed copy: a step at
+    --image-size 224 (a model of width 2), the evaluation, and config.json's record of the source."""
+    out = tmp_path / "run"
+    assert _cli_streamed(backend, kind, sources_224[kind], out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["image_size"] == 224 and summary["skipped_images"] == 0 and 0 <= summary["final_test_acc"] <= 1
+    record = json.loads((out / "config.json").read_text())["data"]
+    assert record["train"]["kind"] == kind and record["train"]["images"] == 6 and record["test"]["images"] == 3
+    assert record["image_size"] == 224 and record["train"]["classes"] == ["ant", "bee", "cat"]
+    assert len(record["train"]["fingerprint"]) == 64
+
+
+def test_a_streamed_run_resumes_only_on_its_data(image_folder, tmp_path):
+    """The checkpoint records the source's index fingerprint: resuming on a changed data set (an
+    image added) is refused, naming both; the same data in another place (a moved copy) resumes."""
+    import shutil
+
+    from twintricks.streaming import open_streamed
+
+    data = tmp_path / "d"
+    shutil.copytree(image_folder, data)
+    cfg = _stream_config(data, out=str(tmp_path / "run"))
+    fit(ttrain.Trainer(cfg, open_streamed(cfg), device="cpu"), cfg, out=tmp_path / "run", log=lambda s: None)
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    again = _stream_config(moved, epochs=2, resume=True, out=str(tmp_path / "run"))
+    with pytest.raises(CheckpointError, match="epochs: checkpoint 1 vs now 2"):
+        fit(ttrain.Trainer(again, open_streamed(again), device="cpu"), again, out=tmp_path / "run", log=lambda s: None)
+    same = _stream_config(moved, resume=True, out=str(tmp_path / "run"))
+    logs = []
+    fit(ttrain.Trainer(same, open_streamed(same), device="cpu"), same, out=tmp_path / "run", log=logs.append)
+    assert any("resumed from" in x for x in logs)
+    shutil.copy(moved / "train" / "ant" / "00.jpg", moved / "train" / "ant" / "99.jpg")
+    with pytest.raises(CheckpointError, match="trained on other data"):
+        fit(ttrain.Trainer(same, open_streamed(same), device="cpu"), same, out=tmp_path / "run", log=lambda s: None)
+
+
+def test_streamed_options_are_checked_before_the_data_loads(image_folder, tmp_path, monkeypatch, keep_threads):
+    import twintricks_cli.train as cli
+    from twintricks_cli import main
+
+    real = cli._load_data
+    monkeypatch.setattr(cli, "_load_data", lambda config: pytest.fail("the data was loaded before the options were checked"))
+    for args, match in (
+        (["--image-size", "64"], "`image_size` is a setting of the streamed data sets"),
+        (["--workers", "2", "--dataset", "cifar10"], "`workers` is a setting of the streamed"),
+        (["--on-bad-image", "skip"], "`on_bad_image` is a setting"),
+        (["--dataset", "folder", "--image-size", "4"], r"`image_size` must be .*>= 8|`image_size`"),
+        (["--save-every", "0"], "`save_every`"),
+    ):
+        with pytest.raises(SystemExit, match=match):
+            main(["train", "--threads", "1", *args])
+    monkeypatch.setattr(cli, "_load_data", real)
+    with pytest.raises(SystemExit, match=r"^twintricks train: `data_dir` is required for --dataset folder"):
+        main(["train", "--threads", "1", "--dataset", "folder", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match=r"^twintricks train: .*nowhere"):
+        main(["train", "--threads", "1", "--dataset", "packed", "--data-dir", str(tmp_path / "nowhere"), "--out",
+              str(tmp_path / "b")])
+
+
+_STREAM_CHILD = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    backend, kill, config = sys.argv[1:4]
+    if backend == "torch":
+        import torch; torch.set_num_threads(1)
+        from torch_impl.train import Trainer
+    else:
+        from jax_impl.train import Trainer
+    from twintricks.recipe import TrainConfig, fit
+    from twintricks.streaming import open_streamed
+    cfg = TrainConfig.from_dict(json.loads(config))
+    out = cfg.out
+    trainer = Trainer(cfg, open_streamed(cfg))
+    """
+) + _KILL_AND_FIT
+
+
+def _stream_killed_config(backend, folder, out, resume, workers):
+    return _stream_config(folder, backend=backend, epochs=2, save_every=2, cutout=4, mixup=0.4, workers=workers,
+                          resume=resume, out=str(out))
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_streamed_run_killed_mid_epoch_resumes_bit_identical(backend, image_folder, tmp_path):
+    """A streamed run (4 steps per epoch, a checkpoint every 2) SIGKILLed after step 3 of epoch 2:
+    its checkpoint holds the loader's state after step 2 of epoch 2; resumed — with a grain worker
+    process this time, where the killed run decoded in its own process — it reads the same third
+    batch and ends with the uninterrupted run's weights, bit for bit, and its metrics."""
+    from twintricks.streaming import open_streamed
+
+    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
+    cfg = _stream_killed_config(backend, image_folder, tmp_path / "full", False, 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(Trainer(cfg, open_streamed(cfg)), cfg, out=tmp_path / "full", log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+    def child(kill, resume, workers):
+        config = _stream_killed_config(backend, image_folder, tmp_path / "cut", resume, workers)
+        return subprocess.run([sys.executable, "-c", _STREAM_CHILD, backend, kill, json.dumps(config.to_dict())],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    killed = child("2:3", False, 0)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
+    assert (cut["epoch"], cut["step_in_epoch"], cut["step"]) == (1, 2, 6)
+    assert cut["data"]["iterator"]["step"] == 2 and cut["data"]["iterator"]["epoch"] == 1
+    assert cut["source"]["train"]["fingerprint"] == json.loads((tmp_path / "full" / "config.json").read_text())["data"]["train"]["fingerprint"]
+    resumed = child("", True, 1)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at step 2 of epoch 2" in resumed.stdout
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.ckpt") for d in ("full", "cut"))
+    assert a["step"] == b["step"] == 8 and b["step_in_epoch"] == 0
+    fa, fb = _flat(a["model"]), _flat(b["model"])
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+    for x, y in zip(a["history"], b["history"], strict=True):
+        assert (x["train_loss"], x["train_acc"], x["test_loss"], x["test_acc"]) == (y["train_loss"], y["train_acc"], y["test_loss"], y["test_acc"])

@@ -59,6 +59,7 @@ from torch_impl.losses import distillation_loss, label_smoothing_cross_entropy, 
 from torch_impl.optim import AdaBound, AdaBoundW, AMSBound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
+from twintricks.streaming import IMAGENET_MEAN, IMAGENET_STD, StreamedDataset, describe, resume_state
 from twintricks.distributed import BATCH_STAGES, local_batch_size, take_rows, world_record
 from twintricks.recipe import TrainConfig, device_tricks, fit, lr_at, progress_bar
 from twintricks.tricks import STAGES, TrickImpl, collect_impls, stream_seed
@@ -167,14 +168,20 @@ class Trainer:
         self.world = world_record(self.dist.world_size)
         self.threads = torch.get_num_threads()
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        self.data = tdata.DeviceData(dataset, self.device)
+        self.streams = isinstance(dataset, StreamedDataset)
+        if self.streams:  # read image by image, this process's rows of each global batch
+            self.data = tdata.StreamData(dataset, config, self.device, rank=self.dist.rank, world_size=self.dist.world_size)
+            self.data_record = describe(dataset)
+        else:
+            self.data = tdata.DeviceData(dataset, self.device)
+            self.data_record = None
         self.num_classes = dataset.num_classes
         self.image_size = tuple(dataset.image_shape[:2])
         self.channels = dataset.image_shape[2]
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         self.lrs = None
         if mean is None or std is None:
-            mean, std = channel_stats(dataset.train_images)
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.streams else channel_stats(dataset.train_images)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         with torch.random.fork_rng(devices=[]):
@@ -217,7 +224,10 @@ class Trainer:
         self.compiled = config.uses_compile(self.device.type)
         self._loss = torch.compile(self.loss_fn) if self.compiled else self.loss_fn
         self._eval = torch.compile(self._eval_logits) if self.compiled else self._eval_logits
-        self.eval_batch_size = min(config.eval_batch_size, self.data.test_images.shape[0])
+        self.eval_batch_size = (self.data.eval_batch_size if self.streams
+                                else min(config.eval_batch_size, self.data.test_images.shape[0]))
+        self._data_state = None  # streamed: the loader's state after the last batch trained on
+        self._resume_data = None  # streamed: the loader state a mid-epoch checkpoint brought
 
     # ------------------------------------------------------------------ tricks
 
@@ -315,9 +325,6 @@ class Trainer:
         called after each step (:func:`twintricks.recipe.fit` saves there)."""
         c = self.config
         start = self._in_epoch
-        self._epoch_data_rng = self.data_generator.get_state()
-        perm = tdata.epoch_permutation(self.data.num_train, generator=self.data_generator)
-        rows = self.dist.rows(c.batch_size)
         bar = progress_bar(c, epoch, self.steps_per_epoch, initial=start, show=self.is_main)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
@@ -328,12 +335,11 @@ class Trainer:
         self._sums = (loss_sum, correct)
         t0 = time.perf_counter()
         compile_s, images_timed, t_timed = 0.0, 0, t0
-        for i in range(start, self.steps_per_epoch):
-            idx = tdata.batch_indices(perm, i, c.batch_size)[rows]
+        for i, (images, labels) in enumerate(self._epoch_batches(epoch, start), start=start):
             first = self.compiled and not self._warm  # the process's first step compiles
             self._warm = True
             with tdist.collective_errors(self.dist):
-                loss, corr = self.train_step(self.data.train_images[idx], self.data.train_labels[idx])
+                loss, corr = self.train_step(images, labels)
             loss_sum += loss
             correct += corr
             if first:
@@ -349,7 +355,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
             if on_step is not None:
                 on_step(i + 1)
-        self._in_epoch, self._sums = 0, None
+        if self._in_epoch != self.steps_per_epoch:
+            raise RuntimeError(f"the data of epoch {epoch + 1} ended after {self._in_epoch} of {self.steps_per_epoch} steps")
+        self._in_epoch, self._sums, self._data_state = 0, None, None
         n = self.steps_per_epoch * c.batch_size
         with tdist.collective_errors(self.dist):  # the global batch's mean loss and correct count
             loss_sum = tdist.all_reduce_sum(loss_sum, self.dist) / self.dist.world_size
@@ -365,6 +373,22 @@ class Trainer:
             "seconds": seconds, "compile_s": compile_s,
         }
 
+    def _epoch_batches(self, epoch: int, start: int):
+        """This process's ``(images, labels)`` of steps ``start, start + 1, ...`` of ``epoch`` on
+        the device: cut from the epoch's permutation (in memory), or streamed (from the loader
+        state a mid-epoch checkpoint brought, when resuming); records where the data stands."""
+        if not self.streams:
+            self._epoch_data_rng = self.data_generator.get_state()
+            perm = tdata.epoch_permutation(self.data.num_train, generator=self.data_generator)
+            rows = self.dist.rows(self.config.batch_size)
+            for i in range(start, self.steps_per_epoch):
+                idx = tdata.batch_indices(perm, i, self.config.batch_size)[rows]
+                yield self.data.train_images[idx], self.data.train_labels[idx]
+            return
+        state, self._resume_data = self._resume_data, None
+        for (images, labels, _), self._data_state in self.data.train_batches(epoch, state):
+            yield images, labels
+
     def _eval_logits(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() / 255.0 - self.mean) / self.std
         return self._forward(self.model, x).float()
@@ -372,24 +396,48 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Test loss and accuracy in eval mode (BatchNorm running statistics), every image once;
-        with several processes each evaluates a contiguous share of the test set and the sums
-        are added over them."""
+        with several processes each evaluates a share of the test set (in memory: a contiguous
+        one; streamed: its rows of each evaluation batch) and the sums are added over them. A
+        streamed image skipped as bad (``on_bad_image="skip"``) is left out of both."""
         self.model.eval()
-        n = self.data.test_images.shape[0]
-        r, w = self.dist.rank, self.dist.world_size
-        share = slice(r * n // w, (r + 1) * n // w)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
+        count = torch.zeros((), device=self.device)
         with tdist.collective_errors(self.dist):
             if not self.config.sync_bn:
                 tdist.sync_buffers(self.model, self.dist)  # evaluate with rank 0's running statistics
-            images, labels = self.data.test_images[share], self.data.test_labels[share]
-            for x, y, valid in tdata.eval_batches(images, labels, self.eval_batch_size):
-                logits = self._eval(x)
-                loss_sum += (F.cross_entropy(logits, y, reduction="none") * valid).sum()
-                correct += ((logits.argmax(1) == y) & valid).sum()
-            loss_sum, correct = tdist.all_reduce_sum(loss_sum, self.dist), tdist.all_reduce_sum(correct, self.dist)
+            if self.streams:
+                for x, y, valid in self.data.eval_batches():
+                    loss_sum, correct, count = self._eval_sums(x, y, valid, loss_sum, correct, count)
+            else:
+                n = self.data.test_images.shape[0]
+                r, w = self.dist.rank, self.dist.world_size
+                share = slice(r * n // w, (r + 1) * n // w)
+                images, labels = self.data.test_images[share], self.data.test_labels[share]
+                for x, y, valid in tdata.eval_batches(images, labels, self.eval_batch_size):
+                    loss_sum, correct, count = self._eval_sums(x, y, valid, loss_sum, correct, count)
+            loss_sum, correct, count = (tdist.all_reduce_sum(t, self.dist) for t in (loss_sum, correct, count))
+        n = max(float(count), 1.0)
         return {"loss": float(loss_sum) / n, "acc": float(correct) / n}
+
+    def _eval_sums(self, x, y, valid, loss_sum, correct, count):
+        logits = self._eval(x)
+        return (loss_sum + (F.cross_entropy(logits, y, reduction="none") * valid).sum(),
+                correct + ((logits.argmax(1) == y) & valid).sum(), count + valid.sum())
+
+    def skipped_files(self) -> list:
+        """The bad files left out (``on_bad_image="skip"``) by every process so far, at index time
+        and while reading: ``[[file, reason], ...]``, sorted (a collective under DDP)."""
+        if not self.streams:
+            return []
+        mine = list(self.data.skipped)
+        if self.dist.distributed:
+            every = [None] * self.dist.world_size
+            with tdist.collective_errors(self.dist):
+                torch.distributed.all_gather_object(every, mine)
+            mine = [item for part in every for item in part]
+        index = [tuple(x) for split in ("train", "test") for x in self.data_record[split]["skipped"]]
+        return sorted(map(list, set(map(tuple, mine)) | set(index)))
 
     # ------------------------------------------------------------------ state
 
@@ -405,7 +453,8 @@ class Trainer:
         rng = {name: g.get_state().numpy().copy() for name, g in self._all_generators().items()}
         progress = None
         if self._in_epoch:
-            rng["data"] = self._epoch_data_rng.numpy().copy()
+            if not self.streams:
+                rng["data"] = self._epoch_data_rng.numpy().copy()
             with tdist.collective_errors(self.dist):
                 loss_sum, correct = (tdist.all_reduce_sum(t, self.dist) for t in self._sums)
             progress = {"loss_sum": float(loss_sum), "correct": int(correct)}
@@ -419,7 +468,7 @@ class Trainer:
             "step": self.step,
             "step_in_epoch": self._in_epoch,
             "progress": progress,
-            "data": None,
+            "data": {"iterator": self._data_state} if self.streams and self._in_epoch else None,
         }
 
     def set_state(self, state: dict) -> None:
@@ -446,6 +495,7 @@ class Trainer:
         self.step = int(state["step"])
         self._in_epoch = int(state.get("step_in_epoch", 0))
         self._carried = state.get("progress") if self._in_epoch else None
+        self._resume_data = resume_state(state, self._in_epoch) if self.streams else None
 
     def _all_generators(self) -> dict:
         return {"data": self.data_generator, **self.generators}

@@ -79,7 +79,9 @@ _FORMAT = 2
 _FORMAT_NAME = "twintricks-checkpoint"
 _LEGACY_MAGIC = b"TWINTRICKS-CKPT1"
 # config fields that may differ between a run and its resumption (they do not change the result)
-_RESUME_FREE = ("out", "resume", "compile", "progress", "data_dir", "download", "device", "devices", "epochs_hint")
+# (the loader's worker count and the checkpoint interval neither: a loader state restores at any worker count)
+_RESUME_FREE = ("out", "resume", "compile", "progress", "data_dir", "download", "device", "devices", "epochs_hint",
+                "workers", "save_every")
 
 # safetensors dtype tags ↔ NumPy; the ml_dtypes ones are looked up when needed
 _NUMPY_DTYPES = {
@@ -422,7 +424,8 @@ def convert_legacy(path: str | os.PathLike, out: str | os.PathLike, *, trust: bo
 
 def check_resume_compatible(saved: dict, config, framework: str) -> None:
     """Raise :class:`CheckpointError` naming every setting where ``saved`` (a checkpoint) and the
-    current run differ (only the output/compile/progress settings may differ). A setting the
+    current run differ (only the output, compile, progress, device, data folder, loader worker and
+    checkpoint-interval settings may differ: they do not change the result). A setting the
     checkpoint does not record (an option added after it was written) counts as that option's
     default: the run it continues had that trick off."""
     if saved.get("framework") != framework:

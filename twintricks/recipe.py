@@ -348,7 +348,7 @@ def _check_same_data(saved, now) -> None:
     index fingerprint of a streamed source; its path may differ — a moved folder)."""
     if saved is None and now is None:
         return
-    keep = ("kind", "split", "images", "classes", "fingerprint")
+    keep = ("images", "classes", "fingerprint")  # a packed copy of a folder is the same data
 
     def key(record):
         if not isinstance(record, dict):
@@ -374,7 +374,9 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
     the data set's record, ``trainer.data_record``, e.g. a streamed source's kind, path, size and
     fingerprint), ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.ckpt`` after every
     epoch and, with ``config.save_every``, after every ``save_every``-th optimizer step,
-    ``summary.json`` and ``curves.png``. With ``config.resume``, continues from
+    ``summary.json`` (for a streamed data set also ``image_size``, ``skipped_images`` and
+    ``skipped_files``: the bad files left out under ``on_bad_image="skip"``, by every process) and
+    ``curves.png``. With ``config.resume``, continues from
     ``out/checkpoint.ckpt`` — at an epoch's end or in the middle of one — (a
     :class:`CheckpointError` if it is corrupt, from another configuration or data set, or holds a
     value out of its schema, :func:`twintricks.schema.check_run_state`; starting from scratch if
@@ -490,6 +492,7 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             if writes:
                 write_jsonl(out_dir / "metrics.jsonl", history)
     wall = time.perf_counter() - t_run
+    skipped = trainer.skipped_files() if hasattr(trainer, "skipped_files") else []  # on every process
     train_s = sum(h["train_s"] for h in history)
     images = sum(h["images"] for h in history)
     summary = {
@@ -508,6 +511,8 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
         **world,
         "python": sys.version.split()[0],
     }
+    if config.streams():
+        summary.update(image_size=(data_record or {}).get("image_size"), skipped_images=len(skipped), skipped_files=skipped)
     if out_dir is not None and writes:
         write_json(out_dir / "summary.json", summary)
         if history:

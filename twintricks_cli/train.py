@@ -158,7 +158,17 @@ def _check_device(config) -> None:
 
 
 def _load_data(config):
+    """The data set: held in memory (digits, cifar10) or streamed (folder, shards, packed: only
+    indexed here, :func:`twintricks.streaming.open_streamed`); a one-line error naming what is wrong."""
     from twintricks.datasets import load_dataset
+
+    if config.streams():
+        from twintricks.streaming import open_streamed
+
+        try:
+            return open_streamed(config)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"twintricks train: {exc}") from None
 
     if config.dataset == "cifar10" and config.download:
         if config.data_dir is None:
@@ -210,6 +220,12 @@ def _start_scale_out(args, config) -> bool:
     return jd.is_main()
 
 
+def _count(dataset, split: str) -> str:
+    """How many images a split holds (streamed: indexed, read while training)."""
+    labels = getattr(dataset, f"{split}_labels", None)
+    return str(len(labels)) if labels is not None else f"{len(getattr(dataset, split))} streamed"
+
+
 def run(args) -> int:
     """Run ``twintricks train`` with parsed arguments; returns the exit status."""
     from twintricks.checkpoint import CheckpointError
@@ -224,12 +240,16 @@ def run(args) -> int:
     dataset = _load_data(config)
     if main:
         print(
-            f"twintricks train: {config.backend} | {dataset.name}: {len(dataset.train_labels)} train / "
-            f"{len(dataset.test_labels)} test images {dataset.image_shape}, {dataset.num_classes} classes | "
+            f"twintricks train: {config.backend} | {dataset.name}: {_count(dataset, 'train')} train / "
+            f"{_count(dataset, 'test')} test images {dataset.image_shape}, {dataset.num_classes} classes | "
             f"{config.model} | out {config.out}",
             flush=True,
         )
     stops = (CheckpointError, TrainingDiverged)
+    if config.streams():  # a bad image met while reading (on_bad_image="error"), a loader worker that died
+        from twintricks.data import BadImageError, LoaderWorkerError
+
+        stops += (BadImageError, LoaderWorkerError)
     if config.backend == "torch":
         from torch_impl.distributed import PeerLostError
         from torch_impl.train import train
@@ -258,6 +278,9 @@ def run(args) -> int:
             f"{summary['images_per_s']:.0f} img/s | compile {summary['compile_s']:.1f}s | world size "
             f"{summary['world_size']} | {config.out}/summary.json"
         )
+        if summary.get("skipped_images"):
+            print(f"{summary['skipped_images']} bad image(s) were skipped (--on-bad-image skip): listed in "
+                  f"{config.out}/summary.json")
     return 0
 
 
