@@ -119,7 +119,8 @@ def read_teacher(path: str, num_classes: int, *, model: str | None = None, width
 
     A checkpoint names its model and width (``model``/``width``, when given, must agree with it).
     For a ``state_dict`` file the model is ``model``/``width`` when given, else read off the
-    weights (``conv1.conv.weight``: fastnet, ``conv1.weight`` with ``layer1.*``: resnet18; the
+    weights (``conv1.conv.weight``: fastnet, ``conv1.weight`` with ``layer1.0.conv3.*``: resnet50 —
+    torchvision's ``resnet50`` state_dict loads as it is —, with other ``layer1.*``: resnet18; the
     width is the first convolution's output channels); a ``module.`` prefix (DataParallel) is
     dropped. Nothing in the file is executed.
     """
@@ -156,6 +157,8 @@ def read_teacher(path: str, num_classes: int, *, model: str | None = None, width
     if name is None:
         if "conv1.conv.weight" in sd:
             name = "fastnet"
+        elif "conv1.weight" in sd and "layer1.0.conv3.weight" in sd:
+            name = "resnet50"  # Bottlenecks (torchvision's names)
         elif "conv1.weight" in sd and any(k.startswith("layer1.") for k in sd):
             name = "resnet18"
         else:
