@@ -1,7 +1,7 @@
 """The training recipe in JAX: one jitted step holding sampling, augmentation, forward, loss,
 backward and the optax update, with the training state donated.
 
-:class:`Trainer` keeps the data on the device (:mod:`jax_impl.data`), a flax linen model
+:class:`Trainer` keeps the data on the device or streams it (:mod:`jax_impl.data`), a flax linen model
 (:mod:`jax_impl.models`) and a state pytree ``{"params", "batch_stats", "opt_state", "key",
 "step"}``. The jitted epoch step (``donate_argnums`` on the state) cuts batch ``i`` of the
 epoch's permutation out of the device-resident uint8 data, splits the state's key into the next
@@ -122,7 +122,10 @@ class Trainer:
 
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
-        dataset: a :class:`twintricks.datasets.ImageDataset`.
+        dataset: a :class:`twintricks.datasets.ImageDataset` (held on the device) or a
+            :class:`twintricks.streaming.StreamedDataset` (streamed: a thread one batch ahead
+            places each global batch on the mesh; each process of a ``jax.distributed`` job reads
+            only its rows, and a step takes the batch instead of cutting it from the data set).
         device: a ``jax.Device`` or a name (:func:`resolve_device`); default ``config.device``. A
             device with an index (``"gpu:1"``) or a ``jax.Device`` trains on that device alone;
             otherwise the batch is split over ``config.devices`` devices of the platform (default:
@@ -130,7 +133,8 @@ class Trainer:
             :mod:`jax_impl.distributed`).
         teacher: optional ``(model_name, width, variables)`` of a trained teacher (linen
             variables, e.g. from any teacher file by :func:`jax_impl.teacher.load_teacher`).
-        mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
+        mean, std: normalisation per channel on the [0, 1] scale (default: the training set's;
+            ImageNet's for a streamed data set).
     """
 
     framework = "jax"

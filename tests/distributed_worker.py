@@ -391,6 +391,68 @@ def jax_step_parity(out):
     })
 
 
+def _stream_config(backend: str):
+    from twintricks.recipe import TrainConfig
+
+    return TrainConfig(backend=backend, dataset="folder", data_dir=os.environ["TEST_FOLDER"], image_size=16, workers=0,
+                       width=2, batch_size=6, eval_batch_size=6, epochs=1, crop_flip=True, progress=False, seed=7,
+                       device="cpu")
+
+
+def _record_indices(trainer) -> dict:
+    """One epoch and an evaluation of ``trainer`` (a streamed run), with the global image indices
+    of every batch its data put on its device(s), by phase."""
+    seen = {"train": [], "eval": []}
+    phase = ["train"]
+    put = trainer.data.put
+
+    def recording(batch):
+        seen[phase[0]].append([int(i) for i, ok in zip(batch.index, batch.valid) if ok])
+        return put(batch)
+
+    trainer.data.put = recording
+    result = trainer.train_epoch(0)
+    phase[0] = "eval"
+    result.update(trainer.evaluate())
+    return {"seen": seen, "result": result, "world": trainer.world}
+
+
+def torch_stream_indices(out):
+    """A streamed epoch under torchrun: each rank records the global indices of the images it
+    trained on, step by step, and evaluated (OUT.rank<r>)."""
+    import torch
+
+    from torch_impl import distributed as td
+    from torch_impl.train import Trainer
+    from twintricks.streaming import open_streamed
+
+    torch.set_num_threads(1)
+    ctx = td.init("cpu")
+    config = _stream_config("torch")
+    trainer = Trainer(config, open_streamed(config), dist=ctx)
+    res = _record_indices(trainer)
+    _write(f"{out}.rank{ctx.rank}", {**res, "rank": ctx.rank, "world_size": ctx.world_size})
+    del trainer  # the DDP module goes before its process group
+    td.shutdown(ctx)
+
+
+def jax_stream_indices(out):
+    """The same for jax processes over jax.distributed (one CPU device each; OUT.rank<process>)."""
+    from jax_impl import distributed as jd
+
+    jd.initialize()
+    import jax
+
+    from jax_impl.train import Trainer
+    from twintricks.streaming import open_streamed
+
+    config = _stream_config("jax")
+    trainer = Trainer(config, open_streamed(config))
+    res = _record_indices(trainer)
+    _write(f"{out}.rank{jax.process_index()}", {**res, "rank": jax.process_index(), "world_size": jax.process_count()})
+    jax.distributed.shutdown()
+
+
 if __name__ == "__main__":
     case, out = sys.argv[1], sys.argv[2]
     if case == "jax_two_processes":

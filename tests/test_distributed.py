@@ -545,3 +545,84 @@ def test_jax_cli_process_hung_ends_the_other_at_the_peer_timeout(tmp_path):
     assert procs[0].returncode not in (0, None), log[-3000:]
     assert stopped_after < timeout_s + 15, (stopped_after, log[-2000:])
     assert "stopped sending heartbeats" in log or "heartbeat timeout" in log, log[-2000:]
+
+
+# ----------------------------------------------------------------------------- streamed data, several processes
+
+
+@pytest.fixture(scope="module")
+def stream_folder(tmp_path_factory):
+    """3 classes × 8 training and 3 test images (24 and 9): 4 global batches of 6 per epoch."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from data_images import make_folder
+
+    return make_folder(tmp_path_factory.mktemp("dist") / "d", train=8, test=3)
+
+
+def _global_batches(folder):
+    """The epoch's global batches of one process, as the loader makes them (the reference)."""
+    from twintricks.data import Loader, open_source
+
+    loader = Loader(open_source("folder", folder, split="train"), train=True, batch_size=6, image_size=16, seed=7,
+                    workers=0)
+    return [b.index.tolist() for b in loader.iterator(0)]
+
+
+def _check_each_image_once(runs: list[dict], reference: list[list[int]]) -> None:
+    """Every process trained on its rows of each global batch (process p: rows [p·b, (p+1)·b)),
+    together exactly the one-process batches, so each of the 24 images once; every test image
+    evaluated once over all processes; the same metrics in every process."""
+    world = len(runs)
+    assert sorted(r["rank"] for r in runs) == list(range(world)) and {r["world_size"] for r in runs} == {world}
+    b = 6 // world
+    for r in sorted(runs, key=lambda r: r["rank"]):
+        steps = r["seen"]["train"]
+        assert len(steps) == len(reference) == 4
+        for step, (mine, whole) in enumerate(zip(steps, reference)):
+            assert mine == whole[r["rank"] * b:(r["rank"] + 1) * b], (r["rank"], step, mine, whole)
+    trained = [i for r in runs for step in r["seen"]["train"] for i in step]
+    assert sorted(trained) == list(range(24))
+    evaluated = [i for r in runs for step in r["seen"]["eval"] for i in step]
+    assert sorted(evaluated) == list(range(9))
+    assert len({json.dumps(r["result"]["acc"]) for r in runs}) == 1 and len({r["result"]["loss"] for r in runs}) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nproc", [1, 2, 3])
+def test_torch_streamed_processes_each_read_their_rows_and_every_image_once(tmp_path, stream_folder, nproc):
+    """torchrun with 1, 2 and 3 processes (DDP, gloo) on a streamed folder: each rank's loader reads
+    only its rows of each global batch; over the epoch every image is trained on once, by one rank."""
+    out = tmp_path / "r.json"
+    r = _torchrun(nproc, WORKER, "torch_stream_indices", str(out), env=_env(TEST_FOLDER=str(stream_folder)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [json.loads(Path(f"{out}.rank{p}").read_text()) for p in range(nproc)]
+    _check_each_image_once(runs, _global_batches(stream_folder))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nproc", [2, 3])
+def test_jax_streamed_processes_each_read_their_rows_and_every_image_once(tmp_path, stream_folder, nproc):
+    """2 and 3 jax processes over jax.distributed (one CPU device each, gloo collectives) on a
+    streamed folder: each process reads its rows of each global batch, placed as one global array
+    (``make_array_from_process_local_data``); every image once per epoch. (One process: the
+    loader's own batches, tests/test_train.py::test_streamed_batches_are_the_same_bytes_in_torch_and_jax.)"""
+    out = tmp_path / "r.json"
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "jax_stream_indices", str(out)], cwd=ROOT,
+            env=_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(nproc), JAX_PROCESS_ID=str(p),
+                     TEST_FOLDER=str(stream_folder)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for p in range(nproc)
+    ]
+    try:
+        for p in procs:
+            assert p.wait(timeout=600) == 0, p.stdout.read().decode()[-3000:]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    runs = [json.loads(Path(f"{out}.rank{p}").read_text()) for p in range(nproc)]
+    _check_each_image_once(runs, _global_batches(stream_folder))

@@ -1,10 +1,12 @@
 """The training recipe in PyTorch: one step holding augmentation, forward, loss, backward and update.
 
-:class:`Trainer` keeps the data on the device (:mod:`torch_impl.data`), a model from
-:mod:`torch_impl.models`, an optimizer and one ``torch.Generator`` per random stream. One
+:class:`Trainer` keeps the data on the device or streams it (:mod:`torch_impl.data`), a model
+from :mod:`torch_impl.models`, an optimizer and one ``torch.Generator`` per random stream. One
 training step is:
 
-1. cut the batch on the device (uint8 ``[B, C, H, W]``);
+1. cut the batch on the device (uint8 ``[B, C, H, W]``), or take the next streamed one (a
+   thread one batch ahead has copied the loader's uint8 batch to the device; the loader cropped
+   and flipped each image from the original, :mod:`twintricks.streaming`);
 2. draw the step's trick parameters (:meth:`Trainer.sample_aug`: for each enabled trick of
    :data:`twintricks.tricks.TRICKS`, its sampler from :data:`TRICK_IMPLS` on the trick's own
    generator; tiny tensors, eager — sampling is kept out of the compiled region because
@@ -142,12 +144,15 @@ class Trainer:
 
     Args:
         config: the run's :class:`~twintricks.recipe.TrainConfig`.
-        dataset: a :class:`twintricks.datasets.ImageDataset`.
+        dataset: a :class:`twintricks.datasets.ImageDataset` (held on the device) or a
+            :class:`twintricks.streaming.StreamedDataset` (streamed; with DDP each process reads
+            only its rows of each global batch).
         device: ``"cpu"``, ``"cuda"``... (:func:`resolve_device`); default ``config.device``, else
             CUDA when available.
         teacher: optional ``(model_name, width, state_dict)`` of a trained teacher (a torch-style
             ``state_dict``, e.g. from any teacher file by :func:`torch_impl.teacher.load_teacher`).
-        mean, std: normalisation per channel on the [0, 1] scale (default: the training set's).
+        mean, std: normalisation per channel on the [0, 1] scale (default: the training set's;
+            ImageNet's for a streamed data set).
         dist: this process's :class:`torch_impl.distributed.Context` (from
             :func:`torch_impl.distributed.init`); default one process. With several, the model
             is wrapped in ``DistributedDataParallel`` and each process takes its rows of every
