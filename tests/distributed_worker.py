@@ -414,7 +414,7 @@ def _record_indices(trainer) -> dict:
     result = trainer.train_epoch(0)
     phase[0] = "eval"
     result.update(trainer.evaluate())
-    return {"seen": seen, "result": result, "world": trainer.world}
+    return {"seen": seen, "result": result, "world": trainer.world, "skipped": trainer.skipped_files()}
 
 
 def torch_stream_indices(out):

@@ -585,6 +585,7 @@ def _check_each_image_once(runs: list[dict], reference: list[list[int]]) -> None
     evaluated = [i for r in runs for step in r["seen"]["eval"] for i in step]
     assert sorted(evaluated) == list(range(9))
     assert len({json.dumps(r["result"]["acc"]) for r in runs}) == 1 and len({r["result"]["loss"] for r in runs}) == 1
+    assert all(r["skipped"] == [] for r in runs)  # gathered from every process (a collective): none here
 
 
 @pytest.mark.slow

@@ -717,6 +717,7 @@ def test_streamed_batches_are_the_same_bytes_in_torch_and_jax(image_folder):
     t, j = ttrain.Trainer(cfg, ds, device="cpu"), jtrain.Trainer(cfg, ds)
     assert [x.name for x in device_tricks(cfg)] == ["cutout"] and [x.name for x in t.tricks] == ["cutout"]
     assert [x.name for x in j.tricks] == ["cutout"] and t.steps_per_epoch == j.steps_per_epoch == 4
+    assert t.data.train.crop_scale == j.data.train.crop_scale == cfg.crop_scale  # --crop-scale reaches the loader
     np.testing.assert_allclose(t.mean.flatten().numpy(), IMAGENET_MEAN)
     np.testing.assert_allclose(np.asarray(j.mean), IMAGENET_MEAN)
 
@@ -904,3 +905,32 @@ def test_streamed_run_killed_mid_epoch_resumes_bit_identical(backend, image_fold
         np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
     for x, y in zip(a["history"], b["history"], strict=True):
         assert (x["train_loss"], x["train_acc"], x["test_loss"], x["test_acc"]) == (y["train_loss"], y["train_acc"], y["test_loss"], y["test_acc"])
+
+
+def test_bad_images_stop_the_run_by_name_or_are_skipped_and_listed(image_folder, tmp_path, keep_threads):
+    """A corrupt JPEG (found when decoded) and an empty file (found by the index): by default a
+    one-line error naming the file, before training for the one the index can tell; with
+    --on-bad-image skip the run trains, and summary.json counts and lists both."""
+    import shutil
+
+    from twintricks_cli import main
+
+    data = tmp_path / "d"
+    shutil.copytree(image_folder, data)
+    good = (data / "train" / "bee" / "00.jpg").read_bytes()
+    (data / "train" / "bee" / "00.jpg").write_bytes(good[: len(good) // 3])  # truncated
+    args = ["train", "--dataset", "folder", "--data-dir", str(data), "--image-size", "16", "--workers", "0",
+            "--batch-size", "6", "--eval-batch-size", "6", "--epochs", "1", "--width", "2", "--threads", "1",
+            "--no-progress"]
+    with pytest.raises(SystemExit, match=r"^twintricks train: .*bee/00\.jpg") as info:
+        main([*args, "--out", str(tmp_path / "a")])
+    assert "\n" not in str(info.value)
+    (data / "test" / "ant" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"^twintricks train: .*empty\.jpg") as info:
+        main([*args, "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b" / "checkpoint.ckpt").exists()  # refused when indexing, before training
+    assert main([*args, "--on-bad-image", "skip", "--out", str(tmp_path / "c")]) == 0
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    files = [f for f, _ in summary["skipped_files"]]
+    assert summary["skipped_images"] == 2 and any(f.endswith("bee/00.jpg") for f in files)
+    assert any(f.endswith("empty.jpg") for f in files)
