@@ -3,8 +3,8 @@
 In memory (``--dataset digits|cifar10``): the whole training and test sets are copied to the
 device once as uint8 ``[N, C, H, W]`` (CIFAR-10 is 184 MB as uint8); an epoch is a
 ``torch.randperm`` drawn on the device from the run's ``torch.Generator`` and a batch is a gather
-of ``batch_size`` indices, so no CPU data loader is involved. (Measured on this 2-core CPU:
-faster than streaming the same 32×32 images, which would decode every image every epoch.)
+of ``batch_size`` indices, so no CPU data loader is involved (never slower than streaming the
+same 32×32 images on a CPU, ``benchmarks/memory_vs_stream.py``; on a GPU it has no host work).
 
 Streamed (``--dataset folder|shards|packed``): :mod:`twintricks.streaming`'s loaders (grain,
 :mod:`twintricks.data`) decode and crop this process's rows of each global batch in their worker
