@@ -415,6 +415,12 @@ class Trainer:
         count = max(count, 1)
         return {"loss": loss_sum / count, "acc": correct / count}
 
+    def close(self) -> None:
+        """Stop a streamed data set's loader workers (:func:`twintricks.recipe.fit` does at its end;
+        a later epoch starts new ones)."""
+        if self.streams:
+            self.data.close()
+
     def skipped_files(self) -> list:
         """The bad files left out (``on_bad_image="skip"``) by every process so far, at index time
         and while reading: ``[[file, reason], ...]``, sorted."""

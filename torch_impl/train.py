@@ -430,6 +430,12 @@ class Trainer:
         return (loss_sum + (F.cross_entropy(logits, y, reduction="none") * valid).sum(),
                 correct + ((logits.argmax(1) == y) & valid).sum(), count + valid.sum())
 
+    def close(self) -> None:
+        """Stop a streamed data set's loader workers (:func:`twintricks.recipe.fit` does at its end;
+        a later epoch starts new ones)."""
+        if self.streams:
+            self.data.close()
+
     def skipped_files(self) -> list:
         """The bad files left out (``on_bad_image="skip"``) by every process so far, at index time
         and while reading: ``[[file, reason], ...]``, sorted (a collective under DDP)."""

@@ -366,6 +366,52 @@ class TrainingDiverged(RuntimeError):
     """The training (or test) loss of an epoch became NaN or infinite."""
 
 
+def _run_epochs(trainer, config, out_dir, writes, history, start_epoch, save, log) -> None:
+    """:func:`fit`'s epochs from ``start_epoch``: train (saving every ``save_every`` steps),
+    evaluate, log, save, append to ``history`` and ``metrics.jsonl``."""
+    spe = trainer.steps_per_epoch
+    for epoch in range(start_epoch, config.epochs):
+
+        def on_step(done: int, epoch: int = epoch) -> None:
+            if config.save_every and done < spe and (epoch * spe + done) % config.save_every == 0:
+                save(epoch)
+
+        t0 = time.perf_counter()
+        tr = trainer.train_epoch(epoch, on_step=on_step if out_dir is not None else None)
+        t1 = time.perf_counter()
+        te = trainer.evaluate()
+        for what, value in (("mean training loss", tr["loss"]), ("test loss", te["loss"])):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: the {what} is {value} (lr {tr['lr']:.3g}); the epoch "
+                    f"was not saved. Try a lower --lr, a warm-up (--warmup-epochs) or float32 precision"
+                )
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": tr["loss"],
+            "train_acc": tr["acc"],
+            "test_loss": te["loss"],
+            "test_acc": te["acc"],
+            "lr": tr["lr"],
+            "images": tr["images"],
+            "train_s": tr["seconds"],
+            "images_per_s": tr["images"] / max(tr["seconds"], 1e-9),
+            "epoch_s": t1 - t0,
+            "eval_s": time.perf_counter() - t1,
+            "compile_s": tr.get("compile_s", 0.0),
+        }
+        history.append(rec)
+        log(
+            f"epoch {epoch + 1:3d}/{config.epochs}  loss {rec['train_loss']:.4f}  train acc "
+            f"{rec['train_acc']:.4f}  test acc {rec['test_acc']:.4f}  {rec['images_per_s']:7.0f} img/s"
+            f"  lr {rec['lr']:.2e}  ({rec['epoch_s']:.1f}s)"
+        )
+        if out_dir is not None:
+            save(epoch + 1)
+            if writes:
+                write_jsonl(out_dir / "metrics.jsonl", history)
+
+
 def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, log=print) -> dict:
     """Run the epochs of ``trainer`` and return the summary dict (see the module docstring).
 
@@ -451,46 +497,12 @@ def fit(trainer, config: TrainConfig, *, out: str | os.PathLike | None = None, l
             save_checkpoint(out_dir / CHECKPOINT_NAME, payload)
 
     t_run = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-
-        def on_step(done: int, epoch: int = epoch) -> None:
-            if config.save_every and done < spe and (epoch * spe + done) % config.save_every == 0:
-                save(epoch)
-
-        t0 = time.perf_counter()
-        tr = trainer.train_epoch(epoch, on_step=on_step if out_dir is not None else None)
-        t1 = time.perf_counter()
-        te = trainer.evaluate()
-        for what, value in (("mean training loss", tr["loss"]), ("test loss", te["loss"])):
-            if not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch + 1}: the {what} is {value} (lr {tr['lr']:.3g}); the epoch "
-                    f"was not saved. Try a lower --lr, a warm-up (--warmup-epochs) or float32 precision"
-                )
-        rec = {
-            "epoch": epoch + 1,
-            "train_loss": tr["loss"],
-            "train_acc": tr["acc"],
-            "test_loss": te["loss"],
-            "test_acc": te["acc"],
-            "lr": tr["lr"],
-            "images": tr["images"],
-            "train_s": tr["seconds"],
-            "images_per_s": tr["images"] / max(tr["seconds"], 1e-9),
-            "epoch_s": t1 - t0,
-            "eval_s": time.perf_counter() - t1,
-            "compile_s": tr.get("compile_s", 0.0),
-        }
-        history.append(rec)
-        log(
-            f"epoch {epoch + 1:3d}/{config.epochs}  loss {rec['train_loss']:.4f}  train acc "
-            f"{rec['train_acc']:.4f}  test acc {rec['test_acc']:.4f}  {rec['images_per_s']:7.0f} img/s"
-            f"  lr {rec['lr']:.2e}  ({rec['epoch_s']:.1f}s)"
-        )
-        if out_dir is not None:
-            save(epoch + 1)
-            if writes:
-                write_jsonl(out_dir / "metrics.jsonl", history)
+    try:
+        _run_epochs(trainer, config, out_dir, writes, history, start_epoch, save, log)
+    finally:
+        close = getattr(trainer, "close", None)  # a streamed data set's loader workers stop with the run
+        if close is not None:
+            close()
     wall = time.perf_counter() - t_run
     skipped = trainer.skipped_files() if hasattr(trainer, "skipped_files") else []  # on every process
     train_s = sum(h["train_s"] for h in history)
