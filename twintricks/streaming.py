@@ -33,6 +33,7 @@ What the config means for a streamed data set (:func:`make_loader`):
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -87,8 +88,6 @@ def open_streamed(config) -> StreamedDataset:
               for s in ("train", "test")]
     if tuple(splits[1].classes) != tuple(splits[0].classes):
         raise ValueError(f"`data_dir` {config.data_dir}: the test split's classes differ from the training split's")
-    import os
-
     name = os.path.basename(os.path.normpath(str(config.data_dir))) or config.dataset
     return StreamedDataset(name, splits[0], splits[1], config.image_size or DEFAULT_IMAGE_SIZE)
 
