@@ -393,7 +393,7 @@ _CHILD = textwrap.dedent(
         from jax_impl.train import Trainer
     cfg = TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
                       crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
-                      progress=False, seed=5, save_every=3, resume=resume, out=out)  # = _resume_config
+                      progress=False, seed=5, save_every=3, resume=resume, out=out)
     with np.load(data) as z:
         ds = ImageDataset("digits", z["xa"], z["ya"], z["xb"], z["yb"], tuple("0123456789"))
     trainer = Trainer(cfg, ds)
@@ -401,14 +401,16 @@ _CHILD = textwrap.dedent(
 ) + _KILL_AND_FIT
 
 
-def _resume_config(backend, out, resume):
-    return TrainConfig(backend=backend, model="fastnet", width=4, batch_size=16, eval_batch_size=16, epochs=3,
-                       crop_flip=True, trivialaugment=True, cutout=6, random_erasing=0.5, mixup=0.4, cutmix=1.0,
-                       progress=False, seed=5, save_every=3, resume=resume, out=str(out))
+def _children_env(tmp_path) -> dict:
+    """The environment of the kill/resume children: one CPU thread for XLA (torch sets its own),
+    and a persistent compilation cache that the children share, so that only the first one
+    compiles the step (the others load the same executable: the same results, minutes less)."""
+    return {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+            "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
-def _child(backend, out, kill, resume, data):
-    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+def _child(backend, out, kill, resume, data, env):
     return subprocess.run(
         [sys.executable, "-c", _CHILD, backend, str(out), kill, "1" if resume else "0", str(data)],
         capture_output=True, text=True, env=env, timeout=600,
@@ -421,24 +423,19 @@ def test_resume_after_sigkill_mid_epoch_is_bit_identical(backend, tmp_path):
     end), 6 (epoch 2, step 2), 8... The run is SIGKILLed after step 7 (epoch 2, step 3), so the
     last checkpoint is from the middle of epoch 2; resumed, it redoes step 3 of epoch 2 with the
     same batch and draws and ends with bit-identical weights, optimizer step and metrics to an
-    uninterrupted run (this process; the killed and the resumed runs are subprocesses)."""
+    uninterrupted run (the three runs are subprocesses)."""
     ds = load_digits().subset(train=64, test=16)
     data = tmp_path / "data.npz"
     np.savez(data, xa=ds.train_images, ya=ds.train_labels, xb=ds.test_images, yb=ds.test_labels)
-    cfg = _resume_config(backend, tmp_path / "full", False)
-    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the children: CPU results are bit-identical for the same thread count
-    try:
-        fit(Trainer(cfg, ds), cfg, out=tmp_path / "full", log=lambda s: None)
-    finally:
-        torch.set_num_threads(threads)
-    killed = _child(backend, tmp_path / "cut", "2:3", False, data)
+    env = _children_env(tmp_path)
+    full = _child(backend, tmp_path / "full", "", False, data, env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _child(backend, tmp_path / "cut", "2:3", False, data, env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
     assert (cut["epoch"], cut["step_in_epoch"], cut["step"]) == (1, 2, 6)  # mid-epoch, one step before the kill
     assert cut["progress"]["correct"] >= 0 and len(cut["history"]) == 1
-    resumed = _child(backend, tmp_path / "cut", "", True, data)
+    resumed = _child(backend, tmp_path / "cut", "", True, data, env)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout and "at step 2 of epoch 2" in resumed.stdout
     a = load_checkpoint(tmp_path / "full" / "checkpoint.ckpt")
@@ -870,24 +867,17 @@ def test_streamed_run_killed_mid_epoch_resumes_bit_identical(backend, image_fold
     """A streamed run (4 steps per epoch, a checkpoint every 2) SIGKILLed after step 3 of epoch 2:
     its checkpoint holds the loader's state after step 2 of epoch 2; resumed — with a grain worker
     process this time, where the killed run decoded in its own process — it reads the same third
-    batch and ends with the uninterrupted run's weights, bit for bit, and its metrics."""
-    from twintricks.streaming import open_streamed
+    batch and ends with the uninterrupted run's weights, bit for bit, and its metrics (the three runs
+    are subprocesses)."""
+    env = _children_env(tmp_path)
 
-    Trainer = ttrain.Trainer if backend == "torch" else jtrain.Trainer
-    cfg = _stream_killed_config(backend, image_folder, tmp_path / "full", False, 0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        fit(Trainer(cfg, open_streamed(cfg)), cfg, out=tmp_path / "full", log=lambda s: None)
-    finally:
-        torch.set_num_threads(threads)
-    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-
-    def child(kill, resume, workers):
-        config = _stream_killed_config(backend, image_folder, tmp_path / "cut", resume, workers)
+    def child(kill, resume, workers, out="cut"):
+        config = _stream_killed_config(backend, image_folder, tmp_path / out, resume, workers)
         return subprocess.run([sys.executable, "-c", _STREAM_CHILD, backend, kill, json.dumps(config.to_dict())],
                               capture_output=True, text=True, env=env, timeout=600)
 
+    full = child("", False, 0, out="full")
+    assert full.returncode == 0, full.stderr[-3000:]
     killed = child("2:3", False, 0)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.ckpt")
