@@ -601,12 +601,14 @@ def test_torch_streamed_processes_each_read_their_rows_and_every_image_once(tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nproc", [2, 3])
+@pytest.mark.parametrize("nproc", [2])
 def test_jax_streamed_processes_each_read_their_rows_and_every_image_once(tmp_path, stream_folder, nproc):
-    """2 and 3 jax processes over jax.distributed (one CPU device each, gloo collectives) on a
-    streamed folder: each process reads its rows of each global batch, placed as one global array
-    (``make_array_from_process_local_data``); every image once per epoch. (One process: the
-    loader's own batches, tests/test_train.py::test_streamed_batches_are_the_same_bytes_in_torch_and_jax.)"""
+    """2 jax processes over jax.distributed (one CPU device each, gloo collectives) on a streamed
+    folder: each process reads its rows of each global batch, placed as one global array
+    (``make_array_from_process_local_data``); every image once per epoch. One process: the
+    loader's own batches (tests/test_train.py::test_streamed_batches_are_the_same_bytes_in_torch_and_jax);
+    3 processes: torch's test above (the rows come from the same framework-free loader; 3 jax
+    processes passed too, measured, and cost 110 s of this CI's budget)."""
     out = tmp_path / "r.json"
     port = _free_port()
     procs = [
