@@ -460,7 +460,11 @@ class Trainer:
         Mid-epoch (after :meth:`train_epoch`'s ``on_step``): ``step_in_epoch`` > 0, ``rng["data"]``
         is the data generator's state *before* the epoch's permutation (the resumed run draws the
         same one) and ``progress`` holds the epoch's loss sum and correct count so far, summed over
-        the processes (a collective: every process calls this at the same step)."""
+        the processes (a collective: every process calls this at the same step).
+
+        .. warning:: With several processes the resumed epoch's reported mean loss is summed in
+           another order than an uninterrupted run's (rank 0 carries the saved sum): it may differ
+           in the last bits. The weights do not (one process: the metrics do not either)."""
         rng = {name: g.get_state().numpy().copy() for name, g in self._all_generators().items()}
         progress = None
         if self._in_epoch:
