@@ -259,6 +259,19 @@ def test_config_and_command_line_come_from_one_declaration():
     assert [t.name for t in c.enabled_tricks()] == ["autoaugment", "cutout"]
 
 
+def test_crop_scale_default_depends_on_the_data_set():
+    """No --crop-scale: torchvision's RandomResizedCrop scale (0.08, 1) for streamed images, the
+    milder (0.35, 1) for the 32 px in-memory sets; a given value is kept; config.json records the
+    value used, so a resume reads it back unchanged."""
+    assert TrainConfig(dataset="folder", data_dir="d", crop_flip=True).crop_scale == (0.08, 1.0)
+    assert TrainConfig(dataset="packed", data_dir="d").crop_scale == (0.08, 1.0)
+    assert TrainConfig(dataset="digits", crop_flip=True).crop_scale == (0.35, 1.0)
+    assert TrainConfig(dataset="shards", data_dir="d", crop_scale=(0.5, 1)).crop_scale == (0.5, 1.0)
+    streamed = TrainConfig(dataset="folder", data_dir="d", crop_flip=True)
+    assert streamed.to_dict()["crop_scale"] == [0.08, 1.0]
+    assert TrainConfig.from_dict({**streamed.to_dict(), "crop_scale": [0.2, 1.0]}).crop_scale == (0.2, 1.0)
+
+
 def test_cutmix_and_random_erasing_options():
     """The switch's and random erasing's flags reach the config; CutMix takes mixup over; their
     settings without the trick on are refused (they would do nothing)."""

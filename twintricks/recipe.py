@@ -35,6 +35,8 @@ from twintricks.files import atomic_write_bytes, write_json, write_jsonl
 from twintricks.models import DEFAULT_MODEL, DEFAULT_WIDTHS, MODELS
 from twintricks.schema import check_run_state
 from twintricks.tricks import (
+    CROP_SCALE_IN_MEMORY,
+    CROP_SCALE_STREAMED,
     POLICIES,
     TRICKS,
     Option,
@@ -173,6 +175,8 @@ def _post_init(self) -> None:
             setattr(self, o.name, o.check(o.name, getattr(self, o.name)))
     if self.lr is None:
         self.lr = default_lr(self.optimizer)
+    if self.crop_scale is None:
+        self.crop_scale = CROP_SCALE_STREAMED if self.dataset in STREAMING_DATASETS else CROP_SCALE_IN_MEMORY
     if self.dataset in IN_MEMORY_DATASETS:
         for name, default in (("image_size", None), ("workers", None), ("on_bad_image", "error")):
             if getattr(self, name) != default:

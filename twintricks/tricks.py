@@ -238,6 +238,13 @@ def target_classes(targets, trainer) -> int | None:
     return None if targets.ndim == 2 else trainer.num_classes
 
 
+#: ``crop_scale`` when none is given: torchvision's ``RandomResizedCrop`` default (the ImageNet
+#: recipe) for streamed images, and a milder floor for the 32 px in-memory sets, where a crop of
+#: 8% of the image would be a few pixels wide (the value this project has always used there).
+CROP_SCALE_STREAMED = (0.08, 1.0)
+CROP_SCALE_IN_MEMORY = (0.35, 1.0)
+
+
 TRICKS: tuple[Trick, ...] = (
     Trick(
         "crop_flip",
@@ -247,8 +254,9 @@ TRICKS: tuple[Trick, ...] = (
         module="cropping",
         options=(
             Option("crop_flip", False, "random resized crop + horizontal flip", type=bool),
-            Option("crop_scale", (0.35, 1.0), "crop area as a fraction of the image", check=pair(low=0.0, high=1.0, strict_low=True),
-                   metavar=("MIN", "MAX"), nargs=2),
+            Option("crop_scale", None, "crop area as a fraction of the image (default: 0.08 1.0, torchvision's "
+                   "RandomResizedCrop, for folder/shards/packed; 0.35 1.0 for the 32 px digits/cifar10)",
+                   check=optional(pair(low=0.0, high=1.0, strict_low=True)), metavar=("MIN", "MAX"), nargs=2),
         ),
         example={"crop_flip": True},
     ),
