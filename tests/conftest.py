@@ -28,6 +28,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 _CACHE_DIR = tempfile.TemporaryDirectory(prefix="twintricks-test-cache-")
 os.environ["TWINTRICKS_CACHE_DIR"] = _CACHE_DIR.name
 
+# One persistent XLA compilation cache for the session, shared by this process and every child it
+# starts: each Trainer jits its step afresh (a new function object, so jax's in-memory cache misses)
+# and the multi-process and kill/resume tests start new processes, yet most compile the same HLO
+# with the same options again. A hit loads the executable XLA compiled for exactly that key, so
+# results are unchanged (the bit-identity tests still compare values); measured on a jax Trainer
+# built three times in one process: 45/24/23 s without, 69/3.6/6.4 s with (2 loaded cores).
+_XLA_CACHE_DIR = tempfile.TemporaryDirectory(prefix="twintricks-test-xla-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE_DIR.name
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+
 
 def slow_scale() -> float:
     """Size factor for tests marked ``slow``: CI runs them reduced (TWINTRICKS_SLOW_SCALE, default 0.1)."""
