@@ -210,6 +210,10 @@ def _start_scale_out(args, config) -> bool:
                 "twintricks train: --devices/--coordinator/--num-processes/--process-id are for --backend jax; torch "
                 "runs one process per device: torchrun --nproc_per_node=N -m twintricks_cli train --backend torch ..."
             )
+        if "WORLD_SIZE" in os.environ and "RANK" in os.environ:  # under torchrun: its SIGTERM ends with our line
+            from twintricks.distributed import stop_on_sigterm
+
+            stop_on_sigterm("twintricks train")
         return os.environ.get("RANK", "0") == "0"
     from jax_impl import distributed as jd
 
