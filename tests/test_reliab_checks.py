@@ -51,3 +51,37 @@ def test_mixing_module_given_a_non_tensor_names_images_in_a_short_message(name):
         with pytest.raises(TypeError, match="`images` must be a torch.Tensor") as err:
             module(x, labels)
         assert len(str(err.value)) < 300, str(err.value)
+
+
+BAD_ATTRIBUTES = [
+    ("Mixup", "alpha", float("nan")),
+    ("Mixup", "alpha", -1.0),
+    ("CutMix", "alpha", float("nan")),
+    ("CutMix", "alpha", 0.0),
+    ("CutMix", "num_classes", 0),
+    ("RICAP", "beta", float("nan")),
+    ("MixupCutmix", "mixup_alpha", float("inf")),
+    ("MixupCutmix", "switch_prob", 2.0),
+    ("Cutout", "length", -3),
+    ("RandomErasing", "p", 2.0),
+    ("RandomErasing", "scale", (0.5, 0.1)),
+]
+
+
+@pytest.mark.parametrize("name,attr,value", BAD_ATTRIBUTES)
+def test_attributes_set_after_construction_are_checked_at_call_time(name, attr, value):
+    """``m.alpha = nan`` after ``__init__`` gave CutMix targets of ±8.9e35; every module re-checks."""
+    module = {**IMAGE_MODULES, **MIXING_MODULES}[name]()
+    setattr(module, attr, value)
+    images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=f"`{attr}`"):
+        module(images, torch.tensor([0, 1, 2, 0])) if name in MIXING_MODULES else module(images)
+
+
+@pytest.mark.parametrize("name", sorted(MIXING_MODULES))
+def test_mixing_module_keeps_an_empty_batch_empty(name):
+    """CutMix raised IndexError, RICAP a ValueError about `batch_size`; Mixup and MixupCutmix
+    returned the empty batch: all four do now."""
+    images, labels = torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.int64)
+    out, targets = MIXING_MODULES[name]()(images, labels)
+    assert out.shape == (0, 3, 8, 8) and targets.shape == (0, 3)
