@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from twintricks.checks import check_ndim
+from twintricks.checks import check_distribution_summary, check_ndim
 
 __all__ = [
     "check_images",
@@ -34,6 +34,7 @@ __all__ = [
     "check_record",
     "is_concrete",
     "hyperparameter",
+    "check_soft_targets",
     "check_not_torch",
     "looks_channels_first",
 ]
@@ -166,3 +167,15 @@ def check_record(name: str, record, record_type) -> None:
         raise TypeError(f"`{name}` must be a {record_type.__name__}, got {type(record).__name__}")
     for field, value in zip(record._fields, record):
         check_not_torch(f"{name}.{field}", value)
+
+
+def check_soft_targets(name: str, targets, axis: int = -1) -> None:
+    """Soft targets are distributions along ``axis``: finite, ``>= 0``, summing to 1
+    (:func:`twintricks.checks.check_distribution_summary`). Needs concrete values: runs eagerly
+    (and on arrays closed over inside ``jit``, read with NumPy), skipped for tracers."""
+    if not is_concrete(targets) or not targets.size:
+        return
+    t = np.asarray(targets, dtype=np.float64)
+    finite = bool(np.isfinite(t).all())
+    worst = float(np.abs(t.sum(axis) - 1).max()) if finite else 0.0
+    check_distribution_summary(name, finite, float(t.min()), worst, t.shape[axis], float(jnp.finfo(targets.dtype).eps))

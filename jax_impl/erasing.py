@@ -14,6 +14,10 @@ Shapes, dtypes and the Python hyperparameters (``length``, ``fill``, ``n_holes``
 (``jit``, ``vmap``, a schedule): a traced ``p`` must be a real scalar and is used unchecked (outside
 [0, 1] it acts as 0 or 1). Value checks on the parameter records run on concrete values (eager,
 or arrays closed over inside ``jit``) and are skipped for traced ones.
+
+NaN and inf: float images are not checked for them (a check would read every pixel of every
+batch); the kernels propagate them as torchvision's ``erase`` does: a non-finite pixel outside a
+hole or box stays as it is, one inside is overwritten by the fill. The same in both backends.
 """
 
 from __future__ import annotations

@@ -85,3 +85,44 @@ def test_mixing_module_keeps_an_empty_batch_empty(name):
     images, labels = torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.int64)
     out, targets = MIXING_MODULES[name]()(images, labels)
     assert out.shape == (0, 3, 8, 8) and targets.shape == (0, 3)
+
+
+# ----------------------------------------------------------------------------- soft targets (item 10)
+
+BAD_TARGETS = {
+    "nan": ([[float("nan"), 1.0, 0.0]], "must be finite"),
+    "inf": ([[float("inf"), 0.0, 0.0]], "must be finite"),
+    "negative": ([[1.5, -0.5, 0.0]], "must be >= 0"),
+    "sum 2": ([[1.0, 1.0, 0.0]], "must sum to 1"),
+    "sum 0.9": ([[0.5, 0.4, 0.0]], "must sum to 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TARGETS))
+def test_losses_refuse_soft_targets_that_are_not_distributions_in_both_backends(case):
+    """They passed silently (a NaN loss, or a loss that is not a cross-entropy)."""
+    import jax.numpy as jnp
+
+    import jax_impl as J
+
+    values, message = BAD_TARGETS[case]
+    t = torch.tensor(values)
+    logits = torch.zeros(1, 3)
+    with pytest.raises(ValueError, match=f"`targets` {message}"):
+        T.soft_target_cross_entropy(logits, t)
+    with pytest.raises(ValueError, match=f"`labels` {message}"):
+        T.label_smoothing_cross_entropy(logits, t, smoothing=0.1)
+    with pytest.raises(ValueError, match=f"`targets` {message}"):
+        J.soft_target_cross_entropy(jnp.zeros((1, 3)), jnp.asarray(values, jnp.float32))
+    with pytest.raises(ValueError, match=f"`labels` {message}"):
+        J.label_smoothing_cross_entropy(jnp.zeros((1, 3)), jnp.asarray(values, jnp.float32), smoothing=0.1)
+
+
+def test_soft_targets_within_rounding_pass():
+    """Distributions rounded to float32 or bfloat16 (mixed and smoothed targets are) pass."""
+    g = torch.Generator().manual_seed(0)
+    for k in (2, 10, 1000):
+        for dtype in (torch.float32, torch.bfloat16):
+            t = torch.rand(64, k, generator=g, dtype=torch.float64)
+            t = (t / t.sum(1, keepdim=True)).to(dtype)
+            T.soft_target_cross_entropy(torch.zeros(64, k, dtype=dtype), t)

@@ -28,6 +28,10 @@ This package re-exports each trick module's ``__all__`` (and :mod:`jax_impl` re-
 package's), so ``jax_impl.mixing.mixup`` and ``jax_impl.mixup`` are the kernel; the modules are
 private (``_mixup``...) so that no module shares a name with a function. ``TRICK_IMPLS`` gathers the
 trainer's entries the modules declare beside their kernels.
+
+NaN and inf in float images are propagated, unchecked, as :mod:`torch_impl.mixing` says (and as
+timm's ``Mixup`` does); soft targets are checked by the losses
+(:func:`~jax_impl.losses.soft_target_cross_entropy`), not by the kernels.
 """
 
 from jax_impl.mixing import _cutmix, _mixup, _ricap
