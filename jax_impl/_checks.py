@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from twintricks.checks import check_ndim
+from twintricks.checks import check_distribution_summary, check_ndim
 
 __all__ = [
     "check_images",
@@ -33,6 +33,8 @@ __all__ = [
     "check_labels",
     "check_record",
     "is_concrete",
+    "hyperparameter",
+    "check_soft_targets",
     "check_not_torch",
     "looks_channels_first",
 ]
@@ -41,8 +43,32 @@ _FOREIGN = ("torch", "torchvision")  # packages whose tensors NumPy cannot read 
 
 
 def is_concrete(x) -> bool:
-    """True when ``x``'s values are known (not a tracer under jit/vmap/grad)."""
+    """True when ``x``'s values are known (not a tracer under jit/vmap/grad). A concrete array
+    closed over inside ``jit`` is concrete too: read its values with NumPy (``np.asarray``), never
+    with a ``jnp`` reduction, which ``jit`` would trace."""
     return not isinstance(x, jax.core.Tracer)
+
+
+def hyperparameter(name: str, value, check, placeholder: float):
+    """A hyper-parameter that may be traced: a Python number or a concrete 0-d array is checked by
+    ``check(name, number)`` and returned as that function returns it; a tracer (under ``jit``,
+    ``vmap`` or ``grad``) must be a real scalar (per example under ``vmap``) and is returned as
+    float32, its value unchecked (unknown at trace time). ``placeholder`` is a valid value that
+    stands in for the tracer where a caller needs a Python number to check the other arguments.
+
+    Returns ``(value, placeholder_or_checked_value)``.
+    """
+    if isinstance(value, jax.core.Tracer):
+        if value.shape != () or not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+            raise TypeError(f"`{name}` must be a real scalar, got a traced array {value.dtype}{list(value.shape)}")
+        return value.astype(jnp.float32), placeholder
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, bool):
+        check_not_torch(name, value)
+        if np.shape(value) != () or np.asarray(value).dtype.kind not in "iuf":
+            raise TypeError(f"`{name}` must be a real number, got an array {np.asarray(value).dtype}{list(np.shape(value))}")
+        value = np.asarray(value).item()
+    checked = check(name, value)
+    return checked, checked
 
 
 def check_not_torch(name: str, x, layout: str = "") -> None:
@@ -128,7 +154,8 @@ def check_labels(name: str, labels, num_classes: int) -> None:
     if not jnp.issubdtype(_dtype(labels, name), jnp.integer):
         raise TypeError(f"`{name}` must have an integer dtype, got {_dtype(labels, name)}")
     if is_concrete(labels) and labels.size:
-        lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
+        values = np.asarray(labels)  # NumPy: a concrete array closed over inside jit is read, not traced
+        lo, hi = int(values.min()), int(values.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"`{name}` must lie in [0, {num_classes}), got values in [{lo}, {hi}]")
 
@@ -140,3 +167,15 @@ def check_record(name: str, record, record_type) -> None:
         raise TypeError(f"`{name}` must be a {record_type.__name__}, got {type(record).__name__}")
     for field, value in zip(record._fields, record):
         check_not_torch(f"{name}.{field}", value)
+
+
+def check_soft_targets(name: str, targets, axis: int = -1) -> None:
+    """Soft targets are distributions along ``axis``: finite, ``>= 0``, summing to 1
+    (:func:`twintricks.checks.check_distribution_summary`). Needs concrete values: runs eagerly
+    (and on arrays closed over inside ``jit``, read with NumPy), skipped for tracers."""
+    if not is_concrete(targets) or not targets.size:
+        return
+    t = np.asarray(targets, dtype=np.float64)
+    finite = bool(np.isfinite(t).all())
+    worst = float(np.abs(t.sum(axis) - 1).max()) if finite else 0.0
+    check_distribution_summary(name, finite, float(t.min()), worst, t.shape[axis], float(jnp.finfo(targets.dtype).eps))

@@ -9,8 +9,15 @@ split random erasing the same way (the kernel is named ``erase``, torchvision's 
 because ``random_erasing`` is the ``random_<trick>(key, ...)`` wrapper). The mirror of
 :mod:`torch_impl.erasing`.
 
-Shapes, dtypes and the Python hyperparameters (``length``, ``fill``, ``n_holes``) are checked at
-trace time, inside ``jax.jit`` too.
+Shapes, dtypes and the Python hyperparameters (``length``, ``fill``, ``n_holes``, ``p``, ``scale``,
+...) are checked at trace time, inside ``jax.jit`` too. Random erasing's ``p`` may also be traced
+(``jit``, ``vmap``, a schedule): a traced ``p`` must be a real scalar and is used unchecked (outside
+[0, 1] it acts as 0 or 1). Value checks on the parameter records run on concrete values (eager,
+or arrays closed over inside ``jit``) and are skipped for traced ones.
+
+NaN and inf: float images are not checked for them (a check would read every pixel of every
+batch); the kernels propagate them as torchvision's ``erase`` does: a non-finite pixel outside a
+hole or box stays as it is, one inside is overwritten by the fill. The same in both backends.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_images, check_record, is_concrete
+from jax_impl._checks import check_images, check_record, hyperparameter, is_concrete
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
 from twintricks.tricks import TrickImpl
@@ -91,7 +98,7 @@ def _check_params(images, params) -> None:
         )
     if params.cy.size and is_concrete(params.cy) and is_concrete(params.cx):
         for name, t, size in (("params.cy", params.cy, images.shape[1]), ("params.cx", params.cx, images.shape[2])):
-            lo, hi = int(jnp.min(t)), int(jnp.max(t))
+            lo, hi = int(np.min(np.asarray(t))), int(np.max(np.asarray(t)))  # NumPy: read, not traced under jit
             if lo < 0 or hi >= size:
                 raise ValueError(
                     f"`{name}` must lie in [0, {size}) (centres inside the image), got values in [{lo}, {hi}]"
@@ -224,7 +231,7 @@ def sample_random_erasing_params(
     ``top ~ U{0, …, H-h}``, ``left ~ U{0, …, W-w}``. Fill (``mode``): ``"const"`` the ``value``
     (one, or one per channel); ``"rand"`` one standard-normal colour per box and channel (a later
     box paints over an earlier one, as timm); ``"pixel"`` (``value="random"``) standard-normal
-    noise per pixel and channel. All arguments but ``key`` are static.
+    noise per pixel and channel. All arguments but ``key`` and ``p`` (which may be traced) are static.
 
     .. warning::
        torchvision's ``RandomErasing`` draws one box for a whole batch; this draws one per image
@@ -242,20 +249,22 @@ def sample_random_erasing_params(
     n = check_int("batch_size", batch_size, low=0)
     height, width = check_size("image_size", image_size)
     c = check_int("channels", channels, low=1)
-    args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
+    p, p_checked = hyperparameter("p", p, functools.partial(check_real, low=0.0, high=1.0), 0.5)  # may be traced
+    args = check_random_erasing_args(p_checked, scale, ratio, value, mode, min_count, max_count)
     if len(args.value) not in (1, c):
         raise ValueError(f"`value` must have 1 or {c} (channels) entries, got {len(args.value)}")
-    return _sample_random_erasing(key, n, height, width, c, args)
+    # p goes in as an array: it may be traced, and a new value does not recompile
+    return _sample_random_erasing(key, jnp.float32(p) if isinstance(p, float) else p, n, height, width, c, args._replace(p=None))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _sample_random_erasing(key, n: int, height: int, width: int, c: int, args) -> RandomErasingParams:
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _sample_random_erasing(key, p, n: int, height: int, width: int, c: int, args) -> RandomErasingParams:
     """The computation of :func:`sample_random_erasing_params` after its checks (jitted: an
-    eager call compiles once instead of dispatching op by op)."""
+    eager call compiles once instead of dispatching op by op); ``p`` a float32 scalar."""
     k = args.max_count
     f32, i32 = jnp.float32, jnp.int32
     k_apply, k_count, k_area, k_aspect, k_top, k_left, k_fill = jax.random.split(key, 7)
-    apply = jax.random.uniform(k_apply, (n,), f32) < args.p
+    apply = jax.random.uniform(k_apply, (n,), f32) < p
     count = jax.random.randint(k_count, (n,), args.min_count, args.max_count + 1, dtype=i32)
     log_lo, log_hi = math.log(args.ratio[0]), math.log(args.ratio[1])
     lo, hi = args.scale

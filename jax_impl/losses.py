@@ -22,7 +22,9 @@ value. Python and concrete values are range-checked; **traced values are not** (
 traced value gives a meaningless loss, not an error). ``reduction`` is a Python string.
 
 Checks: shapes, dtypes and the hyperparameters at trace time (inside ``jax.jit`` too); the label
-range needs concrete values, so it runs eagerly and is skipped for tracers.
+range and the soft targets (finite, ``>= 0``, each summing to 1 within ``4·K·eps`` of their dtype)
+need concrete values, so they run eagerly and are skipped for tracers. Logits are not checked for
+NaN or inf: ``-inf`` has a meaning (above) and NaN propagates to the loss, as in optax.
 
 The mirror of :mod:`torch_impl.losses`, name for name.
 """
@@ -36,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_floating, check_not_torch, is_concrete
+from jax_impl._checks import check_floating, check_not_torch, check_soft_targets, is_concrete
 from twintricks.checks import check_choice, check_int, check_real
 from twintricks.tricks import TrickImpl
 
@@ -86,6 +88,7 @@ def _is_index_labels(name: str, labels, logits) -> bool:
     if labels.ndim == logits.ndim:
         check_floating(name, labels)
         if tuple(labels.shape) == tuple(logits.shape):
+            check_soft_targets(name, labels)
             return False
     elif labels.ndim == logits.ndim - 1:
         if not jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_:
@@ -170,8 +173,8 @@ def soft_target_cross_entropy(logits, targets, *, reduction: str = "mean") -> ja
 
     Args:
         logits: ``[..., K]`` float.
-        targets: float, the shape of ``logits`` (distributions over the last axis; not checked
-            to sum to 1).
+        targets: float, the shape of ``logits``: distributions over the last axis (finite,
+            ``>= 0``, summing to 1 within ``4·K·eps`` of their dtype; checked on concrete values).
         reduction: ``"mean"`` over the leading positions, ``"sum"``, or ``"none"`` for ``[...]``.
     """
     _check_logits("logits", logits)
@@ -181,6 +184,7 @@ def soft_target_cross_entropy(logits, targets, *, reduction: str = "mean") -> ja
         if targets.ndim and logits.ndim >= 2 and targets.shape[0] != logits.shape[0]:
             raise ValueError(f"batch sizes must match: `logits` {tuple(logits.shape)}, `targets` {tuple(targets.shape)}")
         raise ValueError(f"`targets` must have the shape of `logits` {tuple(logits.shape)}, got shape {tuple(targets.shape)}")
+    check_soft_targets("targets", targets)
     return _reduce(_xent(logits, targets), reduction)
 
 

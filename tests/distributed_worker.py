@@ -99,6 +99,32 @@ def torch_peer_dies(out):
     os._exit(0)
 
 
+def torch_peer_dies_in_run(out):
+    """As the torch trainer runs (inside ``joined``): rank 1 dies after the first collective; rank 0
+    writes the error that leaves ``joined`` (its type and message)."""
+    import torch
+
+    from torch_impl import distributed as td
+
+    torch.set_num_threads(1)
+    ctx = td.init("cpu", timeout_s=float(os.environ.get("TEST_TIMEOUT_S", "20")))
+    t = torch.ones(4)
+    try:
+        with td.joined(ctx):
+            td.all_reduce_sum(t, ctx)
+            if ctx.rank == 1:
+                os._exit(3)  # dies without leaving the group, as a killed process would
+            time.sleep(0.5)
+            with td.collective_errors(ctx):
+                for _ in range(100):
+                    td.all_reduce_sum(t, ctx)
+                    time.sleep(0.05)
+        _write(out, {"error": None})
+    except Exception as exc:  # noqa: BLE001 - the test checks which error it was
+        _write(out, {"error": " ".join(str(exc).split())[:600], "type": type(exc).__name__})
+    os._exit(0)
+
+
 # ----------------------------------------------------------------------------- jax
 
 

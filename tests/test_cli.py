@@ -72,3 +72,38 @@ def test_progress_bars_are_drawn_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stderr", term)
     trainer.train_epoch(0)
     assert "epoch 1/1" in term.getvalue() and "0/2" in term.getvalue()
+
+
+# ----------------------------------------------------------------------------- checks before any data loads
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--randaugment", "--randaugment-magnitude", "31"], "--randaugment-magnitude must be below --randaugment-bins (31)"),
+        (["--randaugment", "--randaugment-bins", "5", "--randaugment-magnitude", "5"], "the bins are 0..4, got 5"),
+        (["--cutmix", "1.0", "--mix-mode", "pair", "--batch-size", "33"], "--batch-size must be even, got 33"),
+        (["--teacher-model", "resnet18"], "--teacher-model set(s) the distillation teacher, but there is no --teacher"),
+        (["--kd-alpha", "0.5", "--kd-temperature", "2"], "--kd-temperature, --kd-alpha set(s)"),
+        (["--teacher-width", "8"], "--teacher-width set(s)"),
+        (["--backend", "jax", "--devices", "3"], "--devices: `devices` must be in [1, "),
+        (["--backend", "jax", "--devices", "2", "--device", "cpu:0"], "`device` 'cpu:0' names a single device"),
+    ],
+)
+def test_train_values_that_need_each_other_fail_in_one_line_before_the_data_loads(monkeypatch, tmp_path, args, message):
+    """These surfaced as a traceback after the data had loaded, or (the teacher's settings without
+    --teacher) were silently ignored."""
+    import twintricks_cli.train as cli_train
+
+    def no_data(config):
+        raise AssertionError("the data set was loaded before the check")
+
+    monkeypatch.setattr(cli_train, "_load_data", no_data)
+    argv = ["train", "--no-progress", "--epochs", "1", "--out", str(tmp_path / "run"), *args]
+    if "--backend" not in args:
+        argv += ["--backend", "torch"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    text = str(exc.value.code)
+    assert text.startswith("twintricks train: ") and "\n" not in text, text
+    assert message in text, text

@@ -159,30 +159,35 @@ def test_torchrun_two_processes_ddp_batchnorm_and_collectives(tmp_path):
     assert res["gather"] and res["sliced"] and res["counts"] == 3.0
 
 
+def _two_ranks(tmp_path, case: str, *, timeout: float, **env) -> dict:
+    """Rank 0 and rank 1 of a worker case, started as torchrun would start them (without torchrun,
+    which would stop the survivor itself); what rank 0 wrote."""
+    out, port = tmp_path / "r.json", _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, case, str(out)], cwd=ROOT,
+            env=_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **env),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for r in (0, 1)
+    ]
+    try:
+        assert procs[0].wait(timeout=timeout) == 0, procs[0].stdout.read().decode()[-3000:]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    return json.loads(out.read_text())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("peer", ["dies", "hangs"])
 def test_torch_peer_lost_stops_the_other_rank_with_a_clear_error(tmp_path, peer):
     """Two ranks started as torchrun would start them (without torchrun, which would stop the
     survivor itself): rank 1 dies (or hangs) after the first collective; rank 0's next collective
     fails with PeerLostError — at once for a closed connection, at the deadline for a hang."""
-    out, deadline = tmp_path / "r.json", 6
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, WORKER, "torch_peer_dies", str(out)], cwd=ROOT,
-            env=_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                     TEST_TIMEOUT_S=str(deadline), TEST_PEER=peer),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        for r in (0, 1)
-    ]
-    try:
-        assert procs[0].wait(timeout=240) == 0, procs[0].stdout.read().decode()[-3000:]
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-    res = json.loads(out.read_text())
+    deadline = 6
+    res = _two_ranks(tmp_path, "torch_peer_dies", timeout=240, TEST_TIMEOUT_S=str(deadline), TEST_PEER=peer)
     assert res["type"] == "PeerLostError", res
     assert "rank 0 of 2 (gloo)" in res["error"] and "--resume" in res["error"]
     if peer == "dies":
@@ -629,3 +634,49 @@ def test_jax_streamed_processes_each_read_their_rows_and_every_image_once(tmp_pa
             p.wait()
     runs = [json.loads(Path(f"{out}.rank{p}").read_text()) for p in range(nproc)]
     _check_each_image_once(runs, _global_batches(stream_folder))
+
+
+# ----------------------------------------------------------------------------- fault paths end with our line
+
+
+def test_torch_lost_peer_error_is_not_hidden_by_the_shutdown_barrier(tmp_path):
+    """Rank 1 dies inside ``joined`` (the process group's lifetime around ``train``); rank 0's
+    PeerLostError (naming the rank, saying --resume) is what leaves ``joined``, not gloo's
+    "Connection reset by peer" from the shutdown barrier raised over it."""
+    res = _two_ranks(tmp_path, "torch_peer_dies_in_run", timeout=120, TEST_TIMEOUT_S="20")
+    assert res["type"] == "PeerLostError", res
+    assert res["error"].startswith("rank 0 of 2 (gloo)") and "--resume" in res["error"], res
+
+
+def _catches_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return bool(int(status.split("SigCgt:")[1].split()[0], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask through /proc")
+def test_torchrun_sigterm_prints_our_line_and_exits_143(tmp_path):
+    """What torchrun does to a survivor: SIGTERM. The CLI under torchrun's variables (rank 1 of 2,
+    blocked in C++ at the rendezvous, rank 0 never comes) prints one line naming the rank and
+    --resume, and exits 143 at once rather than when the rendezvous gives up."""
+    env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+               TWINTRICKS_DIST_TIMEOUT="60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twintricks_cli", "train", "--backend", "torch", "--no-progress", "--epochs", "1",
+         "--out", str(tmp_path / "run")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and not _catches_sigterm(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # on into the data load and the rendezvous
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=50)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    assert took < 10, took
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("twintricks train: rank 1 of 2: stopped by SIGTERM") and "--resume" in line, err[-2000:]

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from twintricks.checks import check_ndim
+from twintricks.checks import check_distribution_summary, check_ndim
 
-__all__ = ["check_images", "check_floating", "check_labels", "compiling", "looks_channels_last"]
+__all__ = ["check_images", "check_floating", "check_labels", "check_soft_targets", "compiling", "looks_channels_last"]
 
 
 def compiling() -> bool:
@@ -90,3 +90,17 @@ def check_labels(name: str, labels, num_classes: int) -> None:
         low, high = (int(v) for v in torch.aminmax(labels))  # one reduction, one host read
         if low < 0 or high >= num_classes:
             raise ValueError(f"`{name}` must lie in [0, {num_classes}), got values in [{low}, {high}]")
+
+
+def check_soft_targets(name: str, targets: torch.Tensor, dim: int) -> None:
+    """Soft targets are distributions along ``dim``: finite, ``>= 0``, summing to 1
+    (:func:`twintricks.checks.check_distribution_summary`). Reads the values (one host read of
+    three numbers), so it runs in eager mode only (not under torch.compile)."""
+    if compiling() or targets.numel() == 0:
+        return
+    with torch.no_grad():
+        t = targets.detach().float()
+        finite = torch.isfinite(t).all()
+        worst = (t.sum(dim) - 1).abs().max()
+        summary = torch.stack([finite.float(), t.min(), torch.where(finite, worst, torch.zeros_like(worst))]).tolist()
+    check_distribution_summary(name, bool(summary[0]), summary[1], summary[2], targets.shape[dim], torch.finfo(targets.dtype).eps)

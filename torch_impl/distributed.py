@@ -68,6 +68,7 @@ __all__ = [
     "convert_batchnorm",
     "gather_rows",
     "init",
+    "joined",
     "launched",
     "on_global_batch",
     "shutdown",
@@ -171,9 +172,37 @@ def shutdown(ctx: Context | None = None) -> None:
 
         gc.collect()
         try:
-            dist.barrier()
+            with collective_errors(ctx or Context(world_size=dist.get_world_size(), rank=dist.get_rank(),
+                                                 backend=dist.get_backend())):
+                dist.barrier()
         finally:
             dist.destroy_process_group()
+
+
+def _abandon() -> None:
+    """Leave the process group without waiting for the other ranks: the way out when the run has
+    already failed (a lost peer would turn the shutdown barrier into a second error, gloo's
+    "Connection reset by peer", raised over ours)."""
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def joined(ctx: Context):
+    """The process group's lifetime around a run: on a normal exit :func:`shutdown` (every rank
+    meets at a barrier first); when the body raises, the group is left without that barrier, so
+    the body's own error (a :class:`PeerLostError` naming the rank and ``--resume``) is the one
+    that surfaces."""
+    try:
+        yield ctx
+    except BaseException:
+        import gc
+
+        gc.collect()
+        _abandon()
+        raise
+    shutdown(ctx)
 
 
 @contextlib.contextmanager

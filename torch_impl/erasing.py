@@ -8,6 +8,10 @@ batch), so it runs under ``torch.compile(fullgraph=True)`` and compiles once per
 :func:`sample_random_erasing_params` / :func:`erase` split random erasing the same way (the
 kernel has torchvision's name; in jax ``random_erasing`` is the ``random_<trick>`` wrapper).
 The mirror in :mod:`jax_impl.erasing` has the same names and the same records.
+
+NaN and inf: float images are not checked for them (a check would read every pixel of every
+batch); the kernels propagate them as torchvision's ``erase`` does: a non-finite pixel outside a
+hole or box stays as it is, one inside is overwritten by the fill. The same in both backends.
 """
 
 from __future__ import annotations

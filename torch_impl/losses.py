@@ -19,8 +19,11 @@ that puts weight on a masked class has an infinite loss (label smoothing puts ``
 class, so any ``-inf`` logit makes it ``inf``, again as ``F.cross_entropy(...,
 label_smoothing=ε)``), with the finite gradient ``softmax(z) - t``.
 
-Checks: shapes, dtypes and hyperparameters always; the label range reads the values, so it runs
-in eager mode only (it is skipped under ``torch.compile``). Inputs are never modified in place.
+Checks: shapes, dtypes and hyperparameters always; the label range and the soft targets (finite,
+``>= 0``, each summing to 1 within ``4·K·eps`` of their dtype) read the values, so they run in
+eager mode only (skipped under ``torch.compile``). Logits are not checked for NaN or inf: ``-inf``
+has a meaning (above) and NaN propagates to the loss, as in ``F.cross_entropy``. Inputs are never
+modified in place.
 
 The mirror of :mod:`jax_impl.losses`, name for name (jax puts the class axis last).
 """
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_impl._checks import check_floating, compiling
+from torch_impl._checks import check_floating, check_soft_targets, compiling
 from twintricks.checks import check_choice, check_int, check_real
 from twintricks.tricks import TrickImpl
 
@@ -89,6 +92,7 @@ def _is_index_labels(name: str, labels, logits: torch.Tensor) -> bool:
     if labels.ndim == logits.ndim:
         check_floating(name, labels)
         if labels.shape == logits.shape:
+            check_soft_targets(name, labels, _class_dim(logits))
             return False
     elif labels.ndim == logits.ndim - 1:
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -184,8 +188,8 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, re
 
     Args:
         logits: ``[N, K, d1, ...]`` float (classes on axis 1), or ``[K]``.
-        targets: float, the shape of ``logits`` (distributions over the class axis; not checked
-            to sum to 1).
+        targets: float, the shape of ``logits``: distributions over the class axis (finite,
+            ``>= 0``, summing to 1 within ``4·K·eps`` of their dtype; checked in eager mode).
         reduction: ``"mean"`` over the samples and positions, ``"sum"``, or ``"none"`` for
             ``[N, d1, ...]``.
     """
@@ -196,6 +200,7 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, re
         if targets.ndim and logits.ndim >= 2 and targets.shape[0] != logits.shape[0]:
             raise ValueError(f"batch sizes must match: `logits` {tuple(logits.shape)}, `targets` {tuple(targets.shape)}")
         raise ValueError(f"`targets` must have the shape of `logits` {tuple(logits.shape)}, got shape {tuple(targets.shape)}")
+    check_soft_targets("targets", targets, _class_dim(logits))
     loss = _xent(_compute(logits), _compute(targets))
     return _finish(_reduce(loss, reduction), logits)
 

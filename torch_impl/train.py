@@ -529,10 +529,10 @@ def train(config: TrainConfig, dataset, *, out=None, device=None, teacher=None, 
     writes files and logs.
     """
     dist = tdist.init(device if device is not None else config.device)
-    trainer = None
-    try:
-        trainer = Trainer(config, dataset, device=device, teacher=teacher, dist=dist)
-        return fit(trainer, config, out=out, log=log if dist.is_main else (lambda *a, **k: None))
-    finally:
-        trainer = None  # DDP's reducer goes before its process group (tdist.shutdown)
-        tdist.shutdown(dist)
+    with tdist.joined(dist):  # a failed run leaves the group without the shutdown barrier (its error surfaces)
+        trainer = None
+        try:
+            trainer = Trainer(config, dataset, device=device, teacher=teacher, dist=dist)
+            return fit(trainer, config, out=out, log=log if dist.is_main else (lambda *a, **k: None))
+        finally:
+            trainer = None  # DDP's reducer goes before its process group (tdist.joined)

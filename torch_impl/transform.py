@@ -140,7 +140,11 @@ def _image_index(name: str, leaves, skip=None) -> int:
     for i, leaf in enumerate(leaves):
         if isinstance(leaf, torch.Tensor) and leaf is not skip:
             return i
-    raise TypeError(f"{name} found no image tensor in its input (types: {[type(x).__name__ for x in leaves]})")
+    kinds = sorted({type(x).__name__ for x in leaves})  # the distinct types: a nested list is not printed whole
+    found = f"found none among {len(leaves)} item(s) of type {', '.join(kinds)[:200]}" if leaves else "got an empty sample"
+    raise TypeError(
+        f"`images` must be a torch.Tensor ([N, C, H, W], one [C, H, W] image, or a v2 sample holding one); {name} {found}"
+    )
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "check_ndim",
     "check_size",
     "check_same_leading",
+    "check_distribution_summary",
 ]
 
 
@@ -136,3 +137,23 @@ def check_same_leading(names: Sequence[str], arrays: Sequence[Any]) -> int:
         desc = ", ".join(f"`{n}` {tuple(a.shape)}" for n, a in zip(names, arrays))
         raise ValueError(f"batch sizes must match: {desc}")
     return sizes[0]
+
+
+def check_distribution_summary(name: str, finite: bool, minimum: float, worst: float, k: int, eps: float) -> None:
+    """Soft targets must be distributions over their ``k`` classes: finite, ``>= 0``, each summing
+    to 1. The backends reduce the values on their device to three numbers (``finite``: all
+    finite; ``minimum``; ``worst``: the largest ``|Σ t - 1|``), and this says what is wrong.
+
+    The sums may be off by the rounding of ``k`` terms of the targets' dtype: the tolerance is
+    ``4·k·eps`` (``eps`` of that dtype), at least ``1e-6``.
+    """
+    if not finite:
+        raise ValueError(f"`{name}` must be finite: soft targets hold NaN or inf")
+    if minimum < 0:
+        raise ValueError(f"`{name}` must be >= 0 (soft targets are distributions), got a value of {minimum:.6g}")
+    tol = max(4 * k * eps, 1e-6)
+    if worst > tol:
+        raise ValueError(
+            f"`{name}` must sum to 1 over the {k} classes (soft targets are distributions; tolerance {tol:.2g}), "
+            f"got a sum off by {worst:.6g}"
+        )

@@ -29,7 +29,10 @@ import os
 
 from twintricks.checks import check_int, check_real
 
-__all__ = ["BATCH_STAGES", "DEFAULT_TIMEOUT_S", "local_batch_size", "local_rows", "take_rows", "timeout_from_env", "world_record"]
+__all__ = [
+    "BATCH_STAGES", "DEFAULT_TIMEOUT_S", "SIGTERM_STATUS", "local_batch_size", "local_rows", "sigterm_message", "stop_on_sigterm",
+    "take_rows", "timeout_from_env", "world_record",
+]
 
 #: Recipe stages whose kernels read other images of the batch: they run on the global batch.
 BATCH_STAGES = ("mixing",)
@@ -102,3 +105,58 @@ def timeout_from_env() -> float:
     except ValueError:
         raise ValueError(f"environment variable TWINTRICKS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
     return check_real("TWINTRICKS_DIST_TIMEOUT", seconds, low=0.0, low_inclusive=False)
+
+
+#: The exit status after a SIGTERM (128 + 15, what a shell reports for a process it terminated).
+SIGTERM_STATUS = 143
+
+
+def sigterm_message(prefix: str, rank: int, world_size: int) -> str:
+    """The line a process prints when SIGTERM stops it (:func:`stop_on_sigterm`)."""
+    return (
+        f"{prefix}: rank {rank} of {world_size}: stopped by SIGTERM (torchrun stops every process when one "
+        f"of them fails, is killed or is stopped). The run stops here; continue it from the last checkpoint "
+        f"with --resume."
+    )
+
+
+def stop_on_sigterm(prefix: str) -> None:
+    """On SIGTERM, print one line that names this process's rank (``RANK``/``WORLD_SIZE``, as set
+    by ``torchrun``) and says ``--resume`` continues the run, then exit with status 143.
+
+    ``torchrun`` sends SIGTERM to every surviving process as soon as one fails; without a handler
+    they die silently, with nothing of ours printed. A Python signal handler runs only when the
+    main thread is back in Python, which a collective or rendezvous blocked in C++ may delay for
+    its whole deadline; so the signal is taken through :func:`signal.set_wakeup_fd` by a thread of
+    its own, which prints and exits at once (``os._exit``: unwinding would meet the shutdown
+    barrier of a peer that is gone). Checkpoints are written to a temporary file and renamed
+    (:func:`twintricks.files.atomic_write_bytes`), so a stop never leaves a half-written one.
+    Call it from the main thread (Python's rule for signal handlers).
+    """
+    import signal
+    import sys
+    import threading
+
+    line = sigterm_message(prefix, os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
+
+    def _stop(*_):  # pragma: no cover - runs in the signalled process
+        try:
+            sys.stdout.flush()
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(SIGTERM_STATUS)
+
+    def _watch(fd):  # pragma: no cover - runs in the signalled process
+        while True:
+            data = os.read(fd, 64)
+            if not data:
+                return
+            if signal.SIGTERM in data:
+                _stop()
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(r,), name="twintricks-sigterm", daemon=True).start()

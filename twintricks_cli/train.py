@@ -157,6 +157,43 @@ def _check_device(config) -> None:
         raise SystemExit(f"twintricks train: {exc}") from None
 
 
+#: Settings of the distillation trick, which do nothing without ``--teacher``.
+_TEACHER_SETTINGS = ("teacher_model", "teacher_width", "kd_temperature", "kd_alpha")
+
+
+def _check_late(config) -> None:
+    """The checks that need more than one value, or the backend's devices: one line each, before
+    any data loads (they used to surface as a traceback after it, or not at all)."""
+    from twintricks.recipe import OPTIONS
+
+    if config.teacher is None:
+        defaults = {o.name: o.default for o in OPTIONS}
+        given = [n for n in _TEACHER_SETTINGS if getattr(config, n) != defaults[n]]
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise SystemExit(f"twintricks train: {flags} set(s) the distillation teacher, but there is no --teacher: "
+                             "it would do nothing")
+    if config.randaugment and config.randaugment_magnitude >= config.randaugment_bins:
+        raise SystemExit(
+            f"twintricks train: --randaugment-magnitude must be below --randaugment-bins ({config.randaugment_bins}): "
+            f"the bins are 0..{config.randaugment_bins - 1}, got {config.randaugment_magnitude}"
+        )
+    if (config.mixup or config.cutmix) and config.mix_mode == "pair" and config.batch_size % 2:
+        raise SystemExit(f"twintricks train: --mix-mode pair mixes image i with N-1-i: --batch-size must be even, "
+                         f"got {config.batch_size}")
+    if config.backend == "jax":
+        from jax_impl import distributed as jd
+        from jax_impl.train import resolve_device
+
+        try:
+            if config.devices not in (None, 1) and config.device is not None and ":" in config.device:
+                raise ValueError(f"`devices` {config.devices}: `device` {config.device!r} names a single device")
+            mesh = jd.make_mesh(config.devices, platform=resolve_device(config.device).platform)
+            jd.world(mesh, config.batch_size)  # the batch splits evenly over the devices
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"twintricks train: --devices: {one_line(exc)}") from None
+
+
 def _load_data(config):
     """The data set: held in memory (digits, cifar10) or streamed (folder, shards, packed: only
     indexed here, :func:`twintricks.streaming.open_streamed`); a one-line error naming what is wrong."""
@@ -210,6 +247,10 @@ def _start_scale_out(args, config) -> bool:
                 "twintricks train: --devices/--coordinator/--num-processes/--process-id are for --backend jax; torch "
                 "runs one process per device: torchrun --nproc_per_node=N -m twintricks_cli train --backend torch ..."
             )
+        if "WORLD_SIZE" in os.environ and "RANK" in os.environ:  # under torchrun: its SIGTERM ends with our line
+            from twintricks.distributed import stop_on_sigterm
+
+            stop_on_sigterm("twintricks train")
         return os.environ.get("RANK", "0") == "0"
     from jax_impl import distributed as jd
 
@@ -237,6 +278,7 @@ def run(args) -> int:
     _set_threads(args.threads, config)
     main = _start_scale_out(args, config)
     _check_device(config)
+    _check_late(config)
     dataset = _load_data(config)
     if main:
         print(

@@ -10,16 +10,28 @@ that does both (like dm-pix). Targets are ``[N]`` integer labels (with ``num_cla
 ``[N, K]`` soft targets for :func:`jax_impl.losses.soft_target_cross_entropy`.
 
 Kernels use gathers and broadcasting only, with static shapes, so they ``jit`` once per input
-shape; the parameter records may be traced. Shape, dtype and hyperparameter checks run at trace
-time; value checks on the parameters and labels (ranges) need concrete values and are skipped
-under ``jit``/``vmap``. Hyperparameters (``alpha``, ``beta``, ``batch_size``, ``image_size``,
-``per_sample``, ``per_image_offsets``, timm's switching arguments, ``label_smoothing``) are
+shape; the parameter records may be traced. Which checks run under ``jit``:
+
+* at trace time, always: shapes, dtypes, and every hyperparameter given as a Python value;
+* on concrete values only (eager, or arrays closed over inside ``jit``, which are read with
+  NumPy): the ranges of the labels and of the parameter records;
+* not at all for a traced hyperparameter: mixup's and CutMix's ``alpha`` and timm's
+  ``mixup_alpha``, ``cutmix_alpha``, ``prob`` and ``switch_prob`` may be traced (``jit``,
+  ``vmap``, a schedule); a traced one must be a real scalar, and its value is used as it is (an
+  ``alpha <= 0`` turns that trick off, as 0 does; a probability outside [0, 1] acts as 0 or 1).
+
+The other hyperparameters (``beta``, ``batch_size``, ``image_size``, ``per_sample``,
+``per_image_offsets``, ``mode``, ``correct_lam``, ``cutmix_minmax``, ``label_smoothing``) are
 Python values (static).
 
 This package re-exports each trick module's ``__all__`` (and :mod:`jax_impl` re-exports this
 package's), so ``jax_impl.mixing.mixup`` and ``jax_impl.mixup`` are the kernel; the modules are
 private (``_mixup``...) so that no module shares a name with a function. ``TRICK_IMPLS`` gathers the
 trainer's entries the modules declare beside their kernels.
+
+NaN and inf in float images are propagated, unchecked, as :mod:`torch_impl.mixing` says (and as
+timm's ``Mixup`` does); soft targets are checked by the losses
+(:func:`~jax_impl.losses.soft_target_cross_entropy`), not by the kernels.
 """
 
 from jax_impl.mixing import _cutmix, _mixup, _ricap

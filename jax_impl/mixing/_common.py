@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_impl._checks import check_floating, check_labels, is_concrete
 from twintricks.checks import check_int, check_ndim
@@ -42,6 +43,7 @@ def _check_index(name: str, idx, shape: tuple, high: int) -> None:
     if not jnp.issubdtype(idx.dtype, jnp.integer):
         raise TypeError(f"`{name}` must have an integer dtype, got {idx.dtype}")
     if is_concrete(idx) and idx.size:
-        lo, hi = int(jnp.min(idx)), int(jnp.max(idx))
+        values = np.asarray(idx)  # NumPy: a concrete array closed over inside jit is read, not traced
+        lo, hi = int(values.min()), int(values.max())
         if lo < 0 or hi >= high:
             raise ValueError(f"`{name}` must lie in [0, {high}), got values in [{lo}, {hi}]")

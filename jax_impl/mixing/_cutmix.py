@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl._checks import check_images, check_record, is_concrete
+from jax_impl._checks import check_images, check_record, hyperparameter, is_concrete
 from jax_impl.mixing._common import _check_index, _soft_targets
 from twintricks.checks import check_int, check_real, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter, check_mixup_cutmix_args, minmax_cut_range
@@ -54,21 +54,23 @@ def _pixel_shares(pixels: int) -> np.ndarray:
 def _check_boxes(params, n: int, image_h: int, image_w: int):
     """Check the ``top``/``left``/``height``/``width`` ``[N]`` integer fields of a box record; on
     concrete values also that every box (possibly empty) lies inside the image. Returns int32."""
-    fields = []
+    fields, raw = [], []
     for name in ("top", "left", "height", "width"):
         t = getattr(params, name)
         _check_index(f"params.{name}", t, (n,), max(image_h, image_w) + 1)
+        raw.append(t)
         fields.append(jnp.asarray(t, jnp.int32))
-    top, left, height, width = fields
-    if n and all(is_concrete(t) for t in fields):
-        bad = np.asarray((top + height > image_h) | (left + width > image_w))
+    if n and all(is_concrete(t) for t in raw):
+        # NumPy: a concrete record closed over inside jit is read, not traced
+        top, left, height, width = (np.asarray(t).astype(np.int64) for t in raw)
+        bad = (top + height > image_h) | (left + width > image_w)
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
                 f"`params` box {i} (top={int(top[i])}, left={int(left[i])}, height={int(height[i])}, "
                 f"width={int(width[i])}) must lie inside the {image_h}x{image_w} image"
             )
-    return top, left, height, width
+    return tuple(fields)
 
 
 class CutMixParams(NamedTuple):
@@ -90,7 +92,8 @@ def sample_cutmix_params(key, batch_size: int, image_size, *, alpha: float = 1.0
     One box for the whole batch (torchvision) or one per image with ``per_sample``; the pairing
     is torchvision's ``roll(1)`` (``perm[i] = i - 1 mod N``). The kernel corrects λ to the box
     actually pasted. Computed in float32 (torchvision: float64); int32 fields. Jittable
-    (``batch_size``, ``image_size``, ``alpha``, ``per_sample`` static).
+    (``batch_size``, ``image_size``, ``per_sample`` static; ``alpha`` may be traced, unchecked
+    then: see :mod:`jax_impl.mixing`).
 
     References:
         Yun, Han, Oh, Chun, Choe, Yoo, "CutMix: Regularization Strategy to Train Strong
@@ -98,11 +101,11 @@ def sample_cutmix_params(key, batch_size: int, image_size, *, alpha: float = 1.0
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
-    a = check_beta_parameter("alpha", alpha)
-    return _sample_cutmix(key, n, height, width, a, bool(per_sample))
+    a, _ = hyperparameter("alpha", alpha, check_beta_parameter, 1.0)
+    return _sample_cutmix(key, n, height, width, jnp.float32(a) if isinstance(a, float) else a, bool(per_sample))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 5))
 def _sample_cutmix(key, n: int, height: int, width: int, a: float, per_sample: bool) -> CutMixParams:
     """The computation of :func:`sample_cutmix_params` after its checks (jitted: an eager call
     compiles once instead of dispatching op by op)."""
@@ -221,8 +224,9 @@ def sample_mixup_cutmix_params(
     centre, clipped (rows ``[cy - ⌊h/2⌋, cy + ⌈h/2⌉)``); with ``cutmix_minmax`` timm's
     ``rand_bbox_minmax`` (sides uniform in ``[⌊H·min⌋, ⌊H·max⌋)``, the box inside the image). With
     ``correct_lam`` (or ``cutmix_minmax``) a CutMix λ becomes ``1 - box area / (H·W)``.
-    Computed in float32 (timm: float64). ``mode="pair"`` needs an even batch. Jittable (all
-    arguments but ``key`` static).
+    Computed in float32 (timm: float64). ``mode="pair"`` needs an even batch. Jittable
+    (``mixup_alpha``, ``cutmix_alpha``, ``prob`` and ``switch_prob`` may be traced, unchecked then:
+    see :mod:`jax_impl.mixing`; the other arguments but ``key`` static).
 
     .. warning::
        timm asserts an even batch in every mode; here only ``pair`` needs one (in the other
@@ -234,29 +238,44 @@ def sample_mixup_cutmix_params(
     """
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
-    args = check_mixup_cutmix_args(mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, correct_lam)
+    beta_arg = functools.partial(check_beta_parameter, allow_zero=True)
+    unit = functools.partial(check_real, low=0.0, high=1.0)
+    # each number may be traced (its value is then checked on the device's terms: α <= 0 is off)
+    values = [
+        hyperparameter("mixup_alpha", mixup_alpha, beta_arg, 1.0),
+        hyperparameter("cutmix_alpha", cutmix_alpha, beta_arg, 1.0),
+        hyperparameter("prob", prob, unit, 1.0),
+        hyperparameter("switch_prob", switch_prob, unit, 0.5),
+    ]
+    args = check_mixup_cutmix_args(*(c for _, c in values[:2]), cutmix_minmax, *(c for _, c in values[2:]), mode, correct_lam)
     if args.mode == "pair" and n % 2:
         raise ValueError(f"`batch_size` must be even for mode='pair', got {n}")
     cut_range = None if args.cutmix_minmax is None else minmax_cut_range(args.cutmix_minmax, height, width)
-    return _sample_mixup_cutmix(key, n, height, width, args, cut_range)
+    checked = (args.mixup_alpha, args.cutmix_alpha, args.prob, args.switch_prob)
+    # a traced number stands; cutmix_minmax sets cutmix_alpha to 1 whatever was given (timm)
+    numbers = jnp.stack([
+        v if isinstance(v, jax.Array) and not (i == 1 and cut_range is not None) else jnp.float32(c)
+        for i, ((v, _), c) in enumerate(zip(values, checked))
+    ])
+    return _sample_mixup_cutmix(key, numbers, n, height, width, args.mode, args.correct_lam, cut_range)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _sample_mixup_cutmix(key, n: int, height: int, width: int, args, cut_range) -> MixupCutmixParams:
-    """The computation of :func:`sample_mixup_cutmix_params` after its checks (jitted)."""
-    m = {"batch": 1, "pair": n // 2, "elem": n}[args.mode]
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7))
+def _sample_mixup_cutmix(key, numbers, n: int, height: int, width: int, mode: str, correct_lam: bool, cut_range) -> MixupCutmixParams:
+    """The computation of :func:`sample_mixup_cutmix_params` after its checks (jitted). ``numbers``:
+    float32 ``[mixup_alpha, cutmix_alpha, prob, switch_prob]``, arrays so that they may be traced
+    (and a new value does not recompile); an α <= 0 turns its trick off, as 0 does."""
+    m = {"batch": 1, "pair": n // 2, "elem": n}[mode]
     k_apply, k_switch, k_mix, k_cut, k_h, k_w, k_y, k_x = jax.random.split(key, 8)
     f32, i32 = jnp.float32, jnp.int32
-    apply = jax.random.uniform(k_apply, (m,), f32) < args.prob
-    if args.mixup_alpha > 0 and args.cutmix_alpha > 0:
-        use_cutmix = jax.random.uniform(k_switch, (m,), f32) < args.switch_prob
-    else:
-        use_cutmix = jnp.full((m,), args.cutmix_alpha > 0)
-    lam_mix = jnp.ones((m,), f32)
-    if args.mixup_alpha > 0:
-        lam_mix = jnp.where(use_cutmix, lam_mix, jax.random.beta(k_mix, args.mixup_alpha, args.mixup_alpha, (m,), f32))
-    if args.cutmix_alpha > 0:
-        lam_mix = jnp.where(use_cutmix, jax.random.beta(k_cut, args.cutmix_alpha, args.cutmix_alpha, (m,), f32), lam_mix)
+    mixup_alpha, cutmix_alpha, prob, switch_prob = numbers
+    mix_on, cut_on = mixup_alpha > 0, cutmix_alpha > 0
+    apply = jax.random.uniform(k_apply, (m,), f32) < prob
+    switch = jax.random.uniform(k_switch, (m,), f32) < switch_prob
+    use_cutmix = jnp.where(mix_on & cut_on, switch, jnp.broadcast_to(cut_on, (m,)))
+    ma, ca = jnp.where(mix_on, mixup_alpha, 1.0), jnp.where(cut_on, cutmix_alpha, 1.0)  # a valid Beta where off
+    lam_mix = jnp.where(mix_on, jax.random.beta(k_mix, ma, ma, (m,), f32), 1.0)
+    lam_mix = jnp.where(use_cutmix, jax.random.beta(k_cut, ca, ca, (m,), f32), lam_mix)
     lam = jnp.where(apply, lam_mix, 1.0)
     boxed = use_cutmix & (lam != 1)
     if cut_range is None:
@@ -274,10 +293,10 @@ def _sample_mixup_cutmix(key, n: int, height: int, width: int, args, cut_range) 
         x1 = jax.random.randint(k_x, (m,), 0, width - cut_w + 1, dtype=i32)
         y2, x2 = y1 + cut_h, x1 + cut_w
     bh, bw = jnp.where(boxed, y2 - y1, 0), jnp.where(boxed, x2 - x1, 0)
-    if args.correct_lam or cut_range is not None:
+    if correct_lam or cut_range is not None:
         lam = jnp.where(boxed, jnp.asarray(_pixel_shares(height * width))[height * width - bh * bw], lam)
     fields = [lam.astype(f32), boxed, jnp.where(boxed, y1, 0), jnp.where(boxed, x1, 0), bh, bw]
-    out = [_expand_to_batch(v, n, args.mode) for v in fields]
+    out = [_expand_to_batch(v, n, mode) for v in fields]
     return MixupCutmixParams(*out, perm=jnp.arange(n - 1, -1, -1, dtype=i32))
 
 
@@ -327,7 +346,7 @@ def mixup_cutmix(images, targets, params: MixupCutmixParams, *, num_classes: int
     lam, use_cutmix = params.lam, params.use_cutmix
     if not hasattr(lam, "dtype") or not jnp.issubdtype(lam.dtype, jnp.floating) or tuple(lam.shape) != (n,):
         raise TypeError(f"`params.lam` must be a floating array of shape ({n},)")
-    if is_concrete(lam) and not bool(jnp.all((lam >= 0) & (lam <= 1))):  # NaN fails both
+    if is_concrete(lam) and not bool(np.all((np.asarray(lam) >= 0) & (np.asarray(lam) <= 1))):  # NaN fails both
         raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
     if not hasattr(use_cutmix, "dtype") or use_cutmix.dtype != jnp.bool_ or tuple(use_cutmix.shape) != (n,):
         raise TypeError(f"`params.use_cutmix` must be a bool array of shape ({n},)")
@@ -367,7 +386,8 @@ def random_mixup_cutmix(
 ):
     """Sample (:func:`sample_mixup_cutmix_params`) and apply (:func:`mixup_cutmix`) with timm
     ``Mixup``'s arguments and defaults: ``(mixed_images, soft_targets)``. All but ``key``,
-    ``images`` and ``targets`` are static."""
+    ``images`` and ``targets`` are static, but for the four numbers that may be traced
+    (:func:`sample_mixup_cutmix_params`)."""
     n, height, width, _ = check_images("images", images)
     params = sample_mixup_cutmix_params(
         key,

@@ -5,12 +5,14 @@ as ``[N, K]`` soft targets.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jax_impl._checks import check_images, check_record, is_concrete
+from jax_impl._checks import check_images, check_record, hyperparameter, is_concrete
 from jax_impl.mixing._common import _check_index, _soft_targets
 from twintricks.checks import check_int, check_same_leading
 from twintricks.mixing import check_beta_parameter
@@ -30,16 +32,21 @@ def sample_mixup_params(key, batch_size: int, *, alpha: float = 1.0, per_sample:
     """Draw ``λ ~ Beta(α, α)`` (one per batch, or one per image with ``per_sample``) and a
     uniformly random permutation of the batch.
 
-    ``α = 0`` means no mixing (``λ = 1``), as in the reference code; ``α < 0`` is an error.
+    ``α = 0`` means no mixing (``λ = 1``), as in the reference code; ``α < 0`` is an error. ``alpha``
+    may be traced (``jit``, ``vmap``): then it is not checked, and ``α <= 0`` means no mixing.
 
     References:
         Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     """
     n = check_int("batch_size", batch_size, low=1)
-    a = check_beta_parameter("alpha", alpha, allow_zero=True)
+    a, _ = hyperparameter("alpha", alpha, functools.partial(check_beta_parameter, allow_zero=True), 1.0)
     k_lam, k_perm = jax.random.split(key)
     shape = (n,) if per_sample else ()
-    lam = jax.random.beta(k_lam, a, a, shape, dtype=jnp.float32) if a > 0 else jnp.ones(shape, jnp.float32)
+    if isinstance(a, jax.Array):  # traced: α = 0 (no mixing) is decided on the device
+        on = a > 0
+        lam = jnp.where(on, jax.random.beta(k_lam, jnp.where(on, a, 1.0), jnp.where(on, a, 1.0), shape, jnp.float32), 1.0)
+    else:
+        lam = jax.random.beta(k_lam, a, a, shape, dtype=jnp.float32) if a > 0 else jnp.ones(shape, jnp.float32)
     return MixupParams(lam, jax.random.permutation(k_perm, n))
 
 
@@ -74,7 +81,7 @@ def mixup(images, targets, params: MixupParams, *, num_classes: int | None = Non
         raise TypeError("`params.lam` must be a floating array")
     if tuple(lam.shape) not in ((), (n,)):
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
-    if is_concrete(lam) and not bool(jnp.all((lam >= 0) & (lam <= 1))):  # NaN fails both
+    if is_concrete(lam) and not bool(np.all((np.asarray(lam) >= 0) & (np.asarray(lam) <= 1))):  # NaN fails both
         raise ValueError(f"`params.lam` must lie in [0, 1], got {lam.tolist()}")
     _check_index("params.perm", perm, (n,), n)
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_impl._checks import check_images, check_record, is_concrete
 from jax_impl.mixing._common import _check_index, _soft_targets
@@ -126,15 +127,19 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
     _check_index("params.perms", perms, (4, n), n)
     _check_index("params.top", top, (4, n), height + 1)
     _check_index("params.left", left, (4, n), width + 1)
+    if all(is_concrete(x) for x in (sr, sc, top, left)):
+        # NumPy: a concrete record closed over inside jit is read, not traced
+        r, c, t, lf = (np.asarray(x).astype(np.int64) for x in (sr, sc, top, left))
+        if not (0 <= int(r) <= height and 0 <= int(c) <= width):
+            raise ValueError(
+                f"`params.split_row` must be in [0, {height}] and `params.split_col` in [0, {width}], got {int(r)}, {int(c)}"
+            )
+        if np.any(t + np.array([r, height - r, r, height - r])[:, None] > height) or np.any(
+            lf + np.array([c, c, width - c, width - c])[:, None] > width
+        ):
+            raise ValueError("`params.top`/`params.left` put a crop outside its source image")
     sr, sc, perms, top, left = (jnp.asarray(x, jnp.int32) for x in (sr, sc, perms, top, left))
     rows, cols = _patch_sizes(sr, sc, height, width)
-    if all(is_concrete(x) for x in (sr, sc, top, left)):
-        if not (0 <= int(sr) <= height and 0 <= int(sc) <= width):
-            raise ValueError(
-                f"`params.split_row` must be in [0, {height}] and `params.split_col` in [0, {width}], got {int(sr)}, {int(sc)}"
-            )
-        if bool(jnp.any(top + rows[:, None] > height)) or bool(jnp.any(left + cols[:, None] > width)):
-            raise ValueError("`params.top`/`params.left` put a crop outside its source image")
 
     i = jnp.arange(height)[:, None]  # [H, 1]
     j = jnp.arange(width)[None, :]  # [1, W]

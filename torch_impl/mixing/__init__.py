@@ -13,6 +13,13 @@ This package re-exports each trick module's ``__all__`` (and :mod:`torch_impl` r
 package's), so ``torch_impl.mixing.mixup`` and ``torch_impl.mixup`` are the kernel; the modules are
 private (``_mixup``...) so that no module shares a name with a function. ``TRICK_IMPLS`` gathers the
 trainer's entries the modules declare beside their kernels.
+
+NaN and inf: float images are not checked for them (a check would read every pixel of every
+batch); the kernels propagate them, as torchvision's ``MixUp``/``CutMix`` and timm's ``Mixup`` do:
+a blend carries a non-finite pixel into both images it mixes, a pasted box carries it into its
+receiver. Soft targets given to a kernel are not checked either; the losses check theirs
+(finite, ``>= 0``, summing to 1; :func:`~torch_impl.losses.soft_target_cross_entropy`). The same in
+both backends.
 """
 
 from torch_impl.mixing import _cutmix, _mixup, _ricap

@@ -251,9 +251,12 @@ class CutMix(RandomTransform, nn.Module):
         n, _, height, width = check_images("images", images)
         soft = _soft_targets(labels, self.num_classes)
         check_same_leading(["images", "targets"], [images, soft])
+        alpha = check_beta_parameter("alpha", self.alpha)  # re-checked: attributes may be set after __init__
+        if n == 0:  # an empty batch stays empty, as with Mixup and MixupCutmix
+            return images.clone(), soft
         # :func:`sample_cutmix_params` + :func:`cutmix`, less the record's value checks: a record
         # drawn here is valid by construction, and its shared box is known on the host.
-        fields = _draw_cutmix(n, height, width, self.alpha, self.per_sample, self.generator)
+        fields = _draw_cutmix(n, height, width, alpha, self.per_sample, self.generator)
         box_perm = torch.from_numpy(fields).to(images.device)
         shared = None if self.per_sample else tuple(fields[:4, 0].tolist())
         return _apply_cutmix(images, soft, tuple(box_perm[:4]), box_perm[4], shared)

@@ -136,7 +136,8 @@ class Mixup(RandomTransform, nn.Module):
         check_same_leading(["images", "targets"], [images, soft])
         # :func:`sample_mixup_params` + :func:`mixup`, less the record's value checks (a record
         # drawn here is valid by construction); one λ stays a Python float
-        lam, perm = _draw_mixup(images.shape[0], self.alpha, self.per_sample, self.generator)
+        alpha = check_beta_parameter("alpha", self.alpha, allow_zero=True)  # re-checked: attributes may be set after __init__
+        lam, perm = _draw_mixup(images.shape[0], alpha, self.per_sample, self.generator)
         if self.per_sample:
             lam = torch.from_numpy(lam).to(images.device)
         return _apply_mixup(images, soft, lam, perm.to(images.device))

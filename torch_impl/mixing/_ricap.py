@@ -195,6 +195,11 @@ class RICAP(RandomTransform, nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         n, _, height, width = check_images("images", images)
+        if n == 0:  # an empty batch stays empty, as with Mixup and MixupCutmix
+            check_beta_parameter("beta", self.beta)
+            soft = _soft_targets(labels, self.num_classes)
+            check_same_leading(["images", "targets"], [images, soft])
+            return images.clone(), soft
         params = sample_ricap_params(
             n,
             (height, width),
