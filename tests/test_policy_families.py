@@ -109,8 +109,9 @@ def _op_answers(family, op, bin_, negate, draw_bin: bool):
     return out
 
 
-def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None):
-    t = tv.RandAugment(num_ops=params.op.shape[1], magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
+def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None, interpolation=NEAREST):
+    t = tv.RandAugment(num_ops=params.op.shape[1], magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill,
+                       interpolation=interpolation)
     outs = []
     for i in range(images.shape[0]):
         answers = []
@@ -121,8 +122,8 @@ def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None
     return torch.stack(outs)
 
 
-def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None):
-    t = tv.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=fill)
+def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None, interpolation=NEAREST):
+    t = tv.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=fill, interpolation=interpolation)
     outs = []
     for i in range(images.shape[0]):
         answers = _op_answers("trivialaugment_wide", int(params.op[i]), int(params.magnitude[i]), bool(params.negate[i]), True)
@@ -131,13 +132,13 @@ def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None):
     return torch.stack(outs)
 
 
-def tv_augmix(images, params, all_ops=True, fill=None, chain_depth=-1):
+def tv_augmix(images, params, all_ops=True, fill=None, chain_depth=-1, interpolation=NEAREST):
     """torchvision's AugMix (nearest) on each image: its Dirichlet draws answered with ``m = (v_0, 1)``
     and ``w = (v_1, …, v_W)``, so that its weights ``(m_0, w·m_1)`` are the record's exactly."""
     n, width, d = params.op.shape
     outs = []
     for i in range(n):
-        t = tv.AugMix(severity=10, mixture_width=width, chain_depth=chain_depth, all_ops=all_ops, interpolation=NEAREST, fill=fill)
+        t = tv.AugMix(severity=10, mixture_width=width, chain_depth=chain_depth, all_ops=all_ops, interpolation=interpolation, fill=fill)
         weights = params.weights[i].float()
         draws = iter([torch.stack([weights[0], torch.tensor(1.0)])[None], weights[1:][None]])
         t._sample_dirichlet = lambda alpha, _d=draws: next(_d)

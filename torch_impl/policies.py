@@ -53,6 +53,7 @@ from twintricks.policies import (
     RANDAUGMENT_OPS,
     TRIVIALAUGMENT_WIDE_OPS,
     check_augmix_args,
+    check_augmix_weights,
     check_interpolation,
     check_num_bins,
     check_randaugment_args,
@@ -302,7 +303,8 @@ def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -
     return out
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False):
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False,
+                interpolation="nearest"):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
@@ -317,7 +319,7 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
     geo = [name for name in GEOMETRIC_OPS if name in slot_ops]
     if geo and matrix is not None:  # [N, 6] per-image matrices (identity for non-geometric ops)
         is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
-        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
     elif geo:
         zero = torch.zeros_like(mag)
         matrix = kernels.translate_matrix(zero, 0)  # identity
@@ -333,7 +335,7 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
             sel = op == OPS.index(name)
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
-        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
     lut = None
     if not static and not images.is_floating_point() and any(name in slot_ops for name in LUT_OPS):
         # uint8: every pixel-wise op as a per-image LUT of its 256 values and one lookup.
@@ -369,20 +371,23 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
     return _replace_rows(images, updates, inplace=inplace)
 
 
-def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=0) -> torch.Tensor:
+def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=None,
+                interpolation="nearest") -> torch.Tensor:
     """Apply each image's AutoAugment sub-policy (drawn in ``params``) to an ``[N, C, H, W]`` batch.
 
     For image ``i`` with ``s = params.sub_policy[i]`` and the policy's sub-policy
     ``((op0, p0, b0), (op1, p1, b1))``: if ``params.apply[i, 0]``, apply ``op0`` with the
     magnitude of bin ``b0`` (negated if ``params.negate[i, 0]`` and the op is signed), then
     likewise ``op1`` on the result. Semantics, bins and kernels are torchvision v2's
-    (:mod:`torch_impl.ops`), nearest interpolation, ``fill`` for pixels from outside.
+    (:mod:`torch_impl.ops`), ``interpolation`` and ``fill`` for the geometric ops.
 
     Args:
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_autoaugment_params` with the same ``policy``.
         policy: ``"imagenet"``, ``"cifar10"`` or ``"svhn"`` (or torchvision's ``AutoAugmentPolicy``).
-        fill: number or per-channel sequence for pixels that come from outside the image.
+        fill: number or per-channel sequence for pixels that come from outside the image; None
+            (default): torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (or torchvision's ``InterpolationMode``).
 
     Returns:
         The augmented batch, same shape and dtype.
@@ -397,11 +402,14 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
         raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
     check_op_images("images", images)
     fill_values(fill, c, images.dtype)  # validates fill
+    interpolation = check_interpolation(interpolation)
     params = _check_params(params, n, len(POLICIES[policy]))
-    return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu")
+    return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu",
+                        interpolation=interpolation)
 
 
-def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool) -> torch.Tensor:
+def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool,
+                 interpolation: str = "nearest") -> torch.Tensor:
     n, c, h, w = images.shape
     device = images.device
     fill = fill_values(fill, c, images.dtype)
@@ -409,7 +417,7 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     apply = params.apply.to(device=device, dtype=torch.bool)
     negate = params.negate.to(device=device, dtype=torch.bool)
     if not static:
-        return _autoaugment_eager(images, sub, apply, negate, policy, fill)
+        return _autoaugment_eager(images, sub, apply, negate, policy, fill, interpolation)
     op_id, _, mag, signed = _policy_arrays(policy, h, w)
     op_t = torch.tensor(op_id, dtype=torch.int64, device=device)[sub]
     mag_t = torch.tensor(mag, dtype=torch.float64, device=device)[sub]
@@ -421,7 +429,8 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
-        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static, theta[:, slot])
+        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static, theta[:, slot],
+                          interpolation=interpolation)
     return out
 
 
@@ -445,7 +454,7 @@ def _eager_constants(policy: str, height: int, width: int, device):
     return _EAGER_CONSTANTS[key]
 
 
-def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.Tensor:
+def _autoaugment_eager(images, sub, apply, negate, policy: str, fill, interpolation: str) -> torch.Tensor:
     """:func:`_autoaugment` eagerly (CPU): the same per-image values from cached constants with
     ``index_select`` (advanced indexing copies element by element), then :func:`_apply_slot`."""
     n, c, h, w = images.shape
@@ -464,6 +473,7 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.T
         out = _apply_slot(
             out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, False, theta[:, slot],
             None if luts is None else luts[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
+            interpolation=interpolation,
         )
     return out
 
@@ -473,12 +483,14 @@ class AutoAugment(RandomTransform, torch.nn.Module):
 
     Samples :func:`sample_autoaugment_params` on ``generator`` (torch's default when None), moves
     them to the images' device and applies :func:`autoaugment`. Defaults as torchvision's
-    ``AutoAugment`` (ImageNet policy, nearest interpolation, fill 0).
+    ``AutoAugment`` (ImageNet policy, nearest interpolation, fill None), in its positional order.
     """
 
-    def __init__(self, policy: str = "imagenet", fill=0, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, policy: str = "imagenet", interpolation="nearest", fill=None, *,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.policy = policy_name(policy)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -487,10 +499,10 @@ class AutoAugment(RandomTransform, torch.nn.Module):
         params = sample_autoaugment_params(
             images.shape[0], policy=self.policy, generator=self.generator, device=images.device
         )
-        return autoaugment(images, params, policy=self.policy, fill=self.fill)
+        return autoaugment(images, params, policy=self.policy, fill=self.fill, interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"policy={self.policy!r}, fill={self.fill!r}"
+        return f"policy={self.policy!r}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 # ============================================================================================
@@ -706,7 +718,8 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
     return constants
 
 
-def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None):
+def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None,
+                 interpolation: str = "nearest"):
     """Apply each image's operation slots in order: ``op``, ``bin_``, ``negate`` ``[N, S]`` (family
     op ids, magnitude bins, signs); ``active`` ``[N, S]`` bool (None: all) turns slots off."""
     n, c, h, w = images.shape
@@ -733,6 +746,7 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
         out = _apply_slot(
             out, global_op[:, k], mag[:, k], slot_ops, fill, static, theta[:, k],
             None if slot_luts is None else slot_luts[:, k], inplace=k > 0 and not static,
+            interpolation=interpolation,
         )
     return out if out is not images else out.clone()
 
@@ -742,7 +756,7 @@ def _static(images) -> bool:
 
 
 def randaugment(
-    images: torch.Tensor, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0,
+    images: torch.Tensor, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=None,
     interpolation="nearest",
 ) -> torch.Tensor:
     """Apply each image's RandAugment operations (drawn in ``params``) to an ``[N, C, H, W]`` batch.
@@ -759,8 +773,11 @@ def randaugment(
         params: from :func:`sample_randaugment_params`.
         magnitude: the bin index, in ``[0, num_magnitude_bins)``.
         num_magnitude_bins: at least 2.
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only (torchvision's default for RandAugment).
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default, torchvision's) or ``"bilinear"`` (or torchvision's
+            ``InterpolationMode``) for the geometric ops; bicubic is refused (torchvision's
+            ``affine``/``rotate`` refuse it for tensors).
 
     Returns:
         The augmented batch, same shape and dtype (a new tensor).
@@ -770,7 +787,7 @@ def randaugment(
         reduced search space", CVPR Workshops 2020. torchvision ``transforms.v2.RandAugment``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     _, mag, bins = check_randaugment_args(0, magnitude, num_magnitude_bins)
     params = _check_record(params, RandAugmentParams)
     _check_shape("op", params.op, (n, None))
@@ -778,11 +795,12 @@ def randaugment(
     _check_int_field("op", params.op, 0, len(RANDAUGMENT_OPS), (n, s))
     _check_shape("negate", params.negate, (n, s))
     bin_ = torch.full((n, s), mag, dtype=torch.int64, device=images.device)
-    return _apply_draws(images, "randaugment", bins, params.op, bin_, params.negate, fill, static=_static(images))
+    return _apply_draws(images, "randaugment", bins, params.op, bin_, params.negate, fill, static=_static(images),
+                        interpolation=interpolation)
 
 
 def trivialaugment_wide(
-    images: torch.Tensor, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=0,
+    images: torch.Tensor, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=None,
     interpolation="nearest",
 ) -> torch.Tensor:
     """Apply each image's TrivialAugmentWide operation (drawn in ``params``) to an ``[N, C, H, W]`` batch.
@@ -798,15 +816,16 @@ def trivialaugment_wide(
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_trivialaugment_wide_params` with the same ``num_magnitude_bins``.
         num_magnitude_bins: at least 2.
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only (torchvision's default).
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default, torchvision's) or ``"bilinear"`` (see :func:`randaugment`).
 
     References:
         Müller, Hutter. "TrivialAugment: Tuning-free Yet State-of-the-Art Data Augmentation",
         ICCV 2021. torchvision ``transforms.v2.TrivialAugmentWide``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     bins = check_num_bins(num_magnitude_bins)
     params = _check_record(params, TrivialAugmentWideParams)
     op = _check_int_field("op", params.op, 0, len(TRIVIALAUGMENT_WIDE_OPS), (n,))
@@ -814,7 +833,7 @@ def trivialaugment_wide(
     _check_shape("negate", params.negate, (n,))
     return _apply_draws(
         images, "trivialaugment_wide", bins, op.view(n, 1), bin_.view(n, 1), params.negate.view(n, 1), fill,
-        static=_static(images),
+        static=_static(images), interpolation=interpolation,
     )
 
 
@@ -832,7 +851,8 @@ def _mix(acc, weight, x, static: bool):
     return prod if acc is None else acc + prod
 
 
-def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=0, interpolation="nearest") -> torch.Tensor:
+def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=None,
+           interpolation="nearest") -> torch.Tensor:
     """Apply each image's AugMix chains and mixing (drawn in ``params``) to an ``[N, C, H, W]`` batch.
 
     For image ``x`` with weights ``(m, v_1, …, v_W)``: chain ``j`` applies its first ``depth[j]``
@@ -848,18 +868,20 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_augmix_params` (with the same ``all_ops``).
         all_ops: whether the four colour enhancements are allowed (ops ``< 13``, else ``< 9``).
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only.
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (see :func:`randaugment`).
 
-    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation for its geometric ops;
-       this one is nearest only: it equals ``torchvision.transforms.v2.AugMix(interpolation=NEAREST)``.
+    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation; this function and
+       :class:`AugMix` default to nearest (the other policies' default), so pass
+       ``interpolation="bilinear"`` for torchvision's default ``AugMix()``.
 
     References:
         Hendrycks, Mu, Cubuk, Zoph, Gilmer, Lakshminarayanan. "AugMix: A Simple Data Processing
         Method to Improve Robustness and Uncertainty", ICLR 2020. torchvision ``transforms.v2.AugMix``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     if not isinstance(all_ops, bool):
         raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__}")
     params = _check_record(params, AugMixParams)
@@ -875,6 +897,8 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
     _check_shape("weights", params.weights, (n, width + 1))
     if not params.weights.is_floating_point():
         raise TypeError(f"`params.weights` must be floating point, got {params.weights.dtype}")
+    if not compiling():
+        check_augmix_weights(params.weights.detach().double().cpu().numpy(), torch.finfo(params.weights.dtype).eps)
     static = _static(images)
     weights = params.weights.to(device=images.device, dtype=torch.float32)
     active = torch.arange(d, device=images.device).view(1, 1, d) < depth.to(images.device).view(n, width, 1)
@@ -884,7 +908,7 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
 
     augs = _apply_draws(
         images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
-        chain_major(params.negate), fill, static=static, active=chain_major(active),
+        chain_major(params.negate), fill, static=static, active=chain_major(active), interpolation=interpolation,
     ).view((width,) + tuple(images.shape))
     mix = _mix(None, weights[:, 0], images, static)
     for j in range(width):
@@ -898,24 +922,25 @@ class RandAugment(RandomTransform, torch.nn.Module):
     Samples :func:`sample_randaugment_params` on ``generator`` (torch's default when None), moves
     them to the images' device and applies :func:`randaugment`. Arguments (in torchvision's
     positional order) and defaults as torchvision v2's ``RandAugment`` (2 ops, bin 9 of 31,
-    nearest, fill 0); ``interpolation`` must be nearest.
+    nearest, fill None); ``interpolation`` nearest or bilinear.
     """
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, interpolation="nearest",
-                 fill=0, *, generator: torch.Generator | None = None) -> None:
+                 fill=None, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_ops, self.magnitude, self.num_magnitude_bins = check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images("images", images)
         params = sample_randaugment_params(images.shape[0], num_ops=self.num_ops, generator=self.generator, device=images.device)
-        return randaugment(images, params, magnitude=self.magnitude, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+        return randaugment(images, params, magnitude=self.magnitude, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill,
+                           interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_magnitude_bins}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 class TrivialAugmentWide(RandomTransform, torch.nn.Module):
@@ -923,14 +948,14 @@ class TrivialAugmentWide(RandomTransform, torch.nn.Module):
 
     Samples :func:`sample_trivialaugment_wide_params` and applies :func:`trivialaugment_wide`.
     Arguments (in torchvision's positional order) and defaults as torchvision v2's
-    ``TrivialAugmentWide`` (31 bins, nearest, fill 0); ``interpolation`` must be nearest.
+    ``TrivialAugmentWide`` (31 bins, nearest, fill None); ``interpolation`` nearest or bilinear.
     """
 
-    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=0, *,
+    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=None, *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_magnitude_bins = check_num_bins(num_magnitude_bins)
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -939,27 +964,28 @@ class TrivialAugmentWide(RandomTransform, torch.nn.Module):
         params = sample_trivialaugment_wide_params(
             images.shape[0], num_magnitude_bins=self.num_magnitude_bins, generator=self.generator, device=images.device
         )
-        return trivialaugment_wide(images, params, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+        return trivialaugment_wide(images, params, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill,
+                           interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+        return f"num_magnitude_bins={self.num_magnitude_bins}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 class AugMix(RandomTransform, torch.nn.Module):
     """AugMix on a ``[N, C, H, W]`` batch with chains and mixing weights drawn per image.
 
     Samples :func:`sample_augmix_params` and applies :func:`augmix`. Arguments and defaults as
-    torchvision v2's ``AugMix`` (severity 3, 3 chains, depth 1..3, α = 1, all ops, fill 0) except
-    the interpolation: nearest only (torchvision's default is bilinear, see :func:`augmix`).
+    torchvision v2's ``AugMix`` (severity 3, 3 chains, depth 1..3, α = 1, all ops, fill None) except
+    the default interpolation: nearest (torchvision's is bilinear, see :func:`augmix`).
     """
 
     def __init__(self, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
-                 all_ops: bool = True, interpolation="nearest", fill=0, *, generator: torch.Generator | None = None) -> None:
+                 all_ops: bool = True, interpolation="nearest", fill=None, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.severity, self.mixture_width, self.chain_depth, self.alpha, self.all_ops = check_augmix_args(
             severity, mixture_width, chain_depth, alpha, all_ops
         )
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -969,11 +995,11 @@ class AugMix(RandomTransform, torch.nn.Module):
             images.shape[0], severity=self.severity, mixture_width=self.mixture_width, chain_depth=self.chain_depth,
             alpha=self.alpha, all_ops=self.all_ops, generator=self.generator, device=images.device,
         )
-        return augmix(images, params, all_ops=self.all_ops, fill=self.fill)
+        return augmix(images, params, all_ops=self.all_ops, fill=self.fill, interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
         return (f"severity={self.severity}, mixture_width={self.mixture_width}, chain_depth={self.chain_depth}, "
-                f"alpha={self.alpha}, all_ops={self.all_ops}, fill={self.fill!r}")
+                f"alpha={self.alpha}, all_ops={self.all_ops}, interpolation={self.interpolation!r}, fill={self.fill!r}")
 
 
 from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, collected by torch_impl.train)
