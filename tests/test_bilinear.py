@@ -81,8 +81,9 @@ def test_torch_ops_bilinear_equal_torchvision_kernel(dtype):
 
 
 # jax float32: exact.fma's Sum2 is correctly rounded except where the exact sum lies within ~2^-40
-# of a float32 rounding midpoint; on these inputs that happened on 8 of 98,838 float values (one
-# ulp, <= 2^-24 on values <= 1), measured on seeds 0-3. uint8: the rounding to an integer hides it.
+# of a float32 rounding midpoint; on op cases like these that happened on 8 of 513,360 float values
+# (one ulp, <= 2^-24 on values <= 1; probes on 6 random magnitudes per op, 4 fills, seed 0), and on
+# 0 here. uint8: the rounding to an integer hides it (0 differing pixels in both probes).
 JAX_FLOAT_ULP_SHARE = 1e-4
 
 
@@ -91,6 +92,8 @@ def test_jax_ops_bilinear_equal_torchvision_kernel(dtype):
     """The same cases through jax_impl: uint8 bit for bit; float32 within one ulp on a measured share."""
     differing = total = 0
     for seed, fill in enumerate(FILLS):
+        if fill in (0, 77):
+            continue  # (the torch test covers them; each fill is one more jax compile)
         images, f = _op_images(dtype, seed), _fill(fill, dtype)
         for name, (mags, _) in OP_CASES.items():
             ours = from_j(getattr(JO, name)(to_j(images), np.asarray(mags), fill=f, interpolation="bilinear"))
@@ -127,21 +130,22 @@ def test_interpolation_argument():
 
 
 @pytest.mark.parametrize("fill", [None, (10, 20, 30)])
-def test_policies_bilinear_each_image_equals_torchvision(fill):
+def test_policies_bilinear_each_image_equals_torchvision(fill):  # jax: fill None only (one compile each)
     """Every TrivialAugmentWide (op, bin, sign), RandAugment's ops with both signs, AugMix's geometric
     ops and an AutoAugment batch, uint8, bilinear: torchvision's transform on each image alone."""
     tv_fill = None if fill is None else list(map(float, fill))
     op, bin_, neg = _every_bin_record("trivialaugment_wide", 31)
     geo = torch.isin(op, torch.tensor([P.TRIVIALAUGMENT_WIDE_OPS.index(n) for n in P.GEOMETRIC_OPS]))
-    keep = geo | (torch.arange(op.numel()) % 7 == 0)  # every geometric bin, some of the others
+    keep = (geo & (bin_ % 3 == 0)) | (torch.arange(op.numel()) % 11 == 0)  # a third of the geometric bins
     op, bin_, neg = op[keep], bin_[keep], neg[keep]
     images = _every_bin_images(op.numel(), 12, 15, 0)
     params = TP.TrivialAugmentWideParams(op, bin_, neg)
     ours = TP.trivialaugment_wide(images, params, fill=fill, interpolation="bilinear")
     assert torch.equal(ours, tv_trivialaugment_wide(images, params, fill=tv_fill, interpolation=BILINEAR))
-    jax_out = JP.trivialaugment_wide(to_j(images), JP.TrivialAugmentWideParams(*(np.asarray(t) for t in params)),
-                                     fill=fill, interpolation="bilinear")
-    assert torch.equal(from_j(jax_out), ours)
+    if fill is None:
+        jax_out = JP.trivialaugment_wide(to_j(images), JP.TrivialAugmentWideParams(*(np.asarray(t) for t in params)),
+                                         fill=fill, interpolation="bilinear")
+        assert torch.equal(from_j(jax_out), ours)
 
     g = torch.Generator().manual_seed(3)
     images = _every_bin_images(10, 12, 15, 1)
@@ -151,23 +155,23 @@ def test_policies_bilinear_each_image_equals_torchvision(fill):
     p = TP.sample_augmix_params(10, generator=g)
     ours = TP.augmix(images, p, fill=fill, interpolation="bilinear")
     assert torch.equal(ours, tv_augmix(images, p, fill=tv_fill, interpolation=BILINEAR))
-    jp = JP.AugMixParams(*(np.asarray(t) for t in p))
-    assert torch.equal(from_j(JP.augmix(to_j(images), jp, fill=fill, interpolation="bilinear")), ours)
+    if fill is None:
+        jp = JP.AugMixParams(*(np.asarray(t) for t in p))
+        assert torch.equal(from_j(JP.augmix(to_j(images), jp, fill=fill, interpolation="bilinear")), ours)
     p = TP.sample_autoaugment_params(10, policy="imagenet", generator=g)
     ours = TP.autoaugment(images, p, policy="imagenet", fill=fill, interpolation="bilinear")
     assert torch.equal(ours, torchvision_reference(images, p, "imagenet", fill=tv_fill, interpolation=BILINEAR))
 
 
 def test_policies_bilinear_float_images_equal_torchvision():
-    """float32 images: torchvision's float kernels, bit for bit (torch); jax within one ulp."""
+    """float32 images: torchvision's float kernels, bit for bit (jax's float warp: the ops test)."""
     g = torch.Generator().manual_seed(5)
     images = torch.rand(10, 3, 8, 8, generator=g)
     p = TP.sample_trivialaugment_wide_params(10, generator=g)
     ours = TP.trivialaugment_wide(images, p, interpolation="bilinear")
     assert torch.equal(ours, tv_trivialaugment_wide(images, p, interpolation=BILINEAR))
-    jax_out = from_j(JP.trivialaugment_wide(to_j(images), JP.TrivialAugmentWideParams(*(np.asarray(t) for t in p)),
-                                                     interpolation="bilinear"))
-    assert float((jax_out - ours).abs().max()) <= 2.0**-24
+    p = TP.sample_augmix_params(10, generator=g)
+    assert torch.equal(TP.augmix(images, p, interpolation="bilinear"), tv_augmix(images, p, interpolation=BILINEAR))
 
 
 def test_torch_static_path_equals_eager_bilinear():
@@ -206,11 +210,13 @@ def test_augmix_weights_checked(backend, weights, match):
 @pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
 def test_sampled_augmix_weights_pass_the_check(alpha):
     """The samplers' weights (extreme alphas, several seeds) all pass: the tolerance rejects no draw."""
-    for seed in range(3):
-        tp = TP.sample_augmix_params(64, mixture_width=4, alpha=alpha, generator=torch.Generator().manual_seed(seed))
+    for seed in range(5):
+        tp = TP.sample_augmix_params(256, mixture_width=4, alpha=alpha, generator=torch.Generator().manual_seed(seed))
         P.check_augmix_weights(tp.weights.double().numpy(), torch.finfo(torch.float32).eps)
-        jp = JP.sample_augmix_params(jax.random.key(seed), 64, mixture_width=4, alpha=alpha)
-        P.check_augmix_weights(np.asarray(jp.weights, np.float64), float(np.finfo(np.float32).eps))
+    if alpha == 1.0:  # jax: one alpha (each is one more compile of the sampler), several keys
+        for seed in range(5):
+            jp = JP.sample_augmix_params(jax.random.key(seed), 256, mixture_width=4, alpha=alpha)
+            P.check_augmix_weights(np.asarray(jp.weights, np.float64), float(np.finfo(np.float32).eps))
 
 
 def test_jax_randaugment_no_ops_returns_the_images():
@@ -224,15 +230,17 @@ def test_jax_randaugment_magnitude_traceable():
     """A traced magnitude (jit argument, vmapped per-image bins) gives eager's bytes; checked when concrete."""
     images = jnp.asarray(_every_bin_images(8, 8, 8, 4).permute(0, 2, 3, 1).numpy())
     p = JP.sample_randaugment_params(jax.random.key(2), 8, num_ops=2)
-    eager = [np.asarray(JP.randaugment(images, p, magnitude=m)) for m in (3, 17)]
-    jitted = jax.jit(lambda x, pp, m: JP.randaugment(x, pp, magnitude=m))
-    for m, want in zip((3, 17), eager):
-        assert np.array_equal(np.asarray(jitted(images, p, jnp.int32(m))), want)
+    eager = [np.asarray(JP.randaugment(images, p, magnitude=m)) for m in (3, 17)]  # one compile
     per_image = jnp.asarray([3, 17] * 4, jnp.int32)
-    mixed = np.asarray(JP.randaugment(images, p, magnitude=per_image))
+    mixed = np.asarray(JP.randaugment(images, p, magnitude=per_image))  # the same compiled body
     assert np.array_equal(mixed[0::2], eager[0][0::2]) and np.array_equal(mixed[1::2], eager[1][1::2])
-    one = jax.vmap(lambda x, op, neg, m: JP.randaugment(x[None], JP.RandAugmentParams(op[None], neg[None]), magnitude=m)[0])
-    assert np.array_equal(np.asarray(one(images, p.op, p.negate, per_image)), mixed)
+    assert not np.array_equal(eager[0], eager[1])
+
+    def one(x, op, neg, m):  # one image, its magnitude traced
+        return JP.randaugment(x[None], JP.RandAugmentParams(op[None], neg[None]), magnitude=m)[0]
+
+    traced = jax.jit(jax.vmap(one))(images, p.op, p.negate, per_image)  # jit and vmap: one compile
+    assert np.array_equal(np.asarray(traced), mixed)
     with pytest.raises(ValueError, match="magnitude"):
         JP.randaugment(images, p, magnitude=jnp.int32(31))
     with pytest.raises(TypeError, match="magnitude"):

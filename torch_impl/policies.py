@@ -1007,18 +1007,22 @@ from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, c
 TRICK_IMPLS = {
     "autoaugment": TrickImpl(
         lambda n, tr, g: sample_autoaugment_params(n, policy=tr.config.autoaugment, generator=g, device=tr.device),
-        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y)),
+        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment,
+                                         interpolation=tr.config.autoaugment_interpolation), y)),
     "randaugment": TrickImpl(
         lambda n, tr, g: sample_randaugment_params(n, num_ops=tr.config.randaugment_ops, generator=g, device=tr.device),
         lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
-                                         num_magnitude_bins=tr.config.randaugment_bins), y)),
+                                         num_magnitude_bins=tr.config.randaugment_bins,
+                                         interpolation=tr.config.randaugment_interpolation), y)),
     "trivialaugment": TrickImpl(
         lambda n, tr, g: sample_trivialaugment_wide_params(n, num_magnitude_bins=tr.config.trivialaugment_bins,
                                                            generator=g, device=tr.device),
-        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y)),
+        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins,
+                                                 interpolation=tr.config.trivialaugment_interpolation), y)),
     "augmix": TrickImpl(
         lambda n, tr, g: sample_augmix_params(
             n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width, chain_depth=tr.config.augmix_depth,
             alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops, generator=g, device=tr.device),
-        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y)),
+        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops,
+                                    interpolation=tr.config.augmix_interpolation), y)),
 }
