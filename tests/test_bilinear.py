@@ -155,9 +155,7 @@ def test_policies_bilinear_each_image_equals_torchvision(fill):  # jax: fill Non
     p = TP.sample_augmix_params(10, generator=g)
     ours = TP.augmix(images, p, fill=fill, interpolation="bilinear")
     assert torch.equal(ours, tv_augmix(images, p, fill=tv_fill, interpolation=BILINEAR))
-    if fill is None:
-        jp = JP.AugMixParams(*(np.asarray(t) for t in p))
-        assert torch.equal(from_j(JP.augmix(to_j(images), jp, fill=fill, interpolation="bilinear")), ours)
+    # (jax AugMix bilinear: the registry's policy_families_bilinear, one compile fewer here)
     p = TP.sample_autoaugment_params(10, policy="imagenet", generator=g)
     ours = TP.autoaugment(images, p, policy="imagenet", fill=fill, interpolation="bilinear")
     assert torch.equal(ours, torchvision_reference(images, p, "imagenet", fill=tv_fill, interpolation=BILINEAR))
@@ -209,14 +207,11 @@ def test_augmix_weights_checked(backend, weights, match):
 
 @pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
 def test_sampled_augmix_weights_pass_the_check(alpha):
-    """The samplers' weights (extreme alphas, several seeds) all pass: the tolerance rejects no draw."""
+    """The torch sampler's weights (extreme alphas, several seeds) all pass: the tolerance rejects no
+    draw (jax's: in test_policy_families.test_augmix_sampler, on the samples it draws anyway)."""
     for seed in range(5):
         tp = TP.sample_augmix_params(256, mixture_width=4, alpha=alpha, generator=torch.Generator().manual_seed(seed))
         P.check_augmix_weights(tp.weights.double().numpy(), torch.finfo(torch.float32).eps)
-    if alpha == 1.0:  # jax: one alpha (each is one more compile of the sampler), several keys
-        for seed in range(5):
-            jp = JP.sample_augmix_params(jax.random.key(seed), 256, mixture_width=4, alpha=alpha)
-            P.check_augmix_weights(np.asarray(jp.weights, np.float64), float(np.finfo(np.float32).eps))
 
 
 def test_jax_randaugment_no_ops_returns_the_images():

@@ -418,6 +418,7 @@ def test_augmix_sampler(backend, alpha):
     # The original's weight is Beta(α, α); the chains share the rest by Dirichlet(α, α, α): each
     # chain's share w_j = weight / (1 - m) is Beta(α, 2α).
     assert np.allclose(p.weights.sum(axis=1), 1.0, atol=1e-6) and (p.weights >= 0).all()
+    P.check_augmix_weights(p.weights.astype(np.float64), float(np.finfo(np.float32).eps))  # the kernels' check passes
     assert stats.kstest(p.weights[:, 0], stats.beta(alpha, alpha).cdf).pvalue > 1e-3
     share = p.weights[:, 1] / p.weights[:, 1:].sum(axis=1)
     ok = np.isfinite(share)
@@ -562,9 +563,9 @@ def test_bad_input_torch():
     with pytest.raises(TypeError, match="all_ops"):
         TP.AugMix(all_ops=1)
     with pytest.raises(ValueError, match="interpolation"):
-        TP.AugMix(interpolation="bilinear")
+        TP.AugMix(interpolation="bicubic")
     with pytest.raises(ValueError, match="interpolation"):
-        TP.randaugment(x, ra, interpolation=tv.InterpolationMode.BILINEAR)
+        TP.randaugment(x, ra, interpolation=tv.InterpolationMode.BICUBIC)
     with pytest.raises(ValueError, match="channels"):
         TP.randaugment(torch.zeros(2, 2, 8, 8, dtype=torch.uint8), ra)
     with pytest.raises(ValueError, match="float images must lie in"):
@@ -607,7 +608,7 @@ def test_bad_input_jax():
     with pytest.raises(ValueError, match="alpha"):
         JP.sample_augmix_params(key, 2, alpha=-1.0)
     with pytest.raises(ValueError, match="interpolation"):
-        JP.augmix(x, am, interpolation="bilinear")
+        JP.augmix(x, am, interpolation="bicubic")
     with pytest.raises(ValueError, match="channels"):
         JP.randaugment(jnp.zeros((2, 8, 8, 4), jnp.uint8), ra)
     with pytest.raises(ValueError, match="float images must lie in"):
