@@ -28,7 +28,8 @@ Each op reproduces the :mod:`torchvision.transforms.v2.functional` kernel's arit
 step (the same float32 operations, in the same order, with the same fused multiply-adds), so on
 uint8 images the result equals torchvision's kernel applied to each image alone with that image's
 magnitude, bit for bit (``tests/test_ops.py`` checks every AutoAugment magnitude bin and sign).
-Geometric ops use nearest (default) or bilinear interpolation (``interpolation=``) about the image centre (torchvision's convention), build
+Geometric ops use nearest (default) or bilinear interpolation (``interpolation=``, bit-exact with
+torchvision's ``grid_sample`` in eager mode) about the image centre (torchvision's convention), build
 the inverse affine matrix in float64 and round it to float32 like torchvision, compute the
 sampling grid with the same batched matmul and sample with ``grid_sample``; pixels that come from
 outside get ``fill``.
@@ -221,7 +222,7 @@ def translate_y(images: torch.Tensor, pixels, *, fill=None, interpolation="neare
 
 
 def rotate(images: torch.Tensor, angle, *, fill=None, interpolation="nearest") -> torch.Tensor:
-    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
+    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (same size).
 
     Args:
         images: ``[N, C, H, W]`` uint8 or float in [0, 1].
