@@ -43,6 +43,10 @@ import numpy as np
 
 from jax_impl import exact, kernels
 from jax_impl._checks import check_images, check_not_torch, is_concrete
+from jax_impl._policy_checks import check_family_images as _check_family_images
+from jax_impl._policy_checks import check_int_field as _check_int_field
+from jax_impl._policy_checks import check_record as _check_record
+from jax_impl._policy_checks import check_shape as _check_shape
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.policies import (
@@ -586,43 +590,6 @@ def _chain(images, family: str, num_bins: int, gop, m, theta, fill, interpolatio
 def _apply_family(images, op, bin_, negate, *, family: str, num_bins: int, fill, interpolation: str = "nearest"):
     gop, m, theta = _draws(images, family, num_bins, op, bin_, negate)
     return _chain(images, family, num_bins, gop, m, theta, fill, interpolation)
-
-
-def _check_family_images(images, fill):
-    n, h, w, c = check_images("images", images)
-    if c not in (1, 3):
-        raise ValueError(f"`images` must have 1 or 3 channels [N, H, W, C], got C={c}")
-    check_op_images("images", images)
-    return n, fill_values(fill, c, images.dtype)
-
-
-def _check_record(params, cls):
-    """``params`` as a ``cls`` record (any tuple of its length), no field a torch tensor (TypeError)."""
-    if not isinstance(params, tuple) or len(params) != len(cls._fields):
-        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
-    params = cls(*params)
-    for field, value in zip(params._fields, params):
-        check_not_torch(f"params.{field}", value)
-    return params
-
-
-def _check_shape(name: str, a, shape: tuple) -> None:
-    got = tuple(getattr(a, "shape", ()))
-    if not hasattr(a, "shape") or len(got) != len(shape) or any(s is not None and s != d for s, d in zip(shape, got)):
-        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"`params.{name}` must have shape {want}, got {list(got)}")
-
-
-def _check_int_field(name: str, a, low: int, high: int, shape: tuple):
-    """``params.<name>``: integers of ``shape`` in ``[low, high)`` (values checked when concrete)."""
-    _check_shape(name, a, shape)
-    if not jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer):
-        raise TypeError(f"`params.{name}` must be integers, got {jnp.asarray(a).dtype}")
-    if is_concrete(a) and np.size(a):
-        v = np.asarray(a)
-        if v.min() < low or v.max() >= high:
-            raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{v.min()}, {v.max()}]")
-    return jnp.asarray(a)
 
 
 def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=None,

@@ -37,6 +37,10 @@ import torch
 
 from torch_impl import exact, kernels
 from torch_impl._checks import check_images, compiling
+from torch_impl._policy_checks import check_family_images as _check_family_images
+from torch_impl._policy_checks import check_int_field as _check_int_field
+from torch_impl._policy_checks import check_record as _check_record
+from torch_impl._policy_checks import check_shape as _check_shape
 from torch_impl.ops import check_op_images, fill_values
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_same_leading
@@ -112,6 +116,17 @@ def _policy_arrays(policy: str, height: int, width: int):
     return arrays
 
 
+def _matrix_builders(height: int, width: int) -> dict:
+    """Each geometric op's inverse matrices ``[N, 6]`` (float64) from ``[N]`` float64 magnitudes."""
+    return {
+        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
+        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
+        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
+        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
+        "Rotate": kernels.rotate_matrix,
+    }
+
+
 _MATRICES: dict = {}
 
 
@@ -123,13 +138,7 @@ def _matrix_cache(policy: str, height: int, width: int, device) -> torch.Tensor:
     if not compiling() and key in _MATRICES:
         return _MATRICES[key]
     op_id, _, mag, _ = _policy_arrays(policy, height, width)
-    builders = {
-        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
-        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
-        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-        "Rotate": kernels.rotate_matrix,
-    }
+    builders = _matrix_builders(height, width)
     identity = kernels.translate_matrix(torch.zeros(2, dtype=torch.float64, device=device), 0)
     rows = []
     for ids, mags in zip(op_id, mag):
@@ -323,13 +332,7 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
     elif geo:
         zero = torch.zeros_like(mag)
         matrix = kernels.translate_matrix(zero, 0)  # identity
-        builders = {
-            "ShearX": lambda m: kernels.shear_matrix(m, h, w, 0),
-            "ShearY": lambda m: kernels.shear_matrix(m, h, w, 1),
-            "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-            "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-            "Rotate": kernels.rotate_matrix,
-        }
+        builders = _matrix_builders(h, w)
         is_geo = torch.zeros_like(op, dtype=torch.bool)
         for name in geo:
             sel = op == OPS.index(name)
@@ -635,40 +638,6 @@ def sample_augmix_params(
     return _moved(AugMixParams(op, magnitude, negate, depths, weights), device)
 
 
-def _check_int_field(name: str, t, low: int, high: int, shape: tuple) -> torch.Tensor:
-    """``params.<name>``: an integer tensor of ``shape`` (None: any size) with values in ``[low, high)``."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise TypeError(f"`params.{name}` must be integers, got {t.dtype}")
-    _check_shape(name, t, shape)
-    if not compiling() and t.numel() and not (low <= int(t.min()) and int(t.max()) < high):
-        raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{int(t.min())}, {int(t.max())}]")
-    return t
-
-
-def _check_shape(name: str, t, shape: tuple) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
-        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"`params.{name}` must have shape {want}, got {list(t.shape)}")
-
-
-def _check_record(params, cls):
-    if not isinstance(params, tuple) or len(params) != len(cls._fields):
-        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
-    return cls(*params)
-
-
-def _check_family_images(images, fill):
-    n, c, h, w = check_images("images", images)
-    if c not in (1, 3):
-        raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
-    check_op_images("images", images)
-    return n, c, h, w, fill_values(fill, c, images.dtype)
-
-
 _FAMILY_CONSTANTS: dict = {}
 
 
@@ -685,13 +654,7 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
     k, b = len(op_id), num_bins
     mags = torch.tensor(mag, dtype=torch.float64, device=device)  # [K, B]
     values = torch.stack([mags, -mags], dim=-1)  # [K, B, 2]
-    builders = {
-        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
-        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
-        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-        "Rotate": kernels.rotate_matrix,
-    }
+    builders = _matrix_builders(height, width)
     identity = kernels.translate_matrix(torch.zeros(2 * b, dtype=torch.float64, device=device), 0)
     matrices = torch.stack(
         [builders[OPS[i]](values[j].reshape(-1)) if i >= 0 and OPS[i] in builders else identity for j, i in enumerate(op_id)]
