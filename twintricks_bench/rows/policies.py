@@ -126,14 +126,15 @@ ROWS = [
     ),
     *(Row(row, title, doc[:-1] + "; nearest.", _family_row(row, title, family, "nearest"), trick=row)
       for row, title, family, doc in _FAMILY_ROWS),
+    # The bilinear twins name no recipe trick (``trick=None``), so that ``--only <trick id>`` keeps
+    # meaning the trick's default (nearest) row; ask for these by name (``--only randaugment_bilinear``).
     Row(
         "autoaugment_bilinear",
         "AutoAugment bilinear",
         "as AutoAugment, bilinear geometric ops (torchvision's reference recipe).",
         lambda ctx: _autoaugment(ctx, "bilinear"),
-        trick="autoaugment",
     ),
     *(Row(f"{row}_bilinear", f"{title} bilinear", doc[:-1] + "; bilinear (the reference recipe's).",
-          _family_row(row, title, family, "bilinear"), trick=row)
+          _family_row(row, title, family, "bilinear"))
       for row, title, family, doc in _FAMILY_ROWS),
 ]
