@@ -216,9 +216,11 @@ def affine_bilinear(images, theta, *, fill):
     ``sw = n·e``, ``se = n·w``, and ``fma(v_se, se, fma(v_sw, sw, fma(v_ne, ne, v_nw·nw)))`` with
     corners outside the image read as 0. ``fill`` (None: torchvision's default, nothing blended)
     samples a ones channel the same way and gives ``((v - fill)·mask) + fill``; uint8 images are
-    rounded half to even and cast back. Every fused multiply-add is :func:`jax_impl.exact.fma`, so
-    the result is torch's bytes unless an exact sum lies within ~2^-40 relative of a float32
-    rounding boundary (float64 images: plain float64 arithmetic, within its rounding).
+    rounded half to even and cast back. Every fused multiply-add is computed error-free in float32
+    (:func:`jax_impl.exact.fma`; for uint8 values a cheaper three-term Sum2 of exact partial
+    products), so the result is torch's bytes unless an exact sum lies within ~2^-40 relative of
+    a float32 rounding midpoint (float32 images: 8 of 513,360 values one ulp off in a probe;
+    uint8: none seen); float64 images: plain float64 arithmetic, within its rounding.
     """
     theta = exact.run_time(theta, images)
     return warp_bilinear(images, grid_terms(theta, images.shape[1], images.shape[2], grid_dtype(images)), fill=fill)
