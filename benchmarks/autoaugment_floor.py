@@ -1,26 +1,32 @@
-"""A lower bound for batched per-image AutoAugment built from torch's own kernels, against 10×
-torchvision applying ``AutoAugment`` image by image (the CPU target).
+"""A lower bound (the floor) for the batched per-image policies built from torch's own kernels, per
+policy and interpolation, next to torchvision image by image and to ours (the CPU targets).
 
 Each image's geometric operation (ShearX/Y, TranslateX/Y, Rotate) must read every pixel through a
-per-pixel source index, and each Equalize must histogram every pixel and then look every pixel up
-in the image's table. With the policy's probabilities that is ``geometric + 2·equalize`` full
-passes of indexed reads or writes per image, on average. This script times one such pass over the
-whole batch (``torch.gather`` by a precomputed index, and a ``scatter_add_`` histogram) and
-torchvision image by image, in one process, and prints the budget that 10× leaves next to that
-floor. Run: ``python benchmarks/autoaugment_floor.py [threads]`` (default 2).
+per-pixel source position (nearest: one indexed read; bilinear: ``grid_sample``'s four reads and
+weights per pixel), and each Equalize must histogram every pixel and then look every pixel up in
+the image's table. With each policy's draw probabilities that is, per image on average,
+``geometric`` warps and ``2·equalize`` indexed passes (AugMix: per chain op, ``W`` chains of 1..3
+ops, plus its ``W + 1`` weighted sums). This script times one such pass over the whole batch
+(``torch.gather`` by a precomputed index, ``grid_sample`` bilinear on the float batch, a
+``scatter_add_`` histogram, a float multiply-add) and torchvision and ours on the same batch, in one
+process, and prints per policy: the floor, ours, the floor fraction (floor / ours: 1 is at the
+floor) and ours against torchvision image by image.
+
+Run: ``python benchmarks/autoaugment_floor.py [threads] [--jax] [--size 224] [--batch 32]``
+(default 2 threads, torch only; ``--jax`` adds jax_impl, compile excluded).
 """
 
-import sys
+import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import AutoAugmentPolicy, v2
 
-from twintricks.policies import GEOMETRIC_OPS, POLICIES
+from twintricks.policies import AUGMIX_OPS, GEOMETRIC_OPS, POLICIES, RANDAUGMENT_OPS, TRIVIALAUGMENT_WIDE_OPS
 
 
-def median_seconds(fn, reps: int = 15) -> float:
-    fn()
+def median_seconds(fn, reps: int = 7) -> float:
     fn()
     times = []
     for _ in range(reps):
@@ -30,44 +36,89 @@ def median_seconds(fn, reps: int = 15) -> float:
     return sorted(times)[reps // 2]
 
 
-def expected_passes(policy: str) -> float:
-    """Indexed full passes per image: 1 per geometric op, 2 per Equalize (histogram + lookup)."""
-    subs = POLICIES[policy]
-    total = 0.0
-    for sub in subs:
-        for op, prob, _ in sub:
-            total += prob * (1 if op in GEOMETRIC_OPS else 2 if op == "Equalize" else 0)
-    return total / len(subs)
+def expected_passes(policy: str) -> tuple[float, float, float]:
+    """Per image on average: (geometric warps, Equalizes, weighted sums) the policy performs."""
+    if policy in POLICIES:  # AutoAugment: each op of the uniform sub-policy fires with its probability
+        subs = POLICIES[policy]
+        geo = sum(p for sub in subs for op, p, _ in sub if op in GEOMETRIC_OPS) / len(subs)
+        eq = sum(p for sub in subs for op, p, _ in sub if op == "Equalize") / len(subs)
+        return geo, eq, 0.0
+    if policy == "randaugment":  # 2 ops, uniform over the 14 (Identity included)
+        k = len(RANDAUGMENT_OPS)
+        return 2 * 5 / k, 2 / k, 0.0
+    if policy == "trivialaugment_wide":
+        k = len(TRIVIALAUGMENT_WIDE_OPS)
+        return 5 / k, 1 / k, 0.0
+    k = len(AUGMIX_OPS)  # augmix: 3 chains of 1..3 ops (mean 2), uniform over the 13; 4 weighted sums
+    return 6 * 5 / k, 6 / k, 4.0
 
 
 def main() -> None:
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    torch.set_num_threads(threads)
-    print(f"torch {torch.__version__}, {threads} threads")
-    for size, n, side, policy, tv_policy in (
-        ("cifar", 256, 32, "cifar10", AutoAugmentPolicy.CIFAR10),
-        ("imagenet", 32, 224, "imagenet", AutoAugmentPolicy.IMAGENET),
-    ):
-        g = torch.Generator().manual_seed(0)
-        x = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
-        augment = v2.AutoAugment(tv_policy)
-        tv = median_seconds(lambda: torch.stack([augment(img) for img in x]), reps=7)
-        flat = x.view(n, 3, side * side)
-        index = torch.randint(0, side * side, (n, 1, side * side), generator=g).expand(n, 3, side * side)
-        gather = median_seconds(lambda: torch.gather(flat, 2, index))
-        bins = (flat.to(torch.int64) + 256 * torch.arange(n * 3).view(n, 3, 1)).view(-1)
-        ones = torch.ones_like(bins, dtype=torch.int32)
-        histogram = median_seconds(lambda: torch.zeros(n * 3 * 256, dtype=torch.int32).scatter_add_(0, bins, ones))
-        copy = median_seconds(lambda: x.clone())
-        passes = expected_passes(policy)
-        floor = passes * min(gather, histogram)
-        budget = tv / 10
-        print(
-            f"{size}: torchvision image by image {n / tv:.0f} images/s -> 10x leaves {budget * 1e3:.2f} ms per batch "
-            f"of {n}; one indexed pass over the batch: gather {gather * 1e3:.2f} ms, histogram "
-            f"{histogram * 1e3:.2f} ms (a plain copy: {copy * 1e3:.3f} ms); {passes:.2f} indexed passes per "
-            f"image on average -> floor {floor * 1e3:.2f} ms ({'above' if floor > budget else 'below'} the budget)"
-        )
+    ap = argparse.ArgumentParser()
+    ap.add_argument("threads", nargs="?", type=int, default=2)
+    ap.add_argument("--jax", action="store_true")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import torch_impl
+
+    n, side = args.batch, args.size
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {n} uint8 {side}x{side}")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
+    flat = x.view(n, 3, side * side)
+    index = torch.randint(0, side * side, (n, 1, side * side), generator=g).expand(n, 3, side * side)
+    gather = median_seconds(lambda: torch.gather(flat, 2, index))
+    grid = torch.rand(n, side, side, 2, generator=g) * 2 - 1
+    bilinear = median_seconds(
+        lambda: F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).round_().to(torch.uint8)
+    )
+    bins = (flat.to(torch.int64) + 256 * torch.arange(n * 3).view(n, 3, 1)).view(-1)
+    ones = torch.ones_like(bins, dtype=torch.int32)
+    histogram = median_seconds(lambda: torch.zeros(n * 3 * 256, dtype=torch.int32).scatter_add_(0, bins, ones))
+    xf = x.float()
+    madd = median_seconds(lambda: torch.addcmul(xf, xf, xf))
+    print(f"one pass over the batch: gather {gather * 1e3:.2f} ms, bilinear grid_sample {bilinear * 1e3:.2f} ms, "
+          f"histogram {histogram * 1e3:.2f} ms, multiply-add {madd * 1e3:.2f} ms")
+    mode = {"nearest": v2.InterpolationMode.NEAREST, "bilinear": v2.InterpolationMode.BILINEAR}
+    families = {
+        "autoaugment": (lambda i: v2.AutoAugment(AutoAugmentPolicy.IMAGENET, interpolation=mode[i]),
+                        lambda i: torch_impl.AutoAugment("imagenet", interpolation=i), "imagenet"),
+        "randaugment": (lambda i: v2.RandAugment(interpolation=mode[i]), lambda i: torch_impl.RandAugment(interpolation=i), None),
+        "trivialaugment_wide": (lambda i: v2.TrivialAugmentWide(interpolation=mode[i]),
+                                lambda i: torch_impl.TrivialAugmentWide(interpolation=i), None),
+        "augmix": (lambda i: v2.AugMix(interpolation=mode[i]), lambda i: torch_impl.AugMix(interpolation=i), None),
+    }
+    for family, (tv_make, ours_make, policy) in families.items():
+        geo, eq, sums = expected_passes(policy or family)
+        for interp in ("nearest", "bilinear"):
+            tv, ours = tv_make(interp), ours_make(interp)
+            tv_s = median_seconds(lambda: torch.stack([tv(img) for img in x]), reps=max(3, args.reps // 2))
+            ours_s = median_seconds(lambda: ours(x), reps=args.reps)
+            floor = geo * (gather if interp == "nearest" else bilinear) + 2 * eq * min(gather, histogram) + sums * madd
+            line = (f"{family:20s} {interp:8s} torchvision/image {tv_s * 1e3:8.1f} ms  floor {floor * 1e3:6.1f} ms "
+                    f"({tv_s / floor:5.1f}x tv)  torch_impl {ours_s * 1e3:7.1f} ms ({tv_s / ours_s:4.2f}x tv, "
+                    f"floor fraction {floor / ours_s:.2f})")
+            if args.jax:
+                line += _jax(family, policy, interp, x, tv_s, floor, args.reps)
+            print(line, flush=True)
+
+
+def _jax(family, policy, interp, x, tv_s, floor, reps) -> str:
+    import jax
+    import jax.numpy as jnp
+
+    import jax_impl
+
+    images = jnp.asarray(x.permute(0, 2, 3, 1).numpy())
+    kwargs = dict(policy=policy) if policy else {}
+    fn = jax.jit(lambda k, im: getattr(jax_impl, f"random_{family}")(k, im, interpolation=interp, **kwargs))
+    keys = iter(jax.random.split(jax.random.key(0), 100))
+    jax.block_until_ready(fn(next(keys), images))
+    s = median_seconds(lambda: jax.block_until_ready(fn(next(keys), images)), reps=reps)
+    return f"  jax_impl {s * 1e3:7.1f} ms ({tv_s / s:4.2f}x tv, floor fraction {floor / s:.2f})"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,13 @@
 # bench.png, log.txt) and, when the device tool sets $OUT, are copied there to come back.
 #
 #   bash benchmarks/gpu_bench.sh [DEST]        # DEST defaults to benchmarks/gpu
+#   ONLY="autoaugment randaugment trivialaugment augmix autoaugment_bilinear randaugment_bilinear
+#         trivialaugment_bilinear augmix_bilinear" SIZE=imagenet bash benchmarks/gpu_bench.sh
+#       # the four policies at 224 px only, nearest and bilinear (the reference recipe's
+#       # interpolation); goal >= 50x torchvision image by image
+#
+# Every run includes the bilinear policy rows; ONLY (row names or trick ids) and SIZE
+# (cifar|imagenet|both) narrow it, for a device check that must fit a few minutes.
 #
 # Runs from the source tree (PYTHONPATH), so it needs no install: the GPU image already has
 # torch, torchvision, jax with CUDA, flax, optax, timm and matplotlib. The bench's own time
@@ -23,7 +30,10 @@ mkdir -p "$dest"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "nvidia-smi failed"
   "$PY" -c 'import torch, jax; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| jax", jax.__version__, jax.devices())' 2>&1
 } | tee "$dest/log.txt"
-timeout 560 "$PY" -m twintricks_cli bench --device cuda --out "$dest" --time-limit 450 2>&1 | tee -a "$dest/log.txt"
+only=()
+[ -n "${ONLY:-}" ] && only=(--only $ONLY)  # word-split on purpose: row names
+timeout 560 "$PY" -m twintricks_cli bench --device cuda --out "$dest" --time-limit 450 --size "${SIZE:-both}" "${only[@]}" 2>&1 \
+  | tee -a "$dest/log.txt"
 rc=${PIPESTATUS[0]}
 echo "bench exit code $rc" | tee -a "$dest/log.txt"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then

@@ -45,6 +45,7 @@ import numpy as np
 from jax_impl import kernels
 from jax_impl._checks import check_images, check_not_torch, is_concrete
 from twintricks.checks import check_ndim
+from twintricks.policies import check_interpolation
 
 __all__ = [
     "shear_x",
@@ -115,7 +116,10 @@ def _check_values(name: str, value, low: float, high: float) -> None:
 
 
 def fill_values(fill, channels: int, dtype) -> tuple[float, ...] | None:
-    """``fill`` per channel (rounded half-to-even for uint8, like torchvision), None when all zero."""
+    """``fill`` per channel as given (the kernels round it for uint8 where torchvision does); None
+    for None (torchvision's default: zeros, and bilinear blends no mask)."""
+    if fill is None:
+        return None
     if isinstance(fill, Sequence) and not isinstance(fill, str):
         values = list(fill)
         if len(values) not in (1, channels):
@@ -125,52 +129,59 @@ def fill_values(fill, channels: int, dtype) -> tuple[float, ...] | None:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise TypeError(f"`fill` must be a finite number or a sequence of them, got {fill!r}")
+            raise TypeError(f"`fill` must be None, a finite number or a sequence of them, got {fill!r}")
         if not jnp.issubdtype(dtype, jnp.floating):
             if not 0 <= v <= 255:
                 raise ValueError(f"`fill` must lie in [0, 255] for uint8 images, got {fill!r}")
-            v = float(np.round(np.float32(v)))
         out.append(float(v))
     if len(out) == 1:
         out = out * channels
-    return None if all(v == 0 for v in out) else tuple(out)
+    return tuple(out)
 
 
-def _geometric(images, matrix, fill):
+def _geometric(images, matrix, fill, interpolation):
     n, _, _, c = images.shape
-    return kernels.affine_nearest(images, jnp.asarray(matrix, jnp.float32), fill=fill_values(fill, c, images.dtype))
+    interpolation = check_interpolation(interpolation)
+    fill = fill_values(fill, c, images.dtype)
+    if interpolation == "nearest" and fill is not None and not any(fill):
+        fill = None  # the same pixels: one compiled kernel for both
+    return kernels.affine(images, jnp.asarray(matrix, jnp.float32), fill=fill, interpolation=interpolation)
 
 
-def shear_x(images, magnitude, *, fill=0):
+def shear_x(images, magnitude, *, fill=None, interpolation="nearest"):
     """Shear along x by factor ``magnitude`` per image (AutoAugment's ShearX), about the top-left corner.
 
     Output pixel ``(x, y)`` takes input pixel ``round(x + s·(y + 0.5))``; see :func:`torch_impl.ops.shear_x`.
     Images ``[N, H, W, C]``; ``magnitude`` ``[N]`` or a number; ``fill`` for pixels from outside.
     """
     n, h, w, _ = check_op_images("images", images)
-    return _geometric(images, kernels.shear_matrix(_per_image("magnitude", magnitude, n), h, w, 0), fill)
+    return _geometric(images, kernels.shear_matrix(_per_image("magnitude", magnitude, n), h, w, 0), fill, interpolation)
 
 
-def shear_y(images, magnitude, *, fill=0):
+def shear_y(images, magnitude, *, fill=None, interpolation="nearest"):
     """Shear along y by factor ``magnitude`` per image (AutoAugment's ShearY); see :func:`shear_x`."""
     n, h, w, _ = check_op_images("images", images)
-    return _geometric(images, kernels.shear_matrix(_per_image("magnitude", magnitude, n), h, w, 1), fill)
+    return _geometric(images, kernels.shear_matrix(_per_image("magnitude", magnitude, n), h, w, 1), fill, interpolation)
 
 
-def translate_x(images, pixels, *, fill=0):
+def translate_x(images, pixels, *, fill=None, interpolation="nearest"):
     """Shift each image right by ``int(pixels)`` (truncated towards 0); ``fill`` the uncovered pixels."""
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n), 0), fill)
+    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n), 0), fill, interpolation)
 
 
-def translate_y(images, pixels, *, fill=0):
+def translate_y(images, pixels, *, fill=None, interpolation="nearest"):
     """Shift each image down by ``int(pixels)``; see :func:`translate_x`."""
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n), 1), fill)
+    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n), 1), fill, interpolation)
 
 
-def rotate(images, angle, *, fill=0):
-    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
+def rotate(images, angle, *, fill=None, interpolation="nearest"):
+    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (same size).
+
+    ``interpolation``: ``"nearest"`` (default) or ``"bilinear"`` for every geometric op here
+    (:func:`jax_impl.kernels.affine_bilinear`: torchvision's uint8 bytes, float32 within one ulp on a
+    measured share); ``fill`` None (default) is torchvision's default (no mask blend).
 
     .. warning:: With concrete angles the float32 matrix equals torchvision's exactly. With traced
        angles (inside ``jit``/``vmap``) ``cos``/``sin`` come from :func:`jax_impl.exact.cos_sin_degrees`
@@ -179,7 +190,7 @@ def rotate(images, angle, *, fill=0):
        a matrix entry one ulp off, which can move nearest-neighbour ties.
     """
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.rotate_matrix(_per_image("angle", angle, n)), fill)
+    return _geometric(images, kernels.rotate_matrix(_per_image("angle", angle, n)), fill, interpolation)
 
 
 def _factors(name: str, magnitude, n: int, dtype):

@@ -43,6 +43,10 @@ import numpy as np
 
 from jax_impl import exact, kernels
 from jax_impl._checks import check_images, check_not_torch, is_concrete
+from jax_impl._policy_checks import check_family_images as _check_family_images
+from jax_impl._policy_checks import check_int_field as _check_int_field
+from jax_impl._policy_checks import check_record as _check_record
+from jax_impl._policy_checks import check_shape as _check_shape
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.policies import (
@@ -58,6 +62,7 @@ from twintricks.policies import (
     RANDAUGMENT_OPS,
     TRIVIALAUGMENT_WIDE_OPS,
     check_augmix_args,
+    check_augmix_weights,
     check_interpolation,
     check_num_bins,
     check_randaugment_args,
@@ -278,7 +283,7 @@ def _slot_lut(images, op, mag, slot_ops: set):
     return lut[:, 0]
 
 
-def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True):
+def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, interpolation: str = "nearest"):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float32 signed magnitudes,
     ``theta`` ``[N, 6]`` the geometric matrix (identity where the op is not geometric). ``bins``:
     the magnitudes are bins on which :func:`jax_impl.exact.fma8` was checked exact (Color and
@@ -306,7 +311,7 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True):
         is_geo = jnp.isin(op, jnp.asarray([OPS.index(name) for name in GEOMETRIC_OPS]))
         # The grid's split products for every image once, outside the per-pixel loop body.
         terms = kernels.grid_terms(exact.run_time(theta, images), h, w, kernels.grid_dtype(images))
-        candidates.append((is_geo, lambda x, *t: kernels.warp_nearest(x, t, fill=fill), terms))
+        candidates.append((is_geo, lambda x, *t: kernels.warp(x, t, fill=fill, interpolation=interpolation), terms))
     if not kernels.is_float(images) and any(name in slot_ops for name in LUT_OPS):
         # uint8: every pixel-wise op through one LUT lookup (LUTs built for the whole batch,
         # identity for the other images; the statistics only for the images that need them).
@@ -346,8 +351,8 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("policy", "fill"))
-def _autoaugment(images, sub, apply, negate, *, policy: str, fill):
+@functools.partial(jax.jit, static_argnames=("policy", "fill", "interpolation"))
+def _autoaugment(images, sub, apply, negate, *, policy: str, fill, interpolation: str = "nearest"):
     n, h, w, c = images.shape
     op_id, _, mag, signed = _policy_arrays(policy, h, w)
     sub = sub.astype(jnp.int32)
@@ -361,12 +366,12 @@ def _autoaugment(images, sub, apply, negate, *, policy: str, fill):
     slot_ops = {op_name for sub_policy in POLICIES[policy] for op_name, _, _ in sub_policy}
 
     def body(slot, out):  # one compiled body for both slots (halves the compile time)
-        return _apply_slot(out, op[:, slot], m[:, slot], theta[:, slot], slot_ops, fill)
+        return _apply_slot(out, op[:, slot], m[:, slot], theta[:, slot], slot_ops, fill, interpolation=interpolation)
 
     return jax.lax.fori_loop(0, 2, body, images)
 
 
-def autoaugment(images, params: AutoAugmentParams, *, policy: str, fill=0):
+def autoaugment(images, params: AutoAugmentParams, *, policy: str, fill=None, interpolation="nearest"):
     """Apply each image's AutoAugment sub-policy (drawn in ``params``) to an ``[N, H, W, C]`` batch.
 
     For image ``i`` with ``s = params.sub_policy[i]`` and the policy's sub-policy
@@ -379,9 +384,12 @@ def autoaugment(images, params: AutoAugmentParams, *, policy: str, fill=0):
         images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float in [0, 1] (range checked when concrete).
         params: from :func:`sample_autoaugment_params` with the same ``policy``.
         policy: ``"imagenet"``, ``"cifar10"`` or ``"svhn"`` (static).
-        fill: number or per-channel sequence for pixels that come from outside (static).
+        fill: number or per-channel sequence for pixels that come from outside (static); None
+            (default): torchvision's default (see :func:`torch_impl.kernels.affine_bilinear`).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (static; see :func:`randaugment`).
     """
     policy = policy_name(policy)
+    interpolation = check_interpolation(interpolation)
     n, h, w, c = check_images("images", images)
     if c not in (1, 3):
         raise ValueError(f"`images` must have 1 or 3 channels [N, H, W, C], got C={c}")
@@ -390,14 +398,15 @@ def autoaugment(images, params: AutoAugmentParams, *, policy: str, fill=0):
     params = _check_params(params, n, len(POLICIES[policy]))
     return _autoaugment(
         images, jnp.asarray(params.sub_policy), jnp.asarray(params.apply, bool), jnp.asarray(params.negate, bool),
-        policy=policy, fill=fill,
+        policy=policy, fill=_warp_fill(fill, interpolation), interpolation=interpolation,
     )
 
 
-def random_autoaugment(key, images, *, policy: str = "imagenet", fill=0):
+def random_autoaugment(key, images, *, policy: str = "imagenet", fill=None, interpolation="nearest"):
     """Sample per-image AutoAugment draws with ``key`` and apply them (defaults as torchvision's)."""
     n = check_images("images", images)[0]
-    return autoaugment(images, sample_autoaugment_params(key, n, policy=policy), policy=policy, fill=fill)
+    return autoaugment(images, sample_autoaugment_params(key, n, policy=policy), policy=policy, fill=fill,
+                       interpolation=interpolation)
 
 
 # ============================================================================================
@@ -557,61 +566,33 @@ def _draws(images, family: str, num_bins: int, op, bin_, negate, active=None):
     return gop, m, theta
 
 
-def _chain(images, family: str, num_bins: int, gop, m, theta, fill):
-    """Apply the slots ``[N, S]`` one after the other (one compiled body for all slots)."""
+def _warp_fill(fill, interpolation: str):
+    """The static ``fill`` the kernels get: all zeros is None for nearest (the same pixels: one
+    compiled body for both); bilinear blends a zero fill with the mask, as torchvision does."""
+    return None if interpolation == "nearest" and fill is not None and not any(fill) else fill
+
+
+def _chain(images, family: str, num_bins: int, gop, m, theta, fill, interpolation: str = "nearest"):
+    """Apply the slots ``[N, S]`` one after the other (one compiled body for all slots; none: the
+    images unchanged, as torch returns them for ``num_ops=0``)."""
+    if gop.shape[1] == 0:
+        return images
     slot_ops = {name for name in FAMILY_OPS[family] if name != "Identity"}
     bins = (family, num_bins) in _FMA8_CHECKED
 
     def body(slot, out):
-        return _apply_slot(out, gop[:, slot], m[:, slot], theta[:, slot], slot_ops, fill, bins)
+        return _apply_slot(out, gop[:, slot], m[:, slot], theta[:, slot], slot_ops, fill, bins, interpolation)
 
     return jax.lax.fori_loop(0, gop.shape[1], body, images)
 
 
-@functools.partial(jax.jit, static_argnames=("family", "num_bins", "fill"))
-def _apply_family(images, op, bin_, negate, *, family: str, num_bins: int, fill):
+@functools.partial(jax.jit, static_argnames=("family", "num_bins", "fill", "interpolation"))
+def _apply_family(images, op, bin_, negate, *, family: str, num_bins: int, fill, interpolation: str = "nearest"):
     gop, m, theta = _draws(images, family, num_bins, op, bin_, negate)
-    return _chain(images, family, num_bins, gop, m, theta, fill)
+    return _chain(images, family, num_bins, gop, m, theta, fill, interpolation)
 
 
-def _check_family_images(images, fill):
-    n, h, w, c = check_images("images", images)
-    if c not in (1, 3):
-        raise ValueError(f"`images` must have 1 or 3 channels [N, H, W, C], got C={c}")
-    check_op_images("images", images)
-    return n, fill_values(fill, c, images.dtype)
-
-
-def _check_record(params, cls):
-    """``params`` as a ``cls`` record (any tuple of its length), no field a torch tensor (TypeError)."""
-    if not isinstance(params, tuple) or len(params) != len(cls._fields):
-        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
-    params = cls(*params)
-    for field, value in zip(params._fields, params):
-        check_not_torch(f"params.{field}", value)
-    return params
-
-
-def _check_shape(name: str, a, shape: tuple) -> None:
-    got = tuple(getattr(a, "shape", ()))
-    if not hasattr(a, "shape") or len(got) != len(shape) or any(s is not None and s != d for s, d in zip(shape, got)):
-        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"`params.{name}` must have shape {want}, got {list(got)}")
-
-
-def _check_int_field(name: str, a, low: int, high: int, shape: tuple):
-    """``params.<name>``: integers of ``shape`` in ``[low, high)`` (values checked when concrete)."""
-    _check_shape(name, a, shape)
-    if not jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer):
-        raise TypeError(f"`params.{name}` must be integers, got {jnp.asarray(a).dtype}")
-    if is_concrete(a) and np.size(a):
-        v = np.asarray(a)
-        if v.min() < low or v.max() >= high:
-            raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{v.min()}, {v.max()}]")
-    return jnp.asarray(a)
-
-
-def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0,
+def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=None,
                 interpolation="nearest"):
     """Apply each image's RandAugment operations (drawn in ``params``) to an ``[N, H, W, C]`` batch.
 
@@ -623,28 +604,45 @@ def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_ma
     Args:
         images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float in [0, 1] (range checked when concrete).
         params: from :func:`sample_randaugment_params`.
-        magnitude: the bin index in ``[0, num_magnitude_bins)`` (static).
+        magnitude: the bin index in ``[0, num_magnitude_bins)``: a Python int, or an integer
+            array of shape ``()`` or ``[N]`` (one bin per image), which may be traced (under
+            ``jit``/``vmap``/a ``grad``; its range is checked only when concrete).
         num_magnitude_bins: at least 2 (static).
-        fill: number or per-channel sequence for pixels from outside (static).
-        interpolation: ``"nearest"`` only.
+        fill: number or per-channel sequence for pixels from outside (static); None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (or torchvision's
+            ``InterpolationMode``; static) for the geometric ops: bilinear equals torchvision's
+            bytes (uint8) unless a float32 sum lies within ~2^-40 of a rounding boundary (see
+            :func:`jax_impl.kernels.affine_bilinear`). Bicubic is refused (torchvision's
+            ``affine``/``rotate`` refuse it for tensors).
 
     References:
         Cubuk, Zoph, Shlens, Le. "RandAugment: Practical automated data augmentation with a
         reduced search space", CVPR Workshops 2020.
     """
     n, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
-    _, mag, bins = check_randaugment_args(0, magnitude, num_magnitude_bins)
+    interpolation = check_interpolation(interpolation)
+    bins = check_num_bins(num_magnitude_bins)
     params = _check_record(params, RandAugmentParams)
     _check_shape("op", params.op, (n, None))
     s = params.op.shape[1]
     op = _check_int_field("op", params.op, 0, len(RANDAUGMENT_OPS), (n, s))
     _check_shape("negate", params.negate, (n, s))
-    bin_ = jnp.full((n, s), mag, jnp.int32)
-    return _apply_family(images, op, bin_, jnp.asarray(params.negate, bool), family="randaugment", num_bins=bins, fill=fill)
+    if isinstance(magnitude, (int, np.integer)) and not isinstance(magnitude, bool):
+        mag = jnp.int32(check_randaugment_args(0, int(magnitude), bins)[1])
+    else:  # an array (traceable): one bin, or one per image
+        check_not_torch("magnitude", magnitude)
+        mag = jnp.asarray(magnitude)
+        if not jnp.issubdtype(mag.dtype, jnp.integer) or mag.ndim > 1 or (mag.ndim == 1 and mag.shape[0] != n):
+            raise TypeError(f"`magnitude` must be an int or an integer array of shape () or [{n}], got {mag.dtype} {list(mag.shape)}")
+        if is_concrete(mag) and mag.size and not (0 <= int(mag.min()) and int(mag.max()) < bins):
+            raise ValueError(f"`magnitude` must lie in [0, {bins - 1}], got values in [{int(mag.min())}, {int(mag.max())}]")
+    bin_ = jnp.broadcast_to(jnp.reshape(mag.astype(jnp.int32), (-1, 1)), (n, s)) if mag.ndim else jnp.full((n, s), mag, jnp.int32)
+    return _apply_family(images, op, bin_, jnp.asarray(params.negate, bool), family="randaugment", num_bins=bins,
+                         fill=_warp_fill(fill, interpolation), interpolation=interpolation)
 
 
-def trivialaugment_wide(images, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=0,
+def trivialaugment_wide(images, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=None,
                         interpolation="nearest"):
     """Apply each image's TrivialAugmentWide operation (drawn in ``params``) to an ``[N, H, W, C]`` batch.
 
@@ -656,14 +654,14 @@ def trivialaugment_wide(images, params: TrivialAugmentWideParams, *, num_magnitu
         images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_trivialaugment_wide_params` with the same ``num_magnitude_bins``.
         num_magnitude_bins: at least 2 (static).
-        fill: number or per-channel sequence for pixels from outside (static).
-        interpolation: ``"nearest"`` only.
+        fill: number or per-channel sequence for pixels from outside (static; see :func:`randaugment`).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (static; see :func:`randaugment`).
 
     References:
         Müller, Hutter. "TrivialAugment: Tuning-free Yet State-of-the-Art Data Augmentation", ICCV 2021.
     """
     n, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     bins = check_num_bins(num_magnitude_bins)
     params = _check_record(params, TrivialAugmentWideParams)
     op = _check_int_field("op", params.op, 0, len(TRIVIALAUGMENT_WIDE_OPS), (n,))
@@ -671,7 +669,7 @@ def trivialaugment_wide(images, params: TrivialAugmentWideParams, *, num_magnitu
     _check_shape("negate", params.negate, (n,))
     return _apply_family(
         images, op[:, None], bin_[:, None], jnp.asarray(params.negate, bool)[:, None],
-        family="trivialaugment_wide", num_bins=bins, fill=fill,
+        family="trivialaugment_wide", num_bins=bins, fill=_warp_fill(fill, interpolation), interpolation=interpolation,
     )
 
 
@@ -687,8 +685,8 @@ def _mix(acc, weight, x):
     return prod if acc is None else acc + prod
 
 
-@functools.partial(jax.jit, static_argnames=("fill",))
-def _augmix(images, op, bin_, negate, depth, weights, *, fill):
+@functools.partial(jax.jit, static_argnames=("fill", "interpolation"))
+def _augmix(images, op, bin_, negate, depth, weights, *, fill, interpolation: str = "nearest"):
     """The ``W`` chains as one batch of ``W·N`` images (chain-major), so one compiled slot body
     serves every chain and depth; then the mixing, chain after chain."""
     n, width, d = op.shape
@@ -699,7 +697,7 @@ def _augmix(images, op, bin_, negate, depth, weights, *, fill):
 
     stacked = jnp.broadcast_to(images[None], (width,) + images.shape).reshape((width * n,) + images.shape[1:])
     gop, m, theta = _draws(stacked, "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_), chain_major(negate), chain_major(active))
-    augs = _chain(stacked, "augmix", AUGMIX_NUM_BINS, gop, m, theta, fill).reshape((width,) + images.shape)
+    augs = _chain(stacked, "augmix", AUGMIX_NUM_BINS, gop, m, theta, fill, interpolation).reshape((width,) + images.shape)
     weights = weights.astype(jnp.float32)
     mix = _mix(None, weights[:, 0], images)
     for j in range(width):
@@ -707,7 +705,7 @@ def _augmix(images, op, bin_, negate, depth, weights, *, fill):
     return mix.astype(images.dtype)
 
 
-def augmix(images, params: AugMixParams, *, all_ops: bool = True, fill=0, interpolation="nearest"):
+def augmix(images, params: AugMixParams, *, all_ops: bool = True, fill=None, interpolation="nearest"):
     """Apply each image's AugMix chains and mixing (drawn in ``params``) to an ``[N, H, W, C]`` batch.
 
     Chain ``j`` applies its first ``depth[j]`` ops (:data:`twintricks.policies.AUGMIX_OPS`,
@@ -720,18 +718,19 @@ def augmix(images, params: AugMixParams, *, all_ops: bool = True, fill=0, interp
         images: ``[N, H, W, C]`` uint8 (C in {1, 3}), or float32 in [0, 1].
         params: from :func:`sample_augmix_params` (with the same ``all_ops``).
         all_ops: whether the four colour enhancements are allowed (ops ``< 13``, else ``< 9``).
-        fill: number or per-channel sequence for pixels from outside (static).
-        interpolation: ``"nearest"`` only.
+        fill: number or per-channel sequence for pixels from outside (static; see :func:`randaugment`).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (static; see :func:`randaugment`).
 
-    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation; this one is nearest
-       only (``torchvision.transforms.v2.AugMix(interpolation=NEAREST)``).
+    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation; this one defaults to
+       nearest (the other policies' default): pass ``interpolation="bilinear"`` for torchvision's
+       default ``AugMix()``.
 
     References:
         Hendrycks, Mu, Cubuk, Zoph, Gilmer, Lakshminarayanan. "AugMix: A Simple Data Processing
         Method to Improve Robustness and Uncertainty", ICLR 2020.
     """
     n, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     if not isinstance(all_ops, bool):
         raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__}")
     params = _check_record(params, AugMixParams)
@@ -747,34 +746,40 @@ def augmix(images, params: AugMixParams, *, all_ops: bool = True, fill=0, interp
     _check_shape("weights", params.weights, (n, width + 1))
     if not jnp.issubdtype(jnp.asarray(params.weights).dtype, jnp.floating):
         raise TypeError(f"`params.weights` must be floating point, got {jnp.asarray(params.weights).dtype}")
+    weights = jnp.asarray(params.weights)
+    if is_concrete(weights):
+        check_augmix_weights(np.asarray(weights, np.float64), float(jnp.finfo(weights.dtype).eps))
     return _augmix(
-        images, op, bin_, jnp.asarray(params.negate, bool), depth.astype(jnp.int32), jnp.asarray(params.weights), fill=fill
+        images, op, bin_, jnp.asarray(params.negate, bool), depth.astype(jnp.int32), weights,
+        fill=_warp_fill(fill, interpolation), interpolation=interpolation,
     )
 
 
-def random_randaugment(key, images, *, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0):
+def random_randaugment(key, images, *, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, fill=None,
+                       interpolation="nearest"):
     """Sample per-image RandAugment draws with ``key`` and apply them (defaults as torchvision's)."""
     n = check_images("images", images)[0]
-    check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
+    check_randaugment_args(num_ops, 0, num_magnitude_bins)
     params = sample_randaugment_params(key, n, num_ops=num_ops)
-    return randaugment(images, params, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
+    return randaugment(images, params, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill,
+                       interpolation=interpolation)
 
 
-def random_trivialaugment_wide(key, images, *, num_magnitude_bins: int = 31, fill=0):
+def random_trivialaugment_wide(key, images, *, num_magnitude_bins: int = 31, fill=None, interpolation="nearest"):
     """Sample per-image TrivialAugmentWide draws with ``key`` and apply them (defaults as torchvision's)."""
     n = check_images("images", images)[0]
     params = sample_trivialaugment_wide_params(key, n, num_magnitude_bins=num_magnitude_bins)
-    return trivialaugment_wide(images, params, num_magnitude_bins=num_magnitude_bins, fill=fill)
+    return trivialaugment_wide(images, params, num_magnitude_bins=num_magnitude_bins, fill=fill, interpolation=interpolation)
 
 
 def random_augmix(key, images, *, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
-                  all_ops: bool = True, fill=0):
+                  all_ops: bool = True, fill=None, interpolation="nearest"):
     """Sample per-image AugMix draws with ``key`` and apply them (defaults as torchvision's, nearest)."""
     n = check_images("images", images)[0]
     params = sample_augmix_params(
         key, n, severity=severity, mixture_width=mixture_width, chain_depth=chain_depth, alpha=alpha, all_ops=all_ops
     )
-    return augmix(images, params, all_ops=all_ops, fill=fill)
+    return augmix(images, params, all_ops=all_ops, fill=fill, interpolation=interpolation)
 
 
 from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, collected by jax_impl.train)
@@ -782,17 +787,21 @@ from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, c
 TRICK_IMPLS = {
     "autoaugment": TrickImpl(
         lambda key, n, tr: sample_autoaugment_params(key, n, policy=tr.config.autoaugment),
-        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y)),
+        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment,
+                                         interpolation=tr.config.autoaugment_interpolation), y)),
     "randaugment": TrickImpl(
         lambda key, n, tr: sample_randaugment_params(key, n, num_ops=tr.config.randaugment_ops),
         lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
-                                         num_magnitude_bins=tr.config.randaugment_bins), y)),
+                                         num_magnitude_bins=tr.config.randaugment_bins,
+                                         interpolation=tr.config.randaugment_interpolation), y)),
     "trivialaugment": TrickImpl(
         lambda key, n, tr: sample_trivialaugment_wide_params(key, n, num_magnitude_bins=tr.config.trivialaugment_bins),
-        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y)),
+        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins,
+                                                 interpolation=tr.config.trivialaugment_interpolation), y)),
     "augmix": TrickImpl(
         lambda key, n, tr: sample_augmix_params(
             key, n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width,
             chain_depth=tr.config.augmix_depth, alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops),
-        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y)),
+        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops,
+                                    interpolation=tr.config.augmix_interpolation), y)),
 }

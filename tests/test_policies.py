@@ -38,14 +38,15 @@ def to_jax_params(p: dict) -> JA.AutoAugmentParams:
     )
 
 
-def torchvision_reference(images: torch.Tensor, params: TA.AutoAugmentParams, policy: str, fill=None):
+def torchvision_reference(images: torch.Tensor, params: TA.AutoAugmentParams, policy: str, fill=None,
+                          interpolation=tv.InterpolationMode.NEAREST):
     """torchvision's AutoAugment on each image alone, its random draws replaced by ``params``.
 
     torchvision draws ``torch.randint`` (sub-policy), then per op ``torch.rand`` (fires iff
     ``<= p``) and, for a firing signed op, ``torch.rand`` (negated iff ``<= 0.5``): we answer
     those calls from the record (2.0 = does not fire, even at p = 1).
     """
-    aa = tv.AutoAugment(policy=tv.AutoAugmentPolicy(policy), fill=fill)
+    aa = tv.AutoAugment(policy=tv.AutoAugmentPolicy(policy), fill=fill, interpolation=interpolation)
     outs = []
     real_rand, real_randint = torch.rand, torch.randint
     try:

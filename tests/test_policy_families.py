@@ -109,8 +109,9 @@ def _op_answers(family, op, bin_, negate, draw_bin: bool):
     return out
 
 
-def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None):
-    t = tv.RandAugment(num_ops=params.op.shape[1], magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
+def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None, interpolation=NEAREST):
+    t = tv.RandAugment(num_ops=params.op.shape[1], magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill,
+                       interpolation=interpolation)
     outs = []
     for i in range(images.shape[0]):
         answers = []
@@ -121,8 +122,8 @@ def tv_randaugment(images, params, magnitude=9, num_magnitude_bins=31, fill=None
     return torch.stack(outs)
 
 
-def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None):
-    t = tv.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=fill)
+def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None, interpolation=NEAREST):
+    t = tv.TrivialAugmentWide(num_magnitude_bins=num_magnitude_bins, fill=fill, interpolation=interpolation)
     outs = []
     for i in range(images.shape[0]):
         answers = _op_answers("trivialaugment_wide", int(params.op[i]), int(params.magnitude[i]), bool(params.negate[i]), True)
@@ -131,13 +132,13 @@ def tv_trivialaugment_wide(images, params, num_magnitude_bins=31, fill=None):
     return torch.stack(outs)
 
 
-def tv_augmix(images, params, all_ops=True, fill=None, chain_depth=-1):
+def tv_augmix(images, params, all_ops=True, fill=None, chain_depth=-1, interpolation=NEAREST):
     """torchvision's AugMix (nearest) on each image: its Dirichlet draws answered with ``m = (v_0, 1)``
     and ``w = (v_1, …, v_W)``, so that its weights ``(m_0, w·m_1)`` are the record's exactly."""
     n, width, d = params.op.shape
     outs = []
     for i in range(n):
-        t = tv.AugMix(severity=10, mixture_width=width, chain_depth=chain_depth, all_ops=all_ops, interpolation=NEAREST, fill=fill)
+        t = tv.AugMix(severity=10, mixture_width=width, chain_depth=chain_depth, all_ops=all_ops, interpolation=interpolation, fill=fill)
         weights = params.weights[i].float()
         draws = iter([torch.stack([weights[0], torch.tensor(1.0)])[None], weights[1:][None]])
         t._sample_dirichlet = lambda alpha, _d=draws: next(_d)
@@ -417,6 +418,7 @@ def test_augmix_sampler(backend, alpha):
     # The original's weight is Beta(α, α); the chains share the rest by Dirichlet(α, α, α): each
     # chain's share w_j = weight / (1 - m) is Beta(α, 2α).
     assert np.allclose(p.weights.sum(axis=1), 1.0, atol=1e-6) and (p.weights >= 0).all()
+    P.check_augmix_weights(p.weights.astype(np.float64), float(np.finfo(np.float32).eps))  # the kernels' check passes
     assert stats.kstest(p.weights[:, 0], stats.beta(alpha, alpha).cdf).pvalue > 1e-3
     share = p.weights[:, 1] / p.weights[:, 1:].sum(axis=1)
     ok = np.isfinite(share)
@@ -561,9 +563,9 @@ def test_bad_input_torch():
     with pytest.raises(TypeError, match="all_ops"):
         TP.AugMix(all_ops=1)
     with pytest.raises(ValueError, match="interpolation"):
-        TP.AugMix(interpolation="bilinear")
+        TP.AugMix(interpolation="bicubic")
     with pytest.raises(ValueError, match="interpolation"):
-        TP.randaugment(x, ra, interpolation=tv.InterpolationMode.BILINEAR)
+        TP.randaugment(x, ra, interpolation=tv.InterpolationMode.BICUBIC)
     with pytest.raises(ValueError, match="channels"):
         TP.randaugment(torch.zeros(2, 2, 8, 8, dtype=torch.uint8), ra)
     with pytest.raises(ValueError, match="float images must lie in"):
@@ -606,7 +608,7 @@ def test_bad_input_jax():
     with pytest.raises(ValueError, match="alpha"):
         JP.sample_augmix_params(key, 2, alpha=-1.0)
     with pytest.raises(ValueError, match="interpolation"):
-        JP.augmix(x, am, interpolation="bilinear")
+        JP.augmix(x, am, interpolation="bicubic")
     with pytest.raises(ValueError, match="channels"):
         JP.randaugment(jnp.zeros((2, 8, 8, 4), jnp.uint8), ra)
     with pytest.raises(ValueError, match="float images must lie in"):

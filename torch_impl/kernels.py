@@ -85,26 +85,16 @@ def inverse_affine(angle, shear_x_deg, shear_y_deg, tx, ty, cx: float, cy: float
     return torch.stack([m0, m1, m2, m3, m4, m5], dim=1)
 
 
-def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None) -> torch.Tensor:
-    """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), nearest, ``fill`` outside.
+def affine_grid(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``_affine_grid`` ``[N, H, W, 2]`` for inverse matrices ``[N, 6]`` (float64).
 
-    ``fill``: one value per channel (or one for all), None for zeros (from
-    :func:`torch_impl.ops.fill_values`).
-
-    The grid is torchvision's ``_affine_grid`` (base grid ``[x, y, 1]`` of pixel centres relative to
-    the image centre, times ``theta^T / [w/2, h/2]`` with ``bmm``) for all images at once; eagerly
-    with elementwise ops that round like ATen's ``bmm`` (each product, then each sum: the same
-    bytes, faster than the batched ``bmm``); sampling is
-    ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill`` uses torchvision's mask channel.
-
-    .. warning:: float16/bfloat16 images are warped on a float32 grid (:func:`grid_dtype`), so they
-       get exactly the float32 result; torchvision computes the grid in the image's dtype, whose
-       rounding moves many nearest-neighbour picks (on most rotations, on some shears).
+    Base grid ``[x, y, 1]`` of pixel centres relative to the image centre, times
+    ``theta^T / [w/2, h/2]`` with ``bmm``, for all images at once; eagerly with elementwise ops
+    that round like ATen's ``bmm`` (each product, then each sum: the same bytes, faster than the
+    batched ``bmm``). dtype: :func:`grid_dtype`.
     """
     n, c, h, w = images.shape
     dtype = grid_dtype(images)
-    # fill: rounded to the image's dtype once (floats), or later to uint8
-    fill_dtype = images.dtype if images.is_floating_point() else dtype
     device = images.device
     theta = matrix.to(dtype).view(n, 2, 3)
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device, dtype=dtype)
@@ -118,16 +108,46 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
         for j in range(2):
             r = rescaled[:, :, j].reshape(n, 3, 1, 1)
             torch.add(xs.view(1, 1, w) * r[:, 0] + ys.view(1, h, 1) * r[:, 1], r[:, 2], out=grid[..., j])
-    elif dtype == torch.float32:
+        return grid
+    if dtype == torch.float32:
         # bmm's arithmetic, (x·a + y·b) + c with both products rounded, made FMA-proof: 2x and
         # 2y are integers below 2^11 (sides up to 2048), so the split partial products are exact.
         x2 = 2 * xs.view(1, 1, w, 1).expand(1, h, w, 1)  # [1, H, W, 1]
         y2 = 2 * ys.view(1, h, 1, 1).expand(1, h, w, 1)
         r = rescaled.view(n, 1, 1, 3, 2)
-        grid = (exact.product(x2, r[..., 0, :], 11) * 0.5 + exact.product(y2, r[..., 1, :], 11) * 0.5) + r[..., 2, :]
-    else:
-        base = torch.stack(torch.broadcast_tensors(xs.view(1, w), ys.view(h, 1), torch.ones(1, 1, dtype=dtype, device=device)), -1)
-        grid = base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
+        return (exact.product(x2, r[..., 0, :], 11) * 0.5 + exact.product(y2, r[..., 1, :], 11) * 0.5) + r[..., 2, :]
+    base = torch.stack(torch.broadcast_tensors(xs.view(1, w), ys.view(h, 1), torch.ones(1, 1, dtype=dtype, device=device)), -1)
+    return base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
+
+
+def affine(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None, interpolation: str = "nearest") -> torch.Tensor:
+    """:func:`affine_nearest` or :func:`affine_bilinear` by ``interpolation`` (a checked name)."""
+    if interpolation == "bilinear":
+        return affine_bilinear(images, matrix, fill)
+    return affine_nearest(images, matrix, fill)
+
+
+def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None) -> torch.Tensor:
+    """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), nearest, ``fill`` outside.
+
+    ``fill``: one value per channel (or one for all), None for zeros (from
+    :func:`torch_impl.ops.fill_values`; all zeros and None give the same result here).
+
+    The grid is :func:`affine_grid`; sampling is
+    ``grid_sample(nearest, zeros, align_corners=False)`` and ``fill`` uses torchvision's mask channel.
+
+    .. warning:: float16/bfloat16 images are warped on a float32 grid (:func:`grid_dtype`), so they
+       get exactly the float32 result; torchvision computes the grid in the image's dtype, whose
+       rounding moves many nearest-neighbour picks (on most rotations, on some shears).
+    """
+    n, c, h, w = images.shape
+    if fill is not None and all(v == 0 for v in fill):
+        fill = None  # the same pixels, without the mask channel
+    dtype = grid_dtype(images)
+    # fill: rounded to the image's dtype once (floats), or later to uint8
+    fill_dtype = images.dtype if images.is_floating_point() else dtype
+    device = images.device
+    grid = affine_grid(images, matrix)
     x = images.to(dtype)
     if compiling() and dtype == torch.float32:
         # inductor decomposes grid_sample as g·(size/2) + (size/2 - 0.5), which rounds differently
@@ -154,6 +174,40 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
         fill_img = torch.tensor(fill, dtype=fill_dtype, device=device).to(dtype).view(1, -1, 1, 1)
         out = torch.where(mask < 0.5, fill_img.expand_as(out), out)
     return out.to(images.dtype) if images.is_floating_point() else out.round().to(images.dtype)
+
+
+
+
+def affine_bilinear(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None) -> torch.Tensor:
+    """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), bilinear, ``fill`` outside.
+
+    torchvision's ``_apply_grid_transform(mode="bilinear")`` for every image at once: the grid of
+    :func:`affine_grid` (each image its own), ``grid_sample(bilinear, zeros, align_corners=False)``
+    in the grid's dtype; with ``fill`` (not None; zeros count) a ones channel is sampled along and
+    the result is ``(v - fill)·mask + fill`` (three roundings, as torchvision's ``sub_``, ``mul_``,
+    ``add_``); uint8 images are rounded half to even and cast back. ``fill=None`` is torchvision's
+    default: outside pixels contribute zeros and nothing is blended (not the same as ``fill=0``
+    at the border, where torchvision then multiplies by the mask too).
+
+    .. warning:: float16/bfloat16 images are warped in float32 (see :func:`affine_nearest`). Under
+       ``torch.compile`` inductor decomposes ``grid_sample`` with other roundings: results are
+       within float32 rounding of eager (uint8: a pixel whose value lands within that of a
+       half-integer can differ by one level).
+    """
+    n, c, h, w = images.shape
+    dtype = grid_dtype(images)
+    device = images.device
+    grid = affine_grid(images, matrix)
+    x = images.to(dtype)
+    if fill is not None:
+        x = torch.cat([x, torch.ones(n, 1, h, w, dtype=dtype, device=device)], dim=1)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if fill is not None:
+        out, mask = out[:, :c], out[:, c:]
+        fill_img = torch.tensor(fill, dtype=images.dtype if images.is_floating_point() else dtype, device=device)
+        fill_img = fill_img.to(dtype).view(1, -1, 1, 1)
+        out = out.sub(fill_img).mul_(mask).add_(fill_img)
+    return out.to(images.dtype) if images.is_floating_point() else out.round_().to(images.dtype)
 
 
 def _zeros(n, device):

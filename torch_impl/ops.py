@@ -28,7 +28,8 @@ Each op reproduces the :mod:`torchvision.transforms.v2.functional` kernel's arit
 step (the same float32 operations, in the same order, with the same fused multiply-adds), so on
 uint8 images the result equals torchvision's kernel applied to each image alone with that image's
 magnitude, bit for bit (``tests/test_ops.py`` checks every AutoAugment magnitude bin and sign).
-Geometric ops use nearest interpolation about the image centre (torchvision's convention), build
+Geometric ops use nearest (default) or bilinear interpolation (``interpolation=``, bit-exact with
+torchvision's ``grid_sample`` in eager mode) about the image centre (torchvision's convention), build
 the inverse affine matrix in float64 and round it to float32 like torchvision, compute the
 sampling grid with the same batched matmul and sample with ``grid_sample``; pixels that come from
 outside get ``fill``.
@@ -70,6 +71,7 @@ import torch
 from torch_impl import kernels
 from torch_impl._checks import check_images, compiling
 from twintricks.checks import check_ndim
+from twintricks.policies import check_interpolation
 
 __all__ = [
     "shear_x",
@@ -151,7 +153,10 @@ def _check_values(name: str, value: torch.Tensor, low: float, high: float) -> No
 
 def fill_values(fill, channels: int, dtype: torch.dtype) -> list[float] | None:
     """Check ``fill`` and return it as a list (one value, or one per channel) for
-    :func:`torch_impl.kernels.affine_nearest`; None when it is all zeros (same result, cheaper path)."""
+    :func:`torch_impl.kernels.affine`; None for None (torchvision's default: zeros, and bilinear
+    blends no mask; nearest gives the same pixels for None and 0)."""
+    if fill is None:
+        return None
     if isinstance(fill, Sequence) and not isinstance(fill, str):
         values = list(fill)
         if len(values) not in (1, channels):
@@ -161,18 +166,19 @@ def fill_values(fill, channels: int, dtype: torch.dtype) -> list[float] | None:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise TypeError(f"`fill` must be a finite number or a sequence of them, got {fill!r}")
+            raise TypeError(f"`fill` must be None, a finite number or a sequence of them, got {fill!r}")
         if not dtype.is_floating_point and not 0 <= v <= 255:
             raise ValueError(f"`fill` must lie in [0, 255] for uint8 images, got {fill!r}")
         out.append(float(v))
-    return None if all(v == 0 for v in out) else out
+    return out
 
 
-def _geometric(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.Tensor:
-    return kernels.affine_nearest(images, matrix, fill_values(fill, images.shape[1], images.dtype))
+def _geometric(images: torch.Tensor, matrix: torch.Tensor, fill, interpolation) -> torch.Tensor:
+    interpolation = check_interpolation(interpolation)
+    return kernels.affine(images, matrix, fill_values(fill, images.shape[1], images.dtype), interpolation)
 
 
-def shear_x(images: torch.Tensor, magnitude, *, fill=0) -> torch.Tensor:
+def shear_x(images: torch.Tensor, magnitude, *, fill=None, interpolation="nearest") -> torch.Tensor:
     """Shear along x by factor ``magnitude`` per image (AutoAugment's ShearX), nearest, about the top-left corner.
 
     Output pixel ``(x, y)`` takes input pixel ``round(x + s·(y + 0.5))`` (torchvision: ``affine`` with
@@ -181,21 +187,23 @@ def shear_x(images: torch.Tensor, magnitude, *, fill=0) -> torch.Tensor:
     Args:
         images: ``[N, C, H, W]`` uint8 or float in [0, 1].
         magnitude: ``[N]`` shear factors (``tan`` of the shear angle), or a number.
-        fill: value (or one per channel) for pixels that come from outside.
+        fill: value (or one per channel) for pixels that come from outside; None (default):
+            torchvision's default (zeros; see :func:`torch_impl.kernels.affine_bilinear`).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (or torchvision's ``InterpolationMode``).
     """
     n, _, h, w = check_op_images("images", images)
     m = _per_image("magnitude", magnitude, n, images.device)
-    return _geometric(images, kernels.shear_matrix(m, h, w, 0), fill)
+    return _geometric(images, kernels.shear_matrix(m, h, w, 0), fill, interpolation)
 
 
-def shear_y(images: torch.Tensor, magnitude, *, fill=0) -> torch.Tensor:
+def shear_y(images: torch.Tensor, magnitude, *, fill=None, interpolation="nearest") -> torch.Tensor:
     """Shear along y by factor ``magnitude`` per image (AutoAugment's ShearY); see :func:`shear_x`."""
     n, _, h, w = check_op_images("images", images)
     m = _per_image("magnitude", magnitude, n, images.device)
-    return _geometric(images, kernels.shear_matrix(m, h, w, 1), fill)
+    return _geometric(images, kernels.shear_matrix(m, h, w, 1), fill, interpolation)
 
 
-def translate_x(images: torch.Tensor, pixels, *, fill=0) -> torch.Tensor:
+def translate_x(images: torch.Tensor, pixels, *, fill=None, interpolation="nearest") -> torch.Tensor:
     """Shift each image right by ``int(pixels)`` (truncated towards 0; negative shifts left).
 
     Args:
@@ -204,17 +212,17 @@ def translate_x(images: torch.Tensor, pixels, *, fill=0) -> torch.Tensor:
         fill: value (or one per channel) for the uncovered pixels.
     """
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n, images.device), 0), fill)
+    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n, images.device), 0), fill, interpolation)
 
 
-def translate_y(images: torch.Tensor, pixels, *, fill=0) -> torch.Tensor:
+def translate_y(images: torch.Tensor, pixels, *, fill=None, interpolation="nearest") -> torch.Tensor:
     """Shift each image down by ``int(pixels)``; see :func:`translate_x`."""
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n, images.device), 1), fill)
+    return _geometric(images, kernels.translate_matrix(_per_image("pixels", pixels, n, images.device), 1), fill, interpolation)
 
 
-def rotate(images: torch.Tensor, angle, *, fill=0) -> torch.Tensor:
-    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (nearest, same size).
+def rotate(images: torch.Tensor, angle, *, fill=None, interpolation="nearest") -> torch.Tensor:
+    """Rotate each image counter-clockwise by ``angle`` degrees about its centre (same size).
 
     Args:
         images: ``[N, C, H, W]`` uint8 or float in [0, 1].
@@ -225,7 +233,7 @@ def rotate(images: torch.Tensor, angle, *, fill=0) -> torch.Tensor:
        pixels there (the sampling positions are integers up to float error far below 0.5).
     """
     n = check_op_images("images", images)[0]
-    return _geometric(images, kernels.rotate_matrix(_per_image("angle", angle, n, images.device)), fill)
+    return _geometric(images, kernels.rotate_matrix(_per_image("angle", angle, n, images.device)), fill, interpolation)
 
 
 def _enhance_magnitude(name: str, magnitude, n: int, device) -> torch.Tensor:

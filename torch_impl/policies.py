@@ -37,6 +37,10 @@ import torch
 
 from torch_impl import exact, kernels
 from torch_impl._checks import check_images, compiling
+from torch_impl._policy_checks import check_family_images as _check_family_images
+from torch_impl._policy_checks import check_int_field as _check_int_field
+from torch_impl._policy_checks import check_record as _check_record
+from torch_impl._policy_checks import check_shape as _check_shape
 from torch_impl.ops import check_op_images, fill_values
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_same_leading
@@ -53,6 +57,7 @@ from twintricks.policies import (
     RANDAUGMENT_OPS,
     TRIVIALAUGMENT_WIDE_OPS,
     check_augmix_args,
+    check_augmix_weights,
     check_interpolation,
     check_num_bins,
     check_randaugment_args,
@@ -111,6 +116,17 @@ def _policy_arrays(policy: str, height: int, width: int):
     return arrays
 
 
+def _matrix_builders(height: int, width: int) -> dict:
+    """Each geometric op's inverse matrices ``[N, 6]`` (float64) from ``[N]`` float64 magnitudes."""
+    return {
+        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
+        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
+        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
+        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
+        "Rotate": kernels.rotate_matrix,
+    }
+
+
 _MATRICES: dict = {}
 
 
@@ -122,13 +138,7 @@ def _matrix_cache(policy: str, height: int, width: int, device) -> torch.Tensor:
     if not compiling() and key in _MATRICES:
         return _MATRICES[key]
     op_id, _, mag, _ = _policy_arrays(policy, height, width)
-    builders = {
-        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
-        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
-        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-        "Rotate": kernels.rotate_matrix,
-    }
+    builders = _matrix_builders(height, width)
     identity = kernels.translate_matrix(torch.zeros(2, dtype=torch.float64, device=device), 0)
     rows = []
     for ids, mags in zip(op_id, mag):
@@ -302,7 +312,8 @@ def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -
     return out
 
 
-def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False):
+def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False,
+                interpolation="nearest"):
     """One operation slot: ``op`` ``[N]`` (-1: none), ``mag`` ``[N]`` float64 signed magnitudes.
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
@@ -317,23 +328,17 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
     geo = [name for name in GEOMETRIC_OPS if name in slot_ops]
     if geo and matrix is not None:  # [N, 6] per-image matrices (identity for non-geometric ops)
         is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
-        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
     elif geo:
         zero = torch.zeros_like(mag)
         matrix = kernels.translate_matrix(zero, 0)  # identity
-        builders = {
-            "ShearX": lambda m: kernels.shear_matrix(m, h, w, 0),
-            "ShearY": lambda m: kernels.shear_matrix(m, h, w, 1),
-            "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-            "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-            "Rotate": kernels.rotate_matrix,
-        }
+        builders = _matrix_builders(h, w)
         is_geo = torch.zeros_like(op, dtype=torch.bool)
         for name in geo:
             sel = op == OPS.index(name)
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
-        candidates.append((is_geo, lambda x, m: kernels.affine_nearest(x, m, fill), matrix))
+        candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
     lut = None
     if not static and not images.is_floating_point() and any(name in slot_ops for name in LUT_OPS):
         # uint8: every pixel-wise op as a per-image LUT of its 256 values and one lookup.
@@ -369,20 +374,23 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
     return _replace_rows(images, updates, inplace=inplace)
 
 
-def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=0) -> torch.Tensor:
+def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=None,
+                interpolation="nearest") -> torch.Tensor:
     """Apply each image's AutoAugment sub-policy (drawn in ``params``) to an ``[N, C, H, W]`` batch.
 
     For image ``i`` with ``s = params.sub_policy[i]`` and the policy's sub-policy
     ``((op0, p0, b0), (op1, p1, b1))``: if ``params.apply[i, 0]``, apply ``op0`` with the
     magnitude of bin ``b0`` (negated if ``params.negate[i, 0]`` and the op is signed), then
     likewise ``op1`` on the result. Semantics, bins and kernels are torchvision v2's
-    (:mod:`torch_impl.ops`), nearest interpolation, ``fill`` for pixels from outside.
+    (:mod:`torch_impl.ops`), ``interpolation`` and ``fill`` for the geometric ops.
 
     Args:
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_autoaugment_params` with the same ``policy``.
         policy: ``"imagenet"``, ``"cifar10"`` or ``"svhn"`` (or torchvision's ``AutoAugmentPolicy``).
-        fill: number or per-channel sequence for pixels that come from outside the image.
+        fill: number or per-channel sequence for pixels that come from outside the image; None
+            (default): torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (or torchvision's ``InterpolationMode``).
 
     Returns:
         The augmented batch, same shape and dtype.
@@ -397,11 +405,14 @@ def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str,
         raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
     check_op_images("images", images)
     fill_values(fill, c, images.dtype)  # validates fill
+    interpolation = check_interpolation(interpolation)
     params = _check_params(params, n, len(POLICIES[policy]))
-    return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu")
+    return _autoaugment(images, params, policy, fill, static=compiling() or images.device.type != "cpu",
+                        interpolation=interpolation)
 
 
-def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool) -> torch.Tensor:
+def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static: bool,
+                 interpolation: str = "nearest") -> torch.Tensor:
     n, c, h, w = images.shape
     device = images.device
     fill = fill_values(fill, c, images.dtype)
@@ -409,7 +420,7 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     apply = params.apply.to(device=device, dtype=torch.bool)
     negate = params.negate.to(device=device, dtype=torch.bool)
     if not static:
-        return _autoaugment_eager(images, sub, apply, negate, policy, fill)
+        return _autoaugment_eager(images, sub, apply, negate, policy, fill, interpolation)
     op_id, _, mag, signed = _policy_arrays(policy, h, w)
     op_t = torch.tensor(op_id, dtype=torch.int64, device=device)[sub]
     mag_t = torch.tensor(mag, dtype=torch.float64, device=device)[sub]
@@ -421,7 +432,8 @@ def _autoaugment(images, params: AutoAugmentParams, policy: str, fill, *, static
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
-        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static, theta[:, slot])
+        out = _apply_slot(out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, static, theta[:, slot],
+                          interpolation=interpolation)
     return out
 
 
@@ -445,7 +457,7 @@ def _eager_constants(policy: str, height: int, width: int, device):
     return _EAGER_CONSTANTS[key]
 
 
-def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.Tensor:
+def _autoaugment_eager(images, sub, apply, negate, policy: str, fill, interpolation: str) -> torch.Tensor:
     """:func:`_autoaugment` eagerly (CPU): the same per-image values from cached constants with
     ``index_select`` (advanced indexing copies element by element), then :func:`_apply_slot`."""
     n, c, h, w = images.shape
@@ -464,6 +476,7 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill) -> torch.T
         out = _apply_slot(
             out, op_t[:, slot], mag_t[:, slot], slot_ops, fill, False, theta[:, slot],
             None if luts is None else luts[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
+            interpolation=interpolation,
         )
     return out
 
@@ -473,12 +486,14 @@ class AutoAugment(RandomTransform, torch.nn.Module):
 
     Samples :func:`sample_autoaugment_params` on ``generator`` (torch's default when None), moves
     them to the images' device and applies :func:`autoaugment`. Defaults as torchvision's
-    ``AutoAugment`` (ImageNet policy, nearest interpolation, fill 0).
+    ``AutoAugment`` (ImageNet policy, nearest interpolation, fill None), in its positional order.
     """
 
-    def __init__(self, policy: str = "imagenet", fill=0, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, policy: str = "imagenet", interpolation="nearest", fill=None, *,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.policy = policy_name(policy)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -487,10 +502,10 @@ class AutoAugment(RandomTransform, torch.nn.Module):
         params = sample_autoaugment_params(
             images.shape[0], policy=self.policy, generator=self.generator, device=images.device
         )
-        return autoaugment(images, params, policy=self.policy, fill=self.fill)
+        return autoaugment(images, params, policy=self.policy, fill=self.fill, interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"policy={self.policy!r}, fill={self.fill!r}"
+        return f"policy={self.policy!r}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 # ============================================================================================
@@ -623,40 +638,6 @@ def sample_augmix_params(
     return _moved(AugMixParams(op, magnitude, negate, depths, weights), device)
 
 
-def _check_int_field(name: str, t, low: int, high: int, shape: tuple) -> torch.Tensor:
-    """``params.<name>``: an integer tensor of ``shape`` (None: any size) with values in ``[low, high)``."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise TypeError(f"`params.{name}` must be integers, got {t.dtype}")
-    _check_shape(name, t, shape)
-    if not compiling() and t.numel() and not (low <= int(t.min()) and int(t.max()) < high):
-        raise ValueError(f"`params.{name}` must lie in [{low}, {high}), got values in [{int(t.min())}, {int(t.max())}]")
-    return t
-
-
-def _check_shape(name: str, t, shape: tuple) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"`params.{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
-        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"`params.{name}` must have shape {want}, got {list(t.shape)}")
-
-
-def _check_record(params, cls):
-    if not isinstance(params, tuple) or len(params) != len(cls._fields):
-        raise TypeError(f"`params` must be a {cls.__name__}, got {type(params).__name__}")
-    return cls(*params)
-
-
-def _check_family_images(images, fill):
-    n, c, h, w = check_images("images", images)
-    if c not in (1, 3):
-        raise ValueError(f"`images` must have 1 or 3 channels [N, C, H, W], got C={c}")
-    check_op_images("images", images)
-    return n, c, h, w, fill_values(fill, c, images.dtype)
-
-
 _FAMILY_CONSTANTS: dict = {}
 
 
@@ -673,13 +654,7 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
     k, b = len(op_id), num_bins
     mags = torch.tensor(mag, dtype=torch.float64, device=device)  # [K, B]
     values = torch.stack([mags, -mags], dim=-1)  # [K, B, 2]
-    builders = {
-        "ShearX": lambda m: kernels.shear_matrix(m, height, width, 0),
-        "ShearY": lambda m: kernels.shear_matrix(m, height, width, 1),
-        "TranslateX": lambda m: kernels.translate_matrix(m, 0),
-        "TranslateY": lambda m: kernels.translate_matrix(m, 1),
-        "Rotate": kernels.rotate_matrix,
-    }
+    builders = _matrix_builders(height, width)
     identity = kernels.translate_matrix(torch.zeros(2 * b, dtype=torch.float64, device=device), 0)
     matrices = torch.stack(
         [builders[OPS[i]](values[j].reshape(-1)) if i >= 0 and OPS[i] in builders else identity for j, i in enumerate(op_id)]
@@ -706,7 +681,8 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
     return constants
 
 
-def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None):
+def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None,
+                 interpolation: str = "nearest"):
     """Apply each image's operation slots in order: ``op``, ``bin_``, ``negate`` ``[N, S]`` (family
     op ids, magnitude bins, signs); ``active`` ``[N, S]`` bool (None: all) turns slots off."""
     n, c, h, w = images.shape
@@ -733,6 +709,7 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
         out = _apply_slot(
             out, global_op[:, k], mag[:, k], slot_ops, fill, static, theta[:, k],
             None if slot_luts is None else slot_luts[:, k], inplace=k > 0 and not static,
+            interpolation=interpolation,
         )
     return out if out is not images else out.clone()
 
@@ -742,7 +719,7 @@ def _static(images) -> bool:
 
 
 def randaugment(
-    images: torch.Tensor, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=0,
+    images: torch.Tensor, params: RandAugmentParams, *, magnitude: int = 9, num_magnitude_bins: int = 31, fill=None,
     interpolation="nearest",
 ) -> torch.Tensor:
     """Apply each image's RandAugment operations (drawn in ``params``) to an ``[N, C, H, W]`` batch.
@@ -759,8 +736,11 @@ def randaugment(
         params: from :func:`sample_randaugment_params`.
         magnitude: the bin index, in ``[0, num_magnitude_bins)``.
         num_magnitude_bins: at least 2.
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only (torchvision's default for RandAugment).
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default, torchvision's) or ``"bilinear"`` (or torchvision's
+            ``InterpolationMode``) for the geometric ops; bicubic is refused (torchvision's
+            ``affine``/``rotate`` refuse it for tensors).
 
     Returns:
         The augmented batch, same shape and dtype (a new tensor).
@@ -770,7 +750,7 @@ def randaugment(
         reduced search space", CVPR Workshops 2020. torchvision ``transforms.v2.RandAugment``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     _, mag, bins = check_randaugment_args(0, magnitude, num_magnitude_bins)
     params = _check_record(params, RandAugmentParams)
     _check_shape("op", params.op, (n, None))
@@ -778,11 +758,12 @@ def randaugment(
     _check_int_field("op", params.op, 0, len(RANDAUGMENT_OPS), (n, s))
     _check_shape("negate", params.negate, (n, s))
     bin_ = torch.full((n, s), mag, dtype=torch.int64, device=images.device)
-    return _apply_draws(images, "randaugment", bins, params.op, bin_, params.negate, fill, static=_static(images))
+    return _apply_draws(images, "randaugment", bins, params.op, bin_, params.negate, fill, static=_static(images),
+                        interpolation=interpolation)
 
 
 def trivialaugment_wide(
-    images: torch.Tensor, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=0,
+    images: torch.Tensor, params: TrivialAugmentWideParams, *, num_magnitude_bins: int = 31, fill=None,
     interpolation="nearest",
 ) -> torch.Tensor:
     """Apply each image's TrivialAugmentWide operation (drawn in ``params``) to an ``[N, C, H, W]`` batch.
@@ -798,15 +779,16 @@ def trivialaugment_wide(
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_trivialaugment_wide_params` with the same ``num_magnitude_bins``.
         num_magnitude_bins: at least 2.
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only (torchvision's default).
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default, torchvision's) or ``"bilinear"`` (see :func:`randaugment`).
 
     References:
         Müller, Hutter. "TrivialAugment: Tuning-free Yet State-of-the-Art Data Augmentation",
         ICCV 2021. torchvision ``transforms.v2.TrivialAugmentWide``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     bins = check_num_bins(num_magnitude_bins)
     params = _check_record(params, TrivialAugmentWideParams)
     op = _check_int_field("op", params.op, 0, len(TRIVIALAUGMENT_WIDE_OPS), (n,))
@@ -814,7 +796,7 @@ def trivialaugment_wide(
     _check_shape("negate", params.negate, (n,))
     return _apply_draws(
         images, "trivialaugment_wide", bins, op.view(n, 1), bin_.view(n, 1), params.negate.view(n, 1), fill,
-        static=_static(images),
+        static=_static(images), interpolation=interpolation,
     )
 
 
@@ -832,7 +814,8 @@ def _mix(acc, weight, x, static: bool):
     return prod if acc is None else acc + prod
 
 
-def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=0, interpolation="nearest") -> torch.Tensor:
+def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=None,
+           interpolation="nearest") -> torch.Tensor:
     """Apply each image's AugMix chains and mixing (drawn in ``params``) to an ``[N, C, H, W]`` batch.
 
     For image ``x`` with weights ``(m, v_1, …, v_W)``: chain ``j`` applies its first ``depth[j]``
@@ -848,18 +831,20 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
         images: ``[N, C, H, W]`` uint8 (C in {1, 3}), or float in [0, 1].
         params: from :func:`sample_augmix_params` (with the same ``all_ops``).
         all_ops: whether the four colour enhancements are allowed (ops ``< 13``, else ``< 9``).
-        fill: number or per-channel sequence for pixels from outside the image.
-        interpolation: ``"nearest"`` only.
+        fill: number or per-channel sequence for pixels from outside the image; None (default):
+            torchvision's default (zeros; with bilinear, not the same as 0 at the border).
+        interpolation: ``"nearest"`` (default) or ``"bilinear"`` (see :func:`randaugment`).
 
-    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation for its geometric ops;
-       this one is nearest only: it equals ``torchvision.transforms.v2.AugMix(interpolation=NEAREST)``.
+    .. warning:: torchvision's ``AugMix`` defaults to bilinear interpolation; this function and
+       :class:`AugMix` default to nearest (the other policies' default), so pass
+       ``interpolation="bilinear"`` for torchvision's default ``AugMix()``.
 
     References:
         Hendrycks, Mu, Cubuk, Zoph, Gilmer, Lakshminarayanan. "AugMix: A Simple Data Processing
         Method to Improve Robustness and Uncertainty", ICLR 2020. torchvision ``transforms.v2.AugMix``.
     """
     n, c, h, w, fill = _check_family_images(images, fill)
-    check_interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     if not isinstance(all_ops, bool):
         raise TypeError(f"`all_ops` must be a bool, got {type(all_ops).__name__}")
     params = _check_record(params, AugMixParams)
@@ -875,6 +860,8 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
     _check_shape("weights", params.weights, (n, width + 1))
     if not params.weights.is_floating_point():
         raise TypeError(f"`params.weights` must be floating point, got {params.weights.dtype}")
+    if not compiling():
+        check_augmix_weights(params.weights.detach().double().cpu().numpy(), torch.finfo(params.weights.dtype).eps)
     static = _static(images)
     weights = params.weights.to(device=images.device, dtype=torch.float32)
     active = torch.arange(d, device=images.device).view(1, 1, d) < depth.to(images.device).view(n, width, 1)
@@ -884,7 +871,7 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
 
     augs = _apply_draws(
         images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
-        chain_major(params.negate), fill, static=static, active=chain_major(active),
+        chain_major(params.negate), fill, static=static, active=chain_major(active), interpolation=interpolation,
     ).view((width,) + tuple(images.shape))
     mix = _mix(None, weights[:, 0], images, static)
     for j in range(width):
@@ -898,24 +885,25 @@ class RandAugment(RandomTransform, torch.nn.Module):
     Samples :func:`sample_randaugment_params` on ``generator`` (torch's default when None), moves
     them to the images' device and applies :func:`randaugment`. Arguments (in torchvision's
     positional order) and defaults as torchvision v2's ``RandAugment`` (2 ops, bin 9 of 31,
-    nearest, fill 0); ``interpolation`` must be nearest.
+    nearest, fill None); ``interpolation`` nearest or bilinear.
     """
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9, num_magnitude_bins: int = 31, interpolation="nearest",
-                 fill=0, *, generator: torch.Generator | None = None) -> None:
+                 fill=None, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_ops, self.magnitude, self.num_magnitude_bins = check_randaugment_args(num_ops, magnitude, num_magnitude_bins)
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images("images", images)
         params = sample_randaugment_params(images.shape[0], num_ops=self.num_ops, generator=self.generator, device=images.device)
-        return randaugment(images, params, magnitude=self.magnitude, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+        return randaugment(images, params, magnitude=self.magnitude, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill,
+                           interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_magnitude_bins}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 class TrivialAugmentWide(RandomTransform, torch.nn.Module):
@@ -923,14 +911,14 @@ class TrivialAugmentWide(RandomTransform, torch.nn.Module):
 
     Samples :func:`sample_trivialaugment_wide_params` and applies :func:`trivialaugment_wide`.
     Arguments (in torchvision's positional order) and defaults as torchvision v2's
-    ``TrivialAugmentWide`` (31 bins, nearest, fill 0); ``interpolation`` must be nearest.
+    ``TrivialAugmentWide`` (31 bins, nearest, fill None); ``interpolation`` nearest or bilinear.
     """
 
-    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=0, *,
+    def __init__(self, num_magnitude_bins: int = 31, interpolation="nearest", fill=None, *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.num_magnitude_bins = check_num_bins(num_magnitude_bins)
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -939,27 +927,28 @@ class TrivialAugmentWide(RandomTransform, torch.nn.Module):
         params = sample_trivialaugment_wide_params(
             images.shape[0], num_magnitude_bins=self.num_magnitude_bins, generator=self.generator, device=images.device
         )
-        return trivialaugment_wide(images, params, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill)
+        return trivialaugment_wide(images, params, num_magnitude_bins=self.num_magnitude_bins, fill=self.fill,
+                           interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
-        return f"num_magnitude_bins={self.num_magnitude_bins}, fill={self.fill!r}"
+        return f"num_magnitude_bins={self.num_magnitude_bins}, interpolation={self.interpolation!r}, fill={self.fill!r}"
 
 
 class AugMix(RandomTransform, torch.nn.Module):
     """AugMix on a ``[N, C, H, W]`` batch with chains and mixing weights drawn per image.
 
     Samples :func:`sample_augmix_params` and applies :func:`augmix`. Arguments and defaults as
-    torchvision v2's ``AugMix`` (severity 3, 3 chains, depth 1..3, α = 1, all ops, fill 0) except
-    the interpolation: nearest only (torchvision's default is bilinear, see :func:`augmix`).
+    torchvision v2's ``AugMix`` (severity 3, 3 chains, depth 1..3, α = 1, all ops, fill None) except
+    the default interpolation: nearest (torchvision's is bilinear, see :func:`augmix`).
     """
 
     def __init__(self, severity: int = 3, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0,
-                 all_ops: bool = True, interpolation="nearest", fill=0, *, generator: torch.Generator | None = None) -> None:
+                 all_ops: bool = True, interpolation="nearest", fill=None, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.severity, self.mixture_width, self.chain_depth, self.alpha, self.all_ops = check_augmix_args(
             severity, mixture_width, chain_depth, alpha, all_ops
         )
-        check_interpolation(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.fill = fill
         self.generator = generator
 
@@ -969,11 +958,11 @@ class AugMix(RandomTransform, torch.nn.Module):
             images.shape[0], severity=self.severity, mixture_width=self.mixture_width, chain_depth=self.chain_depth,
             alpha=self.alpha, all_ops=self.all_ops, generator=self.generator, device=images.device,
         )
-        return augmix(images, params, all_ops=self.all_ops, fill=self.fill)
+        return augmix(images, params, all_ops=self.all_ops, fill=self.fill, interpolation=self.interpolation)
 
     def extra_repr(self) -> str:
         return (f"severity={self.severity}, mixture_width={self.mixture_width}, chain_depth={self.chain_depth}, "
-                f"alpha={self.alpha}, all_ops={self.all_ops}, fill={self.fill!r}")
+                f"alpha={self.alpha}, all_ops={self.all_ops}, interpolation={self.interpolation!r}, fill={self.fill!r}")
 
 
 from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, collected by torch_impl.train)
@@ -981,18 +970,22 @@ from twintricks.tricks import TrickImpl  # noqa: E402  (the trainer's entries, c
 TRICK_IMPLS = {
     "autoaugment": TrickImpl(
         lambda n, tr, g: sample_autoaugment_params(n, policy=tr.config.autoaugment, generator=g, device=tr.device),
-        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment), y)),
+        lambda x, y, p, tr: (autoaugment(x, p, policy=tr.config.autoaugment,
+                                         interpolation=tr.config.autoaugment_interpolation), y)),
     "randaugment": TrickImpl(
         lambda n, tr, g: sample_randaugment_params(n, num_ops=tr.config.randaugment_ops, generator=g, device=tr.device),
         lambda x, y, p, tr: (randaugment(x, p, magnitude=tr.config.randaugment_magnitude,
-                                         num_magnitude_bins=tr.config.randaugment_bins), y)),
+                                         num_magnitude_bins=tr.config.randaugment_bins,
+                                         interpolation=tr.config.randaugment_interpolation), y)),
     "trivialaugment": TrickImpl(
         lambda n, tr, g: sample_trivialaugment_wide_params(n, num_magnitude_bins=tr.config.trivialaugment_bins,
                                                            generator=g, device=tr.device),
-        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins), y)),
+        lambda x, y, p, tr: (trivialaugment_wide(x, p, num_magnitude_bins=tr.config.trivialaugment_bins,
+                                                 interpolation=tr.config.trivialaugment_interpolation), y)),
     "augmix": TrickImpl(
         lambda n, tr, g: sample_augmix_params(
             n, severity=tr.config.augmix_severity, mixture_width=tr.config.augmix_width, chain_depth=tr.config.augmix_depth,
             alpha=tr.config.augmix_alpha, all_ops=tr.config.augmix_all_ops, generator=g, device=tr.device),
-        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops), y)),
+        lambda x, y, p, tr: (augmix(x, p, all_ops=tr.config.augmix_all_ops,
+                                    interpolation=tr.config.augmix_interpolation), y)),
 }

@@ -65,6 +65,8 @@ __all__ = [
     "check_randaugment_args",
     "check_augmix_args",
     "check_interpolation",
+    "INTERPOLATIONS",
+    "check_augmix_weights",
 ]
 
 #: The operations, in the order their integer ids refer to.
@@ -442,9 +444,58 @@ def check_augmix_args(severity, mixture_width, chain_depth, alpha, all_ops) -> t
     return severity, width, depth, alpha, all_ops
 
 
+#: The interpolations of the geometric ops: torchvision's ``affine``/``rotate`` offer these two.
+INTERPOLATIONS = ("nearest", "bilinear")
+
+
 def check_interpolation(interpolation) -> str:
-    """``interpolation``: ``"nearest"`` (or torchvision's ``InterpolationMode.NEAREST``), the only one implemented."""
+    """``interpolation``: ``"nearest"`` or ``"bilinear"`` (a string, any case, or torchvision's
+    ``InterpolationMode``) → the lower-case name.
+
+    Bicubic (and the PIL-only box, hamming, lanczos) is refused: torchvision's ``affine`` and
+    ``rotate`` refuse it for tensors (``grid_sample`` offers it, torchvision's geometric kernels
+    do not), so there would be no torchvision outcome to equal.
+    """
     name = getattr(interpolation, "value", interpolation)
-    if name != "nearest":
-        raise ValueError(f"`interpolation` must be 'nearest' (the only one implemented), got {interpolation!r}")
-    return name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"`interpolation` must be 'nearest' or 'bilinear' (a string or torchvision's InterpolationMode), "
+            f"got {type(interpolation).__name__} {interpolation!r}"
+        )
+    if name.lower() not in INTERPOLATIONS:
+        raise ValueError(
+            f"`interpolation` must be 'nearest' or 'bilinear' (torchvision's affine and rotate offer no other "
+            f"for tensors), got {interpolation!r}"
+        )
+    return name.lower()
+
+
+def check_augmix_weights(weights, eps: float) -> None:
+    """AugMix's ``params.weights`` ``[N, 1 + W]`` (a float64 NumPy array of the record's values):
+    finite, ``>= 0``, and each row summing to 1 within ``(W + 3)·eps`` (ValueError naming
+    ``params.weights`` otherwise).
+
+    ``eps``: the machine epsilon of the record's dtype. The tolerance's reason: the sampler's
+    weights are ``[m_0, m_1·w_1, …, m_1·w_W]`` with ``m`` and ``w`` Dirichlet draws normalised in
+    that dtype, so each of the ``1 + W`` entries carries at most about one rounding of its own and
+    one inherited from its normalisation, and their sum a few more; ``(W + 3)·eps`` covers that and
+    nothing a user could mean (a row summing to 0.999 saturates no pixel, but it is not AugMix).
+    A NaN weight blackens the image, a negative one or a sum far from 1 saturates pixels, and the
+    two backends then disagree (issue 22).
+    """
+    import numpy as np  # (framework-free: NumPy only)
+
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0:
+        return
+    if not np.isfinite(w).all():
+        raise ValueError("`params.weights` must be finite, got NaN or inf")
+    if (w < 0).any():
+        raise ValueError(f"`params.weights` must be >= 0, got a minimum of {float(w.min())!r}")
+    tol = (w.shape[-1] + 2) * eps  # (1 + W) + 2 = W + 3
+    err = np.abs(w.sum(axis=-1) - 1.0)
+    if (err > tol).any():
+        i = int(err.argmax())
+        raise ValueError(
+            f"`params.weights` rows must sum to 1 (within {tol:.2g}, float rounding), got {float(w.sum(axis=-1).flat[i])!r} in row {i}"
+        )

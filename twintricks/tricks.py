@@ -48,6 +48,7 @@ import numpy as np
 from twintricks.checks import check_choice, check_int, check_ordered_pair, check_real
 from twintricks.erasing import ERASING_MODES
 from twintricks.mixing import MIXUP_CUTMIX_MODES
+from twintricks.policies import INTERPOLATIONS
 from twintricks.models import MODELS
 from twintricks.policies import POLICY_NAMES
 
@@ -269,8 +270,11 @@ TRICKS: tuple[Trick, ...] = (
         options=(
             Option("autoaugment", None, "AutoAugment policy (one sub-policy per image)", type=str,
                    check=optional(choice(POLICIES)), metavar="POLICY", choices=POLICIES),
+            Option("autoaugment_interpolation", "nearest", "AutoAugment: interpolation of the geometric ops (bilinear: torchvision's reference recipe)", type=str,
+                   check=choice(INTERPOLATIONS), choices=INTERPOLATIONS, metavar="MODE"),
         ),
         example={"autoaugment": "cifar10"},
+        options_need_switch=True,
     ),
     Trick(
         "randaugment",
@@ -284,6 +288,8 @@ TRICKS: tuple[Trick, ...] = (
             Option("randaugment_magnitude", 9, "RandAugment: the magnitude bin (below --randaugment-bins)", type=int,
                    check=integer(low=0), metavar="M"),
             Option("randaugment_bins", 31, "RandAugment: number of magnitude bins", type=int, check=integer(low=2), metavar="B"),
+            Option("randaugment_interpolation", "nearest", "RandAugment: interpolation of the geometric ops (bilinear: torchvision's reference recipe)", type=str,
+                   check=choice(INTERPOLATIONS), choices=INTERPOLATIONS, metavar="MODE"),
         ),
         example={"randaugment": True},
         options_need_switch=True,
@@ -298,6 +304,8 @@ TRICKS: tuple[Trick, ...] = (
             Option("trivialaugment", False, "TrivialAugmentWide (one op, bin and sign drawn per image)", type=bool),
             Option("trivialaugment_bins", 31, "TrivialAugmentWide: number of magnitude bins", type=int, check=integer(low=2),
                    metavar="B"),
+            Option("trivialaugment_interpolation", "nearest", "TrivialAugmentWide: interpolation of the geometric ops (bilinear: torchvision's reference recipe)", type=str,
+                   check=choice(INTERPOLATIONS), choices=INTERPOLATIONS, metavar="MODE"),
         ),
         example={"trivialaugment": True},
         options_need_switch=True,
@@ -309,7 +317,7 @@ TRICKS: tuple[Trick, ...] = (
         stream=10,
         module="policies",
         options=(
-            Option("augmix", False, "AugMix (chains and Dirichlet/Beta weights drawn per image; nearest interpolation)",
+            Option("augmix", False, "AugMix (chains and Dirichlet/Beta weights drawn per image)",
                    type=bool),
             Option("augmix_severity", 3, "AugMix: ops draw their bin below this (1..10)", type=int,
                    check=integer(low=1, high=10), metavar="S"),
@@ -319,6 +327,8 @@ TRICKS: tuple[Trick, ...] = (
                    metavar="ALPHA"),
             Option("augmix_all_ops", True, "AugMix: leave out Brightness, Color, Contrast and Sharpness", type=bool,
                    flag="--no-augmix-all-ops"),
+            Option("augmix_interpolation", "nearest", "AugMix: interpolation of the geometric ops (bilinear: torchvision's reference recipe)", type=str,
+                   check=choice(INTERPOLATIONS), choices=INTERPOLATIONS, metavar="MODE"),
         ),
         example={"augmix": True, "augmix_width": 2},
         options_need_switch=True,

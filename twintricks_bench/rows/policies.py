@@ -1,5 +1,6 @@
 """The bench rows of AutoAugment, RandAugment, TrivialAugmentWide, AugMix (``ROWS``; see
-:mod:`twintricks_bench.rows`)."""
+:mod:`twintricks_bench.rows`): nearest interpolation (torchvision's default but for AugMix), and a
+``<row>_bilinear`` twin of each with bilinear geometric ops (torchvision's reference recipe)."""
 
 from __future__ import annotations
 
@@ -18,21 +19,23 @@ from twintricks_bench.cases import (
 __all__ = ["ROWS"]
 
 
-def _policy_family_cases(ctx: Context, row: str, module: str, family: str, tv_transform) -> list[Case]:
+def _policy_family_cases(ctx: Context, row: str, module: str, family: str, tv_transform,
+                         interpolation: str = "nearest") -> list[Case]:
     """Ours (torch module, torch compile, jax) against torchvision v2's transform image by image
     (the only way it gives each image its own draws) and on the whole batch (one draw for all)."""
+    kw = dict(interpolation=interpolation)
     return [
         *ours_torch_module(
             ctx,
             row,
             module,
-            {},
+            kw,
             compiled_fn=lambda: (
                 lambda n, hw, dev: need("torch_impl", f"sample_{family}_params")(n, device=dev),
-                lambda x, p: need("torch_impl", family)(x, p),
+                lambda x, p: need("torch_impl", family)(x, p, **kw),
             ),
         ),
-        *ours_jax_random(ctx, row, f"random_{family}", {}),
+        *ours_jax_random(ctx, row, f"random_{family}", kw),
         Case(
             row,
             "torchvision v2 per image",
@@ -51,28 +54,28 @@ def _policy_family_cases(ctx: Context, row: str, module: str, family: str, tv_tr
     ]
 
 
-def _autoaugment(ctx: Context) -> list[Case]:
+def _autoaugment(ctx: Context, interpolation: str = "nearest") -> list[Case]:
     policy = ctx.size.policy
-    t = "autoaugment"
+    t = "autoaugment" if interpolation == "nearest" else "autoaugment_bilinear"
 
     def tv_aa():
         v2 = torchvision_v2()
         from torchvision.transforms import AutoAugmentPolicy
 
-        return v2.AutoAugment(AutoAugmentPolicy(policy))
+        return v2.AutoAugment(AutoAugmentPolicy(policy), interpolation=v2.InterpolationMode(interpolation))
 
     return [
         *ours_torch_module(
             ctx,
             t,
             "AutoAugment",
-            dict(policy=policy),
+            dict(policy=policy, interpolation=interpolation),
             compiled_fn=lambda: (
                 lambda n, hw, dev: need("torch_impl", "sample_autoaugment_params")(n, policy=policy, device=dev),
-                lambda x, p: need("torch_impl", "autoaugment")(x, p, policy=policy),
+                lambda x, p: need("torch_impl", "autoaugment")(x, p, policy=policy, interpolation=interpolation),
             ),
         ),
-        *ours_jax_random(ctx, t, "random_autoaugment", dict(policy=policy)),
+        *ours_jax_random(ctx, t, "random_autoaugment", dict(policy=policy, interpolation=interpolation)),
         Case(
             t,
             "torchvision v2 per image",
@@ -91,22 +94,25 @@ def _autoaugment(ctx: Context) -> list[Case]:
     ]
 
 
-def _randaugment(ctx: Context) -> list[Case]:
-    return _policy_family_cases(ctx, "randaugment", "RandAugment", "randaugment", lambda: torchvision_v2().RandAugment())
+def _family_row(row: str, module: str, family: str, interpolation: str):
+    def cases(ctx: Context) -> list[Case]:
+        def tv_transform():
+            v2 = torchvision_v2()
+            return getattr(v2, module)(interpolation=v2.InterpolationMode(interpolation))
+
+        name = row if interpolation == "nearest" else f"{row}_bilinear"
+        return _policy_family_cases(ctx, name, module, family, tv_transform, interpolation)
+
+    return cases
 
 
-def _trivialaugment_wide(ctx: Context) -> list[Case]:
-    return _policy_family_cases(
-        ctx, "trivialaugment", "TrivialAugmentWide", "trivialaugment_wide", lambda: torchvision_v2().TrivialAugmentWide()
-    )
-
-
-def _augmix(ctx: Context) -> list[Case]:
-    def tv_augmix():
-        v2 = torchvision_v2()
-        return v2.AugMix(interpolation=v2.InterpolationMode.NEAREST)
-
-    return _policy_family_cases(ctx, "augmix", "AugMix", "augmix", tv_augmix)
+_FAMILY_ROWS = (
+    ("randaugment", "RandAugment", "randaugment", "torchvision v2's defaults (2 ops, bin 9 of 31); each image its own ops and signs."),
+    ("trivialaugment", "TrivialAugmentWide", "trivialaugment_wide",
+     "torchvision v2's defaults (31 bins); each image its own op, bin and sign."),
+    ("augmix", "AugMix", "augmix",
+     "torchvision v2's defaults (severity 3, 3 chains of 1..3 ops, α = 1); each image its own chains and weights."),
+)
 
 
 ROWS = [
@@ -114,30 +120,21 @@ ROWS = [
         "autoaugment",
         "AutoAugment",
         "the CIFAR10 policy at CIFAR size, the ImageNet policy at ImageNet size; each image its own "
-        "sub-policy.",
+        "sub-policy; nearest.",
         _autoaugment,
         trick="autoaugment",
     ),
+    *(Row(row, title, doc[:-1] + "; nearest.", _family_row(row, title, family, "nearest"), trick=row)
+      for row, title, family, doc in _FAMILY_ROWS),
+    # The bilinear twins name no recipe trick (``trick=None``), so that ``--only <trick id>`` keeps
+    # meaning the trick's default (nearest) row; ask for these by name (``--only randaugment_bilinear``).
     Row(
-        "randaugment",
-        "RandAugment",
-        "torchvision v2's defaults (2 ops, bin 9 of 31); each image its own ops and signs.",
-        _randaugment,
-        trick="randaugment",
+        "autoaugment_bilinear",
+        "AutoAugment bilinear",
+        "as AutoAugment, bilinear geometric ops (torchvision's reference recipe).",
+        lambda ctx: _autoaugment(ctx, "bilinear"),
     ),
-    Row(
-        "trivialaugment",
-        "TrivialAugmentWide",
-        "torchvision v2's defaults (31 bins); each image its own op, bin and sign.",
-        _trivialaugment_wide,
-        trick="trivialaugment",
-    ),
-    Row(
-        "augmix",
-        "AugMix",
-        "torchvision v2's defaults (severity 3, 3 chains of 1..3 ops, α = 1) with nearest "
-        "interpolation; each image its own chains and weights.",
-        _augmix,
-        trick="augmix",
-    ),
+    *(Row(f"{row}_bilinear", f"{title} bilinear", doc[:-1] + "; bilinear (the reference recipe's).",
+          _family_row(row, title, family, "bilinear"))
+      for row, title, family, doc in _FAMILY_ROWS),
 ]
