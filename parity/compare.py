@@ -254,7 +254,14 @@ def check_case(trick: Check, case: Case, *, explain: bool = True, record: Callab
         if trick.calibrated:
             if trick.oracle is None:
                 raise ParityError(f"{trick.name}: no tolerance given (atol=None) and no float64 oracle to calibrate one")
-            oracle = trick.oracle(case)
+            try:
+                oracle = trick.oracle(case)
+            except Exception as exc:
+                raise ParityError(
+                    f"the torch side does not run in float64 for the calibrated tolerance ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}) — make it follow its input's dtype (e.g. "
+                    "w.to(x.dtype) for a captured tensor), or pass atol/rtol with a reason"
+                ) from exc
             references = [f(case) for f in trick.references]
         if set(ours_torch) != set(ours_jax):
             raise ParityError(f"different outputs: torch {sorted(ours_torch)} vs jax {sorted(ours_jax)}")
