@@ -131,7 +131,7 @@ class CaseRecorder:
                 f"{self.trick.name}: compared no element in {self.examples} examples (every output empty) — that proves "
                 "nothing (pass allow_empty='why' if so)"
             )
-        if len(self._cases) >= 3 and len(self._outputs) == 1 and not self.trick.allow_constant:
+        if self.elements and len(self._cases) >= 3 and len(self._outputs) == 1 and not self.trick.allow_constant:
             raise ParityError(
                 f"{self.trick.name}: the outputs are the same on all {len(self._cases)} different inputs drawn — they do not "
                 "depend on the input, so their agreement proves nothing (pass allow_constant='why' if so)"
