@@ -1,0 +1,93 @@
+"""Every common port can be checked (issue 21): NNX modules holding ``nnx.Rngs`` and
+``nnx.Dropout``, linen modules whose dropout needs ``rngs``, in training mode too. Approach:
+dropout is *off* for the comparison on both sides (torch's dropout layers in eval mode, linen's
+``nn.Dropout`` intercepted as the identity, NNX's ``Dropout.deterministic``) — the two
+frameworks' random masks cannot agree — while the rest of training mode is compared: BatchNorm
+batch statistics, running statistics, input and parameter gradients."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn as tnn
+from flax import nnx
+
+from parity import ParityError, check_module, map_weights
+from parity.modules import input_batches
+
+X = input_batches((4, 6), scales=(1.0, 10.0))
+
+
+class TorchDrop(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = tnn.Linear(6, 5)
+        self.drop = tnn.Dropout(0.5)
+        self.bn = tnn.BatchNorm1d(5)
+        self.fc2 = tnn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.bn(self.drop(self.fc1(x)))))
+
+
+class LinenDrop(nn.Module):
+    momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Dropout(0.5, deterministic=not train, name="drop")(nn.Dense(5, name="fc1")(x))
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name="bn")(x)
+        return nn.Dense(3, name="fc2")(nn.relu(x))
+
+
+class NnxDrop(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs, momentum: float = 0.9):
+        self.fc1 = nnx.Linear(6, 5, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+        self.bn = nnx.BatchNorm(5, momentum=momentum, rngs=rngs)
+        self.fc2 = nnx.Linear(5, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc2(nnx.relu(self.bn(self.drop(self.fc1(x)))))
+
+
+def _linen(model):
+    return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, jnp.zeros((4, 6)))
+
+
+def test_an_nnx_module_with_rngs_and_dropout_maps_its_weights():
+    wm = map_weights(TorchDrop(), NnxDrop(nnx.Rngs(0)))  # the rng keys are not weights
+    assert {e.torch_name for e in wm.entries} == {"fc1", "bn", "fc2"}
+
+
+def test_a_linen_port_with_dropout_passes_in_training_mode():
+    report = check_module(TorchDrop(), LinenDrop(), variables=_linen(LinenDrop()), inputs=X, images=False,
+                          accept=["biased_running_var"], examples=3)
+    # eval and train outputs, the input gradient, 6 parameter gradients, 2 running statistics
+    assert report.ok and report.checks == report.examples * 11
+
+
+def test_an_nnx_port_with_rngs_and_dropout_passes_in_training_mode():
+    report = check_module(TorchDrop(), NnxDrop(nnx.Rngs(0)), train_arg=None, inputs=X, images=False,
+                          accept=["biased_running_var"], examples=3)
+    assert report.ok and report.checks == report.examples * 11
+
+
+@pytest.mark.parametrize("flavour", ["linen", "nnx"])
+def test_a_bug_behind_dropout_is_still_caught_and_not_blamed_on_dropout(flavour):
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    if flavour == "linen":
+        kw = dict(variables=_linen(LinenDrop(momentum=0.1)))
+        model = LinenDrop(momentum=0.1)
+    else:
+        kw = dict(train_arg=None)
+        model = NnxDrop(nnx.Rngs(0), momentum=0.1)
+    with pytest.raises(ParityError) as info:
+        check_module(TorchDrop(), model, inputs=x, images=False, accept=["biased_running_var"], **kw)
+    msg = str(info.value)
+    assert "BatchNorm 'bn'" in msg and "momentum" in msg and "'drop'" not in msg
