@@ -88,3 +88,13 @@ def test_nan_optimizer_gradients_fail():
 def test_a_drawn_strategy_is_fine_as_inputs():
     assert check(lambda x: x * 2, lambda x: x * 2, inputs={"x": st.just(np.arange(3.0, dtype=np.float32))},
                  examples=1).ok  # one example: the constant rule needs 3 different inputs
+
+
+def test_importing_parity_without_its_extra_names_the_extra():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['hypothesis'] = None; import parity"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert 'parity needs hypothesis (not installed): pip install "twintricks[parity]"' in proc.stderr
