@@ -847,6 +847,14 @@ def _differs(t, f, atol, rtol) -> bool:
     return bool(np.any(np.abs(t - f) > atol + rtol * np.abs(f)))
 
 
+def _chw_to_hwc(arr, chw):
+    """``[N, C·H·W]`` features in (C, H, W) order as (H, W, C) order (``flatten=`` of that layer)."""
+    if arr is None or arr.ndim != 2 or arr.shape[1] != int(np.prod(chw)):
+        return arr
+    n = arr.shape[0]
+    return np.ascontiguousarray(arr.reshape(n, *chw).transpose(0, *range(2, len(chw) + 1), 1).reshape(n, -1))
+
+
 def _flatten_hint(call: _Call, torch_calls, t_in, f_in) -> str:
     if t_in.ndim != 2:
         return ""
@@ -912,6 +920,7 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
     if weight_map is not None:
         names = {e.torch_name: _canon(e.flax_path) for e in weight_map.entries}
     f_by = {_canon(c.name): c for c in f_calls}
+    flattens = {e.torch_name: e.flatten for e in weight_map.entries if e.flatten} if weight_map is not None else {}
     leaf_names = {n for n, m in torch_module.named_modules() if n and not list(m.children())}
     rows = []
     last_ok = None
@@ -929,6 +938,9 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
         o_call = oracle.get(call.name)
         o_in = _act_to_flax(o_call.input, kind) if o_call is not None and o_call.input is not None else None
         o_o = _act_to_flax(o_call.output, kind) if o_call is not None else None
+        chw = flattens.get(call.name)
+        if chw is not None:  # flatten= declared: the port sees these features in (H, W, C) order, as converted
+            t_in, o_in = _chw_to_hwc(t_in, chw), _chw_to_hwc(o_in, chw)
         in_bad = differs(t_in, f_in, o_in)
         out_bad = differs(t_o, f_o, o_o)
         label = f"{call.name!r} ({type(call.module).__name__}; flax {_path_str(twin.name)})"

@@ -91,3 +91,39 @@ def test_a_bug_behind_dropout_is_still_caught_and_not_blamed_on_dropout(flavour)
         check_module(TorchDrop(), model, inputs=x, images=False, accept=["biased_running_var"], **kw)
     msg = str(info.value)
     assert "BatchNorm 'bn'" in msg and "momentum" in msg and "'drop'" not in msg
+
+
+# --------------------------------------------------------------------- diagnosis and flatten=
+
+
+class TorchFlat(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = tnn.Conv2d(3, 2, 3, padding=1)
+        self.fc = tnn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))  # (C, H, W) order
+
+
+class LinenFlat(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Conv(2, (3, 3), padding=((1, 1), (1, 1)), name="conv")(x)
+        return nn.Dense(3, name="fc")(x.reshape(x.shape[0], -1))  # (H, W, C) order
+
+
+def test_with_flatten_declared_a_later_bug_is_not_blamed_on_the_flatten_order():
+    from parity import torch_to_flax
+    from parity.modules import localise
+
+    t, port = TorchFlat(), LinenFlat()
+    template = port.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+    wm = map_weights(t, template, flatten={"fc": (2, 4, 4)})
+    variables = torch_to_flax(t, template, weight_map=wm)
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    assert localise(t, port, x, variables=variables, weight_map=wm, atol=None).startswith("no layer differs")
+    variables["params"]["fc"]["bias"] = variables["params"]["fc"]["bias"] + 1e-3  # a bug in fc itself
+    msg = localise(t, port, x, variables=variables, weight_map=wm, atol=None)
+    assert msg.startswith("first layer that differs: 'fc'") and "flatten order" not in msg
