@@ -580,14 +580,9 @@ def input_batches(shape, *, scales=(1e-2, 1.0, 10.0), dtype=np.float32):
     both frameworks divide rounding noise by ``sqrt(eps)`` and no tolerance separates a bug from
     that amplification. Shrinks towards seed 0 and the first scale.
     """
-    from hypothesis import strategies as st
+    from parity.strategies import scaled_normals
 
-    shape = tuple(int(d) for d in shape)
-
-    def make(seed, scale):
-        return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
-
-    return st.builds(make, st.integers(0, 2**32 - 1), st.sampled_from(tuple(scales)))
+    return scaled_normals(shape, scales=scales, dtype=dtype)
 
 
 def _cotangent(shape) -> np.ndarray:

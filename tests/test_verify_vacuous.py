@@ -98,3 +98,20 @@ def test_importing_parity_without_its_extra_names_the_extra():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert 'parity needs hypothesis (not installed): pip install "twintricks[parity]"' in proc.stderr
+
+
+def test_the_public_strategies_draw_framework_arrays_and_layouts():
+    from hypothesis import given, settings
+
+    from parity import strategies as S
+
+    @settings(max_examples=5)
+    @given(S.jax_arrays(np.float32, (2, 3)), S.torch_tensors(np.int32, (4,)),
+           S.image_batches(dtype=np.uint8, shape=(1, 3, 4, 5), layout="NCHW"), S.scaled_normals((2, 2)))
+    def body(j, t, img, x):
+        assert isinstance(j, jax.Array) and j.shape == (2, 3) and j.dtype == jnp.float32
+        assert isinstance(t, torch.Tensor) and t.dtype == torch.int32 and t.shape == (4,)
+        assert img.shape == (1, 3, 4, 5) and img.dtype == np.uint8
+        assert x.shape == (2, 2) and np.isfinite(x).all()
+
+    body()
