@@ -386,6 +386,66 @@ def _chw_to_hwc(arr, chw):
     return np.ascontiguousarray(arr.reshape(n, *chw).transpose(0, *range(2, len(chw) + 1), 1).reshape(n, -1))
 
 
+def _convention_hint(prev_out, t_in_raw, f_in, kind) -> str:
+    """Which usual convention switch of the functional op between two layers turns torch's result
+    into the port's: GELU exact vs tanh, softmax axis, average pooling's ``count_include_pad`` /
+    ``ceil_mode``. ``prev_out``: the torch layer output before the op (torch layout); ``t_in_raw``:
+    torch's input of the next layer; ``f_in``: the port's (flax layout). Empty when none fits."""
+    import torch
+    import torch.nn.functional as F
+
+    p = prev_out.detach().to(torch.float64)
+    t_ref = np.asarray(to_numpy(t_in_raw), np.float64)
+    f = np.asarray(to_numpy(f_in), np.float64)
+
+    def close(a, b):
+        a = np.asarray(a, np.float64)
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6 * (1 + float(np.abs(b).max(initial=0)))))
+
+    def port_form(z):
+        return _act_to_flax(z, kind)
+
+    def err(z):
+        return float(np.abs(np.asarray(port_form(z), np.float64) - f).max())
+
+    cands = []  # (torch's op, the port's op, message)
+    for approx, other in (("none", "tanh"), ("tanh", "none")):
+        cands.append((lambda z, a=approx: F.gelu(z, approximate=a), lambda z, a=other: F.gelu(z, approximate=a),
+                      f"GELU: torch uses gelu(approximate={approx!r}), the port gelu(approximate={other!r})"
+                      + (" — use jax.nn.gelu(x, approximate=False) (flax's nn.gelu defaults to the tanh form)"
+                         if approx == "none" else " — use jax.nn.gelu(x, approximate=True)")))
+    for dt in range(p.ndim):
+        for df in range(p.ndim):
+            if dt != df:
+                cands.append((lambda z, d=dt: F.softmax(z, d), lambda z, d=df: F.softmax(z, d),
+                              f"softmax axis: torch normalises over dim {dt} (torch layout), the port over torch's dim {df}"))
+    if p.ndim == 4:
+        for k in (2, 3):
+            for st in (1, 2):
+                for pad in range(0, k // 2 + 1):
+                    for cip in (True, False):
+                        for ceil in (False, True):
+                            def t_op(z, k=k, st=st, pad=pad, cip=cip, ceil=ceil):
+                                return F.avg_pool2d(z, k, st, pad, ceil_mode=ceil, count_include_pad=cip)
+                            for cip2, ceil2 in ((not cip, ceil), (cip, not ceil), (not cip, not ceil)):
+                                def f_op(z, k=k, st=st, pad=pad, cip=cip2, ceil=ceil2):
+                                    return F.avg_pool2d(z, k, st, pad, ceil_mode=ceil, count_include_pad=cip)
+                                cands.append((t_op, f_op, (
+                                    f"average pooling ({k}x{k}, stride {st}, padding {pad}): torch count_include_pad={cip}, "
+                                    f"ceil_mode={ceil}; the port behaves as count_include_pad={cip2}, ceil_mode={ceil2} "
+                                    f"(flax's nn.avg_pool: count_include_pad={cip}, and padding for ceil_mode)")))
+    for t_op, f_op, message in cands:
+        try:
+            if not close(t_op(p).numpy(), t_ref):
+                continue
+            alt = f_op(p)
+        except (RuntimeError, ValueError, IndexError):
+            continue
+        if port_form(alt.numpy()).shape == f.shape and close(port_form(alt.numpy()), f):
+            return f"{message}; with that switch torch's result agrees with the port to {err(alt.numpy()):.3g}"
+    return ""
+
+
 def _flatten_hint(call: _Call, torch_calls, t_in, f_in) -> str:
     if t_in.ndim != 2:
         return ""
@@ -485,6 +545,9 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
                 f"softmax/reduction axis, pooling, padding, activation)"
             ]
             hint = _flatten_hint(call, t_calls, to_numpy(call.input), f_in) if t_in.shape == f_in.shape else ""
+            prev = next((c for c in t_calls if c.name == last_ok), None)
+            if not hint and prev is not None and prev.output is not None:
+                hint = _convention_hint(prev.output, call.input, f_in, kind)
             if hint:
                 lines.append(hint)
             return "\n    ".join(lines)

@@ -127,3 +127,51 @@ def test_with_flatten_declared_a_later_bug_is_not_blamed_on_the_flatten_order():
     variables["params"]["fc"]["bias"] = variables["params"]["fc"]["bias"] + 1e-3  # a bug in fc itself
     msg = localise(t, port, x, variables=variables, weight_map=wm, atol=None)
     assert msg.startswith("first layer that differs: 'fc'") and "flatten order" not in msg
+
+
+class TorchAct(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = tnn.Conv2d(3, 2, 3, padding=1)
+        self.conv2 = tnn.Conv2d(2, 2, 1)
+        self.fc1 = tnn.Linear(2 * 2 * 2, 4)
+        self.fc2 = tnn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.conv2(torch.nn.functional.avg_pool2d(self.conv1(x), 3, 2, 1, count_include_pad=False))
+        return self.fc2(torch.nn.functional.gelu(self.fc1(x.flatten(1))))
+
+
+class LinenAct(nn.Module):
+    include_pad: bool = False
+    tanh_gelu: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Conv(2, (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x)
+        x = nn.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), count_include_pad=self.include_pad)
+        x = nn.Conv(2, (1, 1), name="conv2")(x)
+        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
+        return nn.Dense(3, name="fc2")(jax.nn.gelu(nn.Dense(4, name="fc1")(x), approximate=self.tanh_gelu))
+
+
+@pytest.mark.parametrize("bug", ["gelu", "count_include_pad"])
+def test_a_functional_op_bug_names_the_setting(bug):
+    from parity.modules import localise
+
+    t = TorchAct()
+    port = LinenAct(tanh_gelu=True) if bug == "gelu" else LinenAct(include_pad=True)
+    from parity import torch_to_flax
+
+    variables = torch_to_flax(t, port.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3))))
+    x = (np.random.default_rng(0).standard_normal((2, 4, 4, 3)) * 10).astype(np.float32)  # GELU's two forms part at |x| ~ 1-3
+    msg = localise(t, port, x, variables=variables, atol=None)
+    if bug == "gelu":
+        assert "first difference at the input of 'fc2'" in msg
+        assert "torch uses gelu(approximate='none'), the port gelu(approximate='tanh')" in msg
+        assert "with that switch torch's result agrees with the port" in msg
+    else:
+        assert "first difference at the input of 'conv2'" in msg
+        assert "torch count_include_pad=False, ceil_mode=False; the port behaves as count_include_pad=True" in msg
+    assert localise(t, LinenAct(), x, variables=variables, atol=None).startswith("no layer differs")
