@@ -123,8 +123,23 @@ class _Adapter:
     images: tuple
     keys: tuple
     image_outputs: Any
+    #: the float64 oracle: float inputs as float64, torch's default dtype float64 during the call
+    float64: bool = False
 
     def __call__(self, case):
+        if not self.float64:
+            return self._call(case)
+        import torch
+
+        case = {k: _as_float64(v) for k, v in case.items()}
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return self._call(case)
+        finally:
+            torch.set_default_dtype(old)
+
+    def _call(self, case):
         kwargs = {}
         for name, value in case.items():
             if name in self.keys:
@@ -151,6 +166,16 @@ class _Adapter:
         return name in self.image_outputs
 
 
+def _as_float64(value):
+    if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind == "f":
+        return np.asarray(value, np.float64)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _as_float64(v) for k, v in value.items()}
+    return value
+
+
 def _generator(seed: int):
     import torch
 
@@ -172,11 +197,14 @@ def function_check(
     images: str | Iterable[str] = (),
     image_outputs: bool | str | Iterable[str] = (),
     keys: str | Iterable[str] = (),
-    atol: float,
-    rtol: float = 0.0,
-    reason: str,
+    atol: float | None = None,
+    rtol: float | None = None,
+    reason: str = "",
     group: str = "user",
     explicit: Iterable[Mapping] = (),
+    allow_nan: str = "",
+    allow_empty: str = "",
+    allow_constant: str = "",
 ) -> Trick:
     """A :class:`~parity.registry.Trick` comparing ``torch_fn(**case)`` with ``jax_fn(**case)``.
 
@@ -191,17 +219,30 @@ def function_check(
         keys: arguments that receive randomness: a ``torch.Generator`` / a ``jax.random.key``
             made from one drawn seed.
         atol, rtol: ``|torch - jax| <= atol + rtol·|jax|`` per element (both 0: bit-identical).
-        reason: why this tolerance (required unless exact): e.g. "float32 reductions in a
-            different order, a few ulps of values <= 10".
+            Both ``None`` (the default): calibrated per case and output — ``torch_fn`` also runs
+            in float64 (float inputs as float64, ``torch.set_default_dtype(torch.float64)``) as
+            the oracle, and ``jax_fn`` must stay within :data:`parity.compare.FACTOR` times
+            torch's own float32 error against it plus :data:`parity.compare.ULPS` ulps; integer
+            outputs are compared exactly.
+        reason: why this tolerance (required with an explicit one): e.g. "float32 reductions in
+            a different order, a few ulps of values <= 10".
         group: the group column of the table.
         explicit: explicit cases (dicts like the drawn ones) always tried first — keep the
             counterexamples hypothesis found here.
+        allow_nan, allow_empty, allow_constant: by default a NaN or infinite output, a run that
+            compares no element, and outputs that are the same for every drawn input (at least 3
+            different ones, ``keys`` aside) fail (they prove nothing); a non-empty string (the
+            reason) allows them.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
     for what, fn in (("torch_fn", torch_fn), ("jax_fn", jax_fn)):
         if not callable(fn):
             raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+    if torch_fn is jax_fn:
+        raise ValueError(
+            "torch_fn and jax_fn are the very same object: comparing an implementation with itself proves nothing"
+        )
     atol, rtol = _tolerance(atol, rtol, reason)
     images_t, keys_t = _names(images, "images"), _names(keys, "keys")
     outs = image_outputs if image_outputs is True else _names(image_outputs, "image_outputs")
@@ -218,12 +259,27 @@ def function_check(
         run_jax=_Adapter(jax_fn, "jax", images_t, keys_t, outs),
         atol=atol,
         rtol=rtol,
-        reason=reason,
+        reason=reason or ("calibrated from torch in float64" if atol is None else ""),
         examples=tuple(explicit),
+        oracle=_Adapter(torch_fn, "torch", images_t, keys_t, outs, float64=True) if atol is None else None,
+        allow_nan=_why(allow_nan, "allow_nan"),
+        allow_empty=_why(allow_empty, "allow_empty"),
+        allow_constant=_why(allow_constant, "allow_constant"),
+        seed_args=keys_t,
     )
 
 
-def _tolerance(atol, rtol, reason) -> tuple[float, float]:
+def _why(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be the reason (a str), got {type(value).__name__}")
+    return value.strip()
+
+
+def _tolerance(atol, rtol, reason) -> tuple:
+    """``(atol, rtol)`` checked; ``(None, None)`` when neither is given (calibrated)."""
+    if atol is None and rtol is None:
+        return None, None
+    atol, rtol = atol or 0.0, rtol or 0.0
     for what, v in (("atol", atol), ("rtol", rtol)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
             raise ValueError(f"{what} must be a number >= 0, got {v!r}")
@@ -274,6 +330,7 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
     start = time.perf_counter()
     try:
         test()
+        run.finish()
     except Exception as exc:
         case = run.failing
         lines = [f"{trick.name}: torch and jax disagree ({trick.tolerance}; {trick.reason or 'exact'})"]
@@ -294,6 +351,7 @@ def run_check(trick: Trick, *, examples: int | None = None) -> Report:
         tolerance=trick.tolerance,
         ok=True,
         seconds=time.perf_counter() - start,
+        elements=run.elements,
     )
 
 
@@ -305,12 +363,15 @@ def check(
     images: str | Iterable[str] = (),
     image_outputs: bool | str | Iterable[str] = (),
     keys: str | Iterable[str] = (),
-    atol: float = 0.0,
-    rtol: float = 0.0,
+    atol: float | None = None,
+    rtol: float | None = None,
     reason: str = "",
     examples: int | None = None,
     explicit: Iterable[Mapping] = (),
     name: str | None = None,
+    allow_nan: str = "",
+    allow_empty: str = "",
+    allow_constant: str = "",
 ) -> Report:
     """Prove on hypothesis-drawn inputs that ``torch_fn`` and ``jax_fn`` compute the same thing.
 
@@ -327,13 +388,13 @@ def check(
         from hypothesis import strategies as st
         from parity import check, strategies as S
 
-        check(torch_softmax, jax_softmax,
-              inputs={"x": S.logits(4, 10)}, atol=1e-6, reason="float32 exp/sum, ulps of 1")
+        check(torch_softmax, jax_softmax, inputs={"x": S.logits(4, 10)})  # calibrated tolerance
     """
     if name is None:
         name = f"{getattr(torch_fn, '__name__', 'torch_fn')} vs {getattr(jax_fn, '__name__', 'jax_fn')}"
     trick = function_check(
         name, torch_fn, jax_fn, inputs=inputs, images=images, image_outputs=image_outputs, keys=keys,
         atol=atol, rtol=rtol, reason=reason, explicit=explicit,
+        allow_nan=allow_nan, allow_empty=allow_empty, allow_constant=allow_constant,
     )
     return run_check(trick, examples=examples)

@@ -1,46 +1,14 @@
 """Check your own port: a torch ``nn.Module`` against a flax module (linen or NNX).
 
-Three parts:
-
-* :func:`map_weights` builds a :class:`WeightMap`: which torch module's parameters and buffers go
-  to which flax module's variables, and how. It never fails silently: a torch parameter with no
-  flax home, a flax variable that nothing fills (it would keep its initial value), a module type
-  it does not know, or a shape that fits only after a guess is a :class:`ConversionError`
-  listing every problem at once; a guess the user accepts (``accept=[name]``) is applied and
-  listed in ``WeightMap.warnings``.
-* :func:`torch_to_flax` / :func:`flax_to_torch` convert weights (and BatchNorm statistics) with
-  the map, into linen variables or into an NNX module, and back into a torch module.
-* :func:`check_module` / :func:`module_check` compare the two modules on hypothesis-drawn inputs
-  (eval-mode outputs; train-mode outputs, input and parameter gradients; the BatchNorm running
-  statistics after one training-mode step) and, when they disagree, *localise*: the first layer
-  whose input or output differs (torch forward hooks; flax ``nn.intercept_methods`` for linen,
-  each submodule's ``__call__`` for NNX), the size of the difference, and what differs in the
-  two layers' settings (padding, stride, ``eps``, ``momentum``, flatten order).
-
-The mapping (torch → flax; flax → torch is its inverse):
-
-=====================  ===========================  ==========================================
-torch module           torch leaf                   flax leaf
-=====================  ===========================  ==========================================
-``Conv1d/2d/3d``       ``weight`` ``[O, I, *k]``    ``kernel`` ``[*k, I, O]`` (OIHW → HWIO)
-``Linear``             ``weight`` ``[out, in]``     ``kernel`` ``[in, out]``
-``BatchNorm1d/2d/3d``  ``weight``, ``bias``         ``scale``, ``bias`` (``params``)
-                       ``running_mean/var``         ``mean``, ``var`` (``batch_stats``)
-``LayerNorm``,         ``weight``, ``bias``         ``scale``, ``bias``
-``GroupNorm``
-``Embedding``          ``weight`` ``[num, dim]``    ``embedding`` ``[num, dim]``
-any of them            ``bias``                     ``bias``
-=====================  ===========================  ==========================================
-
-``num_batches_tracked`` is not carried (flax has no counter; it only matters for
-``momentum=None``, which is refused). Modules are paired by name: torch ``layer1.0.conv1``
-pairs with linen ``layer1_0/conv1`` and NNX ``layer1/0/conv1`` (a ``_<digits>`` suffix and a
-list index both read as ``.<digits>``); ``names={"torch.name": "flax/path"}`` pairs the rest.
-
-Flatten order: a ``Linear`` fed by ``x.flatten(1)`` of an NCHW activation sees its features in
-``(C, H, W)`` order, a flax port flattening NHWC in ``(H, W, C)`` order. ``flatten={"fc": (C, H,
-W)}`` permutes that layer's input features so the port is right as written; without it the
-check finds the difference at ``fc`` and says so.
+The weights are converted by :mod:`parity.weightmap` (:func:`map_weights`, :func:`torch_to_flax`,
+:func:`flax_to_torch`, re-exported here). :func:`check_module` / :func:`module_check` compare the
+two modules on hypothesis-drawn inputs (eval-mode outputs; train-mode outputs, input and
+parameter gradients; the BatchNorm running statistics after one training-mode step; dropout off
+on both sides) within a tolerance calibrated from the torch module run in float64, and, when
+they disagree, *localise*: the first layer whose input or output differs (torch forward hooks;
+flax ``nn.intercept_methods`` for linen, each submodule's ``__call__`` for NNX), the size of the
+difference, and what differs in the two layers' settings (padding, stride, ``eps``,
+``momentum``, flatten order).
 
 .. warning:: flax's own BatchNorm (``flax.linen.BatchNorm``, ``nnx.BatchNorm``) writes the
    running average as ``running = m·running + (1 - m)·batch`` — torch's ``momentum=0.1`` is
@@ -53,13 +21,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from parity.convert import images_from_torch, images_to_torch, to_jax, to_numpy, to_torch
 from parity.registry import Trick
+from parity.weightmap import (  # noqa: F401  (re-exported: parity.modules was their home)
+    BIASED_RUNNING_VAR,
+    ConversionError,
+    Entry,
+    WeightMap,
+    _canon,
+    _flax_flat,
+    _is_linen,
+    _is_nnx,
+    _nnx_modules,
+    _path_str,
+    _torch_kind,
+    flax_to_torch,
+    map_weights,
+    torch_to_flax,
+)
 
 __all__ = [
     "ConversionError",
@@ -72,442 +55,8 @@ __all__ = [
     "localise",
     "input_batches",
     "BIASED_RUNNING_VAR",
+    "Entry",
 ]
-
-#: ``accept`` entry: compare running variances in flax BatchNorm's biased convention
-BIASED_RUNNING_VAR = "biased_running_var"
-
-
-class ConversionError(ValueError):
-    """Weights cannot be converted without a guess or a loss (the message lists every problem)."""
-
-
-# ------------------------------------------------------------------------------------ naming
-
-
-def _canon(tokens) -> str:
-    """A module path as a canonical dotted name: ``layer1_0`` and ``("layer1", 0)`` both read
-    ``layer1.0``; a string path may use ``/`` or ``.``."""
-    if isinstance(tokens, str):
-        tokens = [t for t in re.split(r"[./]", tokens) if t]
-    out: list[str] = []
-    for t in tokens:
-        t = str(t)
-        m = re.fullmatch(r"(.+)_(\d+)", t)
-        out.extend([m.group(1), m.group(2)] if m else [t])
-    return ".".join(out)
-
-
-def _path_str(path) -> str:
-    return "/".join(str(p) for p in path) or "(root)"
-
-
-def _torch_kind(mod) -> str | None:
-    import torch.nn as tnn
-
-    if isinstance(mod, (tnn.Conv1d, tnn.Conv2d, tnn.Conv3d)):
-        return "conv"
-    if isinstance(mod, tnn.Linear):
-        return "linear"
-    if isinstance(mod, tnn.modules.batchnorm._BatchNorm):
-        return "batchnorm"
-    if isinstance(mod, (tnn.LayerNorm, tnn.GroupNorm)):
-        return "norm"
-    if isinstance(mod, tnn.Embedding):
-        return "embedding"
-    return None
-
-
-# torch leaf -> (flax collection, flax leaf) per kind
-_LEAVES = {
-    "conv": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
-    "linear": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
-    "batchnorm": {
-        "weight": ("params", "scale"),
-        "bias": ("params", "bias"),
-        "running_mean": ("batch_stats", "mean"),
-        "running_var": ("batch_stats", "var"),
-    },
-    "norm": {"weight": ("params", "scale"), "bias": ("params", "bias")},
-    "embedding": {"weight": ("params", "embedding")},
-}
-
-
-# ------------------------------------------------------------------------------- flax access
-
-
-def _is_nnx(obj) -> bool:
-    try:
-        from flax import nnx
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, nnx.Module)
-
-
-def _is_linen(obj) -> bool:
-    import flax.linen as nn
-
-    return isinstance(obj, nn.Module)
-
-
-def _nnx_collection(var) -> str:
-    from flax import nnx
-
-    if isinstance(var, nnx.Param):
-        return "params"
-    if isinstance(var, nnx.BatchStat):
-        return "batch_stats"
-    return type(var).__name__
-
-
-def _flax_flat(target) -> dict:
-    """``{(collection, path): array}`` of linen variables or of an NNX module's variables."""
-    if _is_nnx(target):
-        from flax import nnx
-
-        out = {}
-        for path, node in nnx.iter_graph(target):
-            if isinstance(node, nnx.Variable) and hasattr(node.get_value(), "shape"):
-                out[(_nnx_collection(node), tuple(path))] = np.asarray(node.get_value())
-        return out
-    if not isinstance(target, Mapping):
-        raise TypeError(
-            "flax target must be an nnx.Module or linen variables ({'params': ..., 'batch_stats': ...}), "
-            f"got {type(target).__name__} (for a linen module pass its variables)"
-        )
-    out = {}
-
-    def walk(tree, coll, path):
-        for k, v in tree.items():
-            if isinstance(v, Mapping):
-                walk(v, coll, path + (k,))
-            else:
-                out[(coll, path + (k,))] = np.asarray(v)
-
-    for coll, tree in target.items():
-        if coll == "intermediates":
-            continue
-        if not isinstance(tree, Mapping):
-            raise TypeError(f"linen variables[{coll!r}] must be a dict, got {type(tree).__name__}")
-        walk(tree, coll, ())
-    return out
-
-
-def _nnx_modules(model) -> dict:
-    from flax import nnx
-
-    return {tuple(p): m for p, m in nnx.iter_graph(model) if isinstance(m, nnx.Module)}
-
-
-# ---------------------------------------------------------------------------------- the map
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One torch module paired with one flax module."""
-
-    torch_name: str
-    flax_path: tuple
-    kind: str
-    torch_type: str
-    #: torch leaf -> (flax collection, flax leaf, how: "rule" or an accepted guess)
-    leaves: Mapping[str, tuple]
-    flatten: tuple | None = None
-
-
-def _rule_to_flax(kind: str, leaf: str, arr: np.ndarray, flatten) -> np.ndarray:
-    if leaf != "weight" or kind not in ("conv", "linear"):
-        return arr
-    if kind == "conv":
-        nd = arr.ndim
-        return arr.transpose(*range(2, nd), 1, 0)
-    if flatten is not None:
-        out = arr.shape[0]
-        arr = arr.reshape(out, *flatten).transpose(0, *range(2, len(flatten) + 1), 1).reshape(out, -1)
-    return arr.T
-
-
-def _rule_to_torch(kind: str, leaf: str, arr: np.ndarray, flatten) -> np.ndarray:
-    if leaf != "weight" or kind not in ("conv", "linear"):
-        return arr
-    if kind == "conv":
-        nd = arr.ndim
-        return arr.transpose(nd - 1, nd - 2, *range(nd - 2))
-    arr = arr.T
-    if flatten is not None:
-        out = arr.shape[0]
-        chw = tuple(flatten)
-        hwc = chw[1:] + chw[:1]
-        arr = arr.reshape(out, *hwc).transpose(0, len(hwc), *range(1, len(hwc))).reshape(out, -1)
-    return arr
-
-
-_GUESSES = {
-    "as is": (lambda a, shape: a if a.shape == tuple(shape) else None, lambda a, shape: a),
-    "all axes reversed": (
-        lambda a, shape: a.T if a.T.shape == tuple(shape) else None,
-        lambda a, shape: a.T,
-    ),
-    "reshaped": (
-        lambda a, shape: a.reshape(shape) if a.size == int(np.prod(shape)) else None,
-        lambda a, shape: a.reshape(shape),
-    ),
-}
-
-
-@dataclasses.dataclass
-class WeightMap:
-    """The pairing of a torch module's leaves with a flax module's variables (:func:`map_weights`)."""
-
-    entries: list
-    warnings: list
-    #: torch parameter names in ``torch_module.named_parameters()`` order (the optimizer's order)
-    param_names: list
-    flax_shapes: dict
-    torch_shapes: dict
-
-    def entry(self, torch_name: str) -> Entry:
-        for e in self.entries:
-            if e.torch_name == torch_name:
-                return e
-        raise KeyError(torch_name)
-
-    def leaf_to_flax(self, torch_key: str, arr) -> tuple:
-        """``(collection, flax path, array)`` for torch leaf ``torch_key`` (e.g. ``"fc.weight"``)."""
-        module, _, leaf = torch_key.rpartition(".")
-        e = self.entry(module)
-        coll, fleaf, how = e.leaves[leaf]
-        target = self.flax_shapes[(coll, e.flax_path + (fleaf,))]
-        arr = np.asarray(to_numpy(arr))
-        if how == "rule":
-            arr = _rule_to_flax(e.kind, leaf, arr, e.flatten)
-        else:
-            arr = _GUESSES[how][1](arr, target)
-        return coll, e.flax_path + (fleaf,), np.ascontiguousarray(arr)
-
-    def leaf_to_torch(self, torch_key: str, arr) -> np.ndarray:
-        """The inverse of :meth:`leaf_to_flax` for the flax value of torch leaf ``torch_key``."""
-        module, _, leaf = torch_key.rpartition(".")
-        e = self.entry(module)
-        how = e.leaves[leaf][2]
-        arr = np.asarray(to_numpy(arr))
-        if how == "rule":
-            arr = _rule_to_torch(e.kind, leaf, arr, e.flatten)
-        elif how == "all axes reversed":
-            arr = arr.T
-        else:
-            arr = arr.reshape(self.torch_shapes[torch_key])
-        return np.ascontiguousarray(arr)
-
-    def torch_keys(self) -> list[str]:
-        return [f"{e.torch_name}.{leaf}" if e.torch_name else leaf for e in self.entries for leaf in e.leaves]
-
-    def flax_key(self, torch_key: str) -> tuple:
-        module, _, leaf = torch_key.rpartition(".")
-        e = self.entry(module)
-        coll, fleaf, _ = e.leaves[leaf]
-        return coll, e.flax_path + (fleaf,)
-
-
-def map_weights(
-    torch_module,
-    flax_target,
-    *,
-    names: Mapping[str, Any] | None = None,
-    flatten: Mapping[str, tuple] | None = None,
-    accept: Iterable[str] = (),
-) -> WeightMap:
-    """Pair every parameter and buffer of ``torch_module`` with a variable of ``flax_target``.
-
-    Args:
-        torch_module: a ``torch.nn.Module``.
-        flax_target: linen variables (``{"params": ..., "batch_stats": ...}``) or an ``nnx.Module``.
-        names: ``{torch module name: flax module path}`` for modules whose names do not pair by
-            the rule in the module docstring (a path as ``"a/b/0"`` or a tuple).
-        flatten: ``{torch Linear name: (C, H, W)}`` for a Linear fed by an NCHW flatten whose
-            flax twin is fed by an NHWC flatten (its input features are permuted).
-        accept: torch leaf names (``"fc.weight"``) whose shape fits only after a guess, to be
-            converted with that guess anyway (listed in ``warnings``).
-
-    Raises :class:`ConversionError` listing every unpaired, unknown, unfilled or misshapen leaf.
-    """
-    import torch
-
-    if not isinstance(torch_module, torch.nn.Module):
-        raise TypeError(f"torch_module must be a torch.nn.Module, got {type(torch_module).__name__}")
-    names = dict(names or {})
-    flatten = {k: tuple(int(d) for d in v) for k, v in (flatten or {}).items()}
-    accept = set(accept)
-    flax_flat = _flax_flat(flax_target)
-    groups: dict[tuple, dict] = {}
-    for (coll, path), arr in flax_flat.items():
-        groups.setdefault(path[:-1], {})[path[-1]] = (coll, arr.shape)
-    by_canon = {}
-    for path in groups:
-        by_canon.setdefault(_canon(path), []).append(path)
-    problems: list[str] = []
-    warnings: list[str] = []
-    entries: list[Entry] = []
-    used_paths: set = set()
-    torch_shapes = {}
-    known = set()
-    for mname, mod in torch_module.named_modules():
-        direct = dict(mod.named_parameters(recurse=False))
-        direct.update({k: v for k, v in mod.named_buffers(recurse=False) if v is not None})
-        if not direct:
-            continue
-        for leaf, v in direct.items():
-            torch_shapes[f"{mname}.{leaf}" if mname else leaf] = tuple(v.shape)
-        kind = _torch_kind(mod)
-        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in direct.items())
-        if kind is None:
-            problems.append(f"torch {mname or '(root)'} ({type(mod).__name__}: {shapes}): no conversion rule for this module type")
-            continue
-        if kind == "batchnorm" and mod.momentum is None:
-            problems.append(f"torch {mname} (BatchNorm with momentum=None, a cumulative average): flax has no equivalent")
-            continue
-        wanted = names.get(mname, mname)
-        cands = by_canon.get(_canon(wanted), [])
-        if len(cands) != 1:
-            how = "no" if not cands else f"{len(cands)} ({', '.join(_path_str(c) for c in cands)})"
-            problems.append(
-                f"torch {mname} ({type(mod).__name__}: {shapes}): {how} flax module named {_canon(wanted)!r}"
-                " — pair it with names={...}"
-            )
-            continue
-        path = cands[0]
-        used_paths.add(path)
-        known.add(mname)
-        fleaves = groups[path]
-        leaves = {}
-        claimed: set = set()
-        rules = _LEAVES[kind]
-        for leaf, value in direct.items():
-            key = f"{mname}.{leaf}" if mname else leaf
-            if leaf == "num_batches_tracked" and kind == "batchnorm":
-                continue
-            if leaf not in rules:
-                problems.append(f"torch {key} {tuple(value.shape)}: no rule for a {type(mod).__name__} leaf named {leaf!r}")
-                continue
-            coll, fleaf = rules[leaf]
-            claimed.add(fleaf)
-            if fleaf not in fleaves:
-                problems.append(
-                    f"torch {key} {tuple(value.shape)}: flax {_path_str(path)} has no {fleaf!r} "
-                    f"(it has {sorted(fleaves)}) — unused in the port?"
-                )
-                continue
-            fcoll, fshape = fleaves[fleaf]
-            if fcoll != coll:
-                problems.append(f"torch {key}: flax {_path_str(path)}/{fleaf} is in collection {fcoll!r}, expected {coll!r}")
-                continue
-            arr = value.detach().cpu().numpy()
-            if kind == "linear" and leaf == "weight" and mname in flatten:
-                if int(np.prod(flatten[mname])) != arr.shape[1]:
-                    problems.append(f"flatten[{mname!r}] = {flatten[mname]} does not multiply to {mname}'s {arr.shape[1]} inputs")
-                    continue
-            converted = _rule_to_flax(kind, leaf, arr, flatten.get(mname))
-            if converted.shape == tuple(fshape):
-                leaves[leaf] = (coll, fleaf, "rule")
-                continue
-            guess = next((g for g, (test, _) in _GUESSES.items() if test(arr, fshape) is not None), None)
-            if guess is None:
-                problems.append(
-                    f"torch {key} {arr.shape} converts to {converted.shape}, but flax {_path_str(path)}/{fleaf} is {tuple(fshape)}"
-                )
-            elif key in accept:
-                leaves[leaf] = (coll, fleaf, guess)
-                warnings.append(f"{key}: {arr.shape} → flax {tuple(fshape)} only {guess} (accepted guess)")
-            else:
-                problems.append(
-                    f"torch {key} {arr.shape} converts to {converted.shape} by the {kind} rule, but flax "
-                    f"{_path_str(path)}/{fleaf} is {tuple(fshape)}; it fits only {guess} — pass "
-                    f"accept=[{key!r}] if that is what the port means"
-                )
-        for fleaf, (coll, fshape) in fleaves.items():
-            if fleaf not in claimed:
-                problems.append(
-                    f"flax {_path_str(path)}/{fleaf} {tuple(fshape)} ({coll}) gets no torch value: it would keep its "
-                    f"initial value (torch {mname} is a {type(mod).__name__} with {sorted(direct)})"
-                )
-        entries.append(Entry(mname, path, kind, type(mod).__name__, leaves, flatten.get(mname)))
-    for path, fleaves in groups.items():
-        if path not in used_paths:
-            desc = ", ".join(f"{k} {tuple(s)}" for k, (c, s) in fleaves.items())
-            problems.append(f"flax {_path_str(path)} ({desc}) has no torch counterpart — pair it with names={{...}}")
-    for k in names:
-        if k not in known and not any(p.startswith(f"torch {k} ") for p in problems):
-            problems.append(f"names[{k!r}]: torch has no module with parameters called {k!r}")
-    for k in flatten:
-        if k not in known or _torch_kind(dict(torch_module.named_modules())[k]) != "linear":
-            problems.append(f"flatten[{k!r}]: not a torch Linear of this module")
-    if problems:
-        raise ConversionError("cannot convert the weights without guessing:\n  " + "\n  ".join(problems))
-    param_names = [n for n, _ in torch_module.named_parameters()]
-    return WeightMap(entries, warnings, param_names, {k: v.shape for k, v in flax_flat.items()}, torch_shapes)
-
-
-# --------------------------------------------------------------------------- conversion
-
-
-def _unflatten(flat: Mapping[tuple, Any]) -> dict:
-    out: dict = {}
-    for (coll, path), v in flat.items():
-        node = out.setdefault(coll, {})
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-        node[path[-1]] = v
-    return out
-
-
-def torch_to_flax(torch_module, flax_target, *, weight_map: WeightMap | None = None, **map_kwargs):
-    """``torch_module``'s weights and BatchNorm statistics in ``flax_target``'s structure.
-
-    Linen: returns new variables (``flax_target`` is a template; dtypes follow it). NNX: writes
-    the values into the module ``flax_target`` and returns it. ``map_kwargs`` go to
-    :func:`map_weights` (``names``, ``flatten``, ``accept``) unless ``weight_map`` is given.
-    """
-    wm = weight_map or map_weights(torch_module, flax_target, **map_kwargs)
-    state = torch_module.state_dict()
-    flat = {}
-    for key in wm.torch_keys():
-        coll, path, arr = wm.leaf_to_flax(key, state[key])
-        flat[(coll, path)] = arr
-    if _is_nnx(flax_target):
-        from flax import nnx
-
-        variables = {
-            (_nnx_collection(n), tuple(p)): n for p, n in nnx.iter_graph(flax_target) if isinstance(n, nnx.Variable)
-        }
-        for k, arr in flat.items():
-            var = variables[k]
-            var.set_value(to_jax(arr.astype(np.asarray(var.get_value()).dtype)))
-        return flax_target
-    template = _flax_flat(flax_target)
-    out = {k: to_jax(flat[k].astype(template[k].dtype)) for k in template if k in flat}
-    return _unflatten(out)
-
-
-def flax_to_torch(flax_source, torch_module, *, weight_map: WeightMap | None = None, load: bool = True, **map_kwargs) -> dict:
-    """The flax weights and BatchNorm statistics as ``torch_module``'s ``state_dict`` (torch tensors).
-
-    ``flax_source``: linen variables or an ``nnx.Module``. With ``load`` (default) the state dict
-    is also loaded into ``torch_module`` (strictly). ``num_batches_tracked`` keeps the module's
-    current value (flax has no counter).
-    """
-    wm = weight_map or map_weights(torch_module, flax_source, **map_kwargs)
-    flat = _flax_flat(flax_source)
-    state = torch_module.state_dict()
-    out = {}
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked"):
-            out[key] = value.clone()
-            continue
-        arr = wm.leaf_to_torch(key, flat[wm.flax_key(key)])
-        out[key] = to_torch(arr.astype(value.detach().cpu().numpy().dtype)).to(value.device)
-    if load:
-        torch_module.load_state_dict(out, strict=True)
-    return out
 
 
 # --------------------------------------------------------------------------- running both sides
@@ -564,6 +113,7 @@ def _torch_forward(module, x, *, train: bool, capture: bool):
             handles.append(sub.register_forward_pre_hook(pre))
             handles.append(sub.register_forward_hook(post))
     module.train(train)
+    _dropout_off(module)
     try:
         with torch.no_grad():
             out = module(x)
@@ -587,14 +137,33 @@ class _Flax:
     def _kw(self, train):
         return {} if self.train_arg is None else {self.train_arg: train}
 
+    def _nnx_model(self, train):
+        """A clone in the NNX mode (``.train()`` / ``.eval()``), dropout off in training mode."""
+        from flax import nnx
+
+        model = nnx.clone(self.module)
+        model.train() if train else model.eval()
+        if train:
+            for _, sub in nnx.iter_graph(model):
+                if isinstance(sub, nnx.Dropout):
+                    sub.deterministic = True
+        return model
+
+    def _linen_kw(self, train):
+        """Linen keywords: the train flag and, in training mode, rngs for any stream a layer asks
+        for (dropout itself is intercepted: identity)."""
+        import jax
+
+        kw = self._kw(train)
+        if train:
+            kw["rngs"] = {"dropout": jax.random.key(0), "params": jax.random.key(1)}
+        return kw
     def forward(self, x, *, train: bool, capture: bool = False):
         """``(output, new flat batch stats or None, calls)``."""
         calls: list = []
         if self.nnx:
-            from flax import nnx
 
-            model = nnx.clone(self.module)
-            model.train() if train else model.eval()
+            model = self._nnx_model(train)
             if capture:
                 with _nnx_capture(model, calls):
                     out = model(x, **self._kw(train))
@@ -606,6 +175,9 @@ class _Flax:
         mutable = ["batch_stats"] if (train and "batch_stats" in self.variables) else False
 
         def interceptor(next_fun, args, kwargs, context):
+            if train and isinstance(context.module, nn.Dropout) and context.method_name == "__call__":
+                out = args[0]  # dropout off in training mode (see _dropout_off)
+                return out
             out = next_fun(*args, **kwargs)
             if capture and context.method_name == "__call__":
                 path = tuple(context.module.path)
@@ -614,7 +186,7 @@ class _Flax:
             return out
 
         with nn.intercept_methods(interceptor):
-            res = self.module.apply(self.variables, x, mutable=mutable, **self._kw(train))
+            res = self.module.apply(self.variables, x, mutable=mutable, **self._linen_kw(train))
         if mutable:
             out, upd = res
             stats = _flax_flat({"batch_stats": upd["batch_stats"]})
@@ -630,8 +202,7 @@ class _Flax:
         if self.nnx:
             from flax import nnx
 
-            model = nnx.clone(self.module)
-            model.train() if train else model.eval()
+            model = self._nnx_model(train)
 
             def f(model, x):
                 out = model(x, **self._kw(train))
@@ -645,8 +216,16 @@ class _Flax:
         mutable = ["batch_stats"] if (train and "batch_stats" in self.variables) else False
         rest = {k: v for k, v in self.variables.items() if k != "params"}
 
+        import flax.linen as nn
+
+        def no_dropout(next_fun, args, kwargs, context):
+            if train and isinstance(context.module, nn.Dropout) and context.method_name == "__call__":
+                return args[0]
+            return next_fun(*args, **kwargs)
+
         def f(params, x):
-            res = self.module.apply({"params": params, **rest}, x, mutable=mutable, **self._kw(train))
+            with nn.intercept_methods(no_dropout):
+                res = self.module.apply({"params": params, **rest}, x, mutable=mutable, **self._linen_kw(train))
             out = res[0] if mutable else res
             return jnp.sum(out * cot), out
 
@@ -799,6 +378,74 @@ def _differs(t, f, atol, rtol) -> bool:
     return bool(np.any(np.abs(t - f) > atol + rtol * np.abs(f)))
 
 
+def _chw_to_hwc(arr, chw):
+    """``[N, C·H·W]`` features in (C, H, W) order as (H, W, C) order (``flatten=`` of that layer)."""
+    if arr is None or arr.ndim != 2 or arr.shape[1] != int(np.prod(chw)):
+        return arr
+    n = arr.shape[0]
+    return np.ascontiguousarray(arr.reshape(n, *chw).transpose(0, *range(2, len(chw) + 1), 1).reshape(n, -1))
+
+
+def _convention_hint(prev_out, t_in_raw, f_in, kind) -> str:
+    """Which usual convention switch of the functional op between two layers turns torch's result
+    into the port's: GELU exact vs tanh, softmax axis, average pooling's ``count_include_pad`` /
+    ``ceil_mode``. ``prev_out``: the torch layer output before the op (torch layout); ``t_in_raw``:
+    torch's input of the next layer; ``f_in``: the port's (flax layout). Empty when none fits."""
+    import torch
+    import torch.nn.functional as F
+
+    p = prev_out.detach().to(torch.float64)
+    t_ref = np.asarray(to_numpy(t_in_raw), np.float64)
+    f = np.asarray(to_numpy(f_in), np.float64)
+
+    def close(a, b):
+        a = np.asarray(a, np.float64)
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6 * (1 + float(np.abs(b).max(initial=0)))))
+
+    def port_form(z):
+        return _act_to_flax(z, kind)
+
+    def err(z):
+        return float(np.abs(np.asarray(port_form(z), np.float64) - f).max())
+
+    cands = []  # (torch's op, the port's op, message)
+    for approx, other in (("none", "tanh"), ("tanh", "none")):
+        cands.append((lambda z, a=approx: F.gelu(z, approximate=a), lambda z, a=other: F.gelu(z, approximate=a),
+                      f"GELU: torch uses gelu(approximate={approx!r}), the port gelu(approximate={other!r})"
+                      + (" — use jax.nn.gelu(x, approximate=False) (flax's nn.gelu defaults to the tanh form)"
+                         if approx == "none" else " — use jax.nn.gelu(x, approximate=True)")))
+    for dt in range(p.ndim):
+        for df in range(p.ndim):
+            if dt != df:
+                cands.append((lambda z, d=dt: F.softmax(z, d), lambda z, d=df: F.softmax(z, d),
+                              f"softmax axis: torch normalises over dim {dt} (torch layout), the port over torch's dim {df}"))
+    if p.ndim == 4:
+        for k in (2, 3):
+            for st in (1, 2):
+                for pad in range(0, k // 2 + 1):
+                    for cip in (True, False):
+                        for ceil in (False, True):
+                            def t_op(z, k=k, st=st, pad=pad, cip=cip, ceil=ceil):
+                                return F.avg_pool2d(z, k, st, pad, ceil_mode=ceil, count_include_pad=cip)
+                            for cip2, ceil2 in ((not cip, ceil), (cip, not ceil), (not cip, not ceil)):
+                                def f_op(z, k=k, st=st, pad=pad, cip=cip2, ceil=ceil2):
+                                    return F.avg_pool2d(z, k, st, pad, ceil_mode=ceil, count_include_pad=cip)
+                                cands.append((t_op, f_op, (
+                                    f"average pooling ({k}x{k}, stride {st}, padding {pad}): torch count_include_pad={cip}, "
+                                    f"ceil_mode={ceil}; the port behaves as count_include_pad={cip2}, ceil_mode={ceil2} "
+                                    f"(flax's nn.avg_pool: count_include_pad={cip}, and padding for ceil_mode)")))
+    for t_op, f_op, message in cands:
+        try:
+            if not close(t_op(p).numpy(), t_ref):
+                continue
+            alt = f_op(p)
+        except (RuntimeError, ValueError, IndexError):
+            continue
+        if port_form(alt.numpy()).shape == f.shape and close(port_form(alt.numpy()), f):
+            return f"{message}; with that switch torch's result agrees with the port to {err(alt.numpy()):.3g}"
+    return ""
+
+
 def _flatten_hint(call: _Call, torch_calls, t_in, f_in) -> str:
     if t_in.ndim != 2:
         return ""
@@ -824,16 +471,47 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
     only: modules with no submodules) that have a flax twin (by the same naming rule as
     :func:`map_weights`); reports the first whose input or output differs beyond ``atol +
     rtol·|flax|``, with the size of the difference and the settings that differ; if every layer
-    agrees, the code after the last one.
+    agrees, the code after the last one. ``atol=None``: each activation is compared with the torch
+    module's float64 run within the calibrated tolerance (:func:`parity.compare.calibrated_bound`).
+    Layers that are identities in the compared mode (``Identity``, dropout: off in both modes)
+    are skipped.
     """
+    import torch
+    import torch.nn as tnn
+
+    from parity.compare import calibrated_bound, input_scale
+
     fl = _Flax(flax_module, variables, train_arg)
     x_t = torch_input if torch_input is not None else (images_to_torch(x_nhwc) if images else to_torch(np.array(x_nhwc)))
     t_out, t_calls = _torch_forward(copy.deepcopy(torch_module), x_t, train=train, capture=True)
+    oracle: dict = {}
+    if atol is None:
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            o_out, o_calls = _torch_forward(copy.deepcopy(torch_module).double(), x_t.double(), train=train, capture=True)
+        finally:
+            torch.set_default_dtype(old)
+        oracle = {c.name: c for c in o_calls}
+        oracle[None] = _Call(None, None, None, o_out, -1)
+    scale = input_scale(np.asarray(x_nhwc)) if atol is None else 0.0
+
+    def differs(t, f, o):
+        if atol is not None or o is None:
+            return _differs(t, f, 0.0 if atol is None else atol, 0.0 if rtol is None else rtol)
+        if t is None or f is None:
+            return False
+        if np.shape(t) != np.shape(f):
+            return True
+        o = np.asarray(o, np.float64)
+        return bool(np.any(np.abs(np.asarray(f, np.float64) - o) > calibrated_bound(t, o, scale)))
+
     f_out, _, f_calls = fl.forward(to_jax(x_nhwc), train=train, capture=True)
     names = {}
     if weight_map is not None:
         names = {e.torch_name: _canon(e.flax_path) for e in weight_map.entries}
     f_by = {_canon(c.name): c for c in f_calls}
+    flattens = {e.torch_name: e.flatten for e in weight_map.entries if e.flatten} if weight_map is not None else {}
     leaf_names = {n for n, m in torch_module.named_modules() if n and not list(m.children())}
     rows = []
     last_ok = None
@@ -842,14 +520,20 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
         if call.name not in leaf_names:
             continue
         twin = f_by.get(names.get(call.name, _canon(call.name)))
-        if twin is None or call.output is None:
+        if twin is None or call.output is None or isinstance(call.module, (tnn.Identity, tnn.modules.dropout._DropoutNd)):
             continue
         kind = _torch_kind(call.module)
         t_in = _act_to_flax(call.input, kind) if call.input is not None else None
         f_in = to_numpy(twin.input) if twin.input is not None else None
         t_o, f_o = _act_to_flax(call.output, kind), to_numpy(twin.output)
-        in_bad = _differs(t_in, f_in, atol, rtol)
-        out_bad = _differs(t_o, f_o, atol, rtol)
+        o_call = oracle.get(call.name)
+        o_in = _act_to_flax(o_call.input, kind) if o_call is not None and o_call.input is not None else None
+        o_o = _act_to_flax(o_call.output, kind) if o_call is not None else None
+        chw = flattens.get(call.name)
+        if chw is not None:  # flatten= declared: the port sees these features in (H, W, C) order, as converted
+            t_in, o_in = _chw_to_hwc(t_in, chw), _chw_to_hwc(o_in, chw)
+        in_bad = differs(t_in, f_in, o_in)
+        out_bad = differs(t_o, f_o, o_o)
         label = f"{call.name!r} ({type(call.module).__name__}; flax {_path_str(twin.name)})"
         if in_bad:
             err = _max_err(t_in, f_in)
@@ -861,6 +545,9 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
                 f"softmax/reduction axis, pooling, padding, activation)"
             ]
             hint = _flatten_hint(call, t_calls, to_numpy(call.input), f_in) if t_in.shape == f_in.shape else ""
+            prev = next((c for c in t_calls if c.name == last_ok), None)
+            if not hint and prev is not None and prev.output is not None:
+                hint = _convention_hint(prev.output, call.input, f_in, kind)
             if hint:
                 lines.append(hint)
             return "\n    ".join(lines)
@@ -876,7 +563,10 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
         rows.append(call.name)
         last_ok = call.name
     t_final = _act_to_flax(t_out, None) if images else to_numpy(t_out)
-    if _differs(t_final, to_numpy(f_out), atol, rtol):
+    o_final = None
+    if None in oracle:
+        o_final = _act_to_flax(oracle[None].output, None) if images else to_numpy(oracle[None].output)
+    if differs(t_final, to_numpy(f_out), o_final):
         err = _max_err(t_final, to_numpy(f_out))
         if last_ok is None:
             return f"the outputs differ by max abs err {err:.3g} in {mode}, and no torch layer has a flax twin to compare"
@@ -884,12 +574,22 @@ def localise(torch_module, flax_module, x_nhwc, *, variables=None, weight_map=No
             f"every compared layer agrees in {mode} ({len(rows)}, the last {last_ok!r}), the outputs differ by max abs "
             f"err {err:.3g}: the code after {last_ok!r} differs (a functional op: softmax/reduction axis, reshape, activation)"
         )
-    return f"no layer differs in {mode} on this input beyond atol={atol:g}, rtol={rtol:g}"
+    tol = "the calibrated tolerance" if atol is None else f"atol={atol:g}, rtol={rtol:g}"
+    return f"no layer differs in {mode} on this input beyond {tol}"
 
 
 def _stats_diagnosis(torch_module, flax_module, wm, x_nhwc, variables, train_arg, stats_tol, images) -> str:
-    """Name the BatchNorm layers whose running statistics differ after one training step, and why."""
+    """Name the BatchNorm layers whose running statistics differ after one training step, and why.
+
+    ``stats_tol=None`` (a calibrated check, which has already found the difference): a statistic
+    is named when it differs by more than 64 float32 ulps of its largest value — running averages
+    of activations carry a few ulps of rounding, a convention difference ~1e-2 relative."""
     import torch.nn as tnn
+
+    def tol_of(t):
+        if stats_tol is not None:
+            return stats_tol
+        return (64 * float(np.finfo(np.float32).eps) * float(np.max(np.abs(t), initial=0.0)), 0.0)
 
     t_mod = copy.deepcopy(torch_module)
     x_t = images_to_torch(x_nhwc) if images else to_torch(np.array(x_nhwc))
@@ -910,7 +610,7 @@ def _stats_diagnosis(torch_module, flax_module, wm, x_nhwc, variables, train_arg
                 continue
             coll, path, t_new = wm.leaf_to_flax(key, state[key])
             f_new = f_stats.get((coll, path))
-            if f_new is None or not _differs(t_new, f_new, *stats_tol):
+            if f_new is None or not _differs(t_new, f_new, *tol_of(t_new)):
                 continue
             line = f"BatchNorm {e.torch_name!r} ({type(mod).__name__}; flax {_path_str(e.flax_path)}): {leaf} after one training step differs by max abs err {_max_err(t_new, f_new):.3g}"
             notes = _settings_diff(mod, f_mods.get(_canon(e.flax_path)), None)
@@ -922,7 +622,7 @@ def _stats_diagnosis(torch_module, flax_module, wm, x_nhwc, variables, train_arg
                     old = to_numpy(before[key]).astype(np.float64)
                     u = (to_numpy(state[key]).astype(np.float64) - (1 - m) * old) / m
                     biased = (1 - m) * old + m * u * (n - 1) / max(n, 1)
-                    if not _differs(biased, f_new, *stats_tol):
+                    if not _differs(biased, f_new, *tol_of(biased)):
                         notes.append(
                             "the flax running var holds the biased batch variance (flax BatchNorm's convention; torch "
                             f"keeps the unbiased one, ×{n}/{n - 1}): not a port bug — pass accept=['{BIASED_RUNNING_VAR}'] "
@@ -943,14 +643,9 @@ def input_batches(shape, *, scales=(1e-2, 1.0, 10.0), dtype=np.float32):
     both frameworks divide rounding noise by ``sqrt(eps)`` and no tolerance separates a bug from
     that amplification. Shrinks towards seed 0 and the first scale.
     """
-    from hypothesis import strategies as st
+    from parity.strategies import scaled_normals
 
-    shape = tuple(int(d) for d in shape)
-
-    def make(seed, scale):
-        return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
-
-    return st.builds(make, st.integers(0, 2**32 - 1), st.sampled_from(tuple(scales)))
+    return scaled_normals(shape, scales=scales, dtype=dtype)
 
 
 def _cotangent(shape) -> np.ndarray:
@@ -973,11 +668,12 @@ def module_check(
     names: Mapping[str, Any] | None = None,
     flatten: Mapping[str, tuple] | None = None,
     accept: Iterable[str] = (),
-    atol: float,
-    rtol: float = 0.0,
-    reason: str,
-    stats_tolerance: tuple = (1e-5, 1e-5),
+    atol: float | None = None,
+    rtol: float | None = None,
+    reason: str = "",
+    stats_tolerance: tuple | None = None,
     group: str = "modules",
+    allow_nan: str = "",
 ) -> Trick:
     """A :class:`~parity.registry.Trick` comparing ``torch_module`` with ``flax_module``.
 
@@ -1001,11 +697,22 @@ def module_check(
             has none; then the NNX ``train()``/``eval()`` switch alone decides).
         names, flatten, accept: see :func:`map_weights`; ``accept`` may also hold
             ``"biased_running_var"`` (compare running variances in flax BatchNorm's convention).
-        atol, rtol, reason: the tolerance and why (float32 convolutions in different orders...).
-        stats_tolerance: ``(atol, rtol)`` for the running statistics: they are averages of the
-            activations, so rounding leaves them far closer than gradients; the default (1e-5,
-            1e-5) sees a momentum or a variance-convention difference that the looser gradient
-            tolerance would hide (``m·var/(n-1)`` is ~2e-4 for ``n = 128``).
+        atol, rtol, reason: an explicit tolerance and why (float32 convolutions in different
+            orders...). Neither given (the default): calibrated per case and per compared
+            quantity (each output, input gradient, parameter gradient, running statistic) — the
+            torch module also runs in float64 as the oracle, and the flax side must stay within
+            :data:`parity.compare.FACTOR` × torch's own float32 error of it plus
+            :data:`parity.compare.ULPS` ulps (:func:`parity.compare.calibrated_bound`). Torch's
+            float32 error is measured with torch's two-pass variance *and* with the one-pass
+            ``E[x²] - E[x]²`` that flax's normalization layers use by default
+            (``use_fast_variance=True``), the larger of the two: both are correct float32
+            evaluations, the second loses more digits when a channel's mean is large against
+            its spread.
+        stats_tolerance: ``(atol, rtol)`` for the running statistics with an explicit tolerance:
+            they are averages of the activations, so rounding leaves them far closer than
+            gradients; ``None`` (default): (1e-5, 1e-5) with an explicit ``atol``, calibrated
+            otherwise.
+        allow_nan: the reason NaN / infinite outputs are expected (by default they fail).
     """
     import torch
     from hypothesis import strategies as st
@@ -1013,6 +720,11 @@ def module_check(
     from parity.functions import _tolerance
 
     atol, rtol = _tolerance(atol, rtol, reason)
+    calibrated = atol is None
+    if stats_tolerance is None:
+        stats_tolerance = None if calibrated else (1e-5, 1e-5)
+    elif calibrated:
+        raise ValueError("stats_tolerance needs an explicit atol too (or leave both out: calibrated)")
     accept = tuple(accept)
     biased = BIASED_RUNNING_VAR in accept
     flax_module_local = flax_module
@@ -1037,15 +749,27 @@ def module_check(
         arr = to_numpy(out)
         return _act_to_flax(arr, None) if images else arr
 
-    def run_torch(case):
+    def run_torch(case, dtype=None, fast_variance=None):
         x = case["x"]
-        res = {"eval/output": out_to_flax(_torch_forward(copy.deepcopy(tmod), to_t(x), train=False, capture=False)[0])}
+        dtype = dtype or torch.float32
+
+        def fresh():
+            m = copy.deepcopy(tmod).to(dtype)
+            if fast_variance is not None:
+                _use_fast_variance(m, fast_variance)
+            return m
+
+        def inp():
+            return to_t(x).to(dtype)
+
+        res = {"eval/output": out_to_flax(_torch_forward(fresh(), inp(), train=False, capture=False)[0])}
         if not train:
             return res
-        m = copy.deepcopy(tmod)
+        m = fresh()
         m.train(True)
+        _dropout_off(m)
         before = {k: v.clone() for k, v in m.state_dict().items()}
-        xt = to_t(x).requires_grad_(grads)
+        xt = inp().requires_grad_(grads)
         bn_inputs = {}
         def record_shape(mod, args, name):
             bn_inputs.setdefault(name, tuple(args[0].shape))  # returns None: the input is left as it is
@@ -1062,7 +786,7 @@ def module_check(
         res["train/output"] = out_to_flax(out)
         if grads:
             cot = _cotangent(res["train/output"].shape)
-            cot_t = to_t(cot) if images and cot.ndim == 4 else to_torch(cot)
+            cot_t = (to_t(cot) if images and cot.ndim == 4 else to_torch(cot)).to(dtype)
             params = dict(m.named_parameters())
             g = torch.autograd.grad((out * cot_t).sum(), [xt, *params.values()], allow_unused=True)
             gx = g[0]
@@ -1086,8 +810,21 @@ def module_check(
                     mom = mod.momentum
                     old = to_numpy(before[key]).astype(np.float64)
                     new = (1 - mom) * old + (new - (1 - mom) * old) * (n - 1) / max(n, 1)
-                res[f"train/stats/{key}"] = wm.leaf_to_flax(key, new.astype(np.float32))[2]
+                res[f"train/stats/{key}"] = wm.leaf_to_flax(key, new.astype(to_numpy(state[key]).dtype))[2]
         return res
+
+    def run_torch32(case):
+        return run_torch(case)
+
+    def oracle(case):
+        """Torch in float64 — and, per output, the worse of torch's two float32 evaluations
+        (two-pass and one-pass variance) as the float32 side the tolerance is calibrated from."""
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return run_torch(case, torch.float64)
+        finally:
+            torch.set_default_dtype(old)
 
     def run_jax(case):
         x = to_jax(np.asarray(case["x"]))
@@ -1128,14 +865,103 @@ def module_check(
         name=name,
         group=group,
         cases=lambda: strategy.map(lambda x: {"x": x}),
-        run_torch=run_torch,
+        run_torch=run_torch32,
         run_jax=run_jax,
         atol=atol,
         rtol=rtol,
-        reason=reason,
+        reason=reason or ("calibrated from the torch module in float64" if calibrated else ""),
         explain=explain,
-        tolerances={"train/stats/": _tolerance(*stats_tolerance, reason)},
+        tolerances={} if calibrated else {"train/stats/": _tolerance(*stats_tolerance, reason)},
+        oracle=oracle if calibrated else None,
+        references=tuple(lambda case, sign=sign: run_torch(case, fast_variance=sign) for sign in (1, 0, -1))
+        if calibrated and _use_fast_variance(copy.deepcopy(tmod), 1) else (),
+        allow_nan=allow_nan,
     )
+
+
+def _dropout_off(module) -> None:
+    """Training mode with every dropout layer off (identity): the two frameworks' random masks
+    cannot agree, so the check compares the rest of training mode (BatchNorm batch statistics,
+    gradients) with dropout as in eval mode — the same on both sides (:class:`_Flax` does the same)."""
+    import torch.nn as tnn
+
+    for sub in module.modules():
+        if isinstance(sub, tnn.modules.dropout._DropoutNd):
+            sub.train(False)
+
+
+#: the one-pass variance's rounding error, in float32 ulps of ``E[x²]``: the error of ``E[x²] -
+#: E[x]²`` is a few ulps of ``E[x²]`` (both means carry ~1 ulp; their difference keeps it)
+FAST_VARIANCE_ULPS = 2.0
+
+
+class _FastVarianceNorm:
+    """A torch BatchNorm / LayerNorm forward computing the variance in one pass, ``E[x²] - E[x]²``
+    (clamped at 0), as flax's normalization layers do by default (``use_fast_variance=True``),
+    shifted by ``sign·FAST_VARIANCE_ULPS`` float32 ulps of ``E[x²]``. Used only to measure how
+    far a correct float32 evaluation may land from the oracle (the calibrated tolerance): one
+    evaluation of that rounding error is a random draw, often far below its size, so the check
+    measures it as written (sign 0) and at both ends of its bound (signs ±1)."""
+
+    def __init__(self, mod, sign):
+        self.mod, self.sign = mod, sign
+
+    def _var(self, x, dims, keepdim):
+        import torch
+
+        # E[x²] - E[x]² as written: its forward *and* its backward round like flax's
+        sq = (x * x).mean(dims, keepdim=keepdim)
+        mean = x.mean(dims, keepdim=keepdim)
+        shift = self.sign * FAST_VARIANCE_ULPS * float(np.finfo(np.float32).eps) * sq.detach()
+        return torch.clamp(sq - mean * mean + shift, min=0)
+
+    def __call__(self, x):
+        import torch
+        import torch.nn as tnn
+
+        mod = self.mod
+        if isinstance(mod, tnn.LayerNorm):
+            dims = tuple(range(x.ndim - len(mod.normalized_shape), x.ndim))
+            mean = x.mean(dims, keepdim=True)
+            var = self._var(x, dims, True)
+            y = (x - mean) * torch.rsqrt(var + mod.eps)
+            if getattr(mod, "weight", None) is not None:
+                y = y * mod.weight
+            if getattr(mod, "bias", None) is not None:
+                y = y + mod.bias
+            return y
+        use_batch = mod.training or mod.running_mean is None
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        if not use_batch:
+            return mod._orig_forward(x)
+        dims = (0,) + tuple(range(2, x.ndim))
+        mean = x.mean(dims)
+        var = self._var(x, dims, False)
+        if mod.training and mod.track_running_stats and mod.running_mean is not None:
+            n = x.numel() // x.shape[1]
+            with torch.no_grad():
+                m = mod.momentum
+                mod.running_mean.mul_(1 - m).add_(m * mean.detach())
+                mod.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
+                mod.num_batches_tracked.add_(1)
+        y = (x - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + mod.eps)
+        if mod.affine:
+            y = y * mod.weight.reshape(shape) + mod.bias.reshape(shape)
+        return y
+
+
+def _use_fast_variance(module, sign) -> bool:
+    """Give every BatchNorm / LayerNorm of ``module`` a :class:`_FastVarianceNorm` forward; False
+    when it has none."""
+    import torch.nn as tnn
+
+    found = False
+    for sub in module.modules():
+        if isinstance(sub, (tnn.modules.batchnorm._BatchNorm, tnn.LayerNorm)):
+            sub._orig_forward = sub.forward
+            sub.forward = _FastVarianceNorm(sub, sign)
+            found = True
+    return found
 
 
 def check_module(torch_module, flax_module, *, examples: int | None = None, name: str | None = None, **kwargs):
@@ -1147,5 +973,3 @@ def check_module(torch_module, flax_module, *, examples: int | None = None, name
     name = name or f"{type(torch_module).__name__} vs {type(flax_module).__name__}"
     return run_check(module_check(name, torch_module, flax_module, **kwargs), examples=examples)
 
-
-__all__ += ["Entry"]

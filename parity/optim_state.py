@@ -64,10 +64,10 @@ class NamedParams:
         return ("params", (name,))
 
     def leaf_to_flax(self, name: str, arr) -> tuple:
-        return "params", (name,), np.asarray(to_numpy(arr))
+        return "params", (name,), np.array(to_numpy(arr), copy=True)  # never a view of torch's memory
 
     def leaf_to_torch(self, name: str, arr) -> np.ndarray:
-        return np.asarray(to_numpy(arr))
+        return np.array(to_numpy(arr), copy=True)
 
 
 def _is_namedtuple(x) -> bool:
@@ -141,7 +141,8 @@ def torch_to_optax_state(opt_state_dict: Mapping, template, weight_map, *, param
                 arr = weight_map.leaf_to_flax(name, src)[2]
             if arr.shape != tuple(np.shape(leaf)):
                 raise ValueError(f"{name}.{torch_key} converts to {arr.shape}, optax {field} leaf is {np.shape(leaf)}")
-            values[path] = jnp.asarray(arr, dtype=jnp.asarray(leaf).dtype)
+            # a fresh jax buffer: jnp.asarray may alias a NumPy array (and that one torch's memory)
+            values[path] = jnp.array(np.array(arr, copy=True), dtype=jnp.asarray(leaf).dtype, copy=True)
         return _set_paths(tree, values)
 
     def fill(node, where):

@@ -15,9 +15,12 @@ a :class:`Registry` of their own (:func:`load_checks`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from parity.compare import Case, Check, ParityError, check_case, compare_outputs, explain_failure
 
@@ -56,6 +59,29 @@ class Report:
     ok: bool
     seconds: float
     failure: str = ""
+    #: array elements compared, over all examples
+    elements: int = 0
+
+
+def _fingerprint(value, h=None):
+    """A digest of a case or an output dict (arrays by dtype, shape and bytes)."""
+    h = h or hashlib.sha1()
+    if isinstance(value, Mapping):
+        for k in sorted(value, key=str):
+            h.update(repr(k).encode())
+            _fingerprint(value[k], h)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _fingerprint(v, h)
+    elif isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
+        arr = np.ascontiguousarray(np.asarray(value))
+        if arr.dtype.kind in "fc":
+            arr = arr + 0  # -0.0 and 0.0 are the same output
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    else:
+        h.update(repr(value).encode())
+    return h.hexdigest()
 
 
 class CaseRecorder:
@@ -68,19 +94,48 @@ class CaseRecorder:
         self.examples = 0
         self.checks = 0
         self.max_abs_err = 0.0
+        self.elements = 0
         self.failing: Case | None = None
+        self._cases: set = set()
+        self._outputs: set = set()
+
+        def record(outputs):
+            if not trick.allow_constant and len(self._outputs) < 2:
+                case = case_seen[0]
+                if isinstance(case, Mapping) and trick.seed_args:
+                    case = {k: v for k, v in case.items() if k not in trick.seed_args}
+                self._cases.add(_fingerprint(case))
+                self._outputs.add(_fingerprint(outputs))
+
+        case_seen: list = [None]
 
         def body(case):
+            case_seen[0] = case
             try:
-                err, n = check_case(trick, case, explain=False)
+                err, n, m = check_case(trick, case, explain=False, record=record)
             except Exception:
                 self.failing = case
                 raise
             self.examples += 1
             self.checks += n
+            self.elements += m
             self.max_abs_err = max(self.max_abs_err, err)
 
         self.body = body
+
+    def finish(self) -> None:
+        """After a run that passed every case: raise :class:`ParityError` when it proved nothing —
+        no element compared, or the same outputs on every drawn example (unless the check opts in)."""
+        if self.elements == 0 and not self.trick.allow_empty:
+            raise ParityError(
+                f"{self.trick.name}: compared no element in {self.examples} examples (every output empty) — that proves "
+                "nothing (pass allow_empty='why' if so)"
+            )
+        if self.elements and len(self._cases) >= 3 and len(self._outputs) == 1 and not self.trick.allow_constant:
+            raise ParityError(
+                f"{self.trick.name}: the outputs are the same on all {len(self._cases)} different inputs drawn — they do not "
+                "depend on the input, so their agreement proves nothing (pass allow_constant='why' if so)"
+            )
 
 
 def given_cases(trick: Check, body: Callable[[Case], Any]):
@@ -118,6 +173,7 @@ def run_seeded(trick: Check, *, examples: int = 20, seed: int = 0) -> Report:
     failure = ""
     try:
         test()
+        run.finish()
     except Exception as exc:  # a disagreement, or an implementation that crashed
         message = str(exc)
         if isinstance(exc, ParityError) and run.failing is not None:
@@ -133,6 +189,7 @@ def run_seeded(trick: Check, *, examples: int = 20, seed: int = 0) -> Report:
         ok=not failure,
         seconds=time.perf_counter() - start,
         failure=failure,
+        elements=run.elements,
     )
 
 

@@ -9,7 +9,17 @@ Parameter records are drawn as dicts whose keys are the field names of the trick
 (identical in both packages), each value a NumPy array; ``parity.tricks`` turns a dict into the
 framework's record.
 
-Sections: basics (seeds, batches, images, labels, logits), then one section per family of tricks.
+Public API (``from parity import strategies as S``): everything in ``__all__`` — the basics
+(``seeds``, ``torch_generators``, ``jax_keys``, ``batch_sizes``, ``num_classes``,
+``image_shapes``, ``image_batches`` (uint8/float, NHWC or NCHW), ``int_labels``, ``soft_targets``,
+``logits``, ``permutations``), arrays for the frameworks (``scaled_normals``: values at several
+magnitudes, what a calibrated check wants; ``jax_arrays`` with dtype, shape and sharding;
+``torch_tensors`` with dtype, shape and device), and every trick's ``*_params`` / ``*_cases``
+record strategies below. Hypothesis ships strategies for NumPy arrays only; these are the ones
+for JAX arrays and torch tensors.
+
+Sections: basics (seeds, batches, images, labels, logits, framework arrays), then one section per
+family of tricks.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ __all__ = [
     "soft_targets",
     "logits",
     "permutations",
+    "scaled_normals",
+    "jax_arrays",
+    "torch_tensors",
 ]
 
 MAX_BATCH = 16
@@ -95,12 +108,18 @@ def image_shapes(draw, *, min_side: int = 1, max_side: int = 12, channels=(1, 3)
 
 
 @st.composite
-def image_batches(draw, *, dtype=None, shape=None, **shape_kwargs):
-    """An NHWC image batch as NumPy: uint8 in [0, 255] or float32 in [0, 1].
+def image_batches(draw, *, dtype=None, shape=None, layout: str = "NHWC", **shape_kwargs):
+    """An image batch as NumPy: uint8 in [0, 255] or float32 in [0, 1], NHWC (jax_impl's layout,
+    the default) or ``layout="NCHW"`` (torch_impl's; ``shape`` is then given NCHW too).
 
     ``dtype`` None draws either. ``shape`` fixes the shape, otherwise :func:`image_shapes`
     draws one (``shape_kwargs`` go to it).
     """
+    if layout not in ("NHWC", "NCHW"):
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    if layout == "NCHW":
+        nhwc = None if shape is None else (shape[0], shape[2], shape[3], shape[1])
+        return np.ascontiguousarray(np.moveaxis(draw(image_batches(dtype=dtype, shape=nhwc, **shape_kwargs)), -1, 1))
     dtype = np.dtype(draw(st.sampled_from([np.uint8, np.float32]))) if dtype is None else np.dtype(dtype)
     shape = draw(image_shapes(**shape_kwargs)) if shape is None else tuple(shape)
     if dtype == np.uint8:
@@ -129,6 +148,52 @@ def soft_targets(draw, n: int, k: int):
     )
     raw[np.arange(n), draw(int_labels(n, k))] += 1e-3  # no all-zero row
     return (raw / raw.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def scaled_normals(shape, *, scales=(1e-2, 1.0, 10.0), dtype=np.float32):
+    """``shape`` arrays of standard normal values (from a drawn seed) times a drawn scale from
+    ``scales``: spread values at several magnitudes (small ones make an ``eps`` matter, large
+    ones a tanh-vs-exact GELU). Shrinks towards seed 0 and the first scale. The same strategy as
+    :func:`parity.modules.input_batches`."""
+    shape = tuple(int(d) for d in shape)
+
+    def make(seed, scale):
+        return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+    return st.builds(make, seeds(), st.sampled_from(tuple(scales)))
+
+
+@st.composite
+def jax_arrays(draw, dtype=np.float32, shape=None, *, elements=None, sharding=None):
+    """A ``jax.Array`` of ``dtype`` and ``shape`` (a tuple, or drawn by
+    ``hypothesis.extra.numpy.array_shapes`` when None), values from ``elements`` (default: finite
+    floats in [-1e3, 1e3] / the dtype's integers), placed with ``sharding`` (a
+    ``jax.sharding.Sharding``; default: jax's default device)."""
+    import jax
+
+    shape = draw(hnp.array_shapes(max_dims=4, max_side=6)) if shape is None else tuple(shape)
+    arr = draw(hnp.arrays(np.dtype(dtype), shape, elements=elements if elements is not None else _default_elements(dtype)))
+    return jax.device_put(arr, sharding) if sharding is not None else jax.numpy.asarray(arr)
+
+
+@st.composite
+def torch_tensors(draw, dtype=np.float32, shape=None, *, elements=None, device="cpu"):
+    """A ``torch.Tensor`` of NumPy ``dtype`` and ``shape`` (drawn when None), values from
+    ``elements`` (default as :func:`jax_arrays`), on ``device``; its own memory (never a view)."""
+    import torch
+
+    shape = draw(hnp.array_shapes(max_dims=4, max_side=6)) if shape is None else tuple(shape)
+    arr = draw(hnp.arrays(np.dtype(dtype), shape, elements=elements if elements is not None else _default_elements(dtype)))
+    return torch.from_numpy(np.array(arr, copy=True)).to(device)
+
+
+def _default_elements(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return st.floats(-1e3, 1e3, width=dtype.itemsize * 8, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    if dtype.kind == "b":
+        return st.booleans()
+    return None
 
 
 @st.composite
