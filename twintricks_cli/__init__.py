@@ -66,7 +66,7 @@ def _run_parity(args) -> int:
         tricks = registry.select(args.trick) if args.trick else list(registry)
     except ValueError as exc:
         raise SystemExit(f"twintricks parity: {exc}") from None
-    header = f"{'trick':30s} {'group':12s} {'checks':>7s} {'examples':>8s} {'max abs err':>12s} {'tolerance':>22s}  verdict"
+    header = f"{'trick':30s} {'group':12s} {'checks':>7s} {'examples':>8s} {'elements':>10s} {'max abs err':>12s} {'tolerance':>22s}  verdict"
     print(header)
     print("-" * len(header))
     failed = []
@@ -74,7 +74,7 @@ def _run_parity(args) -> int:
         r = run_seeded(trick, examples=args.examples, seed=args.seed)
         verdict = "agree" if r.ok else "DISAGREE"
         print(
-            f"{r.name:30s} {r.group:12s} {r.checks:7d} {r.examples:8d} {r.max_abs_err:12.3g} "
+            f"{r.name:30s} {r.group:12s} {r.checks:7d} {r.examples:8d} {r.elements:10d} {r.max_abs_err:12.3g} "
             f"{r.tolerance:>22s}  {verdict}",
             flush=True,
         )
