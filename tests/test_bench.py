@@ -19,10 +19,9 @@ from twintricks_cli import main
 
 # A few cheap rows (every row's cases are built by test_every_row_has_a_case); --tiny shrinks the
 # batches, images and optimizer parameters.
-ROWS = [
-    "label_smoothing", "cutout", "cutmix", "mixup_cutmix", "random_erasing", "randaugment", "trivialaugment",
-    "augmix", "adabound", "training step",
-]
+# One row of each kind (a loss, a mixing trick, a policy, an optimizer, the training step) is
+# enough for the structure checked here.
+ROWS = ["label_smoothing", "cutmix", "randaugment", "adabound", "training step"]
 
 
 def _bench(tmp_path, *extra):
