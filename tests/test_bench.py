@@ -21,7 +21,7 @@ from twintricks_cli import main
 # batches, images and optimizer parameters.
 # One row of each kind (a loss, a mixing trick, a policy, an optimizer, the training step) is
 # enough for the structure checked here.
-ROWS = ["label_smoothing", "cutmix", "randaugment", "adabound", "training step"]
+ROWS = ["label_smoothing", "mixup", "randaugment", "adabound", "training step"]
 
 
 def _bench(tmp_path, *extra):
