@@ -38,6 +38,10 @@ _XLA_CACHE_DIR = tempfile.TemporaryDirectory(prefix="twintricks-test-xla-")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE_DIR.name
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
 
+# pytest-xdist runs one worker per core (addopts -n auto): on a GPU machine each worker's jax would
+# otherwise reserve 75 % of the GPU's memory at its first array, and the second worker would fail.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 
 def slow_scale() -> float:
     """Size factor for tests marked ``slow``: CI runs them reduced (TWINTRICKS_SLOW_SCALE, default 0.1)."""
