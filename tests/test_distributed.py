@@ -3,9 +3,9 @@ jax sharding on two host devices and two jax processes (jax.distributed, gloo CP
 and faults (a peer that dies or hangs).
 
 The multi-process checks run their workers from tests/distributed_worker.py in fresh processes
-(``slow``: each start costs seconds of imports); their sizes are already the smallest that shows
-the property (the trajectory tolerances were measured for their 24 steps), so they do not scale
-with ``slow_scale``.
+(``slow``: each start costs seconds of imports and XLA's compile); their sizes are already the
+smallest that shows the property (the trajectory tolerances were measured for their 24 steps), so
+``slow_scale`` below 1 (CI) cuts cases, not sizes: :data:`CASES_AT_SCALE`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,24 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import CHILD_XLA_FLAGS, slow_scale
 from twintricks.distributed import BATCH_STAGES, local_batch_size, local_rows, take_rows, world_record
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = str(ROOT / "tests" / "distributed_worker.py")
+
+
+#: What CI (``slow_scale() < 1``) runs of the parametrized multi-process checks, each backend's
+#: trajectory with one mixing trick (RICAP in jax, mixup in torch: each kernel's split over two jax
+#: devices is also :func:`test_jax_two_host_devices_every_trick_stays_sharded`'s) and torchrun's
+#: streamed reading at 2 and 3 processes (one process reads every row: tests/test_train.py's
+#: streamed runs). A full-scale run (TWINTRICKS_SLOW_SCALE=1) runs every case.
+FULL = slow_scale() >= 1
+CASES_AT_SCALE = {
+    "torch_trajectory": ["ricap", "mixup"] if FULL else ["mixup"],
+    "jax_trajectory": ["ricap", "mixup"] if FULL else ["ricap"],
+    "torch_stream_processes": [1, 2, 3] if FULL else [2, 3],
+}
 
 
 def _free_port() -> int:
@@ -40,6 +54,14 @@ def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "XLA_FLAGS")}
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu", **extra)
     return env
+
+
+def _worker_env(**extra) -> dict:
+    """:func:`_env` for the runs of tests/distributed_worker.py: tiny models whose cost is XLA's
+    compile, not their steps, so LLVM's level 0 (:data:`conftest.CHILD_XLA_FLAGS`). The command-line
+    runs keep XLA's default: their default-width model trains 4x slower at level 0 (measured, digits,
+    515 -> 133 img/s) for no shorter compile."""
+    return _env(**{"XLA_FLAGS": CHILD_XLA_FLAGS, **extra})
 
 
 def _torchrun(nproc: int, *args, timeout=300, env=None) -> subprocess.CompletedProcess:
@@ -252,7 +274,7 @@ def test_jax_two_host_devices_every_trick_stays_sharded(tmp_path):
     replicated; RICAP is also checked under the trainer's :func:`jax_impl.distributed.constrain_batch`);
     AutoAugment runs inside ``shard_map`` with its default checks (it used to fail there on uint8)."""
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, WORKER, "jax_two_devices", str(out)], cwd=ROOT, env=_env(),
+    r = subprocess.run([sys.executable, WORKER, "jax_two_devices", str(out)], cwd=ROOT, env=_worker_env(),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
@@ -274,7 +296,7 @@ def test_jax_two_processes_over_jax_distributed(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, WORKER, "jax_two_processes", str(out)], cwd=ROOT,
-            env=_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(p)),
+            env=_worker_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(p)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         for p in (0, 1)
@@ -301,7 +323,7 @@ def test_jax_two_processes_over_jax_distributed(tmp_path):
 
 def _trajectory(kind: str, n: int, tmp_path, tricks: str) -> tuple[dict, dict]:
     out = tmp_path / f"{kind}-{n}.json"
-    env = _env(TEST_TRICKS=tricks, TEST_EPOCHS="3", TEST_DEVICES=str(n))  # 24 steps: the tolerances were measured there
+    env = _worker_env(TEST_TRICKS=tricks, TEST_EPOCHS="3", TEST_DEVICES=str(n))  # 24 steps: the tolerances were measured there
     if kind == "torch":
         r = _torchrun(n, WORKER, "torch_trajectory", str(out), env=env, timeout=900)
     else:
@@ -340,7 +362,7 @@ def _assert_same_trajectory(one, w1, two, w2):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tricks", ["ricap", "mixup"])
+@pytest.mark.parametrize("tricks", CASES_AT_SCALE["torch_trajectory"])
 def test_torch_one_and_two_processes_train_the_same_run(tmp_path, tricks):
     """A fixed seed and global batch, every trick kind on (crop + flip, AutoAugment, Cutout, label
     smoothing, and RICAP or mixup on the gathered global batch): 1 and 2 DDP processes give the
@@ -351,7 +373,7 @@ def test_torch_one_and_two_processes_train_the_same_run(tmp_path, tricks):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tricks", ["ricap", "mixup"])
+@pytest.mark.parametrize("tricks", CASES_AT_SCALE["jax_trajectory"])
 def test_jax_one_and_two_devices_train_the_same_run(tmp_path, tricks):
     """The same run on 1 and 2 host devices (the jitted epoch step, batch split along "data",
     state replicated): the same per-step loss (:func:`_assert_same_trajectory`), and the state
@@ -427,7 +449,7 @@ def test_torch_ddp_two_and_jax_two_devices_keep_the_step_parity(tmp_path):
     out = tmp_path / "p.json"
     r = _torchrun(2, WORKER, "torch_step_parity", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, WORKER, "jax_step_parity", str(out)], cwd=ROOT, env=_env(TEST_DEVICES="2"),
+    r = subprocess.run([sys.executable, WORKER, "jax_step_parity", str(out)], cwd=ROOT, env=_worker_env(TEST_DEVICES="2"),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     torch_run, jax_run = json.loads(out.read_text()), json.loads(Path(f"{out}.jax.json").read_text())
@@ -594,7 +616,7 @@ def _check_each_image_once(runs: list[dict], reference: list[list[int]]) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nproc", [1, 2, 3])
+@pytest.mark.parametrize("nproc", CASES_AT_SCALE["torch_stream_processes"])
 def test_torch_streamed_processes_each_read_their_rows_and_every_image_once(tmp_path, stream_folder, nproc):
     """torchrun with 1, 2 and 3 processes (DDP, gloo) on a streamed folder: each rank's loader reads
     only its rows of each global batch; over the epoch every image is trained on once, by one rank."""
@@ -619,7 +641,7 @@ def test_jax_streamed_processes_each_read_their_rows_and_every_image_once(tmp_pa
     procs = [
         subprocess.Popen(
             [sys.executable, WORKER, "jax_stream_indices", str(out)], cwd=ROOT,
-            env=_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(nproc), JAX_PROCESS_ID=str(p),
+            env=_worker_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(nproc), JAX_PROCESS_ID=str(p),
                      TEST_FOLDER=str(stream_folder)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
