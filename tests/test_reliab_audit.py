@@ -253,6 +253,8 @@ def test_the_recipe_refuses_settings_that_conflict_as_the_command_line_did():
         TrainConfig(kd_alpha=0.5)
     with pytest.raises(OptionConflict, match="`randaugment_magnitude` must be below `randaugment_bins` \\(5\\)"):
         TrainConfig(randaugment=True, randaugment_bins=5, randaugment_magnitude=5)
+    with pytest.raises(OptionConflict, match="`batch_size` must be even, got 33"):
+        TrainConfig(cutmix=1.0, mix_mode="pair", batch_size=33)
     TrainConfig(teacher="t.ckpt", kd_alpha=0.5)
     TrainConfig(randaugment=True, randaugment_bins=5, randaugment_magnitude=4)
 

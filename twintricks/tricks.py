@@ -188,6 +188,11 @@ def _randaugment_bins(config) -> None:
         )
 
 
+def _pairs_need_even_batch(config) -> None:
+    if config.cutmix and config.mix_mode == "pair" and config.batch_size % 2:
+        raise OptionConflict(f"`mix_mode` pair mixes image i with N-1-i: `batch_size` must be even, got {config.batch_size}")
+
+
 def _teacher_settings(config) -> None:
     """The teacher's settings without a teacher would do nothing (its model, width, temperature, weight)."""
     if config.teacher is None:
@@ -462,6 +467,7 @@ TRICKS: tuple[Trick, ...] = (
         exclusion="both mix the batch",
         takes_over=("mixup",),
         options_need_switch=True,
+        cross_check=_pairs_need_even_batch,
     ),
     Trick(
         "distillation",

@@ -184,14 +184,12 @@ def _check_files(config) -> None:
 
 
 def _check_late(config) -> None:
-    """The checks that need the batch and the backend's devices: one line each, before any data
-    loads (they used to surface as a traceback after it). The options' own cross checks (the
-    teacher's settings without ``--teacher``, RandAugment's magnitude and bins) are the recipe's:
+    """The checks of the data and teacher files and of the backend's devices: one line each, before
+    any data loads (they used to surface as a traceback after it, or not at all). The options' own cross checks (the
+    teacher's settings without ``--teacher``, RandAugment's magnitude and bins, ``--mix-mode pair``'s
+    even batch) are the recipe's:
     :class:`~twintricks.recipe.TrainConfig` runs them (:attr:`twintricks.tricks.Trick.cross_check`)."""
     _check_files(config)
-    if (config.mixup or config.cutmix) and config.mix_mode == "pair" and config.batch_size % 2:
-        raise SystemExit(f"twintricks train: --mix-mode pair mixes image i with N-1-i: --batch-size must be even, "
-                         f"got {config.batch_size}")
     if config.backend == "jax":
         from jax_impl import distributed as jd
         from jax_impl.train import resolve_device
