@@ -23,6 +23,17 @@ def check_int_field(name: str, a, low: int, high: int, shape: tuple):
     return jnp.asarray(a)
 
 
+def magnitude_array(magnitude):
+    """RandAugment's ``magnitude`` given as an array (traceable) rather than an int: anything that is
+    not an array of numbers (a string, None) is a ``TypeError`` naming it."""
+    check_not_torch("magnitude", magnitude)
+    try:
+        return jnp.asarray(magnitude)
+    except (TypeError, ValueError):
+        raise TypeError(f"`magnitude` must be an int or an integer array, got {type(magnitude).__name__} "
+                        f"{magnitude!r}") from None
+
+
 def check_shape(name: str, a, shape: tuple) -> None:
     got = tuple(getattr(a, "shape", ()))
     if not hasattr(a, "shape") or len(got) != len(shape) or any(s is not None and s != d for s, d in zip(shape, got)):

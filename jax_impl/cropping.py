@@ -9,6 +9,9 @@ resizes every image's box to one static size by bilinear interpolation with gath
 
 Shapes, dtypes and the Python hyperparameters (``size``, ``scale``, ``ratio``, ``p``) are checked
 at trace time; whether the boxes lie inside the image is checked only on concrete values (eager).
+
+NaN and inf: float images are not checked for them; the kernels propagate them, as
+:mod:`torch_impl.cropping` says (and as torchvision's ``resized_crop`` and ``hflip`` do).
 """
 
 from __future__ import annotations
@@ -331,6 +334,7 @@ def random_resized_crop_flip(
     """
     n, h, w, _ = check_images("images", images)
     size = check_size("size", size)
+    flip_p = check_real("flip_p", flip_p, low=0.0, high=1.0)
     k_crop, k_flip = jax.random.split(key)
     box = sample_resized_crop_params(k_crop, n, (h, w), scale=scale, ratio=ratio)
     flip = sample_flip_params(k_flip, n, p=flip_p)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.recipe import steps_per_epoch
 from twintricks.streaming import StreamedDataset, StreamLoaders
 
@@ -95,17 +96,35 @@ def gather_json(obj) -> list:
 
 def epoch_permutation(key, n: int) -> jax.Array:
     """A uniform random permutation of ``range(n)`` (int32)."""
+    n = check_int("n", n, low=0)
     return jax.random.permutation(key, n).astype(jnp.int32)
 
 
 def batch_indices(perm: jax.Array, step, batch_size: int) -> jax.Array:
-    """Indices of batch ``step`` of an epoch, ``perm[step·B:(step+1)·B]``; ``step`` may be traced."""
+    """Indices of batch ``step`` of an epoch, ``perm[step·B:(step+1)·B]``; ``step`` may be traced
+    (checked when it is a Python int)."""
+    if not hasattr(perm, "dtype") or getattr(perm, "ndim", 0) != 1 or not jnp.issubdtype(perm.dtype, jnp.integer):
+        raise TypeError(f"`perm` must be a 1-D integer array, got {type(perm).__name__} "
+                        f"{getattr(perm, 'dtype', '')} {list(getattr(perm, 'shape', ()))}")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if not hasattr(step, "dtype"):
+        step = check_int("step", step, low=0)
+        if (step + 1) * batch_size > perm.shape[0]:
+            raise ValueError(f"`step` {step}: batch {step} of `batch_size` {batch_size} ends past the {perm.shape[0]} "
+                             "indices of `perm`")
     return jax.lax.dynamic_slice_in_dim(perm, step * batch_size, batch_size)
 
 
 def eval_batches(images, labels, batch_size: int):
     """Yield ``(images, labels, valid)`` batches of exactly ``batch_size`` (the last padded with
     image 0; ``valid`` is a bool mask of the real ones)."""
+    if not hasattr(images, "shape") or not hasattr(labels, "dtype"):
+        raise TypeError(f"`images` and `labels` must be arrays, got {type(images).__name__} and {type(labels).__name__}")
+    check_ndim("labels", labels, 1, "[N]")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"`labels` must be integer class indices, got {labels.dtype}")
+    check_same_leading(["images", "labels"], [images, labels])
+    batch_size = check_int("batch_size", batch_size, low=1)
     n = images.shape[0]
     for start in range(0, n, batch_size):
         idx = jnp.arange(start, start + batch_size)

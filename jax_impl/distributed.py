@@ -92,6 +92,24 @@ class PeerLostError(RuntimeError):
     reached."""
 
 
+def _check_job(coordinator_address, num_processes, process_id, detected: bool) -> None:
+    """The job's description, checked before jax reads it (its own errors name none of them)."""
+    if num_processes is not None:
+        num_processes = check_int("num_processes", num_processes, low=1)
+    if process_id is not None:
+        high = num_processes - 1 if num_processes is not None else None
+        check_int("process_id", process_id, low=0, high=high)
+        if num_processes is None and coordinator_address is None and not detected:
+            raise ValueError(f"`process_id` {process_id} without `num_processes` and `coordinator_address`: a "
+                             "process of which job? Give all three (or none)")
+    if coordinator_address is not None:
+        if not isinstance(coordinator_address, str):
+            raise TypeError(f"`coordinator_address` must be a 'HOST:PORT' string, got {type(coordinator_address).__name__}")
+        host, _, port = coordinator_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"`coordinator_address` must be 'HOST:PORT' (a port in 1..65535), got {coordinator_address!r}")
+
+
 def initialize(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
@@ -123,6 +141,7 @@ def initialize(
     if process_id is None and env.get("JAX_PROCESS_ID"):
         process_id = check_int("JAX_PROCESS_ID", int(env["JAX_PROCESS_ID"]), low=0)
     detected = any(k in env for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "JOB_COMPLETION_INDEX"))
+    _check_job(coordinator_address, num_processes, process_id, detected)
     if coordinator_address is None and num_processes is None and not detected:
         return False
     if num_processes == 1:

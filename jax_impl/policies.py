@@ -42,11 +42,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl import exact, kernels
-from jax_impl._checks import check_images, check_not_torch, is_concrete
+from jax_impl._checks import check_images, is_concrete
 from jax_impl._policy_checks import check_family_images as _check_family_images
 from jax_impl._policy_checks import check_int_field as _check_int_field
 from jax_impl._policy_checks import check_record as _check_record
 from jax_impl._policy_checks import check_shape as _check_shape
+from jax_impl._policy_checks import magnitude_array as _magnitude_array
 from jax_impl.ops import check_op_images, fill_values
 from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.policies import (
@@ -631,8 +632,7 @@ def randaugment(images, params: RandAugmentParams, *, magnitude: int = 9, num_ma
     if isinstance(magnitude, (int, np.integer)) and not isinstance(magnitude, bool):
         mag = jnp.int32(check_randaugment_args(0, int(magnitude), bins)[1])
     else:  # an array (traceable): one bin, or one per image
-        check_not_torch("magnitude", magnitude)
-        mag = jnp.asarray(magnitude)
+        mag = _magnitude_array(magnitude)
         if not jnp.issubdtype(mag.dtype, jnp.integer) or mag.ndim > 1 or (mag.ndim == 1 and mag.shape[0] != n):
             raise TypeError(f"`magnitude` must be an int or an integer array of shape () or [{n}], got {mag.dtype} {list(mag.shape)}")
         if is_concrete(mag) and mag.size and not (0 <= int(mag.min()) and int(mag.max()) < bins):

@@ -45,11 +45,28 @@ def _is_jax(x: Any) -> bool:
     return type(x).__module__.startswith(("jax", "jaxlib"))
 
 
-def to_numpy(x: Any) -> np.ndarray:
-    """Any array (NumPy, torch, jax, nested scalars) as a NumPy array on the host."""
+def to_numpy(x: Any, *, name: str = "x") -> np.ndarray:
+    """Any array (NumPy, torch, jax, nested scalars) as a NumPy array on the host; anything that
+    is not an array of numbers (a string, a dict, objects) is a ``TypeError`` naming ``name``."""
     if _is_torch(x):
         return x.detach().cpu().numpy()
-    return np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except ValueError:  # a ragged nesting
+        a = None
+    if a is None or a.dtype.kind not in "biufc":
+        raise TypeError(f"`{name}` must be an array of numbers (NumPy, torch, jax or nested lists), got "
+                        f"{type(x).__name__}" + ("" if a is None else f" of dtype {a.dtype}"))
+    return a
+
+
+def _images(name: str, x: Any, layout: str):
+    """``x`` checked as images ``[..., H, W, C]`` / ``[..., C, H, W]``: a batch, or one image (3 dimensions)."""
+    if not hasattr(x, "ndim"):
+        x = to_numpy(x, name=name)
+    if x.ndim < 3:
+        raise ValueError(f"`{name}` must be {layout} (a batch, or one image of 3 dimensions), got shape {tuple(x.shape)}")
+    return x
 
 
 def to_torch(x: Any, *, device: Any = None):
@@ -93,8 +110,17 @@ def _torch_bool():
     return torch.bool
 
 
+def _check_rank3(x: Any):
+    if not hasattr(x, "ndim"):
+        x = to_numpy(x)
+    if x.ndim < 3:
+        raise ValueError(f"`x` must have at least 3 dimensions (an image or a batch), got shape {tuple(x.shape)}")
+    return x
+
+
 def nhwc_to_nchw(x: Any):
     """``[..., H, W, C]`` → ``[..., C, H, W]`` for NumPy, torch or jax arrays (a view where possible)."""
+    x = _check_rank3(x)
     if _is_torch(x):
         return x.movedim(-1, -3)
     if _is_jax(x):
@@ -106,6 +132,7 @@ def nhwc_to_nchw(x: Any):
 
 def nchw_to_nhwc(x: Any):
     """``[..., C, H, W]`` → ``[..., H, W, C]`` for NumPy, torch or jax arrays (a view where possible)."""
+    x = _check_rank3(x)
     if _is_torch(x):
         return x.movedim(-3, -1)
     if _is_jax(x):
@@ -117,22 +144,25 @@ def nchw_to_nhwc(x: Any):
 
 def images_to_torch(images_nhwc: Any, *, device: Any = None):
     """An NHWC batch (NumPy/jax) as a contiguous NCHW ``torch.Tensor``."""
-    return to_torch(np.ascontiguousarray(nhwc_to_nchw(to_numpy(images_nhwc))), device=device)
+    x = to_numpy(_images("images_nhwc", images_nhwc, "[N, H, W, C]"), name="images_nhwc")
+    return to_torch(np.ascontiguousarray(nhwc_to_nchw(x)), device=device)
 
 
 def images_to_jax(images_nhwc: Any):
     """An NHWC batch (NumPy) as a ``jax.Array`` (the layout jax_impl uses)."""
-    return to_jax(images_nhwc)
+    x = _images("images_nhwc", images_nhwc, "[N, H, W, C]")
+    return to_jax(x if _is_torch(x) or _is_jax(x) else to_numpy(x, name="images_nhwc"))
 
 
 def images_from_torch(images_nchw: Any) -> np.ndarray:
     """A torch NCHW batch as an NHWC NumPy array (the layout parity compares in)."""
-    return np.ascontiguousarray(nchw_to_nhwc(to_numpy(images_nchw)))
+    x = to_numpy(_images("images_nchw", images_nchw, "[N, C, H, W]"), name="images_nchw")
+    return np.ascontiguousarray(nchw_to_nhwc(x))
 
 
 def images_from_jax(images_nhwc: Any) -> np.ndarray:
     """A jax NHWC batch as an NHWC NumPy array."""
-    return to_numpy(images_nhwc)
+    return to_numpy(_images("images_nhwc", images_nhwc, "[N, H, W, C]"), name="images_nhwc")
 
 
 # ----------------------------------------------------------------------------- model weights
@@ -144,7 +174,9 @@ def torch_state_dict_to_flax(state_dict) -> dict:
     """A torch ``state_dict`` (tensors anywhere, NumPy arrays) as flax linen variables
     ``{"params": ..., "batch_stats": ...}`` of NumPy arrays: :func:`twintricks.weights.torch_state_dict_to_flax`
     (the rules and the BatchNorm momentum convention are documented there)."""
-    return weights.torch_state_dict_to_flax({k: to_numpy(v) for k, v in state_dict.items()})
+    if not hasattr(state_dict, "items"):
+        raise TypeError(f"`state_dict` must be a mapping of parameter names to arrays, got {type(state_dict).__name__}")
+    return weights.torch_state_dict_to_flax({k: to_numpy(v, name=f"state_dict[{k!r}]") for k, v in state_dict.items()})
 
 
 def flax_to_torch_state_dict(variables, *, num_batches_tracked: int = 0) -> dict:

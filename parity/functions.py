@@ -281,8 +281,9 @@ def _tolerance(atol, rtol, reason) -> tuple:
         return None, None
     atol, rtol = atol or 0.0, rtol or 0.0
     for what, v in (("atol", atol), ("rtol", rtol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise ValueError(f"{what} must be a number >= 0, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+            # an infinite tolerance would pass any two outputs: a check that proves nothing
+            raise ValueError(f"{what} must be a finite number >= 0, got {v!r}")
     if (atol or rtol) and (not isinstance(reason, str) or not reason.strip()):
         raise ValueError("a tolerance needs its reason: pass reason='why these two may differ by this much'")
     return float(atol), float(rtol)

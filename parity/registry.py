@@ -230,6 +230,8 @@ class Registry:
         """The checks ``twintricks parity --trick NAME ...`` runs: for each name, every check of
         the recipe trick with that id (``crop_flip``: ``resized_crop`` and ``hflip``), else the
         check of that name. ValueError naming both vocabularies for a name that is neither."""
+        if isinstance(names, str) or not all(isinstance(n, str) for n in _iterable("names", names)):
+            raise TypeError(f"`names` must be a list of trick ids or check names, got {names!r}")
         out: list[Check] = []
         for name in names:
             found = self.of_trick(name) or ([self._checks[name]] if name in self._checks else [])
@@ -316,3 +318,11 @@ Trick = Check
 run_trick = run_seeded
 all_tricks = all_checks
 get_trick = get_check
+
+
+def _iterable(name: str, value):
+    """``value`` as a list; a ``TypeError`` naming ``name`` when it is not iterable."""
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be a list of names, got {type(value).__name__} {value!r}") from None

@@ -24,10 +24,14 @@ family of tricks.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from twintricks.checks import check_choice, check_int, check_real
 from twintricks.policies import (
     AUGMIX_NUM_BINS,
     AUGMIX_OPS,
@@ -87,16 +91,42 @@ def jax_keys(draw):
     return jax.random.key(draw(seeds()))
 
 
+def _sizes(**lows):
+    """The strategy's integer arguments checked (each ``>= low``) when it is built, not when
+    hypothesis first draws from it: a ``TypeError``/``ValueError`` naming the argument instead of
+    an error from inside hypothesis or NumPy (or an empty or negative size drawn from silently)."""
+    def wrap(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            for name, low in lows.items():
+                if name in bound.arguments:
+                    if callable(low):  # a check of its own
+                        low(name, bound.arguments[name])
+                    else:
+                        check_int(name, bound.arguments[name], low=low)
+            return fn(*args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+@_sizes(max_size=1)
 def batch_sizes(max_size: int = MAX_BATCH) -> st.SearchStrategy[int]:
     """Batch sizes 1..max_size; 1 is always a candidate (hypothesis shrinks towards it)."""
     return st.integers(1, max_size)
 
 
+@_sizes(max_classes=2)
 def num_classes(max_classes: int = 12) -> st.SearchStrategy[int]:
     """Number of classes K, 2..max_classes."""
     return st.integers(2, max_classes)
 
 
+@_sizes(min_side=1, max_side=1, max_batch=1)
 @st.composite
 def image_shapes(draw, *, min_side: int = 1, max_side: int = 12, channels=(1, 3), max_batch: int = MAX_BATCH):
     """An NHWC shape ``(N, H, W, C)``: odd and even sides, N from 1, C from ``channels``."""
@@ -132,11 +162,13 @@ def image_batches(draw, *, dtype=None, shape=None, layout: str = "NHWC", **shape
     return draw(hnp.arrays(dtype, shape, elements=elements, fill=elements))
 
 
+@_sizes(n=0, k=1)
 def int_labels(n: int, k: int) -> st.SearchStrategy[np.ndarray]:
     """``[n]`` int64 class indices in ``[0, k)``."""
     return hnp.arrays(np.int64, (n,), elements=st.integers(0, k - 1))
 
 
+@_sizes(n=0, k=1)
 @st.composite
 def soft_targets(draw, n: int, k: int):
     """``[n, k]`` float32 rows that are valid distributions (non-negative, summing to 1).
@@ -155,7 +187,9 @@ def scaled_normals(shape, *, scales=(1e-2, 1.0, 10.0), dtype=np.float32):
     ``scales``: spread values at several magnitudes (small ones make an ``eps`` matter, large
     ones a tanh-vs-exact GELU). Shrinks towards seed 0 and the first scale. The same strategy as
     :func:`parity.modules.input_batches`."""
-    shape = tuple(int(d) for d in shape)
+    if isinstance(shape, str) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"`shape` must be a tuple of sizes, got {type(shape).__name__} {shape!r}")
+    shape = tuple(check_int(f"shape[{i}]", d, low=0) for i, d in enumerate(shape))
 
     def make(seed, scale):
         return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
@@ -196,6 +230,7 @@ def _default_elements(dtype):
     return None
 
 
+@_sizes(n=0, k=1, max_magnitude=lambda name, v: check_real(name, v, low=0.0, low_inclusive=False))
 @st.composite
 def logits(draw, n: int, k: int, *, max_magnitude: float = 30.0):
     """``[n, k]`` float32 logits, including large magnitudes (up to ±``max_magnitude``)."""
@@ -208,6 +243,7 @@ def logits(draw, n: int, k: int, *, max_magnitude: float = 30.0):
     return (draw(values) * np.float32(scale)).astype(np.float32)
 
 
+@_sizes(n=0)
 @st.composite
 def permutations(draw, n: int):
     """A permutation of ``range(n)`` as int64, drawn by hypothesis (shrinks to the identity)."""
@@ -254,6 +290,7 @@ def cutout_cases(draw, *, max_side: int = SPATIAL_MAX_SIDE, max_holes: int = 3):
     return dict(images=images, params=dict(cy=cy, cx=cx), length=length, fill=draw(fills(images.dtype)))
 
 
+@_sizes(n=0, height=1, width=1)
 @st.composite
 def crop_boxes(draw, n: int, height: int, width: int):
     """Per-image boxes inside an ``height × width`` image: {top, left, height, width}, ``[N]`` int64."""
@@ -412,6 +449,7 @@ def distillation_cases(draw):
     )
 
 
+@_sizes(n=0)
 @st.composite
 def mixup_params(draw, n: int, *, per_sample: bool | None = None):
     """A ``MixupParams`` record as a dict: ``lam`` float32 (``[]`` per batch, ``[n]`` per
@@ -485,6 +523,7 @@ def mix_boxes(draw, n: int, height: int, width: int, *, per_sample: bool | None 
     return dict(top=arr[:, 0].copy(), left=arr[:, 1].copy(), height=arr[:, 2].copy(), width=arr[:, 3].copy())
 
 
+@_sizes(n=0, height=1, width=1)
 @st.composite
 def cutmix_params(draw, n: int, height: int, width: int):
     """A ``CutMixParams`` record as a dict (int64): boxes (see :func:`mix_boxes`) and ``perm``
@@ -705,6 +744,7 @@ def autoaugment_op_cases(draw, op: str, *, dtype=np.uint8, shapes=AUTOAUGMENT_OP
     return case
 
 
+@_sizes(n=0, policy=lambda name, v: check_choice(name, v, tuple(POLICY_NAMES)))
 @st.composite
 def autoaugment_params(draw, n: int, policy: str):
     """An AutoAugment parameter record as a dict: ``sub_policy`` ``[N]`` int64 in [0, 25),
@@ -742,6 +782,7 @@ __all__ += [
 POLICY_FAMILY_SHAPES = ((6, 9, 7, 3), (4, 8, 8, 1))
 
 
+@_sizes(n=0, num_ops=0)
 @st.composite
 def randaugment_params(draw, n: int, num_ops: int):
     """A RandAugment record as a dict: ``op`` ``[N, num_ops]`` int64 in [0, 14), ``negate`` bool."""
@@ -762,6 +803,7 @@ def trivialaugment_wide_params(draw, n: int, num_bins: int = 31):
     )
 
 
+@_sizes(n=0, width=1, depth=1)
 @st.composite
 def augmix_params(draw, n: int, width: int, depth: int, all_ops: bool = True):
     """An AugMix record as a dict: ``op``/``magnitude``/``negate`` ``[N, W, D]``, ``depth`` ``[N, W]``
@@ -779,6 +821,7 @@ def augmix_params(draw, n: int, width: int, depth: int, all_ops: bool = True):
     )
 
 
+@_sizes(family=lambda name, v: check_choice(name, v, ("randaugment", "trivialaugment_wide", "augmix")))
 @st.composite
 def policy_family_cases(draw, family: str, *, dtype=np.uint8, shapes=POLICY_FAMILY_SHAPES):
     """A case for one family (``"randaugment"``, ``"trivialaugment_wide"``, ``"augmix"``):

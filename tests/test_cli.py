@@ -88,6 +88,18 @@ def test_progress_bars_are_drawn_on_a_terminal_only(monkeypatch, capsys):
         (["--teacher-width", "8"], "--teacher-width set(s)"),
         (["--backend", "jax", "--devices", "3"], "--devices: `devices` must be in [1, "),
         (["--backend", "jax", "--devices", "2", "--device", "cpu:0"], "`device` 'cpu:0' names a single device"),
+        # found by benchmarks/audit.py: surfaced while (or after) the data loaded, or were accepted
+        (["--data-dir", "/nonexistent"], "--data-dir: --dataset digits is embedded, it would do nothing"),
+        (["--dataset", "folder", "--data-dir", "/nonexistent/x"], "--data-dir /nonexistent/x: no such folder"),
+        (["--dataset", "cifar10", "--download"], "--download needs --data-dir"),
+        (["--download"], "--download fetches cifar10 only"),
+        (["--teacher", "/nonexistent/t.ckpt"], "--teacher /nonexistent/t.ckpt: no such file"),
+        (["--seed", "9223372036854775808"], "`seed` must be in"),
+        (["--cutout-holes", "3"], "`cutout_holes` is a setting of `cutout`"),
+        (["--backend", "jax", "--process-id", "-1"], "jax.distributed: --process-id must be in"),
+        (["--backend", "jax", "--num-processes", "0"], "jax.distributed: --num-processes must be in"),
+        (["--backend", "jax", "--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"],
+         "--coordinator must be 'HOST:PORT'"),
     ],
 )
 def test_train_values_that_need_each_other_fail_in_one_line_before_the_data_loads(monkeypatch, tmp_path, args, message):

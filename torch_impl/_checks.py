@@ -20,7 +20,10 @@ import torch
 
 from twintricks.checks import check_distribution_summary, check_ndim
 
-__all__ = ["check_images", "check_floating", "check_labels", "check_soft_targets", "compiling", "looks_channels_last"]
+__all__ = [
+    "check_images", "check_floating", "check_labels", "check_soft_targets", "compiling", "looks_channels_last",
+    "generator_device",
+]
 
 
 def compiling() -> bool:
@@ -46,6 +49,16 @@ def looks_channels_last(shape) -> bool:
     """
     _, c, h, w = shape
     return c > _MAX_CHANNELS and w in _IMAGE_CHANNELS and h not in _IMAGE_CHANNELS
+
+
+def generator_device(generator, default=None):
+    """The device a sampler's ``generator`` draws on (``default`` for None, torch's default
+    generator); anything but a ``torch.Generator`` is a ``TypeError`` naming ``generator``."""
+    if generator is None:
+        return default
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator or None, got {_type_name(generator)}")
+    return generator.device
 
 
 def check_images(name: str, images, *, allow_float: bool = True) -> tuple[int, int, int, int]:

@@ -7,6 +7,10 @@ image's box to one static size by bilinear interpolation with gathers (no loop o
 and :func:`sample_flip_params` / :func:`hflip` flip a Bernoulli(p) subset. The kernels run under
 ``torch.compile(fullgraph=True)`` and compile once per shape. The mirror in
 :mod:`jax_impl.cropping` has the same names and records.
+
+NaN and inf: float images are not checked for them (a check would read every pixel of every
+batch); the kernels propagate them as torchvision's ``resized_crop`` and ``hflip`` do: a flip moves
+a non-finite pixel, a resize blends it into the output pixels that sample it. The same in both backends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from torch_impl._checks import check_images, compiling
+from torch_impl._checks import check_images, compiling, generator_device
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.geometry import check_scale_ratio, fallback_crop_box
@@ -98,7 +102,7 @@ def sample_resized_crop_params(
     n = check_int("batch_size", batch_size, low=0)
     height, width = check_size("image_size", image_size)
     scale, ratio = check_scale_ratio(scale, ratio)
-    gen_device = generator.device if generator is not None else None
+    gen_device = generator_device(generator)
     f32 = torch.float32
 
     def uniform(shape):
@@ -292,7 +296,7 @@ def sample_flip_params(
     """One coin per image: ``flip[n] ~ Bernoulli(p)`` (``U[0, 1) < p``), as a ``[N]`` bool tensor."""
     n = check_int("batch_size", batch_size, low=0)
     p = check_real("p", p, low=0.0, high=1.0)
-    gen_device = generator.device if generator is not None else None
+    gen_device = generator_device(generator)
     flip = torch.rand((n,), generator=generator, device=gen_device, dtype=torch.float32) < p
     return FlipParams(flip if device is None else flip.to(device))
 
@@ -347,7 +351,8 @@ class RandomResizedCropFlip(RandomTransform, nn.Module):
         box = sample_resized_crop_params(
             n, (h, w), scale=self.scale, ratio=self.ratio, generator=self.generator, device=images.device
         )
-        flip = sample_flip_params(n, p=self.flip_p, generator=self.generator, device=images.device)
+        p = check_real("flip_p", self.flip_p, low=0.0, high=1.0)  # re-checked: attributes may be set after __init__
+        flip = sample_flip_params(n, p=p, generator=self.generator, device=images.device)
         return resized_crop(images, box, size=self.size, flip=flip)
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from twintricks.checks import check_int, check_ndim, check_same_leading
 from twintricks.recipe import steps_per_epoch
 from twintricks.streaming import StreamedDataset, StreamLoaders
 
@@ -83,19 +84,39 @@ class StreamData(StreamLoaders):
         return to_device(batch, self.device)
 
 
+def _describe(x) -> str:
+    return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def epoch_permutation(n: int, *, generator: torch.Generator, device=None) -> torch.Tensor:
     """A uniform random permutation of ``range(n)`` drawn on the generator's device."""
+    n = check_int("n", n, low=0)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
     return torch.randperm(n, generator=generator, device=generator.device).to(device or generator.device)
 
 
 def batch_indices(perm: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
     """Indices of batch ``step`` of an epoch: ``perm[step·B:(step+1)·B]`` (always ``B`` of them)."""
+    if not isinstance(perm, torch.Tensor) or perm.ndim != 1 or perm.is_floating_point() or perm.dtype == torch.bool:
+        raise TypeError(f"`perm` must be a 1-D integer torch.Tensor, got {_describe(perm)}")
+    step, batch_size = check_int("step", step, low=0), check_int("batch_size", batch_size, low=1)
+    if (step + 1) * batch_size > perm.shape[0]:
+        raise ValueError(f"`step` {step}: batch {step} of `batch_size` {batch_size} ends past the {perm.shape[0]} "
+                         "indices of `perm`")
     return perm[step * batch_size : (step + 1) * batch_size]
 
 
 def eval_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int):
     """Yield ``(images, labels, valid)`` batches of exactly ``batch_size`` (the last padded with
     image 0; ``valid`` is a bool mask of the real ones)."""
+    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`images` and `labels` must be torch.Tensors, got {_describe(images)} and {_describe(labels)}")
+    check_ndim("labels", labels, 1, "[N]")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"`labels` must be integer class indices, got {labels.dtype}")
+    check_same_leading(["images", "labels"], [images, labels])
+    batch_size = check_int("batch_size", batch_size, low=1)
     n = images.shape[0]
     for start in range(0, n, batch_size):
         idx = torch.arange(start, start + batch_size, device=images.device)

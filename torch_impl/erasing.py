@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from torch_impl._checks import check_images, compiling
+from torch_impl._checks import check_images, compiling, generator_device
 from torch_impl.transform import RandomTransform
 from twintricks.checks import check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
@@ -73,7 +73,7 @@ def sample_cutout_params(
     n = check_int("batch_size", batch_size, low=0)
     h, w = check_size("image_size", image_size)
     k = check_int("n_holes", n_holes, low=0)
-    gen_device = generator.device if generator is not None else None
+    gen_device = generator_device(generator)
     cy = torch.randint(0, h, (n, k), generator=generator, device=gen_device)
     cx = torch.randint(0, w, (n, k), generator=generator, device=gen_device)
     if device is not None:
@@ -288,7 +288,7 @@ def sample_random_erasing_params(
     if len(args.value) not in (1, c):
         raise ValueError(f"`value` must have 1 or {c} (channels) entries, got {len(args.value)}")
     k = args.max_count
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    gen_device = generator_device(generator, torch.device("cpu"))
     f32 = torch.float32
 
     def uniform(shape):

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 
 from torch_impl import exact, kernels
-from torch_impl._checks import check_images, compiling
+from torch_impl._checks import check_images, compiling, generator_device
 from torch_impl._policy_checks import check_family_images as _check_family_images
 from torch_impl._policy_checks import check_int_field as _check_int_field
 from torch_impl._policy_checks import check_record as _check_record
@@ -168,7 +168,7 @@ def sample_autoaugment_params(
     """
     n = check_int("batch_size", batch_size, low=0)
     policy = policy_name(policy)
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    gen_device = generator_device(generator, torch.device("cpu"))
     prob = _PROBS.get((policy, str(gen_device)))
     if prob is None:
         prob = torch.tensor([[p for _, p, _ in sub] for sub in POLICIES[policy]], dtype=torch.float32, device=gen_device)
@@ -569,7 +569,7 @@ class AugMixParams(NamedTuple):
 
 def _on(generator, device):
     """Where to sample: the generator's device (CPU for torch's default generator)."""
-    return generator.device if generator is not None else torch.device("cpu")
+    return generator_device(generator, torch.device("cpu"))
 
 
 def _moved(params, device):

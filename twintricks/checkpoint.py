@@ -430,7 +430,7 @@ def check_resume_compatible(saved: dict, config, framework: str) -> None:
     default: the run it continues had that trick off."""
     if saved.get("framework") != framework:
         raise CheckpointError(
-            f"checkpoint was written by the {saved.get('framework')!r} backend, this run uses {framework!r}"
+            f"checkpoint was written by the {saved.get('framework')!r} backend (`framework`), this run uses {framework!r}"
         )
     old, new = dict(saved.get("config", {})), config.to_dict()
     if dataclasses.is_dataclass(config):

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 __all__ = [
     "check_real",
+    "check_bool",
     "check_int",
     "check_ordered_pair",
     "check_choice",
@@ -70,6 +71,15 @@ def check_real(
         what = "a finite number in" if finite else "in"
         raise ValueError(f"`{name}` must be {what} {interval}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool after checking it is one (Python's or NumPy's): a switch given
+    ``"no"`` or ``2`` would otherwise be truthy and silently on."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not isinstance(value, bool) and not numpy_bool:
+        raise TypeError(f"`{name}` must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:

@@ -103,7 +103,7 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
         Option("backend", "torch", "framework that runs the recipe", type=str, check=choice(("torch", "jax")),
                choices=("torch", "jax")),
         Option("seed", 0, "seed of every random draw (model initialisation, data order, tricks)", type=int,
-               check=integer(low=0)),
+               check=integer(low=0, high=2**63 - 1)),  # jax.random.key takes a C long
         Option("out", None, "output folder (default runs/<backend>-<dataset>-<model>)", type=str, metavar="DIR"),
         Option("resume", False, "continue from DIR/checkpoint.ckpt", type=bool),
         Option("precision", "float32", "bfloat16: autocast/compute dtype (GPUs)", type=str, check=choice(PRECISIONS),
@@ -195,6 +195,9 @@ def _post_init(self) -> None:
             if t.name in on and other in on and t.name < other:
                 a, b = t.switch.name, trick_named(other).switch.name
                 raise ValueError(f"`{a}` and `{b}` {t.exclusion}: choose one of them")
+    for t in TRICKS:
+        if t.cross_check is not None:
+            t.cross_check(self)
 
 
 def _to_dict(self) -> dict:

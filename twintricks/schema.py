@@ -128,7 +128,8 @@ def check_run_state(saved: dict, config, *, framework: str, steps_per_epoch: int
     if type(saved) is not dict:
         _fail("payload", "an object", saved)
     if saved.get("framework") != framework:
-        raise CheckpointError(f"checkpoint was written by the {_show(saved.get('framework'))} backend, this run uses {framework!r}")
+        raise CheckpointError(f"checkpoint was written by the {_show(saved.get('framework'))} backend (`framework`), this run uses "
+                              f"{framework!r}")
     if type(saved.get("config")) is not dict:
         _fail("config", "an object (the run's configuration)", saved.get("config"))
     check_resume_compatible(saved, config, framework)

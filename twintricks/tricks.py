@@ -55,6 +55,8 @@ from twintricks.policies import POLICY_NAMES
 __all__ = [
     "Option",
     "Trick",
+    "OptionConflict",
+    "flag_names",
     "TrickImpl",
     "STAGES",
     "TRICKS",
@@ -166,6 +168,40 @@ class Option:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
+class OptionConflict(ValueError):
+    """Options that are fine one by one but not together. The message names them as
+    ```field```, so the command line can name its flags instead (:func:`flag_names`)."""
+
+
+def flag_names(message: str, options) -> str:
+    """``message`` with each ```field``` of ``options`` written as its flag (``--field-name``)."""
+    for o in options:
+        message = message.replace(f"`{o.name}`", o.cli_flag)
+    return message
+
+
+def _randaugment_bins(config) -> None:
+    if config.randaugment and config.randaugment_magnitude >= config.randaugment_bins:
+        raise OptionConflict(
+            f"`randaugment_magnitude` must be below `randaugment_bins` ({config.randaugment_bins}): the bins are "
+            f"0..{config.randaugment_bins - 1}, got {config.randaugment_magnitude}"
+        )
+
+
+def _pairs_need_even_batch(config) -> None:
+    if config.cutmix and config.mix_mode == "pair" and config.batch_size % 2:
+        raise OptionConflict(f"`mix_mode` pair mixes image i with N-1-i: `batch_size` must be even, got {config.batch_size}")
+
+
+def _teacher_settings(config) -> None:
+    """The teacher's settings without a teacher would do nothing (its model, width, temperature, weight)."""
+    if config.teacher is None:
+        given = [o.name for o in trick_named("distillation").options[1:] if getattr(config, o.name) != o.default]
+        if given:
+            names = ", ".join(f"`{n}`" for n in given)
+            raise OptionConflict(f"{names} set(s) the distillation teacher, but there is no `teacher`: it would do nothing")
+
+
 @dataclass(frozen=True)
 class Trick:
     """One trick of the training recipe.
@@ -192,6 +228,9 @@ class Trick:
             (:meth:`~twintricks.recipe.TrainConfig.enabled_tricks` leaves them out).
         options_need_switch: its other options are refused while it is off (they would silently
             do nothing; e.g. ``--mix-prob`` without ``--cutmix``).
+        cross_check: a check of its options together (``cross_check(config)``, run by
+            :class:`~twintricks.recipe.TrainConfig`), raising :class:`OptionConflict`: what one
+            option's own check cannot see (RandAugment's magnitude below its bin count).
     """
 
     name: str
@@ -206,6 +245,7 @@ class Trick:
     exclusion: str = ""
     takes_over: tuple[str, ...] = ()
     options_need_switch: bool = False
+    cross_check: Callable[[Any], None] | None = None
 
     @property
     def switch(self) -> Option:
@@ -293,6 +333,7 @@ TRICKS: tuple[Trick, ...] = (
         ),
         example={"randaugment": True},
         options_need_switch=True,
+        cross_check=_randaugment_bins,
     ),
     Trick(
         "trivialaugment",
@@ -344,6 +385,7 @@ TRICKS: tuple[Trick, ...] = (
             Option("cutout_holes", 1, "Cutout: holes per image", type=int, check=integer(low=0)),
         ),
         example={"cutout": 8, "cutout_holes": 2},
+        options_need_switch=True,
     ),
     Trick(
         "random_erasing",
@@ -425,6 +467,7 @@ TRICKS: tuple[Trick, ...] = (
         exclusion="both mix the batch",
         takes_over=("mixup",),
         options_need_switch=True,
+        cross_check=_pairs_need_even_batch,
     ),
     Trick(
         "distillation",
@@ -446,6 +489,7 @@ TRICKS: tuple[Trick, ...] = (
                    check=real(low=0.0, high=1.0), metavar="A"),
         ),
         example={"teacher": "(a trained model)", "kd_temperature": 3.0, "kd_alpha": 0.7},
+        cross_check=_teacher_settings,
     ),
 )
 

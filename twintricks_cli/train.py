@@ -83,11 +83,14 @@ def add_parser(sub) -> None:
 def config_from_args(args):
     """A :class:`~twintricks.recipe.TrainConfig` from parsed arguments (errors → SystemExit)."""
     from twintricks.recipe import OPTIONS, TrainConfig
+    from twintricks.tricks import OptionConflict, flag_names
 
     fields = {o.name: getattr(args, o.name) for o in OPTIONS}
     fields["out"] = args.out or os.path.join("runs", f"{args.backend}-{args.dataset}-{args.model}")
     try:
         return TrainConfig(**fields)
+    except OptionConflict as exc:  # options that conflict: named by their flags
+        raise SystemExit(f"twintricks train: {flag_names(str(exc), OPTIONS)}") from None
     except (TypeError, ValueError) as exc:
         raise SystemExit(f"twintricks train: {exc}") from None
 
@@ -157,30 +160,36 @@ def _check_device(config) -> None:
         raise SystemExit(f"twintricks train: {exc}") from None
 
 
-#: Settings of the distillation trick, which do nothing without ``--teacher``.
-_TEACHER_SETTINGS = ("teacher_model", "teacher_width", "kd_temperature", "kd_alpha")
+def _check_files(config) -> None:
+    """The data set's folder and the teacher's file, before any data loads: a one-line error naming
+    the flag when one is missing, or given where it would do nothing."""
+    from twintricks.recipe import IN_MEMORY_DATASETS
+
+    embedded = config.dataset in IN_MEMORY_DATASETS and config.dataset != "cifar10"
+    if embedded and config.data_dir is not None:
+        raise SystemExit(f"twintricks train: --data-dir: --dataset {config.dataset} is embedded, it would do nothing")
+    if config.download and config.dataset != "cifar10":
+        raise SystemExit(f"twintricks train: --download fetches cifar10 only, not --dataset {config.dataset}: it would "
+                         "do nothing")
+    if not embedded:
+        if config.data_dir is None and config.download:
+            raise SystemExit("twintricks train: --download needs --data-dir (the folder to download cifar10 into)")
+        if config.data_dir is None:
+            raise SystemExit(f"twintricks train: `data_dir` is required for --dataset {config.dataset}: the folder "
+                             "holding your data (--data-dir)")
+        if not config.download and not os.path.isdir(config.data_dir):
+            raise SystemExit(f"twintricks train: --data-dir {config.data_dir}: no such folder")
+    if config.teacher is not None and not os.path.isfile(config.teacher):
+        raise SystemExit(f"twintricks train: --teacher {config.teacher}: no such file")
 
 
 def _check_late(config) -> None:
-    """The checks that need more than one value, or the backend's devices: one line each, before
-    any data loads (they used to surface as a traceback after it, or not at all)."""
-    from twintricks.recipe import OPTIONS
-
-    if config.teacher is None:
-        defaults = {o.name: o.default for o in OPTIONS}
-        given = [n for n in _TEACHER_SETTINGS if getattr(config, n) != defaults[n]]
-        if given:
-            flags = ", ".join("--" + n.replace("_", "-") for n in given)
-            raise SystemExit(f"twintricks train: {flags} set(s) the distillation teacher, but there is no --teacher: "
-                             "it would do nothing")
-    if config.randaugment and config.randaugment_magnitude >= config.randaugment_bins:
-        raise SystemExit(
-            f"twintricks train: --randaugment-magnitude must be below --randaugment-bins ({config.randaugment_bins}): "
-            f"the bins are 0..{config.randaugment_bins - 1}, got {config.randaugment_magnitude}"
-        )
-    if (config.mixup or config.cutmix) and config.mix_mode == "pair" and config.batch_size % 2:
-        raise SystemExit(f"twintricks train: --mix-mode pair mixes image i with N-1-i: --batch-size must be even, "
-                         f"got {config.batch_size}")
+    """The checks of the data and teacher files and of the backend's devices: one line each, before
+    any data loads (they used to surface as a traceback after it, or not at all). The options' own cross checks (the
+    teacher's settings without ``--teacher``, RandAugment's magnitude and bins, ``--mix-mode pair``'s
+    even batch) are the recipe's:
+    :class:`~twintricks.recipe.TrainConfig` runs them (:attr:`twintricks.tricks.Trick.cross_check`)."""
+    _check_files(config)
     if config.backend == "jax":
         from jax_impl import distributed as jd
         from jax_impl.train import resolve_device
@@ -257,7 +266,11 @@ def _start_scale_out(args, config) -> bool:
     try:
         jd.initialize(*jax_flags)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise SystemExit(f"twintricks train: jax.distributed: {one_line(exc)}") from None
+        msg = one_line(exc)
+        for name, flag in (("coordinator_address", "--coordinator"), ("num_processes", "--num-processes"),
+                           ("process_id", "--process-id")):
+            msg = msg.replace(f"`{name}`", flag)
+        raise SystemExit(f"twintricks train: jax.distributed: {msg}") from None
     return jd.is_main()
 
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl._checks import check_floating, check_labels, is_concrete
-from twintricks.checks import check_int, check_ndim
+from twintricks.checks import check_int, check_ndim, check_same_leading
 
 __all__: list[str] = []  # helpers of the mixing modules; the tricks are theirs
 
@@ -33,6 +33,13 @@ def _soft_targets(targets, num_classes) -> jax.Array:
     if num_classes is not None and targets.shape[1] != check_int("num_classes", num_classes, low=1):
         raise ValueError(f"`targets` must have num_classes={num_classes} columns, got shape {tuple(targets.shape)}")
     return jnp.asarray(targets)
+
+
+def _empty_batch(images, targets, num_classes):
+    """An empty batch stays empty: ``(images, soft targets [0, K])``, the targets checked."""
+    soft = _soft_targets(targets, num_classes)
+    check_same_leading(["images", "targets"], [images, soft])
+    return images, soft
 
 
 def _check_index(name: str, idx, shape: tuple, high: int) -> None:

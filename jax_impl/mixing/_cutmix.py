@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl._checks import check_images, check_record, hyperparameter, is_concrete
-from jax_impl.mixing._common import _check_index, _soft_targets
-from twintricks.checks import check_int, check_real, check_same_leading, check_size
+from jax_impl.mixing._common import _check_index, _empty_batch, _soft_targets
+from twintricks.checks import check_bool, check_int, check_real, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter, check_mixup_cutmix_args, minmax_cut_range
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -102,7 +102,8 @@ def sample_cutmix_params(key, batch_size: int, image_size, *, alpha: float = 1.0
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     a, _ = hyperparameter("alpha", alpha, check_beta_parameter, 1.0)
-    return _sample_cutmix(key, n, height, width, jnp.float32(a) if isinstance(a, float) else a, bool(per_sample))
+    return _sample_cutmix(key, n, height, width, jnp.float32(a) if isinstance(a, float) else a,
+                          check_bool("per_sample", per_sample))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 5))
@@ -169,6 +170,8 @@ def random_cutmix(
 ):
     """Sample (:func:`sample_cutmix_params`) and apply (:func:`cutmix`): ``(mixed_images, soft_targets)``."""
     n, height, width, _ = check_images("images", images)
+    if n == 0:  # an empty batch stays empty, as with torch_impl's module
+        return _empty_batch(images, targets, num_classes)
     params = sample_cutmix_params(key, n, (height, width), alpha=alpha, per_sample=per_sample)
     return cutmix(images, targets, params, num_classes=num_classes)
 
@@ -389,6 +392,8 @@ def random_mixup_cutmix(
     ``images`` and ``targets`` are static, but for the four numbers that may be traced
     (:func:`sample_mixup_cutmix_params`)."""
     n, height, width, _ = check_images("images", images)
+    if n == 0:  # an empty batch stays empty, as with torch_impl's module
+        return _empty_batch(images, targets, num_classes)
     params = sample_mixup_cutmix_params(
         key,
         n,

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl._checks import check_images, check_record, hyperparameter, is_concrete
-from jax_impl.mixing._common import _check_index, _soft_targets
-from twintricks.checks import check_int, check_same_leading
+from jax_impl.mixing._common import _check_index, _empty_batch, _soft_targets
+from twintricks.checks import check_bool, check_int, check_same_leading
 from twintricks.mixing import check_beta_parameter
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -41,7 +41,7 @@ def sample_mixup_params(key, batch_size: int, *, alpha: float = 1.0, per_sample:
     n = check_int("batch_size", batch_size, low=1)
     a, _ = hyperparameter("alpha", alpha, functools.partial(check_beta_parameter, allow_zero=True), 1.0)
     k_lam, k_perm = jax.random.split(key)
-    shape = (n,) if per_sample else ()
+    shape = (n,) if check_bool("per_sample", per_sample) else ()
     if isinstance(a, jax.Array):  # traced: α = 0 (no mixing) is decided on the device
         on = a > 0
         lam = jnp.where(on, jax.random.beta(k_lam, jnp.where(on, a, 1.0), jnp.where(on, a, 1.0), shape, jnp.float32), 1.0)
@@ -99,6 +99,8 @@ def mixup(images, targets, params: MixupParams, *, num_classes: int | None = Non
 def random_mixup(key, images, targets, *, alpha: float = 1.0, num_classes: int | None = None, per_sample: bool = False):
     """Sample (:func:`sample_mixup_params`) and apply (:func:`mixup`) in one call."""
     n, _, _, _ = check_images("images", images)
+    if n == 0:  # an empty batch stays empty, as with torch_impl's module
+        return _empty_batch(images, targets, num_classes)
     params = sample_mixup_params(key, n, alpha=alpha, per_sample=per_sample)
     return mixup(images, targets, params, num_classes=num_classes)
 

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl._checks import check_images, check_record, is_concrete
-from jax_impl.mixing._common import _check_index, _soft_targets
-from twintricks.checks import check_int, check_same_leading, check_size
+from jax_impl.mixing._common import _check_index, _empty_batch, _soft_targets
+from twintricks.checks import check_bool, check_int, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -71,6 +71,7 @@ def sample_ricap_params(key, batch_size: int, image_size, *, beta: float = 0.3, 
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     b = check_beta_parameter("beta", beta)
+    per_image_offsets = check_bool("per_image_offsets", per_image_offsets)
     k_beta, k_perm, k_top, k_left = jax.random.split(key, 4)
     bw, bh = jax.random.beta(k_beta, b, b, (2,), dtype=jnp.float32)
     split_row = jnp.round(height * bw).astype(jnp.int32)
@@ -170,6 +171,8 @@ def random_ricap(
 ):
     """Sample (:func:`sample_ricap_params`) and apply (:func:`ricap`): ``(patched_images, soft_targets)``."""
     n, height, width, _ = check_images("images", images)
+    if n == 0:  # an empty batch stays empty, as with torch_impl's module
+        return _empty_batch(images, labels, num_classes)
     params = sample_ricap_params(key, n, (height, width), beta=beta, per_image_offsets=per_image_offsets)
     return ricap(images, labels, params, num_classes=num_classes)
 

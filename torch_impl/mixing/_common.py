@@ -24,14 +24,14 @@ import threading
 import numpy as np
 import torch
 
-from torch_impl._checks import check_floating, check_labels, compiling
+from torch_impl._checks import check_floating, check_labels, compiling, generator_device
 from twintricks.checks import check_int, check_ndim
 
 __all__: list[str] = []  # helpers of the mixing modules; the tricks are theirs
 
 
 def _gen_device(generator) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
+    return generator_device(generator, torch.device("cpu"))
 
 
 def _beta(a: float, size: int, generator) -> np.ndarray:

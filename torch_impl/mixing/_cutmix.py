@@ -30,7 +30,7 @@ from torch_impl.mixing._common import (
     _take,
 )
 from torch_impl.transform import RandomTransform
-from twintricks.checks import check_int, check_real, check_same_leading, check_size
+from twintricks.checks import check_bool, check_int, check_real, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter, check_mixup_cutmix_args, minmax_cut_range
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -154,6 +154,7 @@ def sample_cutmix_params(
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     a = check_beta_parameter("alpha", alpha)
+    per_sample = check_bool("per_sample", per_sample)
     fields = _draw_cutmix(n, height, width, a, per_sample, generator)
     return CutMixParams(*torch.from_numpy(fields).to(device or _gen_device(generator)))
 
@@ -244,7 +245,7 @@ class CutMix(RandomTransform, nn.Module):
         super().__init__()
         self.alpha = check_beta_parameter("alpha", alpha)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
-        self.per_sample = bool(per_sample)
+        self.per_sample = check_bool("per_sample", per_sample)
         self.generator = generator
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
@@ -252,6 +253,7 @@ class CutMix(RandomTransform, nn.Module):
         soft = _soft_targets(labels, self.num_classes)
         check_same_leading(["images", "targets"], [images, soft])
         alpha = check_beta_parameter("alpha", self.alpha)  # re-checked: attributes may be set after __init__
+        check_bool("per_sample", self.per_sample)
         if n == 0:  # an empty batch stays empty, as with Mixup and MixupCutmix
             return images.clone(), soft
         # :func:`sample_cutmix_params` + :func:`cutmix`, less the record's value checks: a record
@@ -607,6 +609,15 @@ class MixupCutmix(RandomTransform, nn.Module):
         self.num_classes = check_int("num_classes", num_classes, low=1)
         self.mixup_enabled = True
         self.generator = generator
+
+    @property
+    def prob(self) -> float:
+        """The constructor's ``prob``, stored as timm's ``mix_prob`` (either name sets it; checked at call time)."""
+        return self.mix_prob
+
+    @prob.setter
+    def prob(self, value) -> None:
+        self.mix_prob = value
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
         n, _, height, width = check_images("images", images)

@@ -23,7 +23,7 @@ from torch_impl.mixing._common import (
     _soft_targets,
 )
 from torch_impl.transform import RandomTransform
-from twintricks.checks import check_int, check_same_leading
+from twintricks.checks import check_bool, check_int, check_same_leading
 from twintricks.mixing import check_beta_parameter
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -57,6 +57,7 @@ def sample_mixup_params(
     """
     n = check_int("batch_size", batch_size, low=1)
     a = check_beta_parameter("alpha", alpha, allow_zero=True)
+    per_sample = check_bool("per_sample", per_sample)
     lam, perm = _draw_mixup(n, a, per_sample, generator)
     lam = torch.from_numpy(lam) if per_sample else torch.tensor(lam, dtype=torch.float32)
     return MixupParams(lam.to(device or _gen_device(generator)), perm.to(device or perm.device))
@@ -127,7 +128,7 @@ class Mixup(RandomTransform, nn.Module):
         super().__init__()
         self.alpha = check_beta_parameter("alpha", alpha, allow_zero=True)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
-        self.per_sample = bool(per_sample)
+        self.per_sample = check_bool("per_sample", per_sample)
         self.generator = generator
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
@@ -137,6 +138,7 @@ class Mixup(RandomTransform, nn.Module):
         # :func:`sample_mixup_params` + :func:`mixup`, less the record's value checks (a record
         # drawn here is valid by construction); one λ stays a Python float
         alpha = check_beta_parameter("alpha", self.alpha, allow_zero=True)  # re-checked: attributes may be set after __init__
+        check_bool("per_sample", self.per_sample)
         lam, perm = _draw_mixup(images.shape[0], alpha, self.per_sample, self.generator)
         if self.per_sample:
             lam = torch.from_numpy(lam).to(images.device)

@@ -14,7 +14,7 @@ from torch import nn
 from torch_impl._checks import check_images, compiling
 from torch_impl.mixing._common import _beta, _check_index, _gen_device, _randperm, _soft_targets
 from torch_impl.transform import RandomTransform
-from twintricks.checks import check_int, check_same_leading, check_size
+from twintricks.checks import check_bool, check_int, check_same_leading, check_size
 from twintricks.mixing import check_beta_parameter
 from twintricks.tricks import TrickImpl, target_classes
 
@@ -88,6 +88,7 @@ def sample_ricap_params(
     n = check_int("batch_size", batch_size, low=1)
     height, width = check_size("image_size", image_size)
     b = check_beta_parameter("beta", beta)
+    per_image_offsets = check_bool("per_image_offsets", per_image_offsets)
     bw, bh = _beta(b, 2, generator)
     split_row, split_col = int(np.round(height * bw)), int(np.round(width * bh))
     gdev = _gen_device(generator)
@@ -190,7 +191,7 @@ class RICAP(RandomTransform, nn.Module):
         super().__init__()
         self.beta = check_beta_parameter("beta", beta)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
-        self.per_image_offsets = bool(per_image_offsets)
+        self.per_image_offsets = check_bool("per_image_offsets", per_image_offsets)
         self.generator = generator
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):

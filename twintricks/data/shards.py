@@ -8,6 +8,8 @@ without the dot) and ``key.cls``, the class index as decimal text. Other members
 (``key.json``, ``key.txt``, ...) are ignored. Class names come from ``PATH/classes.txt`` (one per
 line, in class-index order) when it exists; otherwise they are ``"0"``, ``"1"``, ... up to the
 largest label of the split (give ``classes.txt`` so that both splits agree on the class count).
+A label must be below :data:`MAX_CLASSES` (2^20): the class names are made for every index up to
+the largest, so one ``.cls`` of ``99999999999`` would otherwise fill the memory.
 
 :class:`ShardSource` reads every tar header once at :func:`~twintricks.data.open_source` (the
 tar format lets it skip from header to header; only ``.cls`` members are read) and keeps, per
@@ -44,6 +46,8 @@ __all__ = ["ShardSource", "find_shards"]
 
 _IMAGE_EXTS = tuple(e[1:] for e in IMAGE_EXTENSIONS)
 _MAX_CLS_BYTES = 64
+#: Labels are below this (ImageNet-21k has 21,841 classes): a larger one is a bad sample.
+MAX_CLASSES = 1 << 20
 
 
 def find_shards(root: Path, split: str) -> list[Path]:
@@ -163,6 +167,8 @@ def _parse_cls(raw) -> int | str:
     text = raw.decode("ascii", "replace").strip()
     if len(raw) > _MAX_CLS_BYTES or not text.isdigit():
         return f".cls is not a class index: {text[:20]!r}"
+    if int(text) >= MAX_CLASSES:
+        return f".cls {text[:20]} is not a class index: labels are below {MAX_CLASSES}"
     return int(text)
 
 

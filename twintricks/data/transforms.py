@@ -46,7 +46,8 @@ import math
 
 import numpy as np
 
-from twintricks.geometry import fallback_crop_box
+from twintricks.checks import check_int, check_size
+from twintricks.geometry import check_scale_ratio, fallback_crop_box
 
 __all__ = [
     "CROP", "FLIP", "ORDER",
@@ -79,6 +80,10 @@ def sample_crop(rng: np.random.Generator, height: int, width: int, scale, ratio)
     is placed uniformly (``top ~ randint(0, H - h + 1)``, ``left ~ randint(0, W - w + 1)``);
     otherwise the centre fallback. ``scale`` and ``ratio`` are checked ``(min, max)`` pairs.
     """
+    if not (hasattr(rng, "uniform") and hasattr(rng, "integers")):  # a numpy.random.Generator, or draws like it
+        raise TypeError(f"`rng` must be a numpy.random.Generator, got {type(rng).__name__}")
+    height, width = check_int("height", height, low=1), check_int("width", width, low=1)
+    scale, ratio = check_scale_ratio(scale, ratio)
     area = height * width
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     for _ in range(10):
@@ -111,7 +116,21 @@ def _resized_box(image, box: tuple[int, int, int, int], size: tuple[int, int]):
 def resized_crop(image, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
     """The ``box = (top, left, h, w)`` of a PIL ``image`` resized to ``size = (H, W)``: HWC uint8
     (box cut first, as torchvision; antialiased bilinear, no reducing gap)."""
-    return np.asarray(_resized_box(image, box, size))
+    _check_pil("image", image)
+    size = check_size("size", size)
+    if not isinstance(box, (tuple, list)) or len(box) != 4:
+        raise TypeError(f"`box` must be (top, left, h, w), got {box!r}")
+    top, left, h, w = (check_int(f"box[{i}]", v) for i, v in enumerate(box))
+    if not (0 <= top and 0 <= left and 0 < h and 0 < w and top + h <= image.height and left + w <= image.width):
+        raise ValueError(f"`box` {tuple(box)} must lie inside the {image.height}x{image.width} image with h, w > 0")
+    return np.asarray(_resized_box(image, (top, left, h, w), size))
+
+
+def _check_pil(name: str, image) -> None:
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"`{name}` must be a decoded PIL image (decode_rgb), got {type(image).__name__}")
 
 
 def train_crop(image, rng_crop: np.random.Generator, rng_flip: np.random.Generator, image_size: int, *,
@@ -140,6 +159,8 @@ def eval_crop(image, image_size: int) -> np.ndarray:
     ``S = image_size``, C-contiguous."""
     from PIL import Image
 
+    _check_pil("image", image)
+    image_size = check_int("image_size", image_size, low=1)
     resize = eval_resize_size(image_size)
     h, w = image.height, image.width
     if h <= w:
