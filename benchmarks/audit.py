@@ -525,10 +525,8 @@ def audit_backend(B):
             audit_module(area, cls, Cls, dict(hyper_w, num_classes=(const(K), "pos_int")),
                          dict(images=ims_f, targets=tgt))
         else:
-            t_name = "labels" if trick == "ricap" else "targets"  # jax's random_ricap names them labels
             audit_fn(area, f"random_{trick}", getattr(m, f"random_{trick}"),
-                     {"key": RB, "images": ims_f, t_name: tgt, "num_classes": (const(K), "pos_int"), **hyper_w},
-                     names={"labels": ("labels", "targets")})  # the kernels call them targets
+                     {"key": RB, "images": ims_f, "targets": tgt, "num_classes": (const(K), "pos_int"), **hyper_w})
 
     # erasing
     sampler("sample_cutout_params", batch_size=(const(N), "batch"), image_size=size, n_holes=(const(1), "nonneg_int"))

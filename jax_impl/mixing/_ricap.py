@@ -167,14 +167,14 @@ def ricap(images, targets, params: RicapParams, *, num_classes: int | None = Non
 
 
 def random_ricap(
-    key, images, labels, *, beta: float = 0.3, num_classes: int | None = None, per_image_offsets: bool = False
+    key, images, targets, *, beta: float = 0.3, num_classes: int | None = None, per_image_offsets: bool = False
 ):
     """Sample (:func:`sample_ricap_params`) and apply (:func:`ricap`): ``(patched_images, soft_targets)``."""
     n, height, width, _ = check_images("images", images)
     if n == 0:  # an empty batch stays empty, as with torch_impl's module
-        return _empty_batch(images, labels, num_classes)
+        return _empty_batch(images, targets, num_classes)
     params = sample_ricap_params(key, n, (height, width), beta=beta, per_image_offsets=per_image_offsets)
-    return ricap(images, labels, params, num_classes=num_classes)
+    return ricap(images, targets, params, num_classes=num_classes)
 
 
 # ------------------------------------------------------------------------------------------

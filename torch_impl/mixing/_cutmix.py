@@ -248,9 +248,9 @@ class CutMix(RandomTransform, nn.Module):
         self.per_sample = check_bool("per_sample", per_sample)
         self.generator = generator
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor):
+    def forward(self, images: torch.Tensor, targets: torch.Tensor):
         n, _, height, width = check_images("images", images)
-        soft = _soft_targets(labels, self.num_classes)
+        soft = _soft_targets(targets, self.num_classes)
         check_same_leading(["images", "targets"], [images, soft])
         alpha = check_beta_parameter("alpha", self.alpha)  # re-checked: attributes may be set after __init__
         check_bool("per_sample", self.per_sample)

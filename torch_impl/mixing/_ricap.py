@@ -194,11 +194,11 @@ class RICAP(RandomTransform, nn.Module):
         self.per_image_offsets = check_bool("per_image_offsets", per_image_offsets)
         self.generator = generator
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor):
+    def forward(self, images: torch.Tensor, targets: torch.Tensor):
         n, _, height, width = check_images("images", images)
         if n == 0:  # an empty batch stays empty, as with Mixup and MixupCutmix
             check_beta_parameter("beta", self.beta)
-            soft = _soft_targets(labels, self.num_classes)
+            soft = _soft_targets(targets, self.num_classes)
             check_same_leading(["images", "targets"], [images, soft])
             return images.clone(), soft
         params = sample_ricap_params(
@@ -209,7 +209,7 @@ class RICAP(RandomTransform, nn.Module):
             generator=self.generator,
             device=images.device,
         )
-        return ricap(images, labels, params, num_classes=self.num_classes)
+        return ricap(images, targets, params, num_classes=self.num_classes)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, num_classes={self.num_classes}, per_image_offsets={self.per_image_offsets}"
