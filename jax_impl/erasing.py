@@ -359,11 +359,23 @@ def erase(images: jax.Array, params: RandomErasingParams) -> jax.Array:
 
 @jax.jit
 def _erase_kernel(images: jax.Array, params: RandomErasingParams) -> jax.Array:
-    """The computation of :func:`erase` after its checks (jitted, as :func:`cutout`)."""
-    _, height, width, _ = images.shape
+    """The computation of :func:`erase` after its checks (jitted, as :func:`cutout`).
+
+    The select runs over ``[N, H, W·C]`` (each row of an image one run of ``W·C`` values, the
+    column of value ``j`` is ``j // C``), and the per-box row and column masks are computed once
+    behind an optimization barrier: without it XLA fuses the box arithmetic (and under
+    :func:`random_erasing`, the sampler's) into the select and recomputes it for every value."""
+    n, height, width, c = images.shape
     top, left, bh, bw = (t.astype(jnp.int32) for t in params[:4])
-    mask = jnp.any(_erasing_box_masks(top, left, bh, bw, height, width), axis=1)  # [N, H, W]
-    return jnp.where(mask[..., None], params.fill.astype(images.dtype), images)
+    rows = jnp.arange(height, dtype=jnp.int32)
+    cols = jnp.arange(width * c, dtype=jnp.int32) // c
+    in_rows = (rows >= top[..., None]) & (rows < (top + bh)[..., None])  # [N, K, H]
+    in_cols = (cols >= left[..., None]) & (cols < (left + bw)[..., None])  # [N, K, W·C]
+    in_rows, in_cols = jax.lax.optimization_barrier((in_rows, in_cols))
+    mask = jnp.any(in_rows[..., :, None] & in_cols[..., None, :], axis=1)  # [N, H, W·C]
+    flat = images.reshape(n, height, width * c)
+    fill = params.fill.astype(images.dtype).reshape(n, height, width * c)
+    return jnp.where(mask, fill, flat).reshape(images.shape)
 
 
 def random_erasing(

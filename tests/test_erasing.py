@@ -516,6 +516,25 @@ def test_random_erasing_module_reproducible_and_inputs_unmodified():
     assert "value='random'" in repr(TE.RandomErasing(value="random"))
 
 
+@pytest.mark.parametrize("threshold", [0, 10**9], ids=["box-by-box", "select"])
+def test_random_erasing_inplace_modifies_the_input_iff_asked(monkeypatch, threshold):
+    """``inplace=True`` (module and kernel) writes into the input and returns it; the default
+    leaves it unmodified; the values are the same either way, on both eager CPU paths."""
+    monkeypatch.setattr(TE, "_VALUES_PER_BOX", threshold)
+    x = torch.randint(0, 256, (4, 3, 24, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    kw = dict(p=1.0, value=(10, 128, 255), max_count=2)
+    copy = x.clone()
+    out = TE.RandomErasing(**kw, generator=torch.Generator().manual_seed(4))(copy)
+    assert torch.equal(copy, x) and out.data_ptr() != copy.data_ptr() and not torch.equal(out, x)
+    out_in = TE.RandomErasing(**kw, inplace=True, generator=torch.Generator().manual_seed(4))(copy)
+    assert out_in.data_ptr() == copy.data_ptr() and torch.equal(copy, out)
+    params = TE.sample_random_erasing_params(4, (24, 32), 3, **kw, generator=torch.Generator().manual_seed(5))
+    copy = x.clone()
+    assert torch.equal(TE.erase(copy, params, inplace=True), TE.erase(x, params)) and not torch.equal(copy, x)
+    with pytest.raises(TypeError, match="inplace"):
+        TE.RandomErasing(inplace=1)
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_random_erasing_bad_input(backend):
     if backend == "torch":

@@ -327,7 +327,9 @@ def sample_random_erasing_params(
     return RandomErasingParams(top, left, h, w, fill)
 
 
-def _check_erasing_params(images: torch.Tensor, params) -> None:
+def _check_erasing_params(images: torch.Tensor, params) -> list | None:
+    """Checks the record; returns its boxes as four Python lists ``[N·K]`` (top, left, height,
+    width) when it read them (eager, N > 0), else None."""
     n, c, height, width = images.shape
     if not isinstance(params, RandomErasingParams):
         raise TypeError(f"`params` must be a RandomErasingParams, got {type(params).__name__}")
@@ -348,38 +350,51 @@ def _check_erasing_params(images: torch.Tensor, params) -> None:
     if tuple(fill.shape) != (n, c, height, width):
         raise ValueError(f"`params.fill` must have the shape of `images` {(n, c, height, width)}, got {tuple(fill.shape)}")
     if compiling() or not n:
-        return
-    top, left, bh, bw = params.top, params.left, params.height, params.width
-    bad = (top < 0) | (left < 0) | (bh < 0) | (bw < 0) | (top + bh > height) | (left + bw > width)
-    if bool(bad.any()):
-        i, b = (int(v) for v in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"`params` box {b} of image {i} (top={int(top[i, b])}, left={int(left[i, b])}, height={int(bh[i, b])}, "
-            f"width={int(bw[i, b])}) must lie inside the {height}x{width} image"
-        )
+        return None
+    # one transfer of the boxes, then Python: a few small tensor ops per check would cost more
+    boxes = torch.stack([params.top, params.left, params.height, params.width]).reshape(4, -1).tolist()
+    k = params.top.shape[1]
+    for j, (t, l, bh, bw) in enumerate(zip(*boxes)):
+        if t < 0 or l < 0 or bh < 0 or bw < 0 or t + bh > height or l + bw > width:
+            raise ValueError(
+                f"`params` box {j % k} of image {j // k} (top={t}, left={l}, height={bh}, "
+                f"width={bw}) must lie inside the {height}x{width} image"
+            )
     fill = _distinct(fill)
+    if fill.numel() <= 64:  # a constant fill: its values, in Python
+        values = fill.reshape(-1).tolist()
+        if images.dtype == torch.uint8 and not all(0 <= v <= 255 and v == int(v) for v in values):
+            raise ValueError("`params.fill` must hold integers in [0, 255] for uint8 images (random fills need float images)")
+        if images.is_floating_point() and not all(math.isfinite(v) for v in values):
+            raise ValueError("`params.fill` must be finite")
+        return boxes
     if images.dtype == torch.uint8 and not bool(((fill == fill.round()) & (fill >= 0) & (fill <= 255)).all()):
         raise ValueError("`params.fill` must hold integers in [0, 255] for uint8 images (random fills need float images)")
     if images.is_floating_point() and not bool(torch.isfinite(fill).all()):
         raise ValueError("`params.fill` must be finite")
+    return boxes
 
 
-def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
+def erase(images: torch.Tensor, params: RandomErasingParams, *, inplace: bool = False) -> torch.Tensor:
     """Erase the boxes of ``params``: pixels inside any box of image n take ``params.fill``.
 
     ``out = where(∪_k box_nk, fill, images)`` per pixel and channel; boxes may overlap (the fill
     already holds, per pixel, the value of the box painted last). Under ``torch.compile`` and on
     a GPU: one batched select, no loop over the batch (``fullgraph=True`` holds). Eager on a CPU,
-    when the batch holds many values per box, the same bytes come from a copy of the batch and
-    one region write per box.
+    when the batch holds many values per box, the same bytes come from one region write per box
+    (into a copy of the batch, or into ``images`` itself with ``inplace=True``).
 
     Args:
-        images: ``[N, C, H, W]`` uint8 or floating; not modified.
+        images: ``[N, C, H, W]`` uint8 or floating; not modified unless ``inplace``.
         params: :class:`RandomErasingParams` (value checks in eager mode only: boxes inside the
             image; for uint8 images a fill of integers in ``[0, 255]``).
+        inplace: write the boxes into ``images`` and return it (torchvision's
+            ``erase(..., inplace=True)``; timm erases in place). Default False: a new tensor.
+            torch only: jax arrays are immutable.
 
     Returns:
-        A new tensor, same shape, dtype and device as ``images``.
+        A new tensor, same shape, dtype and device as ``images`` (``images`` itself if
+        ``inplace``).
 
     .. warning::
        torchvision's kernel writes a float fill into uint8 images by a cast; here uint8 images
@@ -391,15 +406,19 @@ def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
         torchvision ``transforms.v2.functional.erase``.
     """
     check_images("images", images)
-    _check_erasing_params(images, params)
+    if not isinstance(inplace, bool):
+        raise TypeError(f"`inplace` must be a bool, got {type(inplace).__name__}")
+    boxes = _check_erasing_params(images, params)
     _, _, height, width = images.shape
     dev = images.device
+    k = params.top.shape[1]
+    if boxes is not None and dev.type == "cpu" and images.numel() > _VALUES_PER_BOX * len(boxes[0]):
+        return _erase_box_by_box(images if inplace else images.clone(), boxes, k, params.fill)
     top, left, bh, bw = (getattr(params, f).to(dev) for f in ("top", "left", "height", "width"))
-    if not compiling() and dev.type == "cpu" and images.numel() > _VALUES_PER_BOX * top.numel():
-        return _erase_box_by_box(images, top, left, bh, bw, params.fill)
     mask = _erasing_box_masks(top, left, bh, bw, height, width).any(dim=1)  # [N, H, W]
     fill = _distinct(params.fill).to(dev, images.dtype).expand(images.shape)  # a constant fill stays expanded
-    return torch.where(mask[:, None], fill, images)
+    out = torch.where(mask[:, None], fill, images)
+    return images.copy_(out) if inplace else out
 
 
 #: Eager on a CPU, :func:`erase` writes box by box when the batch holds more than this many values
@@ -409,29 +428,34 @@ def erase(images: torch.Tensor, params: RandomErasingParams) -> torch.Tensor:
 _VALUES_PER_BOX = 16384
 
 
-def _erase_box_by_box(images, top, left, height, width, fill) -> torch.Tensor:
-    """:func:`erase` as a copy of the batch and one region write per box, from the fill (same
-    bytes as the batched select: every pixel of a box takes the fill's value there, the fill
-    already holds the last box's value where boxes overlap, and the cast is the same)."""
-    out = images.clone()
-    fill = _distinct(fill).to(images.device, images.dtype)
-    k = top.shape[1]
-    for j, (t, l, h, w) in enumerate(zip(*torch.stack([top, left, height, width]).reshape(4, -1).tolist())):
+def _erase_box_by_box(out, boxes, k: int, fill) -> torch.Tensor:
+    """:func:`erase` as one region write per box into ``out`` (the batch or its copy), from the
+    fill (same bytes as the batched select: every pixel of a box takes the fill's value there, the
+    fill already holds the last box's value where boxes overlap, and the cast is the same);
+    ``boxes``: the four Python lists of :func:`_check_erasing_params`."""
+    fill = _distinct(fill).to(out.device, out.dtype)
+    per_image, rows, cols = fill.shape[0] > 1, fill.shape[2] > 1, fill.shape[3] > 1
+    src = fill[0]
+    for j, (t, l, h, w) in enumerate(zip(*boxes)):
         if h and w:
-            src = fill[j // k] if fill.shape[0] > 1 else fill[0]
-            src = src.narrow(1, t, h) if src.shape[1] > 1 else src
-            src = src.narrow(2, l, w) if src.shape[2] > 1 else src
-            out[j // k, :, t:t + h, l:l + w].copy_(src)
+            if per_image:
+                src = fill[j // k]
+            region = src.narrow(1, t, h) if rows else src
+            region = region.narrow(2, l, w) if cols else region
+            out[j // k, :, t:t + h, l:l + w].copy_(region)
     return out
 
 
 class RandomErasing(RandomTransform, nn.Module):
     """Random erasing as a module, per image: ``forward(images) -> images``.
 
-    torchvision v2's ``RandomErasing(p, scale, ratio, value)`` arguments (``inplace`` is not
-    offered: the input is never modified) and timm's ``mode`` (``"const"``, ``"rand"``,
-    ``"pixel"``), ``min_count`` and ``max_count``; see :func:`sample_random_erasing_params`.
-    ``generator`` (optional) is the only source of randomness.
+    torchvision v2's ``RandomErasing(p, scale, ratio, value, inplace)`` arguments and timm's
+    ``mode`` (``"const"``, ``"rand"``, ``"pixel"``), ``min_count`` and ``max_count``; see
+    :func:`sample_random_erasing_params`. ``inplace=True`` writes the boxes into the input batch
+    and returns it (as torchvision's ``inplace=True`` and timm, which always erases in place;
+    saves a copy of the batch); the default False leaves the input unmodified and returns a new
+    tensor (the same values either way). ``generator`` (optional) is the only source of
+    randomness.
 
     References:
         Zhong, Zheng, Kang, Li, Yang, "Random Erasing Data Augmentation", AAAI 2020.
@@ -443,6 +467,7 @@ class RandomErasing(RandomTransform, nn.Module):
         scale=(0.02, 0.33),
         ratio=(0.3, 3.3),
         value=0.0,
+        inplace: bool = False,
         *,
         mode: str | None = None,
         min_count: int = 1,
@@ -450,6 +475,9 @@ class RandomErasing(RandomTransform, nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        if not isinstance(inplace, bool):
+            raise TypeError(f"`inplace` must be a bool, got {type(inplace).__name__}")
+        self.inplace = inplace
         args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
         self.p, self.scale, self.ratio, self.mode = args.p, args.scale, args.ratio, args.mode
         self.value = "random" if args.mode == "pixel" else (args.value[0] if len(args.value) == 1 else args.value)
@@ -472,12 +500,12 @@ class RandomErasing(RandomTransform, nn.Module):
             generator=self.generator,
             device=images.device,
         )
-        return erase(images, params)
+        return erase(images, params, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return (
             f"p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value!r}, mode={self.mode!r}, "
-            f"min_count={self.min_count}, max_count={self.max_count}"
+            f"min_count={self.min_count}, max_count={self.max_count}, inplace={self.inplace}"
         )
 
 

@@ -173,9 +173,9 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
         out, mask = sampled[:, :c], sampled[:, c:]
         fill_img = torch.tensor(fill, dtype=fill_dtype, device=device).to(dtype).view(1, -1, 1, 1)
         out = torch.where(mask < 0.5, fill_img.expand_as(out), out)
-    return out.to(images.dtype) if images.is_floating_point() else out.round().to(images.dtype)
-
-
+    if images.is_floating_point() or fill is None:  # no fill: every value is a pixel's or 0, already whole
+        return out.to(images.dtype)
+    return out.round_().to(images.dtype)  # the fill, rounded half to even
 
 
 def affine_bilinear(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None) -> torch.Tensor:

@@ -258,11 +258,11 @@ def _lut_slot(images, op, mag, names: list, static_luts):
     map every value through a function of that value and per-image (per-channel) statistics, so
     each image's LUT is its op's kernel applied to the 256 values: ``static_luts`` ``[N, 256]``
     (rows of :func:`_static_luts`) for the ops whose LUT depends only on the magnitude, computed
-    here for the images that drew the others; one gather applies them. The pixels are widened to
-    int64 (the gather's index) once, shared by Equalize's histograms.
+    here for the images that drew the others; one ``index_select`` applies them. The pixels are
+    widened once, to int32 positions in the flattened LUTs, shared by Equalize's histograms.
     """
     n, c, h, w = images.shape
-    # The images that drew Equalize first, so that their int64 pixels are a slice of ``flat``.
+    # The images that drew Equalize first, so that their pixels are the first rows of ``flat``.
     is_eq = op == OPS.index("Equalize")
     is_lut = torch.isin(op, _constant(tuple(OPS.index(name) for name in names), op.device))
     idx = torch.cat([is_eq.nonzero(), (is_lut & ~is_eq).nonzero()]).squeeze(1)
@@ -270,7 +270,10 @@ def _lut_slot(images, op, mag, names: list, static_luts):
     if not k:
         return None
     x = images.index_select(0, idx)
-    flat = x.reshape(k, c, h * w).long()
+    # Each pixel's position in the k·c LUTs of 256 entries, int32: value + 256·(image·C + channel);
+    # one int32 pass (int64 would cost twice the bytes and a slower cast) serves the lookup and the
+    # Equalize images' histograms (rows 0 .. j-1 count into their own 256 bins).
+    flat = x.reshape(k, c, h * w).to(torch.int32).add_(_lut_offsets(k, c, images.device))
     op, mag = op.index_select(0, idx), mag.index_select(0, idx)
     values = _constant(tuple(range(256)), images.device, torch.uint8).view(1, 1, 1, 256)
     updates = []
@@ -282,13 +285,19 @@ def _lut_slot(images, op, mag, names: list, static_luts):
         if not j:
             continue
         if name == "Equalize":  # rows 0 .. j-1
-            lut = kernels.equalize_lut(kernels.histograms(flat[:j]))
+            hist = torch.bincount(flat[:j].reshape(-1), minlength=j * c * 256).view(j, c, 256)
+            lut = kernels.equalize_lut(hist.to(torch.int32))
         else:
             v = values.expand(j, c, 1, 256).contiguous()
             lut = _LUT_KERNELS[name](v, x.index_select(0, rows), mag.index_select(0, rows))
         updates.append((rows, lut.view(j, c, 256)))
     luts = _replace_rows(static_luts.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
-    return idx, luts.gather(-1, flat).view(k, c, h, w)
+    return idx, luts.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
+
+
+def _lut_offsets(k: int, c: int, device) -> torch.Tensor:
+    """``[k, c, 1]`` int32: ``256·(i·c + channel)``, the start of image i's channel LUT in ``[k·c·256]``."""
+    return (torch.arange(k * c, dtype=torch.int32, device=device) * 256).view(k, c, 1)
 
 
 def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -> torch.Tensor:
@@ -873,6 +882,15 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
         images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
         chain_major(params.negate), fill, static=static, active=chain_major(active), interpolation=interpolation,
     ).view((width,) + tuple(images.shape))
+    if not static and not images.is_floating_point():
+        # eager uint8: the same products and sums (weight·x's cast to float32, the product, then the
+        # sum, each rounded) in two float32 buffers: a fresh batch-sized tensor per product costs
+        # more in page faults than its arithmetic
+        mix = images.to(torch.float32).mul_(weights[:, 0].view(n, 1, 1, 1))
+        prod = torch.empty_like(mix)
+        for j in range(width):
+            mix.add_(prod.copy_(augs[j]).mul_(weights[:, 1 + j].view(n, 1, 1, 1)))
+        return mix.to(images.dtype)
     mix = _mix(None, weights[:, 0], images, static)
     for j in range(width):
         mix = _mix(mix, weights[:, 1 + j], augs[j], static)

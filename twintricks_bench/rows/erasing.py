@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from twintricks_bench.cases import (
     Case,
     Context,
@@ -33,7 +35,7 @@ def _cutout(ctx: Context) -> list[Case]:
             "Cutout",
             dict(n_holes=1, length=length, fill=0),
             compiled_fn=lambda: (
-                lambda n, hw, dev: need("torch_impl", "sample_cutout_params")(n, hw, n_holes=1, device=dev),
+            lambda n, hw, dev: need("torch_impl", "sample_cutout_params")(n, hw, n_holes=1, device=dev),
                 lambda x, p: need("torch_impl", "cutout")(x, p, length=length, fill=0),
             ),
         ),
@@ -66,17 +68,21 @@ def _random_erasing(ctx: Context) -> list[Case]:
                            mode="const", device=ctx.torch_device)
         return torch_image_call(ctx, re)
 
-    return [
-        *ours_torch_module(
-            ctx,
-            t,
-            "RandomErasing",
-            kw,
-            compiled_fn=lambda: (
-                lambda n, hw, dev: need("torch_impl", "sample_random_erasing_params")(n, hw, 3, **kw, device=dev),
-                lambda x, p: need("torch_impl", "erase")(x, p),
-            ),
+    # timm erases in place: the eager module does too (inplace=True), like with like; the compiled
+    # kernel returns a new batch, as in torch_impl.train
+    eager, compiled = ours_torch_module(
+        ctx,
+        t,
+        "RandomErasing",
+        dict(kw, inplace=True),
+        compiled_fn=lambda: (
+            lambda n, hw, dev: need("torch_impl", "sample_random_erasing_params")(n, hw, 3, **kw, device=dev),
+            lambda x, p: need("torch_impl", "erase")(x, p),
         ),
+    )
+    return [
+        dataclasses.replace(eager, note="nn.Module wrapper: sample + apply, inplace=True (timm erases in place)"),
+        compiled,
         *ours_jax_random(ctx, t, "random_erasing", kw),
         Case(
             t,
