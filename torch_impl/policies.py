@@ -273,7 +273,8 @@ def _lut_slot(images, op, mag, names: list, static_luts):
     # Each pixel's position in the k·c LUTs of 256 entries, int32: value + 256·(image·C + channel);
     # one int32 pass (int64 would cost twice the bytes and a slower cast) serves the lookup and the
     # Equalize images' histograms (rows 0 .. j-1 count into their own 256 bins).
-    flat = x.reshape(k, c, h * w).to(torch.int32).add_(_lut_offsets(k, c, images.device))
+    offsets = torch.arange(k * c, dtype=torch.int32, device=images.device).mul_(256).view(k, c, 1)
+    flat = x.reshape(k, c, h * w).to(torch.int32).add_(offsets)
     op, mag = op.index_select(0, idx), mag.index_select(0, idx)
     values = _constant(tuple(range(256)), images.device, torch.uint8).view(1, 1, 1, 256)
     updates = []
@@ -293,11 +294,6 @@ def _lut_slot(images, op, mag, names: list, static_luts):
         updates.append((rows, lut.view(j, c, 256)))
     luts = _replace_rows(static_luts.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
     return idx, luts.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
-
-
-def _lut_offsets(k: int, c: int, device) -> torch.Tensor:
-    """``[k, c, 1]`` int32: ``256·(i·c + channel)``, the start of image i's channel LUT in ``[k·c·256]``."""
-    return (torch.arange(k * c, dtype=torch.int32, device=device) * 256).view(k, c, 1)
 
 
 def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -> torch.Tensor:
@@ -809,18 +805,25 @@ def trivialaugment_wide(
     )
 
 
-def _mix(acc, weight, x, static: bool):
-    """``acc + weight·x`` (``acc`` None: ``weight·x``) as torchvision's AugMix computes it: the product
-    rounded (float32 for uint8 images), then the sum. Compiled code could fuse the two; uint8
-    values make the product exactly splittable (:func:`torch_impl.exact.product`), so it is
-    rounded where eager torch rounds it."""
-    n = x.shape[0]
-    weight = weight.view(n, 1, 1, 1)
-    if static and compiling() and not x.is_floating_point():
-        prod = exact.product(x.float(), weight)
-    else:
-        prod = weight * x
-    return prod if acc is None else acc + prod
+def _mix(images, augs, weights, static: bool) -> torch.Tensor:
+    """``(((m·x) + v_1·a_1) + v_2·a_2) + …`` as torchvision's AugMix computes it: each product rounded
+    (float32 for uint8 images), then the sum. Compiled code could fuse the two; uint8 values make the
+    product exactly splittable (:func:`torch_impl.exact.product`), so it is rounded where eager torch
+    rounds it. Eager uint8 runs the same products and sums in two reused float32 buffers (a fresh
+    batch-sized tensor per product cost more in page faults than its arithmetic)."""
+    w = [weights[:, j].view(-1, 1, 1, 1) for j in range(weights.shape[1])]
+    if not static and not images.is_floating_point():
+        mix = images.to(torch.float32).mul_(w[0])
+        prod = torch.empty_like(mix)
+        for wj, a in zip(w[1:], augs):
+            mix.add_(prod.copy_(a).mul_(wj))
+        return mix
+    split = static and compiling() and not images.is_floating_point()
+    mix = None
+    for wj, x in zip(w, (images, *augs)):
+        prod = exact.product(x.float(), wj) if split else wj * x
+        mix = prod if mix is None else mix + prod
+    return mix
 
 
 def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, fill=None,
@@ -882,19 +885,7 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
         images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
         chain_major(params.negate), fill, static=static, active=chain_major(active), interpolation=interpolation,
     ).view((width,) + tuple(images.shape))
-    if not static and not images.is_floating_point():
-        # eager uint8: the same products and sums (weight·x's cast to float32, the product, then the
-        # sum, each rounded) in two float32 buffers: a fresh batch-sized tensor per product costs
-        # more in page faults than its arithmetic
-        mix = images.to(torch.float32).mul_(weights[:, 0].view(n, 1, 1, 1))
-        prod = torch.empty_like(mix)
-        for j in range(width):
-            mix.add_(prod.copy_(augs[j]).mul_(weights[:, 1 + j].view(n, 1, 1, 1)))
-        return mix.to(images.dtype)
-    mix = _mix(None, weights[:, 0], images, static)
-    for j in range(width):
-        mix = _mix(mix, weights[:, 1 + j], augs[j], static)
-    return mix.to(images.dtype)
+    return _mix(images, augs, weights, static).to(images.dtype)
 
 
 class RandAugment(RandomTransform, torch.nn.Module):
