@@ -77,3 +77,15 @@ def slow_scale() -> float:
 CIFAR10_ARCHIVE = Path(
     os.environ.get("TWINTRICKS_CIFAR10", Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 )
+
+
+#: The files that take longest (one-process durations on 2 cores, 2026-12-07), run first: pytest-xdist
+#: hands whole files to its workers in collection order (--dist loadfile), so a long file collected
+#: late (test_train.py, alphabetically near the end) ran alone while the other worker sat idle.
+LONGEST_FIRST = ("test_train.py", "test_distributed.py", "test_parity.py", "test_mixing.py",
+                 "test_policy_families.py", "test_optim.py", "test_ops.py", "test_bench.py", "test_checkpoint.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
