@@ -24,7 +24,7 @@ from torch import nn
 
 from torch_impl._checks import check_images, compiling, generator_device
 from torch_impl.transform import RandomTransform
-from twintricks.checks import check_int, check_ndim, check_real, check_size
+from twintricks.checks import check_bool, check_int, check_ndim, check_real, check_size
 from twintricks.erasing import check_random_erasing_args
 from twintricks.tricks import TrickImpl
 
@@ -406,8 +406,7 @@ def erase(images: torch.Tensor, params: RandomErasingParams, *, inplace: bool = 
         torchvision ``transforms.v2.functional.erase``.
     """
     check_images("images", images)
-    if not isinstance(inplace, bool):
-        raise TypeError(f"`inplace` must be a bool, got {type(inplace).__name__}")
+    check_bool("inplace", inplace)
     boxes = _check_erasing_params(images, params)
     _, _, height, width = images.shape
     dev = images.device
@@ -475,9 +474,7 @@ class RandomErasing(RandomTransform, nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        if not isinstance(inplace, bool):
-            raise TypeError(f"`inplace` must be a bool, got {type(inplace).__name__}")
-        self.inplace = inplace
+        self.inplace = check_bool("inplace", inplace)
         args = check_random_erasing_args(p, scale, ratio, value, mode, min_count, max_count)
         self.p, self.scale, self.ratio, self.mode = args.p, args.scale, args.ratio, args.mode
         self.value = "random" if args.mode == "pixel" else (args.value[0] if len(args.value) == 1 else args.value)
