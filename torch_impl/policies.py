@@ -30,12 +30,11 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 
-from torch_impl import exact, kernels
+from torch_impl import _eager, exact, kernels
 from torch_impl._checks import check_images, compiling, generator_device
 from torch_impl._policy_checks import check_family_images as _check_family_images
 from torch_impl._policy_checks import check_int_field as _check_int_field
@@ -51,7 +50,6 @@ from twintricks.policies import (
     AUGMIX_PARTIAL_OPS,
     FAMILY_OPS,
     GEOMETRIC_OPS,
-    LUT_OPS,
     OPS,
     POLICIES,
     RANDAUGMENT_OPS,
@@ -200,21 +198,6 @@ def _check_params(params, n: int, num_sub: int) -> AutoAugmentParams:
     return params
 
 
-# Each pixel-wise op as a LUT: ``kernel(values, images, magnitudes)`` with ``values`` the 256
-# uint8 values laid out as ``[k, C, 1, 256]`` images and ``images`` the k images that drew it (for
-# the statistics); the same kernels, so the same float32 operations and bytes as on the pixels.
-# (Equalize: :func:`torch_impl.kernels.equalize_lut` of the histograms.)
-_LUT_KERNELS = {
-    "Brightness": lambda v, x, m: kernels.brightness(v, m),
-    "Contrast": lambda v, x, m: kernels.contrast(v, m, kernels.contrast_mean(x)),
-    "Posterize": lambda v, x, m: kernels.posterize(v, m.to(torch.int64)),
-    "Solarize": lambda v, x, m: kernels.solarize(v, m),
-    "AutoContrast": lambda v, x, m: kernels.autocontrast(v, kernels.channel_min_max(x)),
-    "Invert": lambda v, x, m: kernels.invert(v),
-}
-
-
-_STATIC_LUT_OPS = ("Brightness", "Posterize", "Solarize", "Invert")  # LUTs from the magnitude alone
 _STATIC_LUTS: dict = {}
 
 
@@ -231,90 +214,12 @@ def _static_luts(policy: str, height: int, width: int, device) -> torch.Tensor:
     luts = values.view(1, 1, 1, 256).repeat(len(op_id), 2, 2, 1)
     for i, (ids, mags) in enumerate(zip(op_id, mag)):
         for k, (j, m) in enumerate(zip(ids, mags)):
-            if OPS[j] in _STATIC_LUT_OPS:
+            if OPS[j] in _eager.STATIC_LUT_OPS:
                 for sign, value in enumerate((m, -m)):
                     m64 = torch.tensor([value], dtype=torch.float64, device=device)
-                    luts[i, k, sign] = _LUT_KERNELS[OPS[j]](values, None, m64).view(256)
+                    luts[i, k, sign] = _eager.LUT_KERNELS[OPS[j]](values, None, m64).view(256)
     _STATIC_LUTS[key] = luts
     return luts
-
-
-_CONSTANTS: dict = {}
-
-
-def _constant(values: tuple, device, dtype=torch.int64) -> torch.Tensor:
-    """``torch.tensor(values)`` cached per device and dtype (eager only)."""
-    key = (values, str(device), dtype)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
-    return _CONSTANTS[key]
-
-
-def _lut_slot(images, op, mag, names: list, static_luts):
-    """The slot's pixel-wise ops ``names`` on uint8 images: ``(idx, results)`` for the images
-    ``idx`` that drew one of them (``None`` when none did).
-
-    On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
-    map every value through a function of that value and per-image (per-channel) statistics, so
-    each image's LUT is its op's kernel applied to the 256 values: ``static_luts`` ``[N, 256]``
-    (rows of :func:`_static_luts`) for the ops whose LUT depends only on the magnitude, computed
-    here for the images that drew the others; one ``index_select`` applies them. The pixels are
-    widened once, to int32 positions in the flattened LUTs, shared by Equalize's histograms.
-    """
-    n, c, h, w = images.shape
-    # The images that drew Equalize first, so that their pixels are the first rows of ``flat``.
-    is_eq = op == OPS.index("Equalize")
-    is_lut = torch.isin(op, _constant(tuple(OPS.index(name) for name in names), op.device))
-    idx = torch.cat([is_eq.nonzero(), (is_lut & ~is_eq).nonzero()]).squeeze(1)
-    k = idx.numel()
-    if not k:
-        return None
-    x = images.index_select(0, idx)
-    # Each pixel's position in the k·c LUTs of 256 entries, int32: value + 256·(image·C + channel);
-    # one int32 pass (int64 would cost twice the bytes and a slower cast) serves the lookup and the
-    # Equalize images' histograms (rows 0 .. j-1 count into their own 256 bins).
-    offsets = torch.arange(k * c, dtype=torch.int32, device=images.device).mul_(256).view(k, c, 1)
-    flat = x.reshape(k, c, h * w).to(torch.int32).add_(offsets)
-    op, mag = op.index_select(0, idx), mag.index_select(0, idx)
-    values = _constant(tuple(range(256)), images.device, torch.uint8).view(1, 1, 1, 256)
-    updates = []
-    for name in names:
-        if name in _STATIC_LUT_OPS:
-            continue
-        rows = (op == OPS.index(name)).nonzero().squeeze(1)
-        j = rows.numel()
-        if not j:
-            continue
-        if name == "Equalize":  # rows 0 .. j-1
-            hist = torch.bincount(flat[:j].reshape(-1), minlength=j * c * 256).view(j, c, 256)
-            lut = kernels.equalize_lut(hist.to(torch.int32))
-        else:
-            v = values.expand(j, c, 1, 256).contiguous()
-            lut = _LUT_KERNELS[name](v, x.index_select(0, rows), mag.index_select(0, rows))
-        updates.append((rows, lut.view(j, c, 256)))
-    luts = _replace_rows(static_luts.index_select(0, idx).unsqueeze(1).expand(k, c, 256), updates)
-    return idx, luts.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
-
-
-def _replace_rows(base: torch.Tensor, updates: list, *, inplace: bool = False) -> torch.Tensor:
-    """A copy of ``base`` (``base`` itself if ``inplace``: contiguous, ours to modify) with rows
-    ``idx`` replaced by ``values`` for each ``(idx, values)`` of ``updates``. Indexed assignment
-    copies element by element, so the rows are moved as int64 words where their size allows (8x
-    fewer elements)."""
-    out = base if inplace else base.clone(memory_format=torch.contiguous_format)
-    row = math.prod(out.shape[1:])
-    if not updates or out.numel() == 0:
-        return out
-    words = (row * out.element_size()) % 8 == 0
-
-    def rows(t):
-        t = t.contiguous().view(t.shape[0], row)
-        return t.view(torch.int64) if words else t
-
-    target = rows(out)
-    for idx, values in updates:
-        target[idx] = rows(values.to(out.dtype))
-    return out
 
 
 def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None, static_luts=None, inplace=False,
@@ -323,18 +228,15 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
 
     ``static``: every candidate op runs on the whole batch and ``where`` selects per image (fixed
     shapes: ``torch.compile``, accelerators). Otherwise (eager on CPU) each op runs only on the
-    images that drew it (``index_select``, data-dependent shapes), the results put back with
-    :func:`_replace_rows`, and on uint8 images the pixel-wise ops go through per-image LUTs
-    (:func:`_lut_slot`, ``static_luts`` ``[N, 256]`` from :func:`_static_luts`). All
-    give the same images: the kernels treat images independently.
+    images that drew it, a few at a time, and on uint8 images the pixel-wise ops go through
+    per-image LUTs (``static_luts`` ``[N, 256]`` from :func:`_static_luts`):
+    :func:`torch_impl._eager.apply_slot`. All give the same images: the kernels treat images
+    independently.
     """
     n, _, h, w = images.shape
-    candidates = []  # (selected images [N] bool, kernel(images, magnitudes), magnitudes [N])
     geo = [name for name in GEOMETRIC_OPS if name in slot_ops]
-    if geo and matrix is not None:  # [N, 6] per-image matrices (identity for non-geometric ops)
-        is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
-        candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
-    elif geo:
+    is_geo = None
+    if geo and matrix is None:
         zero = torch.zeros_like(mag)
         matrix = kernels.translate_matrix(zero, 0)  # identity
         builders = _matrix_builders(h, w)
@@ -343,40 +245,23 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
             sel = op == OPS.index(name)
             matrix = torch.where(sel[:, None], builders[name](torch.where(sel, mag, zero)), matrix)
             is_geo = is_geo | sel
+    if not static:
+        return _eager.apply_slot(images, op, mag, fill, matrix, None if images.is_floating_point() else static_luts,
+                                 inplace, interpolation)
+    candidates = []  # (selected images [N] bool, kernel(images, magnitudes), magnitudes [N])
+    if geo:  # [N, 6] per-image matrices (identity for non-geometric ops)
+        if is_geo is None:
+            is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
         candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
-    lut = None
-    if not static and not images.is_floating_point() and any(name in slot_ops for name in LUT_OPS):
-        # uint8: every pixel-wise op as a per-image LUT of its 256 values and one lookup.
-        lut = _lut_slot(images, op, mag, [name for name in LUT_OPS if name in slot_ops], static_luts)
-        slot_ops = set(slot_ops) - set(LUT_OPS)
     neutral = {"Posterize": 8.0, "Solarize": 1.0}
-    colour_kernels = {
-        "Brightness": kernels.brightness,
-        "Color": kernels.color,
-        "Contrast": kernels.contrast,
-        "Sharpness": kernels.sharpness,
-        "Posterize": lambda x, m: kernels.posterize(x, m.to(torch.int64)),
-        "Solarize": kernels.solarize,
-        "AutoContrast": lambda x, m: kernels.autocontrast(x),
-        "Equalize": lambda x, m: kernels.equalize(x),
-        "Invert": lambda x, m: kernels.invert(x),
-    }
-    for name, kernel in colour_kernels.items():
+    for name, kernel in _eager.KERNELS.items():
         if name in slot_ops:
             sel = op == OPS.index(name)
-            m = torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0))) if static else mag  # eager: only sel rows used
-            candidates.append((sel, kernel, m))
-    if static:
-        out = images
-        for sel, kernel, m in candidates:
-            out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
-        return out
-    updates = [] if lut is None else [lut]
+            candidates.append((sel, kernel, torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))))
+    out = images
     for sel, kernel, m in candidates:
-        idx = sel.nonzero().squeeze(1)
-        if idx.numel():
-            updates.append((idx, kernel(images.index_select(0, idx), m.index_select(0, idx))))
-    return _replace_rows(images, updates, inplace=inplace)
+        out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
+    return out
 
 
 def autoaugment(images: torch.Tensor, params: AutoAugmentParams, *, policy: str, fill=None,
@@ -669,8 +554,8 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
         v = torch.arange(256, device=device).to(torch.uint8).view(1, 1, 1, 256)
         rows = []
         for j, i in enumerate(op_id):
-            if i >= 0 and OPS[i] in _STATIC_LUT_OPS:
-                rows.append(_LUT_KERNELS[OPS[i]](v.expand(2 * b, 1, 1, 256).contiguous(), None, values[j].reshape(-1)).view(2 * b, 256))
+            if i >= 0 and OPS[i] in _eager.STATIC_LUT_OPS:
+                rows.append(_eager.LUT_KERNELS[OPS[i]](v.expand(2 * b, 1, 1, 256).contiguous(), None, values[j].reshape(-1)).view(2 * b, 256))
             else:
                 rows.append(v.view(1, 256).expand(2 * b, 256))
         luts = torch.cat(rows)
@@ -687,9 +572,10 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
 
 
 def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, static: bool, active=None,
-                 interpolation: str = "nearest"):
+                 interpolation: str = "nearest", owned: bool = False):
     """Apply each image's operation slots in order: ``op``, ``bin_``, ``negate`` ``[N, S]`` (family
-    op ids, magnitude bins, signs); ``active`` ``[N, S]`` bool (None: all) turns slots off."""
+    op ids, magnitude bins, signs); ``active`` ``[N, S]`` bool (None: all) turns slots off.
+    ``owned``: ``images`` is a contiguous batch of the caller's that may be written in place."""
     n, c, h, w = images.shape
     s = op.shape[1]
     if s == 0:
@@ -713,10 +599,10 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
     for k in range(s):
         out = _apply_slot(
             out, global_op[:, k], mag[:, k], slot_ops, fill, static, theta[:, k],
-            None if slot_luts is None else slot_luts[:, k], inplace=k > 0 and not static,
+            None if slot_luts is None else slot_luts[:, k], inplace=(k > 0 or owned) and not static,
             interpolation=interpolation,
         )
-    return out if out is not images else out.clone()
+    return out if out is not images or owned else out.clone()
 
 
 def _static(images) -> bool:
@@ -809,15 +695,11 @@ def _mix(images, augs, weights, static: bool) -> torch.Tensor:
     """``(((m·x) + v_1·a_1) + v_2·a_2) + …`` as torchvision's AugMix computes it: each product rounded
     (float32 for uint8 images), then the sum. Compiled code could fuse the two; uint8 values make the
     product exactly splittable (:func:`torch_impl.exact.product`), so it is rounded where eager torch
-    rounds it. Eager uint8 runs the same products and sums in two reused float32 buffers (a fresh
-    batch-sized tensor per product cost more in page faults than its arithmetic)."""
-    w = [weights[:, j].view(-1, 1, 1, 1) for j in range(weights.shape[1])]
+    rounds it. Eager uint8: :func:`torch_impl._eager.mix_uint8` (the same operations, a few images
+    at a time, already cast back to uint8)."""
     if not static and not images.is_floating_point():
-        mix = images.to(torch.float32).mul_(w[0])
-        prod = torch.empty_like(mix)
-        for wj, a in zip(w[1:], augs):
-            mix.add_(prod.copy_(a).mul_(wj))
-        return mix
+        return _eager.mix_uint8(images, augs, weights)
+    w = [weights[:, j].view(-1, 1, 1, 1) for j in range(weights.shape[1])]
     split = static and compiling() and not images.is_floating_point()
     mix = None
     for wj, x in zip(w, (images, *augs)):
@@ -884,8 +766,10 @@ def augmix(images: torch.Tensor, params: AugMixParams, *, all_ops: bool = True, 
     augs = _apply_draws(
         images.repeat(width, 1, 1, 1), "augmix", AUGMIX_NUM_BINS, chain_major(op), chain_major(bin_),
         chain_major(params.negate), fill, static=static, active=chain_major(active), interpolation=interpolation,
+        owned=True,
     ).view((width,) + tuple(images.shape))
-    return _mix(images, augs, weights, static).to(images.dtype)
+    mix = _mix(images, augs, weights, static)
+    return mix if mix.dtype == images.dtype else mix.to(images.dtype)
 
 
 class RandAugment(RandomTransform, torch.nn.Module):
