@@ -307,6 +307,36 @@ def test_torch_static_path_equals_subset_path(dtype):
         assert torch.equal(static, subset)
 
 
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation, monkeypatch):
+    """The eager CPU path of :mod:`torch_impl._eager` in chunks (2 images here; large images go 4 at a
+    time), with its cached nearest picks and bilinear grids (the second call reads them from the
+    cache), equals the whole-batch ``where`` path for every policy and family, uint8, with and
+    without fill."""
+    from torch_impl import _eager
+
+    monkeypatch.setattr(_eager, "CHUNK_FROM", 0)
+    monkeypatch.setattr(_eager, "CHUNK", 2)
+    monkeypatch.setattr(_eager, "_WARPS", {})
+    monkeypatch.setattr(_eager, "_WARP_BYTES", [0])
+    g = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (12, 3, 8, 8), generator=g, dtype=torch.uint8)
+    for fill in (None, (1, 2, 250)):
+        for policy in POLICY_NAMES:
+            params = TA.sample_autoaugment_params(12, policy=policy, generator=g)
+            static = TA._autoaugment(images, params, policy, fill, static=True, interpolation=interpolation)
+            for _ in range(2):
+                assert torch.equal(TA.autoaugment(images, params, policy=policy, fill=fill, interpolation=interpolation), static)
+        for family in ("randaugment", "trivialaugment_wide", "augmix"):
+            params = getattr(TA, f"sample_{family}_params")(12, generator=g)
+            kernel = getattr(TA, family)
+            with monkeypatch.context() as m:
+                m.setattr(TA, "_static", lambda x: True)
+                static = kernel(images, params, fill=fill, interpolation=interpolation)
+            for _ in range(2):
+                assert torch.equal(kernel(images, params, fill=fill, interpolation=interpolation), static), family
+
+
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 def test_torch_compile_full_graph_same_bytes(policy):
     """One graph, no breaks, and the compiled-code arithmetic (explicit FMA/rounding emulation,

@@ -21,25 +21,37 @@ allocator. The kernels treat images independently, so any grouping gives the sam
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from torch_impl import kernels
 from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS
 
-#: Images per kernel call: a 224 px float chunk (2.4 MB) and its grid stay in cache.
+#: Images per kernel call on large images: a 224 px float chunk (2.4 MB) and its grid stay in cache.
 CHUNK = 4
+#: From how many values per image (``C·H·W``) the images go :data:`CHUNK` at a time: below it
+#: (CIFAR's 3,072) a chunk's fixed cost of a dozen small calls outweighs what it saves.
+CHUNK_FROM = 1 << 16
+
+
+def regroupable(images: torch.Tensor) -> bool:
+    """Whether an image's result may depend on nothing but itself, bit for bit, however the images
+    are grouped into kernel calls: uint8 images whose ``C·H·W`` is a multiple of 64.
+
+    ATen's vectorised elementwise loops end a contiguous block with a scalar tail (which may round
+    a fused multiply-add differently); with ``C·H·W`` a multiple of 64 no tail falls inside an
+    image, so every pixel runs through the same instructions in any grouping. Otherwise each op
+    keeps the grouping this code had before chunks (all its images in one call), and float images
+    keep it too (the float Sharpness' ``conv2d`` picks its algorithm by batch size)."""
+    c, h, w = images.shape[1:]
+    return images.dtype == torch.uint8 and (c * h * w) % 64 == 0
 
 
 def chunk_size(images: torch.Tensor, count: int) -> int:
-    """How many of ``count`` images one kernel call takes: :data:`CHUNK` for uint8 images whose
-    ``C·H·W`` is a multiple of 64, else all ``count``, the grouping this code had before chunking.
+    """How many of ``count`` images one kernel call takes: :data:`CHUNK` for large
+    :func:`regroupable` images, else all ``count``."""
+    large = images[0].numel() >= CHUNK_FROM if images.shape[0] else False
+    return CHUNK if large and regroupable(images) else max(count, 1)
 
-    Same bytes either way: ATen's vectorised elementwise loops end a contiguous block with a scalar
-    tail (which may round a fused multiply-add differently), and with ``C·H·W`` a multiple of 64 no
-    tail falls inside an image, so every pixel runs through the same instructions however the
-    images are grouped; otherwise the grouping stays as it was. Float images keep it too: the
-    float Sharpness' ``conv2d`` picks its algorithm by batch size."""
-    c, h, w = images.shape[1:]
-    return CHUNK if images.dtype == torch.uint8 and (c * h * w) % 64 == 0 else max(count, 1)
 
 # Each pixel-wise op as a LUT: ``kernel(values, images, magnitudes)`` with ``values`` the 256
 # uint8 values laid out as ``[k, C, 1, 256]`` images and ``images`` the k images that drew it (for
@@ -71,6 +83,21 @@ KERNELS = {
 }
 
 
+
+def _solarize_uint8(images: torch.Tensor, t64: torch.Tensor) -> torch.Tensor:
+    """:func:`torch_impl.kernels.solarize` on uint8 images without floats: for a whole ``x``,
+    ``x >= t`` (``t`` float32, as the kernel rounds it) is ``x >= ceil(t)``, and ``255 - x`` is
+    ``x ^ 255`` (the comparison's bools as bytes, negated: 0 or 255; ``where`` is 4x slower)."""
+    thr = (t64 * 255.0).to(torch.float32).ceil_().clamp_(0, 256)
+    if bool((thr > 255).any()):  # no uint8 threshold says "none": the kernel itself
+        return kernels.solarize(images, t64)
+    thr = thr.to(torch.uint8).view(-1, 1, 1, 1)
+    return images.bitwise_xor((images >= thr).view(torch.uint8).neg_())
+
+
+#: On uint8 images, the pixel-wise ops cheaper as whole-uint8 arithmetic than as a LUT's gather
+#: (the same function of each value as their LUT, which their kernels tabulate).
+UINT8_KERNELS = {"Posterize": KERNELS["Posterize"], "Solarize": _solarize_uint8, "Invert": KERNELS["Invert"]}
 
 _CONSTANTS: dict = {}
 
@@ -115,6 +142,66 @@ def _lut_lookup(name: str, x: torch.Tensor, mag: torch.Tensor, static_rows: torc
     return lut.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
 
 
+_WARPS: dict = {}  # (kind, H, W, the 6 matrix entries) -> a grid [H, W, 2] or picks [H·W]
+_WARP_BYTES = [0]
+#: The most bytes of warp grids and nearest picks kept (first in, first out): 48 MB, e.g. 120
+#: bilinear grids or 240 nearest picks at 224 px (RandAugment draws 10 matrices, AutoAugment's
+#: ImageNet policy 18, AugMix 100, TrivialAugmentWide 310).
+WARP_CACHE_BYTES = 48 << 20
+
+
+def _per_matrix(kind: str, images: torch.Tensor, matrix: torch.Tensor, compute) -> torch.Tensor:
+    """``compute(images, matrix)`` ``[k, ...]``, each image's row cached per (kind, size, matrix):
+    the policies' matrices come from a few tabulated bins. For :func:`regroupable` images a row
+    does not depend on the other images of the call, so a cached row is the computed one."""
+    k, _, h, w = images.shape
+    keys = [(kind, h, w, *row) for row in matrix.tolist()]
+    missing = [i for i, key in enumerate(keys) if key not in _WARPS]
+    if missing:
+        idx = torch.tensor(missing, dtype=torch.int64, device=images.device)
+        rows = compute(images.index_select(0, idx), matrix.index_select(0, idx))
+        for j, i in enumerate(missing):
+            size = rows[j].numel() * rows.element_size()
+            while _WARPS and _WARP_BYTES[0] + size > WARP_CACHE_BYTES:
+                old = _WARPS.pop(next(iter(_WARPS)))
+                _WARP_BYTES[0] -= old.numel() * old.element_size()
+            _WARPS[keys[i]] = rows[j].clone()
+            _WARP_BYTES[0] += size
+    if k == 1:
+        return _WARPS[keys[0]].unsqueeze(0)
+    return torch.stack([_WARPS[key] for key in keys])
+
+
+def _picks(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Each image's nearest-neighbour pick ``[k, H·W]`` int32 for the inverse matrices ``matrix``
+    ``[k, 6]``: the flat index of the input pixel ``grid_sample`` picks, plus 1, or 0 outside.
+    Found by ``grid_sample`` itself on the image of the values ``1 .. H·W`` (exact in float32),
+    with :func:`torch_impl.kernels.affine_grid`'s grid, so the picks are the warp's own, tie for tie."""
+    k, _, h, w = images.shape
+    values = torch.arange(1, h * w + 1, dtype=torch.float32, device=images.device).view(1, 1, h, w)
+    picks = F.grid_sample(values.expand(k, 1, h, w), kernels.affine_grid(images, matrix), mode="nearest",
+                          padding_mode="zeros", align_corners=False)
+    return picks.view(k, h * w).to(torch.int32)
+
+
+def _warp_nearest_uint8(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.Tensor:
+    """:func:`torch_impl.kernels.affine_nearest` on uint8 images as one gather: each channel with
+    its fill pixel in front (the kernel's: the fill rounded half to even, or 0), indexed by
+    :func:`_picks` (cached). Nearest sampling copies pixels, so the same bytes."""
+    k, c, h, w = images.shape
+    hw = h * w
+    src = torch.empty(k, c, hw + 1, dtype=torch.uint8, device=images.device)
+    src[:, :, 1:] = images.view(k, c, hw)
+    if fill is None:
+        src[:, :, 0] = 0
+    else:
+        pixel = torch.tensor(fill, dtype=torch.float32, device=images.device).round_().to(torch.uint8)
+        src[:, :, 0] = pixel.view(1, -1).expand(k, c)
+    offsets = torch.arange(k * c, dtype=torch.int32, device=images.device).mul_(hw + 1).view(k, c, 1)
+    pos = _per_matrix("picks", images, matrix, _picks).view(k, 1, hw) + offsets
+    return src.view(-1).index_select(0, pos.view(-1)).view(k, c, h, w)
+
+
 def apply_slot(images, op, mag, fill, matrix, static_luts, inplace: bool, interpolation: str) -> torch.Tensor:
     """One operation slot, eagerly: ``op`` ``[N]`` (:data:`OPS` ids, -1: none), ``mag`` ``[N]`` float64
     signed magnitudes, ``matrix`` ``[N, 6]`` the geometric ops' inverse matrices, ``static_luts``
@@ -131,8 +218,15 @@ def apply_slot(images, op, mag, fill, matrix, static_luts, inplace: bool, interp
         for i in range(0, len(rows), size):
             r = idx[i:i + size]
             x = images.index_select(0, r)  # read before ``out`` (maybe ``images``) is written
-            if name == "geo":
+            if name == "geo" and interpolation == "nearest" and regroupable(images):  # as a gather
+                y = _warp_nearest_uint8(x, matrix.index_select(0, r), fill)
+            elif name == "geo" and regroupable(images):  # bilinear on a cached grid
+                m = matrix.index_select(0, r)
+                y = kernels.affine(x, m, fill, interpolation, grid=_per_matrix("grid", x, m, kernels.affine_grid))
+            elif name == "geo":
                 y = kernels.affine(x, matrix.index_select(0, r), fill, interpolation)
+            elif static_luts is not None and name in UINT8_KERNELS:
+                y = UINT8_KERNELS[name](x, mag.index_select(0, r))
             elif static_luts is not None and name in LUT_OPS:
                 y = _lut_lookup(name, x, mag.index_select(0, r), static_luts.index_select(0, r))
             else:

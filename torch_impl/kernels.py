@@ -56,9 +56,12 @@ def grid_dtype(images: torch.Tensor) -> torch.dtype:
 
 
 def finish(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Clamp to the dtype's range and cast back (truncation for uint8, as torchvision's ``.to``)."""
-    out = out.clamp(0, max_value(dtype))
-    return out if dtype.is_floating_point else cast_uint8(out)
+    """Clamp to the dtype's range and cast back (truncation for uint8, as torchvision's ``.to``).
+    ``out``: a fresh result of the caller's (for uint8 images, eagerly, clamped in place)."""
+    if dtype.is_floating_point or compiling():
+        out = out.clamp(0, max_value(dtype))
+        return out if dtype.is_floating_point else out.to(dtype)
+    return cast_uint8(out.clamp_(0, 255.0))
 
 
 def cast_uint8(values: torch.Tensor) -> torch.Tensor:
@@ -127,10 +130,12 @@ def affine_grid(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return base.view(1, h * w, 3).expand(n, h * w, 3).bmm(rescaled).view(n, h, w, 2)
 
 
-def affine(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None, interpolation: str = "nearest") -> torch.Tensor:
-    """:func:`affine_nearest` or :func:`affine_bilinear` by ``interpolation`` (a checked name)."""
+def affine(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None, interpolation: str = "nearest",
+           grid: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`affine_nearest` or :func:`affine_bilinear` by ``interpolation`` (a checked name);
+    ``grid``: :func:`affine_grid` of the images and matrices when the caller has it (bilinear only)."""
     if interpolation == "bilinear":
-        return affine_bilinear(images, matrix, fill)
+        return affine_bilinear(images, matrix, fill, grid)
     return affine_nearest(images, matrix, fill)
 
 
@@ -186,12 +191,13 @@ def affine_nearest(images: torch.Tensor, matrix: torch.Tensor, fill: list[float]
     return cast_uint8(out if fill is None else out.round_())
 
 
-def affine_bilinear(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None) -> torch.Tensor:
+def affine_bilinear(images: torch.Tensor, matrix: torch.Tensor, fill: list[float] | None,
+                    grid: torch.Tensor | None = None) -> torch.Tensor:
     """Warp each image by its inverse affine ``matrix`` ``[N, 6]`` (float64), bilinear, ``fill`` outside.
 
     torchvision's ``_apply_grid_transform(mode="bilinear")`` for every image at once: the grid of
-    :func:`affine_grid` (each image its own), ``grid_sample(bilinear, zeros, align_corners=False)``
-    in the grid's dtype; with ``fill`` (not None; zeros count) a ones channel is sampled along and
+    :func:`affine_grid` (each image its own; ``grid`` if given),
+    ``grid_sample(bilinear, zeros, align_corners=False)`` in the grid's dtype; with ``fill`` (not None; zeros count) a ones channel is sampled along and
     the result is ``(v - fill)·mask + fill`` (three roundings, as torchvision's ``sub_``, ``mul_``,
     ``add_``); uint8 images are rounded half to even and cast back. ``fill=None`` is torchvision's
     default: outside pixels contribute zeros and nothing is blended (not the same as ``fill=0``
@@ -205,7 +211,7 @@ def affine_bilinear(images: torch.Tensor, matrix: torch.Tensor, fill: list[float
     n, c, h, w = images.shape
     dtype = grid_dtype(images)
     device = images.device
-    grid = affine_grid(images, matrix)
+    grid = affine_grid(images, matrix) if grid is None else grid
     x = images.to(dtype)
     if fill is not None:
         x = torch.cat([x, torch.ones(n, 1, h, w, dtype=dtype, device=device)], dim=1)
