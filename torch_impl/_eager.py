@@ -8,14 +8,20 @@ Eagerly on a CPU a slot runs each operation only on the images that drew it, ins
 candidate on the whole batch: :func:`apply_slot` groups the images by their op (one host read of
 the slot's op ids), applies the op's kernel to a few images at a time (:func:`chunk_size`, where
 that gives the same bytes) and writes them into the output's rows (:func:`put_rows`). On uint8
-images the pixel-wise ops (Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize,
-Invert) go through per-image 256-entry lookup tables (LUTs): the op's own kernel applied to the
-256 values, then one gather.
+images:
+
+* Brightness, Contrast, AutoContrast and Equalize go through per-image 256-entry lookup tables
+  (LUTs): the op's own kernel applied to the 256 values, then one gather (:func:`_lut_lookup`);
+  Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`);
+* the nearest warp is one gather of ``grid_sample``'s own picks, cached per matrix
+  (:func:`_picks`), and the bilinear warp samples on a cached grid (:func:`_per_matrix`: at most
+  :data:`WARP_CACHE_BYTES`, 48 MB, held for the process).
 
 Why chunks: a batch-sized float copy, grid or int32 position tensor is a fresh allocation of
 megabytes whose page faults cost more than its arithmetic (a 36-image warp: 61 ms as one call,
 12 ms in chunks of 4, one thread), while a chunk's temporaries stay in cache and are reused by the
-allocator. The kernels treat images independently, so any grouping gives the same bytes.
+allocator. Where an image's bytes could depend on its neighbours in a call (:func:`regroupable`),
+each op keeps its images in one call, as before.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ batch in one computation with static shapes: for each of the two operation slots
 the operations that the policy can put in that slot, each once over the batch with per-image
 magnitudes (the five geometric ops share one affine warp), and selects per image with ``where``.
 No Python loop over the batch, no data-dependent shapes: it compiles once under ``torch.compile``.
-Eagerly on a CPU it instead runs each operation only on the images that drew it, and on uint8
-images the pixel-wise operations (Brightness, Contrast, Posterize, Solarize, AutoContrast,
-Equalize, Invert) as per-image 256-entry lookup tables (LUTs) and one gather per slot (same bytes).
+Eagerly on a CPU it instead runs each operation only on the images that drew it, a few images at
+a time (:mod:`torch_impl._eager`): on uint8 images the pixel-wise operations as per-image 256-entry
+lookup tables (LUTs) and a gather, or whole-uint8 arithmetic (Posterize, Solarize, Invert), the
+nearest warp as a gather of cached picks (same bytes).
 
 Given the same draws, each image equals torchvision's ``AutoAugment`` on that image alone (same
 policies, same magnitude bins, same kernels; see :mod:`torch_impl.ops` for the one exception,
