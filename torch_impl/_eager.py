@@ -26,6 +26,8 @@ each op keeps its images in one call, as before.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -150,6 +152,7 @@ def _lut_lookup(name: str, x: torch.Tensor, mag: torch.Tensor, static_rows: torc
 
 _WARPS: dict = {}  # (kind, H, W, the 6 matrix entries) -> a grid [H, W, 2] or picks [H·W]
 _WARP_BYTES = [0]
+_WARP_LOCK = threading.Lock()
 #: The most bytes of warp grids and nearest picks kept (first in, first out): 48 MB, e.g. 120
 #: bilinear grids or 240 nearest picks at 224 px (RandAugment draws 10 matrices, AutoAugment's
 #: ImageNet policy 18, AugMix 100, TrivialAugmentWide 310).
@@ -159,23 +162,33 @@ WARP_CACHE_BYTES = 48 << 20
 def _per_matrix(kind: str, images: torch.Tensor, matrix: torch.Tensor, compute) -> torch.Tensor:
     """``compute(images, matrix)`` ``[k, ...]``, each image's row cached per (kind, size, matrix):
     the policies' matrices come from a few tabulated bins. For :func:`regroupable` images a row
-    does not depend on the other images of the call, so a cached row is the computed one."""
+    does not depend on the other images of the call, so a cached row is the computed one. Each
+    missing matrix is computed once per call; the cache is changed under a lock."""
     k, _, h, w = images.shape
     keys = [(kind, h, w, *row) for row in matrix.tolist()]
-    missing = [i for i, key in enumerate(keys) if key not in _WARPS]
-    if missing:
-        idx = torch.tensor(missing, dtype=torch.int64, device=images.device)
+    with _WARP_LOCK:
+        found = [_WARPS.get(key) for key in keys]
+    first: dict = {}  # each missing key -> the first image with it
+    for i, (key, row) in enumerate(zip(keys, found)):
+        if row is None and key not in first:
+            first[key] = i
+    if first:
+        idx = torch.tensor(list(first.values()), dtype=torch.int64, device=images.device)
         rows = compute(images.index_select(0, idx), matrix.index_select(0, idx))
-        for j, i in enumerate(missing):
-            size = rows[j].numel() * rows.element_size()
-            while _WARPS and _WARP_BYTES[0] + size > WARP_CACHE_BYTES:
-                old = _WARPS.pop(next(iter(_WARPS)))
-                _WARP_BYTES[0] -= old.numel() * old.element_size()
-            _WARPS[keys[i]] = rows[j].clone()
-            _WARP_BYTES[0] += size
-    if k == 1:
-        return _WARPS[keys[0]].unsqueeze(0)
-    return torch.stack([_WARPS[key] for key in keys])
+        new = {key: rows[j].clone() for j, key in enumerate(first)}
+        with _WARP_LOCK:
+            for key, row in new.items():
+                size = row.numel() * row.element_size()
+                old = _WARPS.pop(key, None)
+                _WARP_BYTES[0] -= 0 if old is None else old.numel() * old.element_size()
+                while _WARPS and _WARP_BYTES[0] + size > WARP_CACHE_BYTES:
+                    old = _WARPS.pop(next(iter(_WARPS)))
+                    _WARP_BYTES[0] -= old.numel() * old.element_size()
+                if size <= WARP_CACHE_BYTES:
+                    _WARPS[key] = row
+                    _WARP_BYTES[0] += size
+        found = [new[key] if row is None else row for key, row in zip(keys, found)]
+    return found[0].unsqueeze(0) if k == 1 else torch.stack(found)
 
 
 def _picks(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
