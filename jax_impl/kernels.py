@@ -169,26 +169,40 @@ def grid_terms(theta, h: int, w: int, dtype):
 @functools.partial(jax.jit, static_argnames=("fill",))
 def warp_nearest(images, terms, *, fill):
     """:func:`affine_nearest` from :func:`grid_terms` (which a caller can compute once, outside
-    the per-pixel code: XLA would otherwise recompute the split products for every pixel)."""
+    the per-pixel code: XLA would otherwise recompute the split products for every pixel). The
+    source index of each pixel is computed once per pixel (:func:`_per_pixel`), not per channel."""
     n, h, w, c = images.shape
     dtype = compute_dtype(images)
 
-    def coord(col: int, size: int):
-        px, py, c0 = terms[3 * col : 3 * col + 3]
-        g = (px + py) + c0
-        i = jnp.round((g + 1) * (size * 0.5) - 0.5)
-        return i, (i >= 0) & (i <= size - 1)
+    def plan():
+        def coord(col: int, size: int):
+            px, py, c0 = terms[3 * col : 3 * col + 3]
+            g = (px + py) + c0
+            i = jnp.round((g + 1) * (size * 0.5) - 0.5)
+            return i, (i >= 0) & (i <= size - 1)
 
-    ix, okx = coord(0, w)
-    iy, oky = coord(1, h)
-    valid = okx & oky
-    idx = jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w)
+        ix, okx = coord(0, w)
+        iy, oky = coord(1, h)
+        valid = okx & oky
+        return jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w), valid
+
+    idx, valid = _per_pixel(plan, terms)
     out = jax.vmap(lambda im, i: im[i])(images.reshape(n, h * w, c), idx).reshape(n, h, w, c)
     fill_dtype = images.dtype if is_float(images) else dtype
     fill_img = jnp.asarray(fill if fill is not None else (0.0,) * c, dtype=fill_dtype)
     if not is_float(images):
         fill_img = jnp.round(fill_img)  # torchvision rounds the float32 fill (half to even) with the pixels
     return jnp.where(valid[..., None], out, fill_img.astype(images.dtype))
+
+
+def _per_pixel(plan, terms):
+    """``plan()`` (a warp's per-pixel arrays) computed once, in a conditional that is always taken
+    (``v == v | v != v`` holds for every float, NaN included): XLA does not fuse across it, so
+    the per-value code reads the results instead of recomputing them for every channel (it fuses
+    cheap per-pixel producers into their per-value consumers)."""
+    v = terms[2].reshape(-1)[:1]
+    always = jnp.any((v == v) | (v != v)) | (v.size == 0)
+    return jax.lax.cond(always, plan, lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(plan)))
 
 
 def affine(images, theta, *, fill, interpolation: str = "nearest"):
@@ -266,13 +280,8 @@ def warp_bilinear(images, terms, *, fill):
             idx = jnp.where(inside, (iy + 2) * (w + 1) + (ix + 1), 0).reshape(n, h * w)  # row 0: zeros
             return ix, iy, wx, ny, idx, make_quads(images)
 
-        # Computed once per pixel, in a conditional that is always taken (``v == v | v != v``
-        # is true for every float, NaN included): XLA does not fuse across it, so the per-value
-        # code below reads the plan instead of recomputing it for every channel (inside the
-        # policies' loop XLA otherwise rebuilt the quads for every value: 2-3x slower).
-        v = terms[2].reshape(-1)[:1]
-        always = jnp.any((v == v) | (v != v)) | (n * h * w == 0)
-        ix, iy, wx, ny, idx, quads = jax.lax.cond(always, plan, lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(plan)))
+        # Inside the policies' loop XLA otherwise rebuilt the quads for every value (2-3x slower).
+        ix, iy, wx, ny, idx, quads = _per_pixel(plan, terms)
         ex, sy = 1 - wx, 1 - ny
         offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
         oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
