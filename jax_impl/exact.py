@@ -12,6 +12,8 @@ which roundings they need:
   with error-free transformations, whatever XLA decides to fuse;
 * :func:`fma8` is a cheaper exact form of :func:`fma` when one factor is an 8-bit integer,
   used where it was checked on every input (the uint8 luma, AutoAugment's Color/Sharpness bins);
+* :func:`fma_by_constant` is :func:`fma` with a Python-number factor of at most 12 significant
+  bits (the grid's ``size/2``), the same float operations less the partial products that are 0;
 * :func:`divisor` keeps a true division where XLA would multiply by a rounded reciprocal;
 * :func:`run_time` keeps a host-computed matrix from being folded into constants under a
   user's ``jit`` (so ``jit`` and eager calls round alike);
@@ -35,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["split", "product", "two_sum", "fma", "fma8", "divisor", "run_time", "exact_parts", "sum2", "cos_sin_degrees"]
+__all__ = ["split", "product", "two_sum", "fma", "fma_by_constant", "fma8", "divisor", "run_time", "exact_parts", "sum2", "cos_sin_degrees"]
 
 _DEG_TO_RAD = math.pi / 180.0
 
@@ -81,6 +83,24 @@ def fma(a, b, c):
         s, e = two_sum(s, part)
         err = e if err is None else err + e
     return s + err
+
+
+def fma_by_constant(a, b: float, c):
+    """:func:`fma` ``(a, b, c)`` for a Python number ``b``, the same bits with half the work when
+    ``b`` has at most 12 significant bits (its low split half is 0: the partial products
+    ``a_h·0`` and ``a_l·0`` add nothing but the sign of a zero); else :func:`fma` itself.
+
+    ``a_h·b`` and ``a_l·b`` are exact (at most 12 + 12 bits), so an FMA that XLA may form from
+    them changes nothing, and the two error-free sums and the error total are those of :func:`fma`.
+    """
+    b32 = np.float32(b)
+    lo = b32 - np.uint32(np.asarray(b32).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32)
+    if lo != 0 or not np.isfinite(b32):
+        return fma(a, jnp.asarray(b32, jnp.float32), c)
+    ah, al = split(a, 12)
+    s, e1 = two_sum(c, ah * b32)
+    s, e2 = two_sum(s, al * b32)
+    return s + (e1 + e2)
 
 
 def fma8(a, b, c):

@@ -169,26 +169,40 @@ def grid_terms(theta, h: int, w: int, dtype):
 @functools.partial(jax.jit, static_argnames=("fill",))
 def warp_nearest(images, terms, *, fill):
     """:func:`affine_nearest` from :func:`grid_terms` (which a caller can compute once, outside
-    the per-pixel code: XLA would otherwise recompute the split products for every pixel)."""
+    the per-pixel code: XLA would otherwise recompute the split products for every pixel). The
+    source index of each pixel is computed once per pixel (:func:`_per_pixel`), not per channel."""
     n, h, w, c = images.shape
     dtype = compute_dtype(images)
 
-    def coord(col: int, size: int):
-        px, py, c0 = terms[3 * col : 3 * col + 3]
-        g = (px + py) + c0
-        i = jnp.round((g + 1) * (size * 0.5) - 0.5)
-        return i, (i >= 0) & (i <= size - 1)
+    def plan():
+        def coord(col: int, size: int):
+            px, py, c0 = terms[3 * col : 3 * col + 3]
+            g = (px + py) + c0
+            i = jnp.round((g + 1) * (size * 0.5) - 0.5)
+            return i, (i >= 0) & (i <= size - 1)
 
-    ix, okx = coord(0, w)
-    iy, oky = coord(1, h)
-    valid = okx & oky
-    idx = jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w)
+        ix, okx = coord(0, w)
+        iy, oky = coord(1, h)
+        valid = okx & oky
+        return jnp.where(valid, iy * w + ix, 0).astype(jnp.int32).reshape(n, h * w), valid
+
+    idx, valid = _per_pixel(plan, terms)
     out = jax.vmap(lambda im, i: im[i])(images.reshape(n, h * w, c), idx).reshape(n, h, w, c)
     fill_dtype = images.dtype if is_float(images) else dtype
     fill_img = jnp.asarray(fill if fill is not None else (0.0,) * c, dtype=fill_dtype)
     if not is_float(images):
         fill_img = jnp.round(fill_img)  # torchvision rounds the float32 fill (half to even) with the pixels
     return jnp.where(valid[..., None], out, fill_img.astype(images.dtype))
+
+
+def _per_pixel(plan, terms):
+    """``plan()`` (a warp's per-pixel arrays) computed once, in a conditional that is always taken
+    (``v == v | v != v`` holds for every float, NaN included): XLA does not fuse across it, so
+    the per-value code reads the results instead of recomputing them for every channel (it fuses
+    cheap per-pixel producers into their per-value consumers)."""
+    v = terms[2].reshape(-1)[:1]
+    always = jnp.any((v == v) | (v != v)) | (v.size == 0)
+    return jax.lax.cond(always, plan, lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(plan)))
 
 
 def affine(images, theta, *, fill, interpolation: str = "nearest"):
@@ -228,7 +242,15 @@ def affine_bilinear(images, theta, *, fill):
 
 @functools.partial(jax.jit, static_argnames=("fill",))
 def warp_bilinear(images, terms, *, fill):
-    """:func:`affine_bilinear` from :func:`grid_terms` (see :func:`warp_nearest`)."""
+    """:func:`affine_bilinear` from :func:`grid_terms` (see :func:`warp_nearest`).
+
+    uint8 images read their four corners with one gather per output value: each position of the
+    zero-padded image holds its 2×2 neighbourhood as the four bytes of a uint32
+    (:func:`make_quads`), so a corner outside the image reads the padding's 0, as ``grid_sample``'s
+    zeros padding does (4× fewer gathers, which were most of the warp's time on CPU); the
+    per-pixel plan (source positions, fractions, the quads) is computed once per pixel, not per
+    channel. Same operations and roundings as the four-gather form, so the same bytes.
+    """
     n, h, w, c = images.shape
     dtype = grid_dtype(images)
     exact32 = dtype == jnp.float32
@@ -237,52 +259,89 @@ def warp_bilinear(images, terms, *, fill):
     def coord(col: int, size: int):
         px, py, c0 = terms[3 * col : 3 * col + 3]
         g = (px + py) + c0
-        x = fma(g + 1, jnp.asarray(size * 0.5, dtype), jnp.asarray(-0.5, dtype))
+        if exact32:  # size/2 has few significant bits: exact.fma's bits, half its work
+            x = exact.fma_by_constant(g + 1, size * 0.5, jnp.asarray(-0.5, dtype))
+        else:
+            x = fma(g + 1, jnp.asarray(size * 0.5, dtype), jnp.asarray(-0.5, dtype))
         x0 = jnp.floor(x)
         frac = x - x0
         return x0.astype(jnp.int32), frac, 1 - frac
 
-    ix, wx, ex = coord(0, w)  # [N, 1 or H, W]
-    iy, ny, sy = coord(1, h)
-    ix, wx, ex = (jnp.broadcast_to(t, (n, h, w)) for t in (ix, wx, ex))
-    iy, ny, sy = (jnp.broadcast_to(t, (n, h, w)) for t in (iy, ny, sy))
-    flat = images.reshape(n, h * w, c)
-    corners = []
-    for dy, dx, weight in ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx)):
-        yy, xx = iy + dy, ix + dx
-        ok = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-        idx = jnp.where(ok, yy * w + xx, 0).reshape(n, h * w)
-        v = jax.vmap(lambda im, i: im[i])(flat, idx).reshape(n, h, w, c).astype(dtype)
-        corners.append((jnp.where(ok[..., None], v, 0), ok, weight[..., None]))
     zero = jnp.zeros((), dtype)
     if exact32 and not is_float(images):
         # uint8 values (and the mask's 0/1) have 8 bits: with each weight split into 16 + 8
         # significant bits both partial products are exact, so the fused multiply-add is the
         # error-free sum of three terms (Sum2), half the work of the general exact.fma.
-        parts = [exact.split(weight, 16) for _, _, weight in corners]
+        def plan():
+            ix, wx, _ = coord(0, w)
+            iy, ny, _ = coord(1, h)
+            ix, wx, iy, ny = (jnp.broadcast_to(t, (n, h, w)) for t in (ix, wx, iy, ny))
+            inside = (iy >= -1) & (iy <= h - 1) & (ix >= -1) & (ix <= w - 1)  # a corner in the image
+            idx = jnp.where(inside, (iy + 2) * (w + 1) + (ix + 1), 0).reshape(n, h * w)  # row 0: zeros
+            return ix, iy, wx, ny, idx, make_quads(images)
+
+        # Inside the policies' loop XLA otherwise rebuilt the quads for every value (2-3x slower).
+        ix, iy, wx, ny, idx, quads = _per_pixel(plan, terms)
+        ex, sy = 1 - wx, 1 - ny
+        offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
+        oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
+        weights = [weight[..., None] for _, _, weight in offsets]
+        parts = [exact.split(weight, 16) for weight in weights]
 
         def fma_at(k, v, acc):
             hi, lo = parts[k]
+            if acc is None:  # 0 + v·w: Sum2's s2 + e2 is its rounded sum s2, the product rounded once
+                return v * hi + v * lo
             s, e = exact.two_sum(acc, v * hi)
             s2, e2 = exact.two_sum(s, v * lo)
             return s2 + (e + e2)
+
+        quads = quads.reshape(n, (h + 2) * (w + 1), c)
+        q = jax.vmap(lambda im, i: im.at[i].get(mode="promise_in_bounds"))(quads, idx).reshape(n, h, w, c)
+        values = [((q >> (8 * k)) & 255).astype(dtype) for k in range(4)]  # nw, ne, sw, se
     else:
+        ix, wx, ex = coord(0, w)  # [N, 1 or H, W]
+        iy, ny, sy = coord(1, h)
+        ix, wx, ex = (jnp.broadcast_to(t, (n, h, w)) for t in (ix, wx, ex))
+        iy, ny, sy = (jnp.broadcast_to(t, (n, h, w)) for t in (iy, ny, sy))
+        offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
+        oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
+        weights = [weight[..., None] for _, _, weight in offsets]
 
         def fma_at(k, v, acc):
-            return fma(v, corners[k][2], acc)
+            return fma(v, weights[k], zero if acc is None else acc)
 
-    def interpolate(values):
-        acc = fma_at(0, values[0], zero)  # the product, rounded once
+        flat = images.reshape(n, h * w, c)
+        values = []
+        for (dy, dx, _), ok in zip(offsets, oks):
+            idx = jnp.where(ok, (iy + dy) * w + (ix + dx), 0).reshape(n, h * w)
+            v = jax.vmap(lambda im, i: im[i])(flat, idx).reshape(n, h, w, c).astype(dtype)
+            values.append(jnp.where(ok[..., None], v, 0))
+
+    def interpolate(vals):
+        acc = fma_at(0, vals[0], None)  # the product, rounded once
         for k in range(1, 4):
-            acc = fma_at(k, values[k], acc)
+            acc = fma_at(k, vals[k], acc)
         return acc
 
-    out = interpolate([v for v, _, _ in corners])
+    out = interpolate(values)
     if fill is not None:
-        mask = interpolate([ok[..., None].astype(dtype) for _, ok, _ in corners])
+        mask = interpolate([ok[..., None].astype(dtype) for ok in oks])
         fill_img = jnp.asarray(fill, images.dtype if is_float(images) else dtype).astype(dtype)
         out = fma(out - fill_img, mask, zero) + fill_img  # torchvision's sub_, mul_, add_: three roundings
     return out.astype(images.dtype) if is_float(images) else jnp.round(out).astype(images.dtype)
+
+
+def make_quads(u8):
+    """``[N, H + 2, W + 1, C]`` uint32: at ``(y, x)`` the bytes of the zero-padded image at
+    ``(y - 2, x - 1)``, ``(y - 2, x)``, ``(y - 1, x - 1)``, ``(y - 1, x)`` (low to high: the 2×2
+    corners nw, ne, sw, se of source position ``(y - 2, x - 1)``); row 0 is all zeros (two rows
+    of padding on top), the quad of a position whose four corners are all outside. Built by a
+    bitcast of the four shifted views (a shift-and-or form is fused into every gather that reads
+    it). Byte order: little-endian, as on every platform jax runs on."""
+    p = jnp.pad(u8, ((0, 0), (2, 1), (1, 1), (0, 0)))
+    stacked = jnp.stack([p[:, :-1, :-1], p[:, :-1, 1:], p[:, 1:, :-1], p[:, 1:, 1:]], axis=-1)
+    return jax.lax.bitcast_convert_type(stacked, jnp.uint32)
 
 
 def grayscale(x, is_float: bool):
