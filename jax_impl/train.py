@@ -38,7 +38,6 @@ trick's fixed stream id, so enabling one trick never changes another's.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import jax
@@ -53,6 +52,7 @@ from jax_impl.losses import distillation_loss, label_smoothing_cross_entropy, so
 from jax_impl.optim import adabound, adaboundw, amsbound
 from twintricks.checkpoint import CheckpointError
 from twintricks.datasets import channel_stats
+from twintricks.threads import xla_threads_requested
 from twintricks.streaming import IMAGENET_MEAN, IMAGENET_STD, StreamedDataset, describe, resume_state
 from twintricks.recipe import TrainConfig, device_tricks, fit, lr_table, progress_bar
 from twintricks.tricks import STAGES, TrickImpl, collect_impls
@@ -98,9 +98,8 @@ def resolve_device(name=None):
 
 
 def _xla_threads() -> int | None:
-    """The intra-op thread count requested in ``XLA_FLAGS`` (None: XLA's default)."""
-    m = re.search(r"intra_op_parallelism_threads=(\d+)", os.environ.get("XLA_FLAGS", ""))
-    return int(m.group(1)) if m else None
+    """The thread count ``XLA_FLAGS`` asks of XLA:CPU: 1, or None (XLA's default, one per core)."""
+    return xla_threads_requested(os.environ.get("XLA_FLAGS", ""))
 
 
 def build_optimizer(config: TrainConfig, schedule) -> optax.GradientTransformation:

@@ -49,7 +49,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
     _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
-    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+    if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
         set_threads(_share, torch=False)
 
 # pytest-xdist runs one worker per core (addopts -n auto): on a GPU machine each worker's jax would

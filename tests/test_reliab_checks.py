@@ -126,3 +126,18 @@ def test_soft_targets_within_rounding_pass():
             t = torch.rand(64, k, generator=g, dtype=torch.float64)
             t = (t / t.sum(1, keepdim=True)).to(dtype)
             T.soft_target_cross_entropy(torch.zeros(64, k, dtype=dtype), t)
+
+
+def test_xla_thread_flags_are_all_flags_so_later_flags_still_apply():
+    """XLA stops reading ``XLA_FLAGS`` at the first word that is not a ``--flag`` (checked by hand:
+    a ``--xla_dump_to`` after ``intra_op_parallelism_threads=1`` dumped nothing), so every entry
+    set_threads writes is a ``--flag``, and the thread count read back is what XLA can honour."""
+    from twintricks.threads import xla_thread_flag, xla_threads_requested
+
+    for threads in (1, 2, 8):
+        words = xla_thread_flag(threads).split()
+        assert words and all(w.startswith("--") for w in words), words
+    assert xla_threads_requested(xla_thread_flag(1)) == 1
+    assert xla_threads_requested(xla_thread_flag(4)) is None  # XLA's pool: one thread per core
+    assert xla_threads_requested("") is None
+    assert xla_threads_requested("--xla_cpu_multi_thread_eigen=false --xla_cpu_multi_thread_eigen=true") is None

@@ -31,6 +31,7 @@ from torch_impl import train as ttrain
 from twintricks.datasets import load_digits
 from twintricks.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from twintricks.recipe import TrainConfig, fit
+from twintricks.threads import xla_thread_flag
 from twintricks.tricks import TRICKS
 
 from conftest import CHILD_XLA_FLAGS
@@ -419,7 +420,7 @@ def _children_env(tmp_path) -> dict:
     """The environment of the kill/resume children: one CPU thread for XLA (torch sets its own),
     and a persistent compilation cache that the children share, so that only the first one
     compiles the step (the others load the same executable: the same results, minutes less)."""
-    return {**os.environ, "XLA_FLAGS": f"{CHILD_XLA_FLAGS} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    return {**os.environ, "XLA_FLAGS": f"{CHILD_XLA_FLAGS} {xla_thread_flag(1)}",
             "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 

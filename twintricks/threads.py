@@ -11,9 +11,10 @@ the environment variable for jax and imports nothing of jax; torch's intra-op po
 from __future__ import annotations
 
 import os
+import re
 import sys
 
-__all__ = ["auto_threads", "set_threads"]
+__all__ = ["auto_threads", "set_threads", "xla_thread_flag", "xla_threads_requested"]
 
 
 def auto_threads() -> int | None:
@@ -24,6 +25,22 @@ def auto_threads() -> int | None:
         return 1 if os.getloadavg()[0] >= (os.cpu_count() or 1) else None
     except (OSError, AttributeError):  # no load average on this platform
         return None
+
+
+def xla_thread_flag(threads: int) -> str:
+    """The ``XLA_FLAGS`` entry for ``threads`` CPU threads: one thread turns Eigen's multi-threading
+    off; more leave XLA's pool as it is, one thread per core (the CPU client has no flag for its
+    size). Every entry is a ``--flag``: XLA stops reading ``XLA_FLAGS`` at the first word that is
+    not one, so a bare ``intra_op_parallelism_threads=N`` (often quoted, and written here before)
+    silently dropped every flag after it."""
+    return f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'}"
+
+
+def xla_threads_requested(flags: str) -> int | None:
+    """1 when ``flags`` (an ``XLA_FLAGS`` value) turns Eigen's multi-threading off (the last
+    setting wins, as in XLA), else ``None``: XLA's default pool."""
+    values = re.findall(r"--xla_cpu_multi_thread_eigen=(\w+)", flags)
+    return 1 if values and values[-1].lower() in ("false", "0") else None
 
 
 def set_threads(threads: int | None, *, torch: bool = True, jax: bool = True) -> str | None:
@@ -41,10 +58,8 @@ def set_threads(threads: int | None, *, torch: bool = True, jax: bool = True) ->
         if "jax" in sys.modules:
             note = "jax was already imported: its thread pool is unchanged"
         else:
-            eigen = "false" if threads == 1 else "true"
             flags = os.environ.get("XLA_FLAGS", "")
-            extra = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
-            os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
+            os.environ["XLA_FLAGS"] = f"{flags} {xla_thread_flag(threads)}".strip()
     if torch:
         try:
             import torch as _torch
