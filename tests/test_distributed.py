@@ -57,11 +57,18 @@ def _env(**extra) -> dict:
 
 
 def _worker_env(**extra) -> dict:
-    """:func:`_env` for the runs of tests/distributed_worker.py: tiny models whose cost is XLA's
-    compile, not their steps, so LLVM's level 0 (:data:`conftest.CHILD_XLA_FLAGS`). The command-line
-    runs keep XLA's default: their default-width model trains 4x slower at level 0 (measured, digits,
-    515 -> 133 img/s) for no shorter compile."""
+    """:func:`_env` for the child runs of jax: tiny models whose cost is XLA's compile, not their
+    steps, so LLVM's level 0 (:data:`conftest.CHILD_XLA_FLAGS`). That holds for the runs of
+    tests/distributed_worker.py and for the command-line runs at :data:`CLI_WIDTH` (at the default
+    width a run trained 4x slower at level 0, digits 515 -> 133 img/s, for no shorter compile).
+    Measured on one ``twintricks train --backend jax --epochs 2`` (digits, cold compilation cache,
+    quiet 2-core machine): default width and level 48 CPU-s, width 4 at level 0 25 CPU-s."""
     return _env(**{"XLA_FLAGS": CHILD_XLA_FLAGS, **extra})
+
+
+#: The command-line runs that check how processes behave together train a width-4 fastnet (what
+#: they assert does not depend on the width; the default width's steps were most of their time).
+CLI_WIDTH = ["--width", "4"]
 
 
 def _torchrun(nproc: int, *args, timeout=300, env=None) -> subprocess.CompletedProcess:
@@ -465,13 +472,13 @@ def test_jax_cli_two_processes_equal_two_devices_in_one_process(tmp_path):
     exactly what one process with two host devices does: the same program on the same global
     arrays (measured: identical metrics). Only process 0 writes; both record world size 2."""
     args = ["-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "1", "--batch-size", "32", "--no-progress",
-            "--crop-flip", "--ricap", "0.3", "--threads", "1"]
+            "--crop-flip", "--ricap", "0.3", "--threads", "1", *CLI_WIDTH]
     multi, single = tmp_path / "multi", tmp_path / "single"
     port = _free_port()
     procs = [
         subprocess.Popen([sys.executable, *args, "--out", str(multi), "--coordinator", f"127.0.0.1:{port}",
                           "--num-processes", "2", "--process-id", str(p)],
-                         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         cwd=ROOT, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for p in (0, 1)
     ]
     try:
@@ -482,7 +489,7 @@ def test_jax_cli_two_processes_equal_two_devices_in_one_process(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     assert "final test accuracy" in logs[0] and "final test accuracy" not in logs[1]  # process 0 reports
     r = subprocess.run([sys.executable, *args, "--out", str(single)], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                       env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+                       env=_worker_env(XLA_FLAGS=f"{CHILD_XLA_FLAGS} --xla_force_host_platform_device_count=2"))
     assert r.returncode == 0, r.stderr[-2000:]
     m, s = (json.loads((d / "metrics.jsonl").read_text().splitlines()[0]) for d in (multi, single))
     for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
@@ -503,10 +510,10 @@ def test_jax_cli_process_killed_stops_the_other_then_resume_at_another_world_siz
     supported) continues from epoch 1 and says so."""
     timeout_s = 20
     out = tmp_path / "run"
-    args = ["-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "2", "--batch-size", "32", "--no-progress",
-            "--threads", "1", "--out", str(out)]
+    args = ["-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "3", "--batch-size", "32", "--no-progress",
+            "--threads", "1", "--out", str(out), *CLI_WIDTH]  # 3 epochs: two left (seconds) when the kill comes
     port = _free_port()
-    env = _env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s))
+    env = _worker_env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s))
     procs = [
         subprocess.Popen([sys.executable, *args, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                           "--process-id", str(p)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -530,12 +537,13 @@ def test_jax_cli_process_killed_stops_the_other_then_resume_at_another_world_siz
     assert stopped_after < timeout_s, (stopped_after, log[-2000:])
     assert f"process 0 of 2: a collective failed, another training process has stopped or is unreachable (peer timeout {timeout_s} s" in log, log[-2000:]
     assert "--resume" in log
-    r = subprocess.run([sys.executable, *args, "--resume"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, *args, "--resume"], cwd=ROOT, env=_worker_env(), capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resumed from" in r.stdout and "written at world size 2, the run resumes at 1" in r.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_size"] == 1 and summary["epochs"] == 2
-    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert summary["world_size"] == 1 and summary["epochs"] == 3
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
 @pytest.mark.slow
@@ -549,10 +557,10 @@ def test_jax_cli_process_hung_ends_the_other_at_the_peer_timeout(tmp_path):
     out = tmp_path / "run"
     port = _free_port()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "2",
-                          "--batch-size", "32", "--no-progress", "--threads", "1", "--out", str(out),
+        subprocess.Popen([sys.executable, "-m", "twintricks_cli", "train", "--backend", "jax", "--epochs", "3",
+                          "--batch-size", "32", "--no-progress", "--threads", "1", "--out", str(out), *CLI_WIDTH,
                           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
-                         cwd=ROOT, env=_env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s)), stdout=subprocess.PIPE,
+                         cwd=ROOT, env=_worker_env(TWINTRICKS_DIST_TIMEOUT=str(timeout_s)), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
         for p in (0, 1)
     ]
