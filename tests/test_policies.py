@@ -337,6 +337,25 @@ def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation
                 assert torch.equal(kernel(images, params, fill=fill, interpolation=interpolation), static), family
 
 
+def test_torch_eager_nearest_warp_without_picks_above_their_exact_size(monkeypatch):
+    """Above :data:`torch_impl._eager.PICKS_BELOW` pixels (2^24: float32 pixel numbers stop being
+    exact) the eager nearest warp runs the kernel instead of gathering cached picks: the same bytes,
+    and nothing is cached (checked here with the limit lowered below the test images' size)."""
+    from torch_impl import _eager
+
+    monkeypatch.setattr(_eager, "PICKS_BELOW", 8 * 8)
+    monkeypatch.setattr(_eager, "_WARPS", {})
+    monkeypatch.setattr(_eager, "_WARP_BYTES", [0])
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (12, 3, 8, 8), generator=g, dtype=torch.uint8)
+    params = TA.sample_randaugment_params(12, generator=g)
+    with monkeypatch.context() as m:
+        m.setattr(TA, "_static", lambda x: True)
+        static = TA.randaugment(images, params)
+    assert torch.equal(TA.randaugment(images, params), static)
+    assert not _eager._WARPS  # neither picks nor a grid (the nearest kernel makes its own)
+
+
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 def test_torch_compile_full_graph_same_bytes(policy):
     """One graph, no breaks, and the compiled-code arithmetic (explicit FMA/rounding emulation,

@@ -39,6 +39,9 @@ CHUNK = 4
 #: From how many values per image (``C·H·W``) the images go :data:`CHUNK` at a time: below it
 #: (CIFAR's 3,072) a chunk's fixed cost of a dozen small calls outweighs what it saves.
 CHUNK_FROM = 1 << 16
+#: The nearest warp gathers cached picks only below this many pixels per image: the picks are
+#: sampled as float32 pixel numbers 1..H·W, exact up to 2^24; larger images warp with the kernel.
+PICKS_BELOW = 1 << 24
 
 
 def regroupable(images: torch.Tensor) -> bool:
@@ -237,9 +240,9 @@ def apply_slot(images, op, mag, fill, matrix, static_luts, inplace: bool, interp
         for i in range(0, len(rows), size):
             r = idx[i:i + size]
             x = images.index_select(0, r)  # read before ``out`` (maybe ``images``) is written
-            if name == "geo" and interpolation == "nearest" and regroupable(images):  # as a gather
+            if name == "geo" and interpolation == "nearest" and regroupable(images) and x[0, 0].numel() < PICKS_BELOW:
                 y = _warp_nearest_uint8(x, matrix.index_select(0, r), fill)
-            elif name == "geo" and regroupable(images):  # bilinear on a cached grid
+            elif name == "geo" and interpolation == "bilinear" and regroupable(images):  # on a cached grid
                 m = matrix.index_select(0, r)
                 y = kernels.affine(x, m, fill, interpolation, grid=_per_matrix("grid", x, m, kernels.affine_grid))
             elif name == "geo":
