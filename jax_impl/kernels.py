@@ -267,6 +267,13 @@ def warp_bilinear(images, terms, *, fill):
         frac = x - x0
         return x0.astype(jnp.int32), frac, 1 - frac
 
+    def corners(ix, iy, ex, wx, sy, ny):
+        """The four corners' ``(dy, dx, weight)``, whether each is inside the image, and their
+        weights ``[N, H, W, 1]``."""
+        offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
+        oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
+        return offsets, oks, [weight[..., None] for _, _, weight in offsets]
+
     zero = jnp.zeros((), dtype)
     if exact32 and not is_float(images):
         # uint8 values (and the mask's 0/1) have 8 bits: with each weight split into 16 + 8
@@ -283,9 +290,7 @@ def warp_bilinear(images, terms, *, fill):
         # Inside the policies' loop XLA otherwise rebuilt the quads for every value (2-3x slower).
         ix, iy, wx, ny, idx, quads = _per_pixel(plan, terms)
         ex, sy = 1 - wx, 1 - ny
-        offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
-        oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
-        weights = [weight[..., None] for _, _, weight in offsets]
+        offsets, oks, weights = corners(ix, iy, ex, wx, sy, ny)
         parts = [exact.split(weight, 16) for weight in weights]
 
         def fma_at(k, v, acc):
@@ -304,9 +309,7 @@ def warp_bilinear(images, terms, *, fill):
         iy, ny, sy = coord(1, h)
         ix, wx, ex = (jnp.broadcast_to(t, (n, h, w)) for t in (ix, wx, ex))
         iy, ny, sy = (jnp.broadcast_to(t, (n, h, w)) for t in (iy, ny, sy))
-        offsets = ((0, 0, sy * ex), (0, 1, sy * wx), (1, 0, ny * ex), (1, 1, ny * wx))
-        oks = [(ix + dx >= 0) & (ix + dx < w) & (iy + dy >= 0) & (iy + dy < h) for dy, dx, _ in offsets]
-        weights = [weight[..., None] for _, _, weight in offsets]
+        offsets, oks, weights = corners(ix, iy, ex, wx, sy, ny)
 
         def fma_at(k, v, acc):
             return fma(v, weights[k], zero if acc is None else acc)
@@ -333,7 +336,8 @@ def warp_bilinear(images, terms, *, fill):
 
 
 def make_quads(u8):
-    """``[N, H + 2, W + 1, C]`` uint32: at ``(y, x)`` the bytes of the zero-padded image at
+    """For uint8 images ``u8`` ``[N, H, W, C]`` (NHWC; unchecked, as the other warp internals:
+    :func:`warp_bilinear` passes only uint8 batches), ``[N, H + 2, W + 1, C]`` uint32: at ``(y, x)`` the bytes of the zero-padded image at
     ``(y - 2, x - 1)``, ``(y - 2, x)``, ``(y - 1, x - 1)``, ``(y - 1, x)`` (low to high: the 2×2
     corners nw, ne, sw, se of source position ``(y - 2, x - 1)``); row 0 is all zeros (two rows
     of padding on top), the quad of a position whose four corners are all outside. Built by a

@@ -141,3 +141,9 @@ def test_xla_thread_flags_are_all_flags_so_later_flags_still_apply():
     assert xla_threads_requested(xla_thread_flag(4)) is None  # XLA's pool: one thread per core
     assert xla_threads_requested("") is None
     assert xla_threads_requested("--xla_cpu_multi_thread_eigen=false --xla_cpu_multi_thread_eigen=true") is None
+    with pytest.raises(ValueError, match="`threads`"):
+        xla_thread_flag(0)
+    with pytest.raises(TypeError, match="`threads`"):
+        xla_thread_flag(1.5)
+    with pytest.raises(TypeError, match="`flags`"):
+        xla_threads_requested(None)

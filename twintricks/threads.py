@@ -14,6 +14,8 @@ import os
 import re
 import sys
 
+from twintricks.checks import check_int
+
 __all__ = ["auto_threads", "set_threads", "xla_thread_flag", "xla_threads_requested"]
 
 
@@ -32,13 +34,17 @@ def xla_thread_flag(threads: int) -> str:
     off; more leave XLA's pool as it is, one thread per core (the CPU client has no flag for its
     size). Every entry is a ``--flag``: XLA stops reading ``XLA_FLAGS`` at the first word that is
     not one, so a bare ``intra_op_parallelism_threads=N`` (often quoted, and written here before)
-    silently dropped every flag after it."""
+    silently dropped every flag after it. ``threads`` below 1 (or not an integer) is a
+    ValueError (TypeError)."""
+    threads = check_int("threads", threads, low=1)
     return f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'}"
 
 
 def xla_threads_requested(flags: str) -> int | None:
     """1 when ``flags`` (an ``XLA_FLAGS`` value) turns Eigen's multi-threading off (the last
-    setting wins, as in XLA), else ``None``: XLA's default pool."""
+    setting wins, as in XLA), else ``None``: XLA's default pool. A non-string is a TypeError."""
+    if not isinstance(flags, str):
+        raise TypeError(f"`flags` must be an XLA_FLAGS string, got {type(flags).__name__}")
     values = re.findall(r"--xla_cpu_multi_thread_eigen=(\w+)", flags)
     return 1 if values and values[-1].lower() in ("false", "0") else None
 
