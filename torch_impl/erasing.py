@@ -291,26 +291,35 @@ def sample_random_erasing_params(
     gen_device = generator_device(generator, torch.device("cpu"))
     f32 = torch.float32
 
-    def uniform(shape):
-        return torch.rand(shape, generator=generator, device=gen_device, dtype=f32)
-
-    apply = uniform((n,)) < args.p
-    count = torch.randint(args.min_count, args.max_count + 1, (n,), generator=generator, device=gen_device)
+    # One draw for every uniform of the batch (a small batch's cost is the number of tensor ops, not
+    # their size): per image the apply coin, then per box its 10 attempts' area and log-aspect and
+    # its top and left. Both sides come from one [N, K, 10, 2] expression: sqrt(a·r), sqrt(a/r).
+    per_box = 2 * N_ATTEMPTS + 2
+    u = torch.rand((n, 1 + k * per_box), generator=generator, device=gen_device, dtype=f32)
+    apply = u[:, 0] < args.p
+    u = u[:, 1:].view(n, k, per_box)
+    active = apply[:, None]
+    if args.min_count == args.max_count:  # every image has K boxes: no draw
+        count = args.max_count
+    else:
+        count = torch.randint(args.min_count, args.max_count + 1, (n,), generator=generator, device=gen_device)
+        active = active & (torch.arange(k, device=gen_device) < count[:, None])
+        count = count[:, None, None].to(f32)
     log_lo, log_hi = math.log(args.ratio[0]), math.log(args.ratio[1])
     lo, hi = args.scale
-    area = (height * width) * (lo + (hi - lo) * uniform((n, k, N_ATTEMPTS))) / count[:, None, None].to(f32)
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * uniform((n, k, N_ATTEMPTS)))
-    h = torch.round(torch.sqrt(area * aspect)).to(torch.int64)
-    w = torch.round(torch.sqrt(area / aspect)).to(torch.int64)
-    fits = (h < height) & (w < width)  # [N, K, 10]
-    first = torch.argmax(fits.to(torch.int8), dim=2, keepdim=True)
-    h, w = torch.gather(h, 2, first)[..., 0], torch.gather(w, 2, first)[..., 0]
-    active = apply[:, None] & (torch.arange(k, device=gen_device) < count[:, None]) & fits.any(dim=2)
-    top = torch.minimum(torch.floor(uniform((n, k)) * (height - h + 1).to(f32)).to(torch.int64), height - h)
-    left = torch.minimum(torch.floor(uniform((n, k)) * (width - w + 1).to(f32)).to(torch.int64), width - w)
-    zero = torch.zeros_like(h)
-    top, left = torch.where(active, top, zero), torch.where(active, left, zero)
-    h, w = torch.where(active, h, zero), torch.where(active, w, zero)
+    area = (height * width) * (lo + (hi - lo) * u[..., :N_ATTEMPTS]) / count
+    log_aspect = log_lo + (log_hi - log_lo) * u[..., N_ATTEMPTS : 2 * N_ATTEMPTS]
+    signs = torch.tensor([1.0, -1.0], device=gen_device)
+    sides = torch.round(torch.sqrt(area[..., None] * torch.exp(log_aspect[..., None] * signs))).to(torch.int64)
+    limits = torch.tensor([height, width], device=gen_device)
+    fits = (sides < limits).all(dim=3)  # [N, K, 10]: (h, w) = sides[..., 0], sides[..., 1]
+    first = torch.argmax(fits.to(torch.int8), dim=2)[..., None, None].expand(n, k, 1, 2)
+    sides = torch.gather(sides, 2, first)[:, :, 0]  # [N, K, 2]: the first fitting attempt's
+    active = active & fits.any(dim=2)
+    free = limits - sides  # top ~ U{0, ..., H - h}, left ~ U{0, ..., W - w}
+    corner = torch.minimum(torch.floor(u[..., 2 * N_ATTEMPTS :] * (free + 1).to(f32)).to(torch.int64), free)
+    boxes = torch.where(active[..., None], torch.cat([corner, sides], dim=2), 0)  # [N, K, 4]
+    top, left, h, w = boxes.movedim(2, 0).contiguous().unbind(0)
     if args.mode == "pixel":
         fill = torch.randn((n, c, height, width), generator=generator, device=gen_device, dtype=f32)
     elif args.mode == "rand":
@@ -431,17 +440,20 @@ def _erase_box_by_box(out, boxes, k: int, fill) -> torch.Tensor:
     """:func:`erase` as one region write per box into ``out`` (the batch or its copy), from the
     fill (same bytes as the batched select: every pixel of a box takes the fill's value there, the
     fill already holds the last box's value where boxes overlap, and the cast is the same);
-    ``boxes``: the four Python lists of :func:`_check_erasing_params`."""
+    ``boxes``: the four Python lists of :func:`_check_erasing_params`. Each region is one
+    ``as_strided`` view of ``out`` and of the fill (a constant fill's broadcast dimensions get
+    stride 0): a third of the cost of indexing ``out[j, :, t:t + h, l:l + w]``."""
     fill = _distinct(fill).to(out.device, out.dtype)
-    per_image, rows, cols = fill.shape[0] > 1, fill.shape[2] > 1, fill.shape[3] > 1
-    src = fill[0]
+    c = out.shape[1]
+    o_n, o_c, o_h, o_w = out.stride()
+    o_0 = out.storage_offset()
+    f_n, f_c, f_h, f_w = (0 if size == 1 else stride for size, stride in zip(fill.shape, fill.stride()))
+    f_0 = fill.storage_offset()
     for j, (t, l, h, w) in enumerate(zip(*boxes)):
         if h and w:
-            if per_image:
-                src = fill[j // k]
-            region = src.narrow(1, t, h) if rows else src
-            region = region.narrow(2, l, w) if cols else region
-            out[j // k, :, t:t + h, l:l + w].copy_(region)
+            n = j // k
+            region = out.as_strided((c, h, w), (o_c, o_h, o_w), o_0 + n * o_n + t * o_h + l * o_w)
+            region.copy_(fill.as_strided((c, h, w), (f_c, f_h, f_w), f_0 + n * f_n + t * f_h + l * f_w))
     return out
 
 
