@@ -12,7 +12,9 @@ images:
 
 * Brightness, Contrast, AutoContrast and Equalize go through per-image 256-entry lookup tables
   (LUTs): the op's own kernel applied to the 256 values, then one gather (:func:`_lut_lookup`);
-  Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`);
+  Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`); an image
+  whose first two ops are both histogram-derived LUT ops (:data:`PAIR_OPS`) gets them as one LUT
+  (:func:`pair_first_slots`);
 * the nearest warp is one gather of ``grid_sample``'s own picks, cached per matrix
   (:func:`_picks`), and the bilinear warp samples on a cached grid (:func:`_per_matrix`: at most
   :data:`WARP_CACHE_BYTES`, 48 MB, held for the process).
