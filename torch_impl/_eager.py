@@ -304,9 +304,19 @@ def apply_slot(images, op, mag, fill, matrix, static_luts, inplace: bool, interp
     signed magnitudes, ``matrix`` ``[N, 6]`` the geometric ops' inverse matrices, ``static_luts``
     ``[N, 256]`` (uint8 images; None: no LUTs) the tabulated LUTs. Returns a new batch, or
     ``images`` itself written in place if ``inplace`` (then contiguous and ours)."""
-    out = images if inplace else images.clone(memory_format=torch.contiguous_format)
+    ops = op.tolist()
+    keep = [i for i, o in enumerate(ops) if o < 0]
+    if inplace:
+        out = images
+    elif 2 * len(keep) >= len(ops):
+        out = images.clone(memory_format=torch.contiguous_format)
+    else:  # most rows are written below: copy only the others (a batch-sized clone saved)
+        out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
+        if keep:
+            idx = torch.tensor(keep, dtype=torch.int64, device=images.device)
+            put_rows(out, idx, images.index_select(0, idx))
     groups: dict = {}  # "geo" or an op name -> the images that drew it
-    for i, o in enumerate(op.tolist()):
+    for i, o in enumerate(ops):
         if o >= 0:
             groups.setdefault("geo" if OPS[o] in GEOMETRIC_OPS else OPS[o], []).append(i)
     for name, rows in groups.items():
