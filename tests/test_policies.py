@@ -337,6 +337,35 @@ def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation
                 assert torch.equal(kernel(images, params, fill=fill, interpolation=interpolation), static), family
 
 
+def test_torch_eager_paired_pixel_ops_equal_the_static_path():
+    """Two pixel-wise ops in a row that the eager path runs as one LUT
+    (:func:`torch_impl._eager.pair_first_slots`: the second op's histograms pushed through the
+    first's LUT) give the bytes of one op after the other (the static path), for every such pair,
+    a third op after them, and low-contrast images (flat channels, few values: AutoContrast's and
+    Equalize's special cases)."""
+    from torch_impl import _eager
+
+    names = P.RANDAUGMENT_OPS
+    pairs = [(a, b) for a in _eager.PAIR_OPS for b in _eager.PAIR_OPS
+             if a in _eager.STAT_PAIR_OPS or b in _eager.STAT_PAIR_OPS]
+    g = torch.Generator().manual_seed(11)
+    n = 2 * len(pairs)
+    images = torch.randint(0, 256, (n, 3, 9, 7), generator=g, dtype=torch.uint8)
+    images[1::2] = images[1::2] // 96 * 5 + 100
+    images[1::4, 0] = 3
+    third = torch.randint(len(names), (n, 1), generator=g)
+    op = torch.cat([torch.tensor([[names.index(a), names.index(b)] for a, b in pairs for _ in range(2)]), third], 1)
+    params = TA.RandAugmentParams(op, torch.rand(n, 3, generator=g) < 0.5)
+    global_op = torch.tensor([[P.OPS.index(names[i]) for i in row[:2]] for row in op.tolist()])
+    _, paired = _eager.pair_first_slots(images, global_op, torch.zeros(n, 2, 256, dtype=torch.uint8))
+    assert sum(len(r) for r, _ in paired) == n  # every image went through the paired path
+    for magnitude in (5, 30):
+        eager = TA.randaugment(images, params, magnitude=magnitude)
+        static = TA._apply_draws(images, "randaugment", 31, op, torch.full((n, 3), magnitude), params.negate, None,
+                                 static=True)
+        assert torch.equal(eager, static)
+
+
 def test_torch_eager_nearest_warp_without_picks_above_their_exact_size(monkeypatch):
     """Above :data:`torch_impl._eager.PICKS_BELOW` pixels (2^24: float32 pixel numbers stop being
     exact) the eager nearest warp runs the kernel instead of gathering cached picks: the same bytes,

@@ -12,7 +12,9 @@ images:
 
 * Brightness, Contrast, AutoContrast and Equalize go through per-image 256-entry lookup tables
   (LUTs): the op's own kernel applied to the 256 values, then one gather (:func:`_lut_lookup`);
-  Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`);
+  Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`); an image
+  whose first two ops are both histogram-derived LUT ops (:data:`PAIR_OPS`) gets them as one LUT
+  (:func:`pair_first_slots`);
 * the nearest warp is one gather of ``grid_sample``'s own picks, cached per matrix
   (:func:`_picks`), and the bilinear warp samples on a cached grid (:func:`_per_matrix`: at most
   :data:`WARP_CACHE_BYTES`, 48 MB, held for the process).
@@ -153,12 +155,83 @@ def _lut_lookup(name: str, x: torch.Tensor, mag: torch.Tensor, static_rows: torc
     return lut.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
 
 
+#: Pixel-wise ops whose LUT follows from the per-channel histograms alone: two of them in a row,
+#: one of them Equalize or AutoContrast (:data:`STAT_PAIR_OPS`), become one LUT and one gather
+#: (:func:`pair_first_slots`). (Posterize and Invert are cheaper as their own uint8 arithmetic,
+#: measured; Contrast's mean needs the pixels.)
+PAIR_OPS = ("Brightness", "Solarize", "Equalize", "AutoContrast")
+STAT_PAIR_OPS = ("Equalize", "AutoContrast")
+
+
+def _hist_luts(op: torch.Tensor, static_rows: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+    """Each image's LUT ``[k, C, 256]`` for its op in :data:`PAIR_OPS` (``op`` ``[k]`` :data:`OPS`
+    ids) on images with the histograms ``hist`` ``[k, C, 256]``: the tabulated ``static_rows``
+    ``[k, 256]``, or Equalize's :func:`torch_impl.kernels.equalize_lut`, or AutoContrast's kernel on
+    the 256 values with each channel's least and greatest used value (what
+    :func:`torch_impl.kernels.channel_min_max` finds on the pixels, in float32): the LUTs
+    :func:`_lut_lookup` builds from the pixels."""
+    k, c, _ = hist.shape
+    lut = static_rows.view(k, 1, 256).expand(k, c, 256)
+    is_eq, is_ac = op == OPS.index("Equalize"), op == OPS.index("AutoContrast")
+    if bool(is_eq.any()):
+        lut = torch.where(is_eq.view(k, 1, 1), kernels.equalize_lut(hist.to(torch.int32)), lut)
+    if bool(is_ac.any()):
+        used = hist > 0
+        lo = used.to(torch.uint8).argmax(dim=-1, keepdim=True)
+        hi = 255 - used.flip(-1).to(torch.uint8).argmax(dim=-1, keepdim=True)
+        values = constant(tuple(range(256)), hist.device, torch.uint8).view(1, 1, 1, 256).expand(k, c, 1, 256)
+        ac = kernels.autocontrast(values.contiguous(), (lo.to(torch.float32).view(k, c, 1, 1),
+                                                       hi.to(torch.float32).view(k, c, 1, 1)))
+        lut = torch.where(is_ac.view(k, 1, 1), ac.view(k, c, 256), lut)
+    return lut
+
+
+def _pair_lookup(x: torch.Tensor, op: torch.Tensor, static_rows: torch.Tensor) -> torch.Tensor:
+    """Two pixel-wise ops (:data:`PAIR_OPS`, ``op`` ``[k, 2]``) on uint8 images ``x`` as one LUT
+    and one gather: the second op's histograms are the first's pushed through its LUT (the
+    second's input, counted exactly), and the LUT is the second's after the first's; so the same
+    bytes as one op after the other. ``static_rows`` ``[k, 2, 256]``: the tabulated LUTs."""
+    k, c, h, w = x.shape
+    offsets = torch.arange(k * c, dtype=torch.int32, device=x.device).mul_(256).view(k * c, 1)
+    flat = x.reshape(k * c, h * w).to(torch.int32).add_(offsets)
+    hist = torch.bincount(flat.view(-1), minlength=k * c * 256).view(k, c, 256)
+    first = _hist_luts(op[:, 0], static_rows[:, 0], hist).to(torch.int64)
+    hist = torch.zeros_like(hist).scatter_add_(-1, first, hist)
+    lut = _hist_luts(op[:, 1], static_rows[:, 1], hist).gather(-1, first)
+    return lut.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
+
+
+def pair_first_slots(images: torch.Tensor, op: torch.Tensor, static_luts) -> tuple:
+    """For uint8 images (``static_luts`` ``[N, S, 256]`` not None) whose first two slots (``op``
+    ``[N, S]`` :data:`OPS` ids) are both ops of :data:`PAIR_OPS`, one of them in
+    :data:`STAT_PAIR_OPS`: their results, as one LUT each
+    (:func:`_pair_lookup`, a few images at a time), computed now from ``images``, and ``op`` with
+    those two slots turned off (-1) for them. Returns ``(op, [(rows, results), ...])`` for
+    :func:`put_rows` after the slots; ``(op, [])`` when no image qualifies."""
+    if static_luts is None or op.shape[1] < 2 or images.numel() == 0:
+        return op, []
+    pair, stat = {OPS.index(name) for name in PAIR_OPS}, {OPS.index(name) for name in STAT_PAIR_OPS}
+    rows = [i for i, (a, b) in enumerate(op[:, :2].tolist()) if a in pair and b in pair and (a in stat or b in stat)]
+    if not rows:
+        return op, []
+    idx = torch.tensor(rows, dtype=torch.int64, device=images.device)
+    size = chunk_size(images, len(rows))
+    done = []
+    for i in range(0, len(rows), size):
+        r = idx[i:i + size]
+        done.append((r, _pair_lookup(images.index_select(0, r), op.index_select(0, r)[:, :2],
+                                     static_luts.index_select(0, r)[:, :2])))
+    op = op.clone()
+    op[idx, :2] = -1
+    return op, done
+
+
 _WARPS: dict = {}  # (kind, H, W, the 6 matrix entries) -> a grid [H, W, 2] or picks [H·W]
 _WARP_BYTES = [0]
 _WARP_LOCK = threading.Lock()
 #: The most bytes of warp grids and nearest picks kept (first in, first out): 48 MB, e.g. 120
-#: bilinear grids or 240 nearest picks at 224 px (RandAugment draws 10 matrices, AutoAugment's
-#: ImageNet policy 18, AugMix 100, TrivialAugmentWide 310).
+#: bilinear grids or 480 nearest picks (uint16) at 224 px (RandAugment draws 10 matrices,
+#: AutoAugment's ImageNet policy 18, AugMix 100, TrivialAugmentWide 310).
 WARP_CACHE_BYTES = 48 << 20
 
 
@@ -195,15 +268,17 @@ def _per_matrix(kind: str, images: torch.Tensor, matrix: torch.Tensor, compute) 
 
 
 def _picks(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Each image's nearest-neighbour pick ``[k, H·W]`` int32 for the inverse matrices ``matrix``
+    """Each image's nearest-neighbour pick ``[k, H·W]`` for the inverse matrices ``matrix``
     ``[k, 6]``: the flat index of the input pixel ``grid_sample`` picks, plus 1, or 0 outside.
     Found by ``grid_sample`` itself on the image of the values ``1 .. H·W`` (exact in float32),
-    with :func:`torch_impl.kernels.affine_grid`'s grid, so the picks are the warp's own, tie for tie."""
+    with :func:`torch_impl.kernels.affine_grid`'s grid, so the picks are the warp's own, tie for tie.
+    Stored as uint16 where ``H·W`` < 65,536 (half the bytes of int32, so the cache holds twice as
+    many: TrivialAugmentWide's ~300 matrices at 224 px fit), else int32."""
     k, _, h, w = images.shape
     values = torch.arange(1, h * w + 1, dtype=torch.float32, device=images.device).view(1, 1, h, w)
     picks = F.grid_sample(values.expand(k, 1, h, w), kernels.affine_grid(images, matrix), mode="nearest",
                           padding_mode="zeros", align_corners=False)
-    return picks.view(k, h * w).to(torch.int32)
+    return picks.view(k, h * w).to(torch.int32 if h * w >= 1 << 16 else torch.uint16)
 
 
 def _warp_nearest_uint8(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.Tensor:
@@ -220,7 +295,7 @@ def _warp_nearest_uint8(images: torch.Tensor, matrix: torch.Tensor, fill) -> tor
         pixel = torch.tensor(fill, dtype=torch.float32, device=images.device).round_().to(torch.uint8)
         src[:, :, 0] = pixel.view(1, -1).expand(k, c)
     offsets = torch.arange(k * c, dtype=torch.int32, device=images.device).mul_(hw + 1).view(k, c, 1)
-    pos = _per_matrix("picks", images, matrix, _picks).view(k, 1, hw) + offsets
+    pos = torch.add(_per_matrix("picks", images, matrix, _picks).to(torch.int32).view(k, 1, hw), offsets)
     return src.view(-1).index_select(0, pos.view(-1)).view(k, c, h, w)
 
 
@@ -229,9 +304,19 @@ def apply_slot(images, op, mag, fill, matrix, static_luts, inplace: bool, interp
     signed magnitudes, ``matrix`` ``[N, 6]`` the geometric ops' inverse matrices, ``static_luts``
     ``[N, 256]`` (uint8 images; None: no LUTs) the tabulated LUTs. Returns a new batch, or
     ``images`` itself written in place if ``inplace`` (then contiguous and ours)."""
-    out = images if inplace else images.clone(memory_format=torch.contiguous_format)
+    ops = op.tolist()
+    keep = [i for i, o in enumerate(ops) if o < 0]
+    if inplace:
+        out = images
+    elif 2 * len(keep) >= len(ops):
+        out = images.clone(memory_format=torch.contiguous_format)
+    else:  # most rows are written below: copy only the others (a batch-sized clone saved)
+        out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
+        if keep:
+            idx = torch.tensor(keep, dtype=torch.int64, device=images.device)
+            put_rows(out, idx, images.index_select(0, idx))
     groups: dict = {}  # "geo" or an op name -> the images that drew it
-    for i, o in enumerate(op.tolist()):
+    for i, o in enumerate(ops):
         if o >= 0:
             groups.setdefault("geo" if OPS[o] in GEOMETRIC_OPS else OPS[o], []).append(i)
     for name, rows in groups.items():

@@ -361,6 +361,7 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill, interpolat
     row = ((sub.view(n, 1) * 2 + torch.arange(2, device=sub.device)) * 2 + neg.long()).view(-1)
     theta = matrices.index_select(0, row).view(n, 2, 6)
     luts = None if images.is_floating_point() else static_luts.index_select(0, row).view(n, 2, 256)
+    op_t, paired = _eager.pair_first_slots(images, op_t, luts)
     out = images
     for slot in range(2):
         slot_ops = {sub_policy[slot][0] for sub_policy in POLICIES[policy]}
@@ -369,6 +370,8 @@ def _autoaugment_eager(images, sub, apply, negate, policy: str, fill, interpolat
             None if luts is None else luts[:, slot], inplace=slot == 1,  # slot 1: ``out`` is ours
             interpolation=interpolation,
         )
+    for r, y in paired:
+        _eager.put_rows(out, r, y)
     return out
 
 
@@ -596,6 +599,7 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
     theta = matrices.index_select(0, row).view(n, s, 6)
     slot_luts = None if static or images.is_floating_point() else luts.index_select(0, row).view(n, s, 256)
     slot_ops = {name for name in FAMILY_OPS[family] if name != "Identity"}
+    global_op, paired = _eager.pair_first_slots(images, global_op, slot_luts)  # (eager uint8 only)
     out = images
     for k in range(s):
         out = _apply_slot(
@@ -603,6 +607,9 @@ def _apply_draws(images, family: str, num_bins: int, op, bin_, negate, fill, *, 
             None if slot_luts is None else slot_luts[:, k], inplace=(k > 0 or owned) and not static,
             interpolation=interpolation,
         )
+        if k == 1:  # the paired images' two slots, before the third
+            for r, y in paired:
+                _eager.put_rows(out, r, y)
     return out if out is not images or owned else out.clone()
 
 
