@@ -291,35 +291,14 @@ def sample_random_erasing_params(
     gen_device = generator_device(generator, torch.device("cpu"))
     f32 = torch.float32
 
-    # One draw for every uniform of the batch (a small batch's cost is the number of tensor ops, not
-    # their size): per image the apply coin, then per box its 10 attempts' area and log-aspect and
-    # its top and left. Both sides come from one [N, K, 10, 2] expression: sqrt(a·r), sqrt(a/r).
-    per_box = 2 * N_ATTEMPTS + 2
-    u = torch.rand((n, 1 + k * per_box), generator=generator, device=gen_device, dtype=f32)
-    apply = u[:, 0] < args.p
-    u = u[:, 1:].view(n, k, per_box)
-    active = apply[:, None]
-    if args.min_count == args.max_count:  # every image has K boxes: no draw
-        count = args.max_count
-    else:
+    # One draw for every uniform of the batch: per image the apply coin, then per box its 10
+    # attempts' area and log-aspect, and its top and left.
+    u = torch.rand((n, 1 + k * _PER_BOX), generator=generator, device=gen_device, dtype=f32)
+    count = None
+    if args.min_count < args.max_count:
         count = torch.randint(args.min_count, args.max_count + 1, (n,), generator=generator, device=gen_device)
-        active = active & (torch.arange(k, device=gen_device) < count[:, None])
-        count = count[:, None, None].to(f32)
-    log_lo, log_hi = math.log(args.ratio[0]), math.log(args.ratio[1])
-    lo, hi = args.scale
-    area = (height * width) * (lo + (hi - lo) * u[..., :N_ATTEMPTS]) / count
-    log_aspect = log_lo + (log_hi - log_lo) * u[..., N_ATTEMPTS : 2 * N_ATTEMPTS]
-    signs = torch.tensor([1.0, -1.0], device=gen_device)
-    sides = torch.round(torch.sqrt(area[..., None] * torch.exp(log_aspect[..., None] * signs))).to(torch.int64)
-    limits = torch.tensor([height, width], device=gen_device)
-    fits = (sides < limits).all(dim=3)  # [N, K, 10]: (h, w) = sides[..., 0], sides[..., 1]
-    first = torch.argmax(fits.to(torch.int8), dim=2)[..., None, None].expand(n, k, 1, 2)
-    sides = torch.gather(sides, 2, first)[:, :, 0]  # [N, K, 2]: the first fitting attempt's
-    active = active & fits.any(dim=2)
-    free = limits - sides  # top ~ U{0, ..., H - h}, left ~ U{0, ..., W - w}
-    corner = torch.minimum(torch.floor(u[..., 2 * N_ATTEMPTS :] * (free + 1).to(f32)).to(torch.int64), free)
-    boxes = torch.where(active[..., None], torch.cat([corner, sides], dim=2), 0)  # [N, K, 4]
-    top, left, h, w = boxes.movedim(2, 0).contiguous().unbind(0)
+    boxes = _boxes_on_host if gen_device.type == "cpu" else _boxes_on_device
+    top, left, h, w = boxes(u, count, args, height, width)
     if args.mode == "pixel":
         fill = torch.randn((n, c, height, width), generator=generator, device=gen_device, dtype=f32)
     elif args.mode == "rand":
@@ -334,6 +313,72 @@ def sample_random_erasing_params(
         top, left, h, w = (t.to(device) for t in (top, left, h, w))
         fill = _distinct(fill).to(device).expand(fill.shape)
     return RandomErasingParams(top, left, h, w, fill)
+
+
+_PER_BOX = 2 * N_ATTEMPTS + 2  # uniforms per box: 10 areas, 10 log-aspects, top, left
+
+
+def _boxes_on_device(u: torch.Tensor, count, args, height: int, width: int) -> tuple:
+    """The boxes ``(top, left, height, width)``, each ``[N, K]`` int64, from the uniforms ``u``
+    ``[N, 1 + K·22]`` and the counts ``count`` ``[N]`` (None: K each), as tensor ops where ``u``
+    lives (a device generator's draw: no host transfer). Box k of image n, attempt a:
+    ``area = H·W·(lo + (hi - lo)·u)/count``, ``r = exp(log lo_r + (log hi_r - log lo_r)·u)``,
+    ``h = round(sqrt(area·r))``, ``w = round(sqrt(area/r))``, the first attempt with ``h < H``
+    and ``w < W``; ``top = min(floor(u·(H - h + 1)), H - h)``, ``left`` likewise."""
+    n, k, f32 = u.shape[0], args.max_count, torch.float32
+    apply = u[:, 0] < args.p
+    u = u[:, 1:].view(n, k, _PER_BOX)
+    active = apply[:, None]
+    divisor = k
+    if count is not None:
+        active = active & (torch.arange(k, device=u.device) < count[:, None])
+        divisor = count[:, None, None].to(f32)
+    log_lo, log_hi = math.log(args.ratio[0]), math.log(args.ratio[1])
+    lo, hi = args.scale
+    area = (height * width) * (lo + (hi - lo) * u[..., :N_ATTEMPTS]) / divisor
+    log_aspect = log_lo + (log_hi - log_lo) * u[..., N_ATTEMPTS : 2 * N_ATTEMPTS]
+    signs = torch.tensor([1.0, -1.0], device=u.device)  # both sides in one [N, K, 10, 2] expression
+    sides = torch.round(torch.sqrt(area[..., None] * torch.exp(log_aspect[..., None] * signs))).to(torch.int64)
+    limits = torch.tensor([height, width], device=u.device)
+    fits = (sides < limits).all(dim=3)  # [N, K, 10]
+    first = torch.argmax(fits.to(torch.int8), dim=2)[..., None, None].expand(n, k, 1, 2)
+    sides = torch.gather(sides, 2, first)[:, :, 0]  # [N, K, 2]: the first fitting attempt's
+    active = active & fits.any(dim=2)
+    free = limits - sides
+    corner = torch.minimum(torch.floor(u[..., 2 * N_ATTEMPTS :] * (free + 1).to(f32)).to(torch.int64), free)
+    boxes = torch.where(active[..., None], torch.cat([corner, sides], dim=2), 0)  # [N, K, 4]
+    return boxes.movedim(2, 0).contiguous().unbind(0)
+
+
+def _boxes_on_host(u: torch.Tensor, count, args, height: int, width: int) -> tuple:
+    """:func:`_boxes_on_device`'s formulas on a CPU generator's uniforms, in Python floats: one
+    transfer and one tensor at the end instead of about 40 tensor ops (a batch of boxes is tiny:
+    the ops' fixed cost was the sampler's whole cost, about half of the module's at 224 px). The
+    same distribution; the arithmetic is float64, so a side within float32's error of a rounding
+    boundary may round the other way than on a device (each generator device has its own stream
+    anyway)."""
+    n, k = u.shape[0], args.max_count
+    counts = count.tolist() if count is not None else [k] * n
+    log_lo, log_span = math.log(args.ratio[0]), math.log(args.ratio[1]) - math.log(args.ratio[0])
+    lo, span = args.scale[0], args.scale[1] - args.scale[0]
+    out: list = [[], [], [], []]  # top, left, height, width: N·K each
+    for row, m in zip(u.tolist(), counts):
+        for b in range(k):
+            box = (0, 0, 0, 0)
+            if row[0] < args.p and b < m:
+                s = 1 + b * _PER_BOX
+                for a in range(N_ATTEMPTS):
+                    area = height * width * (lo + span * row[s + a]) / m
+                    r = math.exp(log_lo + log_span * row[s + N_ATTEMPTS + a])
+                    bh, bw = round(math.sqrt(area * r)), round(math.sqrt(area / r))
+                    if bh < height and bw < width:
+                        top = min(math.floor(row[s + 2 * N_ATTEMPTS] * (height - bh + 1)), height - bh)
+                        left = min(math.floor(row[s + 2 * N_ATTEMPTS + 1] * (width - bw + 1)), width - bw)
+                        box = (top, left, bh, bw)
+                        break
+            for values, v in zip(out, box):
+                values.append(v)
+    return torch.tensor(out, dtype=torch.int64).view(4, n, k).unbind(0)
 
 
 def _check_erasing_params(images: torch.Tensor, params) -> list | None:
