@@ -360,8 +360,18 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
         # uint8: every pixel-wise op through one LUT lookup (statistics-free LUTs built for the
         # whole batch; those that need statistics, and the lookup, in one loop over the images).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in LUT_OPS if name in slot_ops]))
-        free = _free_luts(op, mag, c, set(slot_ops))
-        candidates.append((is_lut, _lut_lookup(set(slot_ops), c), (op, mag, free)))
+        lut = _free_luts(op, mag, c, set(slot_ops))
+        if _chunk_size(n) <= 2:
+            candidates.append((is_lut, _lut_lookup(set(slot_ops), c), (op, mag, lut)))
+        else:
+            # Chunks of 3+ images mix ops more often, and a mixed chunk computes each of its ops'
+            # statistics for all its images (AugMix's 3·32 images: measured slower): the
+            # statistics in their own loops over the images that drew each op.
+            makers = _lut_kernels(c)
+            for name in LUT_OPS:
+                if name in slot_ops and name not in _NEUTRAL:
+                    lut = _on_drawn(op == OPS.index(name), makers[name], images, (mag,), lut)
+            candidates.append((is_lut, kernels.lookup, (lut[:, 0],)))
         slot_ops = set(slot_ops) - set(LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
