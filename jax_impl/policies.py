@@ -12,8 +12,10 @@ the geometric ops are exact under ``jit`` too. The two slots run as one ``fori_l
 the union of the policy's ops (compiled once). On uint8 images each candidate runs only on the
 images that drew it, in chunks of ``ceil(N/16)`` images (:func:`_on_drawn`: a loop with a traced
 trip count, none when no image drew it), and the pixel-wise ops (Brightness, Contrast, Posterize,
-Solarize, AutoContrast, Equalize, Invert) share one per-image ``[N, C, 256]`` lookup table (LUT) per
-slot, built by each op's own kernel on the 256 values, and one gather. Color and Sharpness
+Solarize, AutoContrast, Equalize, Invert) share one per-image ``[256, C]`` lookup table (LUT) per
+slot, built by each op's own kernel on the 256 values, and one gather: one loop over the images
+that drew any of them, which also computes the image statistics (histograms, min/max, mean) a
+chunk's ops need (:func:`_lut_lookup`). Color and Sharpness
 use a cheaper exact fused multiply-add for their magnitude bins (:func:`jax_impl.exact.fma8`).
 
 .. warning:: uint8 work is rounded up to whole chunks of ``ceil(N/16)`` images per candidate.
@@ -194,7 +196,7 @@ def _varying_as(x, *refs):
     return jax.lax.pcast(x, tuple(sorted(missing)), to="varying") if missing else x
 
 
-def _on_drawn(sel, kernel, images, args: tuple, like):
+def _on_drawn(sel, kernel, images, args: tuple, like, key=None):
     """``like`` with the images where ``sel`` replaced by ``kernel(images, *args)``'s (images independent).
 
     Static shapes without running the kernel on the whole batch: the selected images are taken
@@ -204,7 +206,8 @@ def _on_drawn(sel, kernel, images, args: tuple, like):
     selected images into ``like``. The last chunk may overlap the previous one (it recomputes the
     same values). The loop also materialises every operand, so XLA never fuses a producer (a
     LUT's arithmetic) into the per-pixel code. Under ``vmap`` the trip count is the
-    largest over the mapped axis.
+    largest over the mapped axis. ``key`` (``[N]`` int32 >= -1, e.g. each image's op): the selected
+    images are ordered by it, so a chunk mostly holds images with the same key.
     """
     n = images.shape[0]
     if n == 0:
@@ -212,7 +215,8 @@ def _on_drawn(sel, kernel, images, args: tuple, like):
     k = min(_chunk_size(n), n)
     like = _varying_as(like, sel, images, *args)
     count = jnp.sum(sel.astype(jnp.int32))
-    order = jnp.argsort(jnp.logical_not(sel), stable=True).astype(jnp.int32)
+    rank = jnp.logical_not(sel) if key is None else jnp.where(sel, key, jnp.iinfo(jnp.int32).max)
+    order = jnp.argsort(rank, stable=True).astype(jnp.int32)
 
     def body(i, out):
         idx = jax.lax.dynamic_slice(order, (jnp.minimum(i * k, n - k),), (k,))
@@ -248,17 +252,16 @@ def _on_drawn_quarter(sel, kernel, images, args: tuple, like):
     return jax.lax.switch(branch, (skip, part, full), images, *args)
 
 
-def _slot_lut(images, op, mag, slot_ops: set):
-    """Per-image lookup tables (LUTs) ``[N, 256, C]`` (uint8, value-major) for the slot's pixel-wise ops.
+def _lut_kernels(c: int) -> dict:
+    """Each pixel-wise op's LUT maker: ``kernel(images that drew it [k, H, W, C], their magnitudes
+    [k])`` -> LUTs ``[k, 1, 256, C]`` (uint8, value-major).
 
     On uint8 images Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize and Invert
     map every value through a function of that value and per-image (per-channel) statistics, so
     each op's LUT is its kernel (:mod:`jax_impl.kernels`) applied to the 256 possible values laid
     out as an image, with the statistics of the real image passed in: the same float32 operations,
-    so the same bytes. Each op's LUTs (and the statistics they need) are computed only for the
-    images that drew it (:func:`_on_drawn`); the others keep the identity.
+    so the same bytes. The statistics-free ones (:data:`_NEUTRAL`) read only ``images.shape[0]``.
     """
-    n, h, w, c = images.shape
     v1 = jnp.arange(256, dtype=jnp.uint8)[:, None]
 
     def values(k):
@@ -268,7 +271,7 @@ def _slot_lut(images, op, mag, slot_ops: set):
     def ratio_alpha(m):
         return (1.0 + m).reshape(-1, 1, 1, 1), (-m).reshape(-1, 1, 1, 1)
 
-    lut_kernels = {  # kernel(images that drew the op [k, H, W, C], their magnitudes [k]) -> LUTs
+    return {
         "Brightness": lambda x, m: kernels.brightness(values(x.shape[0]), ratio_alpha(m)[0]),
         "Contrast": lambda x, m: kernels.contrast(values(x.shape[0]), *ratio_alpha(m), kernels.contrast_mean(x)),
         "Posterize": lambda x, m: kernels.posterize(values(x.shape[0]), m.astype(jnp.int32)),
@@ -277,11 +280,51 @@ def _slot_lut(images, op, mag, slot_ops: set):
         "Equalize": lambda x, m: jnp.swapaxes(kernels.equalize_lut(kernels.histograms(x)), 1, 2)[:, None],
         "Invert": lambda x, m: kernels.invert(values(x.shape[0])),
     }
-    lut = jnp.broadcast_to(v1, (n, 1, 256, c))
+
+
+# The statistics-free LUT ops, with the magnitude that leaves a value unchanged.
+_NEUTRAL = {"Brightness": 0.0, "Posterize": 8.0, "Solarize": 1.0, "Invert": 0.0}
+
+
+def _free_luts(op, mag, c: int, slot_ops: set):
+    """The LUTs ``[N, 1, 256, C]`` of the slot's statistics-free ops for the whole batch (256
+    values an image, the magnitude neutral where the image drew another op: cheaper than a loop
+    over the images that drew them), the identity for the other images."""
+    n = op.shape[0]
+    lut = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))
+    makers = _lut_kernels(c)
     for name in LUT_OPS:
-        if name in slot_ops:
-            lut = _on_drawn(op == OPS.index(name), lut_kernels[name], images, (mag,), lut)
-    return lut[:, 0]
+        if name in _NEUTRAL and name in slot_ops:
+            sel = op == OPS.index(name)
+            m = jnp.where(sel, mag, jnp.float32(_NEUTRAL[name]))
+            lut = jnp.where(sel[:, None, None, None], makers[name](lut, m), lut)
+    return lut
+
+
+def _lut_lookup(slot_ops: set, c: int):
+    """The LUT candidate's kernel ``(images [k, H, W, C], ops [k], magnitudes [k], statistics-free
+    LUTs [k, 1, 256, C]) -> images``: the LUTs of the ops that need the image's statistics
+    (Contrast, AutoContrast, Equalize) made here, each only when an image of the chunk drew it (a
+    conditional; :func:`_on_drawn` orders the images by op, so a chunk rarely mixes them), then one
+    lookup. The LUTs come out of an always-taken conditional, so XLA materialises them once
+    instead of fusing their arithmetic into the per-pixel lookup."""
+    makers = _lut_kernels(c)
+    stat_ops = [name for name in LUT_OPS if name in slot_ops and name not in _NEUTRAL]
+
+    def kernel(x, o, m, base):
+        def build():
+            lut = base
+            for name in stat_ops:
+                need = o == OPS.index(name)
+                made = jax.lax.cond(jnp.any(need), lambda lut=lut, name=name: makers[name](x, m), lambda lut=lut: lut)
+                lut = jnp.where(need[:, None, None, None], made, lut)
+            return lut[:, 0]
+
+        v = m[:1]  # ``v == v | v != v`` holds for every float: always taken, opaque to XLA
+        lut = jax.lax.cond(jnp.any((v == v) | (v != v)), build, lambda: jnp.zeros(base[:, 0].shape, base.dtype))
+        return kernels.lookup(x, lut)
+
+    return kernel
 
 
 def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, interpolation: str = "nearest"):
@@ -314,11 +357,21 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
         terms = kernels.grid_terms(exact.run_time(theta, images), h, w, kernels.grid_dtype(images))
         candidates.append((is_geo, lambda x, *t: kernels.warp(x, t, fill=fill, interpolation=interpolation), terms))
     if not kernels.is_float(images) and any(name in slot_ops for name in LUT_OPS):
-        # uint8: every pixel-wise op through one LUT lookup (LUTs built for the whole batch,
-        # identity for the other images; the statistics only for the images that need them).
+        # uint8: every pixel-wise op through one LUT lookup (statistics-free LUTs built for the
+        # whole batch; those that need statistics, and the lookup, in one loop over the images).
         is_lut = jnp.isin(op, jnp.asarray([OPS.index(name) for name in LUT_OPS if name in slot_ops]))
-        lut = _slot_lut(images, op, mag, set(slot_ops))
-        candidates.append((is_lut, kernels.lookup, (lut,)))
+        lut = _free_luts(op, mag, c, set(slot_ops))
+        if _chunk_size(n) <= 2:
+            candidates.append((is_lut, _lut_lookup(set(slot_ops), c), (op, mag, lut)))
+        else:
+            # Chunks of 3+ images mix ops more often, and a mixed chunk computes each of its ops'
+            # statistics for all its images (AugMix's 3·32 images: measured slower): the
+            # statistics in their own loops over the images that drew each op.
+            makers = _lut_kernels(c)
+            for name in LUT_OPS:
+                if name in slot_ops and name not in _NEUTRAL:
+                    lut = _on_drawn(op == OPS.index(name), makers[name], images, (mag,), lut)
+            candidates.append((is_lut, kernels.lookup, (lut[:, 0],)))
         slot_ops = set(slot_ops) - set(LUT_OPS)
     if "Brightness" in slot_ops:
         sel, m = select("Brightness")
@@ -346,9 +399,11 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
     if "Invert" in slot_ops:
         candidates.append((op == OPS.index("Invert"), kernels.invert, ()))
     out = images
-    on_drawn = _on_drawn_quarter if kernels.is_float(images) else _on_drawn
     for sel, kernel, args in candidates:  # each image drew at most one: chain them
-        out = on_drawn(sel, kernel, images, args, out)
+        if kernels.is_float(images):
+            out = _on_drawn_quarter(sel, kernel, images, args, out)
+        else:  # chunks by op: the LUT candidate's statistics then rarely run for a mixed chunk
+            out = _on_drawn(sel, kernel, images, args, out, key=op)
     return out
 
 
