@@ -312,16 +312,20 @@ def _lut_lookup(slot_ops: set, c: int):
     stat_ops = [name for name in LUT_OPS if name in slot_ops and name not in _NEUTRAL]
 
     def kernel(x, o, m, base):
+        # Inside shard_map a conditional's branches must vary over the same mesh axes: every LUT
+        # below is cast to vary as the chunk's images, ops, magnitudes and base LUTs do.
         def build():
-            lut = base
+            lut = _varying_as(base, x, o, m)
             for name in stat_ops:
                 need = o == OPS.index(name)
-                made = jax.lax.cond(jnp.any(need), lambda lut=lut, name=name: makers[name](x, m), lambda lut=lut: lut)
+                made = jax.lax.cond(jnp.any(need), lambda lut=lut, name=name: _varying_as(makers[name](x, m), lut),
+                                    lambda lut=lut: lut)
                 lut = jnp.where(need[:, None, None, None], made, lut)
             return lut[:, 0]
 
         v = m[:1]  # ``v == v | v != v`` holds for every float: always taken, opaque to XLA
-        lut = jax.lax.cond(jnp.any((v == v) | (v != v)), build, lambda: jnp.zeros(base[:, 0].shape, base.dtype))
+        lut = jax.lax.cond(jnp.any((v == v) | (v != v)), build,
+                           lambda: _varying_as(jnp.zeros(base[:, 0].shape, base.dtype), x, o, m, base))
         return kernels.lookup(x, lut)
 
     return kernel

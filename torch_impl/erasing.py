@@ -358,10 +358,9 @@ def _boxes_on_host(u: torch.Tensor, count, args, height: int, width: int) -> tup
     """:func:`_boxes_on_device`'s formulas on a CPU generator's uniforms, in Python floats: one
     transfer and one tensor at the end instead of about 40 tensor ops (for a few boxes, at most
     :data:`_HOST_BOXES`, the ops' fixed cost was the sampler's whole cost, about half of the
-    module's at 224 px and batch 32). The
-    same distribution; the arithmetic is float64, so a side within float32's error of a rounding
-    boundary may round the other way than on a device (each generator device has its own stream
-    anyway)."""
+    module's at 224 px and batch 32). The same distribution; the arithmetic is float64, so a side
+    within float32's error of a rounding boundary may round the other way than in the tensor
+    formulas (each generator device has its own stream anyway)."""
     n, k = u.shape[0], args.max_count
     counts = count.tolist() if count is not None else [k] * n
     log_lo, log_span = math.log(args.ratio[0]), math.log(args.ratio[1]) - math.log(args.ratio[0])
