@@ -282,14 +282,16 @@ def _lut_kernels(c: int) -> dict:
     }
 
 
-# The statistics-free LUT ops, with the magnitude that leaves a value unchanged.
+# The statistics-free LUT ops, each with an in-range magnitude for the images that did not draw
+# it (their LUT is computed, then discarded by a select; Solarize's 1.0 does change 255, so
+# these are placeholders, not identities).
 _NEUTRAL = {"Brightness": 0.0, "Posterize": 8.0, "Solarize": 1.0, "Invert": 0.0}
 
 
 def _free_luts(op, mag, c: int, slot_ops: set):
     """The LUTs ``[N, 1, 256, C]`` of the slot's statistics-free ops for the whole batch (256
-    values an image, the magnitude neutral where the image drew another op: cheaper than a loop
-    over the images that drew them), the identity for the other images."""
+    values an image, with :data:`_NEUTRAL`'s placeholder magnitude where the image drew another
+    op: cheaper than a loop over the images that drew them), the identity for the other images."""
     n = op.shape[0]
     lut = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))
     makers = _lut_kernels(c)

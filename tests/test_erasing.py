@@ -460,7 +460,9 @@ def test_random_erasing_boxes_on_host_equal_the_device_formulas(seed):
     """A CPU generator's boxes are computed in Python (float64), a device generator's as tensor ops
     (float32): on the same uniforms the two give the same boxes, except where a side lies within
     float32's error of a rounding boundary (1 of 84,000 boxes over 6 seeds and these settings when
-    measured); there they differ by one pixel of side. Fails if either path's formula changes."""
+    measured); there they differ by one pixel of side. The bound allows one such box per seed and
+    1 in 10,000 beyond that (these seeds' 7,000 boxes agree exactly). Fails if either path's formula
+    changes."""
     from twintricks.erasing import check_random_erasing_args
 
     total = differ = 0
@@ -480,7 +482,7 @@ def test_random_erasing_boxes_on_host_equal_the_device_formulas(seed):
         total += mismatch.numel()
         differ += int(mismatch.sum())
         assert (host[2:] - device[2:]).abs().max() <= 1 or not mismatch.any()
-    assert differ <= total // 10_000, (differ, total)
+    assert differ <= 1 + total // 10_000, (differ, total)
 
 
 def test_random_erasing_counts_modes_and_fills():
