@@ -183,3 +183,27 @@ def test_model_names_and_widths_come_from_one_table():
         assert tm.create_model(name, 10).fc.in_features % DEFAULT_WIDTHS[name] == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--model", "vgg"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_jax_max_pool_gradient_is_the_select_and_scatter_one(seed):
+    """FastNet's 2×2 max-pool (``jax_impl.models._max_pool_2x2``) gives ``nn.max_pool``'s values
+    and, with its elementwise gradient, the bytes of ``nn.max_pool``'s select-and-scatter gradient:
+    inputs full of ties (small integers, ReLU zeros, a constant block), NaNs, float32 and
+    bfloat16; odd sizes fall back to ``nn.max_pool`` itself."""
+    import flax.linen as nn
+
+    rng = np.random.default_rng(seed)
+    reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))  # noqa: E731
+    for shape in [(4, 8, 6, 5), (2, 32, 32, 16), (3, 7, 6, 2), (2, 6, 9, 3)]:
+        values = rng.integers(-3, 4, shape).astype(np.float32)
+        cases = [values, np.maximum(values, 0), np.where(values > 2, np.nan, values), rng.standard_normal(shape)]
+        cases[0][:, :4, :4] = 1.0  # whole windows of one value
+        for x in cases:
+            for dtype in (jnp.float32, jnp.bfloat16):
+                x = jnp.asarray(x, dtype)
+                out, vjp = jax.vjp(jm._max_pool_2x2, x)
+                want, want_vjp = jax.vjp(reference, x)
+                g = jnp.asarray(rng.standard_normal(out.shape), dtype)
+                np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(want, np.float32))
+                np.testing.assert_array_equal(np.asarray(vjp(g)[0], np.float32), np.asarray(want_vjp(g)[0], np.float32))
