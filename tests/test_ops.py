@@ -259,6 +259,23 @@ def _f32_fma(a, b, c):
     return (np.float64(np.float32(b)) * np.asarray(a, np.float64) + np.asarray(c, np.float32).astype(np.float64)).astype(np.float32)
 
 
+def test_torch_uint8_grayscale_is_torchvisions_on_every_rgb_triple():
+    """torch_impl widens uint8 channels to float32 before the luma's multiply-adds (ATen's mixed
+    uint8/float loops are ~30x slower); torchvision computes on the uint8 channels. The floored
+    luma is the same on all 2^24 (r, g, b) triples, and so is Color's blend on them."""
+    from torchvision.transforms.v2.functional import _color as tv_color
+
+    import torch_impl.kernels as TK
+
+    v = torch.arange(256, dtype=torch.uint8)
+    rgb = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).view(1, 3, 4096, 4096)
+    expected = tv_color._rgb_to_grayscale_image(rgb, num_output_channels=1, preserve_dtype=False).floor_()
+    assert torch.equal(TK.grayscale(rgb), expected)
+    for m in (-0.9, -0.3, 0.45, 0.9):
+        got = TK.color(rgb, torch.tensor([m], dtype=torch.float64))
+        assert torch.equal(got, tv.functional.adjust_saturation(rgb, 1.0 + m)), m
+
+
 def test_jax_uint8_grayscale_exact_on_every_rgb_triple():
     """jax_impl's cheap uint8 luma (``_fma8``) equals the fused-multiply-add luma on all 2^24 triples."""
     import jax
