@@ -300,7 +300,8 @@ def blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor, alpha:
 def brightness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
     """``x·(1 + m)``, clamped and cast back."""
     ratio, _ = ratio_alpha(m64, compute_dtype(images))
-    return finish(images.mul(ratio), images.dtype)
+    x = images.mul(ratio) if images.is_floating_point() else images.to(ratio.dtype).mul_(ratio)  # (see blend)
+    return finish(x, images.dtype)
 
 
 def color(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
