@@ -125,7 +125,7 @@ def constant(values: tuple, device, dtype=torch.int64) -> torch.Tensor:
 
 def put_rows(out: torch.Tensor, idx: torch.Tensor, values: torch.Tensor) -> None:
     """``out[idx] = values`` for distinct rows ``idx`` of ``out``, one ``copy_`` per row: a row of a
-    contiguous batch is one block, so each is a plain copy (measured 1.0-1.8x faster than one
+    contiguous batch is one block, so each is a plain copy (measured 0.97-3.2x as fast as one
     indexed assignment of the rows as int64 words, for 1 to 32 rows of 224 px)."""
     values = values.to(out.dtype)
     for j, i in enumerate(idx.tolist()):
