@@ -165,6 +165,35 @@ def test_mixup_matches_formula_and_seed_loss(case):
     torch.testing.assert_close(F.cross_entropy(z, targets_t.double(), reduction="none"), seed, rtol=1e-6, atol=1e-6)
 
 
+def test_mixup_inplace_modifies_the_input_iff_asked():
+    """``inplace=True`` (kernel and module) writes the mixed batch into the input and returns it,
+    as timm's Mixup does, with the values of the default, which leaves its input unmodified
+    (float32 and uint8, one λ per batch and one per image). A batch autograd tracks is refused."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    for x in (torch.rand(6, 3, 5, 4, generator=g), torch.randint(0, 256, (6, 3, 5, 4), dtype=torch.uint8, generator=g)):
+        before = x.clone()
+        for per_sample in (False, True):
+            params = TM.sample_mixup_params(6, alpha=0.7, per_sample=per_sample, generator=torch.Generator().manual_seed(1))
+            ref_x, ref_t = TM.mixup(x, y, params, num_classes=5)
+            assert torch.equal(x, before) and not torch.equal(ref_x, x)
+            copy = x.clone()
+            out, t = TM.mixup(copy, y, params, num_classes=5, inplace=True)
+            assert out.data_ptr() == copy.data_ptr() and torch.equal(copy, ref_x) and torch.equal(t, ref_t)
+            mod = functools.partial(TM.Mixup, 0.7, 5, per_sample=per_sample)
+            ref_x, ref_t = mod(generator=torch.Generator().manual_seed(2))(x, y)
+            assert torch.equal(x, before)
+            copy = x.clone()
+            out, t = mod(generator=torch.Generator().manual_seed(2), inplace=True)(copy, y)
+            assert out.data_ptr() == copy.data_ptr() and torch.equal(copy, ref_x) and torch.equal(t, ref_t)
+    assert "inplace=True" in repr(TM.Mixup(inplace=True)) and "inplace" not in repr(TM.Mixup())
+    leaf = torch.rand(2, 3, 4, 4, requires_grad=True)
+    with pytest.raises(ValueError, match="inplace"):
+        TM.Mixup(1.0, 3, inplace=True)(leaf, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="inplace"):
+        TM.Mixup(inplace=1)
+
+
 def test_mixup_lambda_one_is_identity_and_alpha_zero_gives_it():
     images = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 1])

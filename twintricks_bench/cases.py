@@ -286,14 +286,16 @@ def jax_image_call(ctx: Context, fn, *, with_labels: bool = False):
     return lambda i: f(keys[i % K], images[i % P])
 
 
-def ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, compiled_fn=None, with_labels=False):
+def ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, compiled_fn=None, with_labels=False,
+                      dtype: str = "u8"):
     """The two torch_impl columns: eager = the ``nn.Module`` wrapper (sample + apply per call);
     compile = ``compiled_fn()``, a ``(sample, kernel)`` pair: the sampler runs eagerly (a few
     tiny draws on the generator, which ``torch.compile`` cannot trace) and the kernel runs under
-    ``torch.compile`` — exactly how :mod:`torch_impl.train` uses them."""
+    ``torch.compile`` — exactly how :mod:`torch_impl.train` uses them. ``dtype``: the input
+    batches' (``"u8"`` or ``"f32"``, see :func:`torch_image_call`)."""
 
     def eager():
-        return torch_image_call(ctx, need("torch_impl", name)(**kwargs), with_labels=with_labels)
+        return torch_image_call(ctx, need("torch_impl", name)(**kwargs), with_labels=with_labels, dtype=dtype)
 
     def compiled():
         if not ctx.compile_torch:
@@ -304,9 +306,9 @@ def ours_torch_module(ctx: Context, trick: str, name: str, kwargs: dict, *, comp
         dev = ctx.torch_device
         if with_labels:
             return torch_image_call(
-                ctx, lambda x, y: kernel(x, y, sample(s.batch, (s.height, s.width), dev)), with_labels=True
+                ctx, lambda x, y: kernel(x, y, sample(s.batch, (s.height, s.width), dev)), with_labels=True, dtype=dtype
             )
-        return torch_image_call(ctx, lambda x: kernel(x, sample(s.batch, (s.height, s.width), dev)))
+        return torch_image_call(ctx, lambda x: kernel(x, sample(s.batch, (s.height, s.width), dev)), dtype=dtype)
 
     return [
         Case(trick, "torch_impl eager", "torch", eager, note="nn.Module wrapper: sample + apply"),

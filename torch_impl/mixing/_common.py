@@ -131,9 +131,10 @@ def _mix_targets(soft: torch.Tensor, lam, perm: torch.Tensor) -> torch.Tensor:
     return soft * lam + _take(soft, None if perm is None else perm.to(soft.device)) * mu
 
 
-def _blend(images: torch.Tensor, perm: torch.Tensor, lam) -> torch.Tensor:
+def _blend(images: torch.Tensor, perm: torch.Tensor, lam, inplace: bool = False) -> torch.Tensor:
     """``images·λ + images[perm]·(1-λ)`` with ``λ`` in ``[0, 1]`` (see :func:`_weights`;
     ``[N, 1, 1, 1]`` for one per image); uint8 is blended in float32 and rounded half to even.
+    ``inplace``: written into ``images`` (the partners are copied out first), the same values.
 
     Under ``torch.compile`` it is the formula as one expression, which the compiler fuses. Eager,
     the float operations are the same; the code only saves passes over the batch: full-size
@@ -148,14 +149,19 @@ def _blend(images: torch.Tensor, perm: torch.Tensor, lam) -> torch.Tensor:
     lam, mu = _weights(lam, torch.float32 if uint8 else images.dtype, images.device)
     if compiling():
         if not uint8:
-            return images * lam + src * mu
-        return (images.float() * lam + src.float() * mu).round().clamp(0, 255).to(torch.uint8)
+            out = images * lam + src * mu
+        else:
+            out = (images.float() * lam + src.float() * mu).round().clamp(0, 255).to(torch.uint8)
+        return images.copy_(out) if inplace else out
     if not uint8:
+        if inplace:  # timm's in-place form: no batch-sized allocation to fault in
+            return images.mul_(lam).add_(src.mul_(mu))
         needs_grad = torch.is_grad_enabled() and (images.requires_grad or getattr(lam, "requires_grad", False))
         return (images * lam).add_(src * mu if needs_grad else src.mul_(mu))
     out = images.to(torch.float32).mul_(lam).add_(src.to(torch.float32).mul_(mu))
     # + 1.5·2²³ rounds half to even to an integer float whose low byte is the level
-    return out.add_(12582912.0).view(torch.int32).to(torch.uint8)
+    out = out.add_(12582912.0).view(torch.int32)
+    return images.copy_(out) if inplace else out.to(torch.uint8)
 
 
 # PCG64's increment (any odd number selects one of its streams); the state is drawn per call

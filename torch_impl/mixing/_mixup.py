@@ -73,13 +73,17 @@ def _draw_mixup(n: int, alpha: float, per_sample: bool, generator):
     return lam, _randperm(n, generator)
 
 
-def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, num_classes: int | None = None):
+def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, num_classes: int | None = None,
+          inplace: bool = False):
     """mixup kernel: ``x̃ = λ·x + (1-λ)·x[perm]``, ``t̃ = λ·t + (1-λ)·t[perm]``.
 
     Args:
-        images: ``[N, C, H, W]`` uint8 or float.
+        images: ``[N, C, H, W]`` uint8 or float; not modified unless ``inplace``.
         targets: ``[N]`` integer labels (then ``num_classes`` is required) or ``[N, K]`` soft targets.
         params: :class:`MixupParams`; ``lam`` ``[]`` or ``[N]`` (per-sample mode).
+        inplace: write the mixed images into ``images`` and return it, as timm's ``Mixup`` does
+            (no batch-sized allocation); the same values. Default False: a new tensor. Not for
+            images that require grad (a ValueError).
 
     Returns:
         ``(mixed_images, soft_targets)``: images of the input dtype (uint8 is blended in float32
@@ -107,13 +111,21 @@ def mixup(images: torch.Tensor, targets: torch.Tensor, params: MixupParams, *, n
         raise ValueError(f"`params.lam` must have shape () or ({n},), got {tuple(lam.shape)}")
     _check_unit_interval("params.lam", lam)
     _check_index("params.perm", perm, (n,), n)
-    return _apply_mixup(images, soft, lam, perm.to(images.device).long())
+    return _apply_mixup(images, soft, lam, perm.to(images.device).long(), _check_inplace(inplace, images))
 
 
-def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam, perm: torch.Tensor):
+def _check_inplace(inplace, images: torch.Tensor) -> bool:
+    """``inplace`` checked: a bool, and not True for images autograd tracks."""
+    inplace = check_bool("inplace", inplace)
+    if inplace and torch.is_grad_enabled() and images.requires_grad:
+        raise ValueError("`inplace=True` cannot write into `images`, which require grad: pass inplace=False")
+    return inplace
+
+
+def _apply_mixup(images: torch.Tensor, soft: torch.Tensor, lam, perm: torch.Tensor, inplace: bool = False):
     """:func:`mixup` after its checks (``λ``: a tensor ``[]`` or ``[N]``, or a Python float)."""
     per_image = isinstance(lam, torch.Tensor) and lam.ndim
-    mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if per_image else lam)
+    mixed = _blend(images, perm, lam.reshape(-1, 1, 1, 1) if per_image else lam, inplace)
     return mixed, _mix_targets(soft, lam.reshape(-1, 1) if per_image else lam, perm)
 
 
@@ -121,15 +133,18 @@ class Mixup(RandomTransform, nn.Module):
     """Sample and apply mixup: ``forward(images, targets) -> (mixed_images, soft_targets)``.
 
     ``generator`` (optional) is the only source of randomness; ``per_sample`` draws one ``λ`` per
-    image instead of one per batch (the default, as in the paper).
+    image instead of one per batch (the default, as in the paper); ``inplace`` mixes into the
+    input batch and returns it (timm's ``Mixup`` does; see :func:`mixup`).
     """
 
-    def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, per_sample: bool = False, generator=None):
+    def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, per_sample: bool = False, generator=None,
+                 inplace: bool = False):
         super().__init__()
         self.alpha = check_beta_parameter("alpha", alpha, allow_zero=True)
         self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, low=1)
         self.per_sample = check_bool("per_sample", per_sample)
         self.generator = generator
+        self.inplace = check_bool("inplace", inplace)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
         check_images("images", images)
@@ -139,13 +154,15 @@ class Mixup(RandomTransform, nn.Module):
         # drawn here is valid by construction); one λ stays a Python float
         alpha = check_beta_parameter("alpha", self.alpha, allow_zero=True)  # re-checked: attributes may be set after __init__
         check_bool("per_sample", self.per_sample)
+        inplace = _check_inplace(self.inplace, images)
         lam, perm = _draw_mixup(images.shape[0], alpha, self.per_sample, self.generator)
         if self.per_sample:
             lam = torch.from_numpy(lam).to(images.device)
-        return _apply_mixup(images, soft, lam, perm.to(images.device))
+        return _apply_mixup(images, soft, lam, perm.to(images.device), inplace)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
+        return (f"alpha={self.alpha}, num_classes={self.num_classes}, per_sample={self.per_sample}"
+                + (", inplace=True" if self.inplace else ""))
 
 
 # ------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from twintricks_bench.cases import (
     Case,
     Context,
@@ -30,18 +32,23 @@ def _mixup(ctx: Context) -> list[Case]:
         mix = Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, prob=1.0, mode="batch", label_smoothing=0.0, num_classes=k)
         return torch_image_call(ctx, mix, with_labels=True, dtype="f32")
 
-    return [
-        *ours_torch_module(
-            ctx,
-            t,
-            "Mixup",
-            dict(alpha=1.0, num_classes=k),
-            with_labels=True,
-            compiled_fn=lambda: (
-                lambda n, hw, dev: need("torch_impl", "sample_mixup_params")(n, alpha=1.0, device=dev),
-                lambda x, y, p: need("torch_impl", "mixup")(x, y, p, num_classes=k),
-            ),
+    # timm mixes a float32 batch in place: the eager module does too (inplace=True), like with like;
+    # the compiled kernel returns a new batch, as in torch_impl.train
+    eager, compiled = ours_torch_module(
+        ctx,
+        t,
+        "Mixup",
+        dict(alpha=1.0, num_classes=k, inplace=True),
+        with_labels=True,
+        dtype="f32",
+        compiled_fn=lambda: (
+            lambda n, hw, dev: need("torch_impl", "sample_mixup_params")(n, alpha=1.0, device=dev),
+            lambda x, y, p: need("torch_impl", "mixup")(x, y, p, num_classes=k),
         ),
+    )
+    return [
+        dataclasses.replace(eager, note="nn.Module wrapper: sample + apply, float32 input, inplace=True (timm mixes in place)"),
+        dataclasses.replace(compiled, note="sampler eager, kernel under torch.compile (as in torch_impl.train), float32 input"),
         *ours_jax_random(ctx, t, "random_mixup", dict(alpha=1.0, num_classes=k), with_labels=True),
         Case(t, "torchvision v2 batch", "torch", tv_mixup, note="v2.MixUp on float32 input (it rejects uint8)"),
         Case(t, "timm", "torch", timm_mixup, note="timm Mixup(mode='batch'), in place, float32 input"),
