@@ -7,10 +7,12 @@ weights per pixel), and each Equalize must histogram every pixel and then look e
 the image's table. With each policy's draw probabilities that is, per image on average,
 ``geometric`` warps and ``2·equalize`` indexed passes (AugMix: per chain op, ``W`` chains of 1..3
 ops, plus its ``W + 1`` weighted sums). This script times one such pass over the whole batch
-(``torch.gather`` by a precomputed index, ``grid_sample`` bilinear on the float batch, a
-``scatter_add_`` histogram, a float multiply-add) and torchvision and ours on the same batch, in one
-process, and prints per policy: the floor, ours, the floor fraction (floor / ours: 1 is at the
-floor) and ours against torchvision image by image.
+(``torch.gather`` by a rotation's precomputed index, ``grid_sample`` bilinear on the float batch
+along a rotation's grid, a ``scatter_add_`` histogram, a float multiply-add) and torchvision and
+ours on the same batch, in one process (every torch figure before jax's, as ``twintricks bench``
+does), and prints per policy: the floor, ours, the floor fraction (floor / ours: 1 is at the
+floor) and ours against torchvision image by image. One pass is timed as the median of a few
+calls: between runs minutes apart its reading moved up to 2x, so compare floor fractions within a run.
 
 Run: ``python benchmarks/autoaugment_floor.py [threads] [--jax] [--size 224] [--batch 32]``
 (default 2 threads, torch only; ``--jax`` adds jax_impl, compile excluded).
@@ -69,19 +71,36 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
     flat = x.view(n, 3, side * side)
-    index = torch.randint(0, side * side, (n, 1, side * side), generator=g).expand(n, 3, side * side)
+    # A warp reads its source along rotated rows: each image's positions are a rotation about the
+    # centre by an angle in [-30°, 30°] (the policies' Rotate range). Until 2026-12-08 the floor
+    # read uniformly random positions; both are printed (two runs that day: the random ones
+    # took 0.9-1.16x the rotation's time, within the passes' own spread). The floor is the rotation's.
+    angle = (torch.rand(n, generator=g) * 60 - 30) * torch.pi / 180
+    theta = torch.stack([torch.stack([angle.cos(), -angle.sin(), torch.zeros(n)], 1),
+                         torch.stack([angle.sin(), angle.cos(), torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta, [n, 3, side, side], align_corners=False)
+    pix = ((grid + 1) * side - 1) / 2  # grid_sample's source pixel (align_corners=False)
+    pick = pix.round().clamp(0, side - 1).to(torch.int64)
+    index = (pick[..., 1] * side + pick[..., 0]).view(n, 1, side * side).expand(n, 3, side * side)
+    random_index = torch.randint(0, side * side, (n, 1, side * side), generator=g).expand(n, 3, side * side)
     gather = median_seconds(lambda: torch.gather(flat, 2, index))
-    grid = torch.rand(n, side, side, 2, generator=g) * 2 - 1
-    bilinear = median_seconds(
-        lambda: F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).round_().to(torch.uint8)
-    )
+    gather_random = median_seconds(lambda: torch.gather(flat, 2, random_index))
+
+    def sample(where):
+        return F.grid_sample(x.float(), where, mode="bilinear", padding_mode="zeros", align_corners=False).round_().to(torch.uint8)
+
+    random_grid = torch.rand(n, side, side, 2, generator=g) * 2 - 1
+    bilinear = median_seconds(lambda: sample(grid))
+    bilinear_random = median_seconds(lambda: sample(random_grid))
     bins = (flat.to(torch.int64) + 256 * torch.arange(n * 3).view(n, 3, 1)).view(-1)
     ones = torch.ones_like(bins, dtype=torch.int32)
     histogram = median_seconds(lambda: torch.zeros(n * 3 * 256, dtype=torch.int32).scatter_add_(0, bins, ones))
     xf = x.float()
     madd = median_seconds(lambda: torch.addcmul(xf, xf, xf))
     print(f"one pass over the batch: gather {gather * 1e3:.2f} ms, bilinear grid_sample {bilinear * 1e3:.2f} ms, "
-          f"histogram {histogram * 1e3:.2f} ms, multiply-add {madd * 1e3:.2f} ms")
+          f"histogram {histogram * 1e3:.2f} ms, multiply-add {madd * 1e3:.2f} ms "
+          f"(at random positions instead of a rotation's: gather {gather_random * 1e3:.2f} ms, "
+          f"grid_sample {bilinear_random * 1e3:.2f} ms)")
     mode = {"nearest": v2.InterpolationMode.NEAREST, "bilinear": v2.InterpolationMode.BILINEAR}
     families = {
         "autoaugment": (lambda i: v2.AutoAugment(AutoAugmentPolicy.IMAGENET, interpolation=mode[i]),
@@ -91,6 +110,9 @@ def main() -> None:
                                 lambda i: torch_impl.TrivialAugmentWide(interpolation=i), None),
         "augmix": (lambda i: v2.AugMix(interpolation=mode[i]), lambda i: torch_impl.AugMix(interpolation=i), None),
     }
+    # Every torch figure first, then jax's: once jax's runtime has started, torch's CPU timings in
+    # the same process read 5-20 % slower (measured for twintricks bench, which orders them so too).
+    lines = []
     for family, (tv_make, ours_make, policy) in families.items():
         geo, eq, sums = expected_passes(policy or family)
         for interp in ("nearest", "bilinear"):
@@ -101,9 +123,11 @@ def main() -> None:
             line = (f"{family:20s} {interp:8s} torchvision/image {tv_s * 1e3:8.1f} ms  floor {floor * 1e3:6.1f} ms "
                     f"({tv_s / floor:5.1f}x tv)  torch_impl {ours_s * 1e3:7.1f} ms ({tv_s / ours_s:4.2f}x tv, "
                     f"floor fraction {floor / ours_s:.2f})")
-            if args.jax:
-                line += _jax(family, policy, interp, x, tv_s, floor, args.reps)
-            print(line, flush=True)
+            lines.append((family, policy, interp, tv_s, floor, line))
+            if not args.jax:
+                print(line, flush=True)
+    for family, policy, interp, tv_s, floor, line in lines if args.jax else ():
+        print(line + _jax(family, policy, interp, x, tv_s, floor, args.reps), flush=True)
 
 
 def _jax(family, policy, interp, x, tv_s, floor, reps) -> str:
