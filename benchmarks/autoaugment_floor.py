@@ -124,10 +124,8 @@ def main() -> None:
                     f"({tv_s / floor:5.1f}x tv)  torch_impl {ours_s * 1e3:7.1f} ms ({tv_s / ours_s:4.2f}x tv, "
                     f"floor fraction {floor / ours_s:.2f})")
             lines.append((family, policy, interp, tv_s, floor, line))
-            if not args.jax:
-                print(line, flush=True)
-    for family, policy, interp, tv_s, floor, line in lines if args.jax else ():
-        print(line + _jax(family, policy, interp, x, tv_s, floor, args.reps), flush=True)
+    for family, policy, interp, tv_s, floor, line in lines:
+        print(line + (_jax(family, policy, interp, x, tv_s, floor, args.reps) if args.jax else ""), flush=True)
 
 
 def _jax(family, policy, interp, x, tv_s, floor, reps) -> str:

@@ -287,21 +287,24 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
     return gray if images.is_floating_point() else gray.floor_()
 
 
+def _scaled(images: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """``images·ratio`` as a fresh tensor of ``ratio``'s dtype; uint8 is widened first (see
+    :func:`grayscale`): one correctly rounded product either way."""
+    return images.mul(ratio) if images.is_floating_point() else images.to(ratio.dtype).mul_(ratio)
+
+
 def blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``images·ratio + other·alpha`` with the second product fused (torchvision's ``mul().add_(alpha=)``)."""
     if compiling() and not images.is_floating_point():
         x = images.float()
         return exact.fma(other.expand(x.shape), alpha, exact.product(x, ratio))
-    # uint8: widened first (see grayscale); then in place on the fresh product, the same operations
-    x = images.mul(ratio) if images.is_floating_point() else images.to(ratio.dtype).mul_(ratio)
-    return x.addcmul_(other, alpha)
+    return _scaled(images, ratio).addcmul_(other, alpha)  # in place on the fresh product: the same operations
 
 
 def brightness(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
     """``x·(1 + m)``, clamped and cast back."""
     ratio, _ = ratio_alpha(m64, compute_dtype(images))
-    x = images.mul(ratio) if images.is_floating_point() else images.to(ratio.dtype).mul_(ratio)  # (see blend)
-    return finish(x, images.dtype)
+    return finish(_scaled(images, ratio), images.dtype)
 
 
 def color(images: torch.Tensor, m64: torch.Tensor) -> torch.Tensor:
