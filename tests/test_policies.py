@@ -293,6 +293,19 @@ def test_torch_module_per_image_and_reproducible():
     assert TA.AutoAugment(tv.AutoAugmentPolicy.SVHN).policy == "svhn"
 
 
+@pytest.fixture(params=["opencv", "torch"])
+def lookup(request, monkeypatch):
+    """The eager uint8 path's histograms and LUT lookups (:class:`torch_impl._eager._Planes`) by
+    OpenCV (the ``[opencv]`` extra, installed with ``[dev]``) or by torch's ``bincount`` and gather."""
+    from torch_impl import _eager
+
+    if request.param == "opencv":
+        monkeypatch.setattr(_eager, "_OPENCV", [pytest.importorskip("cv2")])
+    else:
+        monkeypatch.setattr(_eager, "_OPENCV", [None])
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_torch_static_path_equals_subset_path(dtype):
     """The whole-batch ``where`` path (compile, accelerators) equals the eager CPU subset path."""
@@ -308,11 +321,11 @@ def test_torch_static_path_equals_subset_path(dtype):
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation, monkeypatch):
+def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation, lookup, monkeypatch):
     """The eager CPU path of :mod:`torch_impl._eager` in chunks (2 images here; large images go 4 at a
     time), with its cached nearest picks and bilinear grids (the second call reads them from the
     cache), equals the whole-batch ``where`` path for every policy and family, uint8, with and
-    without fill."""
+    without fill, with the lookups by OpenCV and by torch."""
     from torch_impl import _eager
 
     monkeypatch.setattr(_eager, "CHUNK_FROM", 0)
@@ -337,12 +350,12 @@ def test_torch_eager_chunks_and_cached_warps_equal_the_static_path(interpolation
                 assert torch.equal(kernel(images, params, fill=fill, interpolation=interpolation), static), family
 
 
-def test_torch_eager_paired_pixel_ops_equal_the_static_path():
+def test_torch_eager_paired_pixel_ops_equal_the_static_path(lookup):
     """Two pixel-wise ops in a row that the eager path runs as one LUT
     (:func:`torch_impl._eager.pair_first_slots`: the second op's histograms pushed through the
     first's LUT) give the bytes of one op after the other (the static path), for every such pair,
     a third op after them, and low-contrast images (flat channels, few values: AutoContrast's and
-    Equalize's special cases)."""
+    Equalize's special cases), with the lookups by OpenCV and by torch."""
     from torch_impl import _eager
 
     names = P.RANDAUGMENT_OPS
@@ -364,6 +377,32 @@ def test_torch_eager_paired_pixel_ops_equal_the_static_path():
         static = TA._apply_draws(images, "randaugment", 31, op, torch.full((n, 3), magnitude), params.negate, None,
                                  static=True)
         assert torch.equal(eager, static)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 17, 13), (2, 1, 1, 1), (2, 3, 1, 300), (2, 3, 300, 1), (2, 3, 0, 4)])
+def test_torch_opencv_lookups_equal_numpy_and_fall_back_to_torch(shape, monkeypatch):
+    """:class:`torch_impl._eager._Planes` with OpenCV: each channel's histogram is NumPy's
+    ``bincount`` and each pixel its channel's LUT entry (NumPy indexing), the same as the torch
+    path's; empty planes and planes of :data:`~torch_impl._eager.OPENCV_BELOW` pixels or more
+    (float32 counts stop being exact at 2^24) take the torch path."""
+    from torch_impl import _eager
+
+    monkeypatch.setattr(_eager, "_OPENCV", [pytest.importorskip("cv2")])
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    x[0, 0] = 7  # a flat channel
+    lut = torch.randint(0, 256, shape[:2] + (256,), generator=g, dtype=torch.uint8)
+    k, c = shape[:2]
+    planes = x.numpy().reshape(k * c, -1)
+    want_hist = np.stack([np.bincount(p, minlength=256) for p in planes]).reshape(k, c, 256)
+    want = np.stack([t[p] for t, p in zip(lut.numpy().reshape(k * c, 256), planes)]).reshape(shape)
+    for below in (_eager.OPENCV_BELOW, shape[2] * shape[3]):  # the second: every plane too large
+        monkeypatch.setattr(_eager, "OPENCV_BELOW", below)
+        found = _eager._Planes(x)
+        assert (found.cv2 is not None) == (0 < shape[2] * shape[3] < below)
+        hist = found.histograms()
+        assert hist.dtype == torch.int32 and np.array_equal(hist.numpy(), want_hist)
+        assert np.array_equal(found.look_up(lut).numpy(), want)
 
 
 def test_torch_eager_nearest_warp_without_picks_above_their_exact_size(monkeypatch):

@@ -11,7 +11,8 @@ that gives the same bytes) and writes them into the output's rows (:func:`put_ro
 images:
 
 * Brightness, Contrast, AutoContrast and Equalize go through per-image 256-entry lookup tables
-  (LUTs): the op's own kernel applied to the 256 values, then one gather (:func:`_lut_lookup`);
+  (LUTs): the op's own kernel applied to the 256 values, then one lookup (:func:`_lut_lookup`;
+  histograms and lookups by OpenCV when it is installed, else by torch: :class:`_Planes`);
   Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`); an image
   whose first two ops are both histogram-derived LUT ops (:data:`PAIR_OPS`) gets them as one LUT
   (:func:`pair_first_slots`);
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -132,23 +134,80 @@ def put_rows(out: torch.Tensor, idx: torch.Tensor, values: torch.Tensor) -> None
         out[i].copy_(values[j])
 
 
-def _lut_lookup(name: str, x: torch.Tensor, mag: torch.Tensor, static_rows: torch.Tensor) -> torch.Tensor:
-    """The pixel-wise op ``name`` on the uint8 images ``x`` as per-image LUTs and one gather.
+_OPENCV: list = []
 
-    The pixels are widened once, to int32 positions in the flattened ``[k·C, 256]`` LUTs (int64
-    would cost twice the bytes and a slower cast), which also give Equalize its histograms.
-    ``static_rows`` ``[k, 256]``: the tabulated LUTs of :data:`STATIC_LUT_OPS`."""
+
+def opencv():
+    """OpenCV's ``cv2`` when it is installed (the ``[opencv]`` extra, ``opencv-python-headless``),
+    else None; imported on first use, so ``import torch_impl`` does not pay for it."""
+    if not _OPENCV:
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None
+        _OPENCV.append(cv2)
+    return _OPENCV[0]
+
+
+#: OpenCV's ``calcHist`` counts in float32, exact below 2^24 pixels per channel (and its
+#: ``LUT`` refuses empty planes): other images take the torch path.
+OPENCV_BELOW = 1 << 24
+
+
+class _Planes:
+    """uint8 images ``[k, C, H, W]`` ready for per-channel histograms and LUT lookups.
+
+    With OpenCV (optional, CPU), each channel plane is counted by ``cv2.calcHist`` and looked up
+    by ``cv2.LUT``: at 224 px, 4 images took 0.20 ms for the histograms against 0.52 ms for
+    ``bincount``, and 0.20 ms for the lookup against about 0.6 ms for widening the pixels to int32
+    positions and gathering (2 threads, measured 2026-12-08); whole policies 1.14-1.52x as fast.
+    Without it, the pixels are widened once to int32 positions in the flattened ``[k·C, 256]``
+    LUTs (int64 would cost twice the bytes and a slower cast), which serve both."""
+
+    def __init__(self, x: torch.Tensor):
+        k, c, h, w = x.shape
+        self.shape = x.shape
+        self.cv2 = opencv() if x.device.type == "cpu" and 0 < h * w < OPENCV_BELOW else None
+        if self.cv2 is not None:
+            self.planes = x.contiguous().numpy().reshape(k * c, h, w)
+        else:
+            offsets = torch.arange(k * c, dtype=torch.int32, device=x.device).mul_(256).view(k * c, 1)
+            self.flat = x.reshape(k * c, h * w).to(torch.int32).add_(offsets).view(-1)
+
+    def histograms(self) -> torch.Tensor:
+        """Each image's per-channel 256-bin histograms ``[k, C, 256]`` (int32)."""
+        k, c = self.shape[:2]
+        if self.cv2 is None:
+            return torch.bincount(self.flat, minlength=k * c * 256).view(k, c, 256).to(torch.int32)
+        counts = [self.cv2.calcHist([plane], [0], None, [256], [0, 256]) for plane in self.planes]
+        return torch.from_numpy(np.stack(counts).astype(np.int32)).view(k, c, 256)
+
+    def look_up(self, lut: torch.Tensor) -> torch.Tensor:
+        """Each pixel through its image's and channel's LUT (``lut`` ``[k, C, 256]`` uint8)."""
+        lut = lut.reshape(-1, 256)
+        if self.cv2 is None:
+            return lut.reshape(-1).index_select(0, self.flat).view(self.shape)
+        table = lut.contiguous().numpy()
+        out = np.empty_like(self.planes)
+        for i, plane in enumerate(self.planes):
+            self.cv2.LUT(plane, table[i], dst=out[i])
+        return torch.from_numpy(out).view(self.shape)
+
+
+def _lut_lookup(name: str, x: torch.Tensor, mag: torch.Tensor, static_rows: torch.Tensor) -> torch.Tensor:
+    """The pixel-wise op ``name`` on the uint8 images ``x`` as per-image LUTs and one lookup
+    (:class:`_Planes`, which also gives Equalize its histograms). ``static_rows`` ``[k, 256]``: the
+    tabulated LUTs of :data:`STATIC_LUT_OPS`."""
     k, c, h, w = x.shape
-    offsets = torch.arange(k * c, dtype=torch.int32, device=x.device).mul_(256).view(k * c, 1)
-    flat = x.reshape(k * c, h * w).to(torch.int32).add_(offsets)
+    planes = _Planes(x)
     if name == "Equalize":
-        lut = kernels.equalize_lut(torch.bincount(flat.view(-1), minlength=k * c * 256).view(k, c, 256).to(torch.int32))
+        lut = kernels.equalize_lut(planes.histograms())
     elif name in STATIC_LUT_OPS:
         lut = static_rows.view(k, 1, 256).expand(k, c, 256)
     else:
         values = constant(tuple(range(256)), x.device, torch.uint8).view(1, 1, 1, 256).expand(k, c, 1, 256)
         lut = LUT_KERNELS[name](values.contiguous(), x, mag)
-    return lut.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
+    return planes.look_up(lut)
 
 
 #: Pixel-wise ops whose LUT follows from the per-channel histograms alone: two of them in a row,
@@ -187,14 +246,11 @@ def _pair_lookup(x: torch.Tensor, op: torch.Tensor, static_rows: torch.Tensor) -
     and one gather: the second op's histograms are the first's pushed through its LUT (the
     second's input, counted exactly), and the LUT is the second's after the first's; so the same
     bytes as one op after the other. ``static_rows`` ``[k, 2, 256]``: the tabulated LUTs."""
-    k, c, h, w = x.shape
-    offsets = torch.arange(k * c, dtype=torch.int32, device=x.device).mul_(256).view(k * c, 1)
-    flat = x.reshape(k * c, h * w).to(torch.int32).add_(offsets)
-    hist = torch.bincount(flat.view(-1), minlength=k * c * 256).view(k, c, 256)
+    planes = _Planes(x)
+    hist = planes.histograms()
     first = _hist_luts(op[:, 0], static_rows[:, 0], hist).to(torch.int64)
     hist = torch.zeros_like(hist).scatter_add_(-1, first, hist)
-    lut = _hist_luts(op[:, 1], static_rows[:, 1], hist).gather(-1, first)
-    return lut.reshape(-1).index_select(0, flat.view(-1)).view(k, c, h, w)
+    return planes.look_up(_hist_luts(op[:, 1], static_rows[:, 1], hist).gather(-1, first))
 
 
 def pair_first_slots(images: torch.Tensor, op: torch.Tensor, static_luts) -> tuple:

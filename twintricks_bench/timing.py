@@ -256,7 +256,8 @@ def machine_info(torch_device: str, jax_platform: str) -> dict:
         "jax_platform": jax_platform,
         "versions": {
             n: _version(n)
-            for n in ("twintricks", "numpy", "torch", "torchvision", "timm", "jax", "jaxlib", "flax", "optax")
+            for n in ("twintricks", "numpy", "torch", "torchvision", "timm", "jax", "jaxlib", "flax", "optax",
+                      "opencv-python-headless")
         },
     }
     try:
