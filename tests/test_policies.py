@@ -358,9 +358,9 @@ def test_torch_eager_paired_pixel_ops_equal_the_static_path(lookup):
     Equalize's special cases), with the lookups by OpenCV and by torch."""
     from torch_impl import _eager
 
-    names = P.RANDAUGMENT_OPS
+    names = P.RANDAUGMENT_OPS  # (Invert is not one: its pairs are checked below, kernel by kernel)
     pairs = [(a, b) for a in _eager.PAIR_OPS for b in _eager.PAIR_OPS
-             if a in _eager.STAT_PAIR_OPS or b in _eager.STAT_PAIR_OPS]
+             if (a in _eager.STAT_PAIR_OPS or b in _eager.STAT_PAIR_OPS) and a in names and b in names]
     g = torch.Generator().manual_seed(11)
     n = 2 * len(pairs)
     images = torch.randint(0, 256, (n, 3, 9, 7), generator=g, dtype=torch.uint8)
@@ -378,6 +378,31 @@ def test_torch_eager_paired_pixel_ops_equal_the_static_path(lookup):
                                  static=True)
         assert torch.equal(eager, static)
 
+
+def test_torch_eager_pair_lookup_is_one_kernel_after_the_other(lookup):
+    """:func:`torch_impl._eager._pair_lookup` for every pair of :data:`~torch_impl._eager.PAIR_OPS`
+    (Invert's too, which only AutoAugment draws) gives the bytes of the first op's kernel, then the
+    second's, on images with flat and few-valued channels, at two magnitudes each."""
+    from torch_impl import _eager
+
+    g = torch.Generator().manual_seed(12)
+    images = torch.randint(0, 256, (4, 3, 9, 7), generator=g, dtype=torch.uint8)
+    images[1] = images[1] // 96 * 5 + 100
+    images[2, 0] = 3
+    values = torch.arange(256).to(torch.uint8).view(1, 1, 1, 256)
+    magnitudes = {"Brightness": (0.3, -0.6), "Solarize": (0.4, 0.9), "Posterize": (3.0, 7.0)}
+    pairs = [(a, b) for a in _eager.PAIR_OPS for b in _eager.PAIR_OPS
+             if a in _eager.STAT_PAIR_OPS or b in _eager.STAT_PAIR_OPS]
+    assert ("Invert", "Equalize") in pairs and ("AutoContrast", "Posterize") in pairs
+    for a, b in pairs:
+        for which in range(2):
+            mags = [torch.full((4,), magnitudes.get(name, (0.0, 0.0))[which], dtype=torch.float64) for name in (a, b)]
+            rows = torch.stack([_eager.LUT_KERNELS[name](values, None, m[:1]).view(256).expand(4, 256)
+                                if name in _eager.STATIC_LUT_OPS else values.view(256).expand(4, 256)
+                                for name, m in zip((a, b), mags)], 1)
+            op = torch.tensor([[P.OPS.index(a), P.OPS.index(b)]] * 4)
+            want = _eager.KERNELS[b](_eager.KERNELS[a](images, mags[0]), mags[1])
+            assert torch.equal(_eager._pair_lookup(images, op, rows), want), (a, b, which)
 
 @pytest.mark.parametrize("shape", [(3, 3, 17, 13), (2, 1, 1, 1), (2, 3, 1, 300), (2, 3, 300, 1), (2, 3, 0, 4)])
 def test_torch_opencv_lookups_equal_numpy_and_fall_back_to_torch(shape, monkeypatch):
