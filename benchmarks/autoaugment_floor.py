@@ -6,12 +6,12 @@ per-pixel source position (nearest: one indexed read; bilinear: ``grid_sample``'
 weights per pixel), and each Equalize must histogram every pixel and then look every pixel up in
 the image's table. With each policy's draw probabilities that is, per image on average,
 ``geometric`` warps and ``equalize`` histogram and lookup passes (AugMix: per chain op, ``W``
-chains of 1..3 ops, plus its ``W + 1`` weighted sums). This script times one such pass over the
-whole batch (``torch.gather`` by a rotation's precomputed index, ``grid_sample`` bilinear on the
-float batch along a rotation's grid, a ``scatter_add_`` histogram, a float multiply-add; with
-OpenCV installed, as ours then uses it, also ``calcHist`` and ``LUT`` on every channel plane, the
-cheaper engine's pass counting) and torchvision and
-ours on the same batch, in one process (every torch figure before jax's, as ``twintricks bench``
+chains of 1..3 ops, plus its ``W + 1`` weighted sums). This script times one such pass (a
+``torch.gather`` by a rotation's precomputed index, ``grid_sample`` bilinear on the float images
+along a rotation's grid, a ``scatter_add_`` histogram, a float multiply-add; with OpenCV
+installed, as ours then uses it, also ``calcHist`` and ``LUT`` on every channel plane), over the
+whole batch and 4 images a call, the cheapest way counting, and torchvision and ours on the same
+batch, in one process (every torch figure before jax's, as ``twintricks bench``
 does), and prints per policy: the floor, ours, the floor fraction (floor / ours: 1 is at the
 floor) and ours against torchvision image by image. One pass is timed as the median of a few
 calls: between runs minutes apart its reading moved up to 2x, so compare floor fractions within a run.
@@ -85,24 +85,37 @@ def main() -> None:
     pick = pix.round().clamp(0, side - 1).to(torch.int64)
     index = (pick[..., 1] * side + pick[..., 0]).view(n, 1, side * side).expand(n, 3, side * side)
     random_index = torch.randint(0, side * side, (n, 1, side * side), generator=g).expand(n, 3, side * side)
-    gather = median_seconds(lambda: torch.gather(flat, 2, index))
+
+    def sample(where, images=x):
+        return F.grid_sample(images.float(), where, mode="bilinear", padding_mode="zeros",
+                             align_corners=False).round_().to(torch.uint8)
+
+    def in_chunks(fn, size: int = 4):
+        """One pass, ``size`` images per call, as ours runs on large images (``torch_impl._eager.CHUNK``):
+        a whole-batch pass of fresh float32 megabytes page-faults (a 32-image ``grid_sample`` read
+        35 ms once, against ours at 15 ms for a whole RandAugment, 2026-12-08), so the floor is the
+        cheaper of the two ways."""
+        return lambda: [fn(slice(i, i + size)) for i in range(0, n, size)]
+
+    gather_whole = median_seconds(lambda: torch.gather(flat, 2, index))
+    gather_chunks = median_seconds(in_chunks(lambda s: torch.gather(flat[s], 2, index[s])))
     gather_random = median_seconds(lambda: torch.gather(flat, 2, random_index))
-
-    def sample(where):
-        return F.grid_sample(x.float(), where, mode="bilinear", padding_mode="zeros", align_corners=False).round_().to(torch.uint8)
-
     random_grid = torch.rand(n, side, side, 2, generator=g) * 2 - 1
-    bilinear = median_seconds(lambda: sample(grid))
+    bilinear_whole = median_seconds(lambda: sample(grid))
+    bilinear_chunks = median_seconds(in_chunks(lambda s: sample(grid[s], x[s])))
     bilinear_random = median_seconds(lambda: sample(random_grid))
     bins = (flat.to(torch.int64) + 256 * torch.arange(n * 3).view(n, 3, 1)).view(-1)
     ones = torch.ones_like(bins, dtype=torch.int32)
     histogram = median_seconds(lambda: torch.zeros(n * 3 * 256, dtype=torch.int32).scatter_add_(0, bins, ones))
     xf = x.float()
-    madd = median_seconds(lambda: torch.addcmul(xf, xf, xf))
+    madd = min(median_seconds(lambda: torch.addcmul(xf, xf, xf)),
+               median_seconds(in_chunks(lambda s: torch.addcmul(xf[s], xf[s], xf[s]))))
+    gather, bilinear = min(gather_whole, gather_chunks), min(bilinear_whole, bilinear_chunks)
     lookup = gather
-    print(f"one pass over the batch: gather {gather * 1e3:.2f} ms, bilinear grid_sample {bilinear * 1e3:.2f} ms, "
-          f"histogram {histogram * 1e3:.2f} ms, multiply-add {madd * 1e3:.2f} ms "
-          f"(at random positions instead of a rotation's: gather {gather_random * 1e3:.2f} ms, "
+    print(f"one pass over the batch: gather {gather_whole * 1e3:.2f} ms (4 images a call: {gather_chunks * 1e3:.2f}), "
+          f"bilinear grid_sample {bilinear_whole * 1e3:.2f} ms (4 images a call: {bilinear_chunks * 1e3:.2f}), "
+          f"histogram {histogram * 1e3:.2f} ms, multiply-add {madd * 1e3:.2f} ms (the cheaper way) "
+          f"(the whole batch at random positions instead of a rotation's: gather {gather_random * 1e3:.2f} ms, "
           f"grid_sample {bilinear_random * 1e3:.2f} ms)")
     try:  # ours counts and looks up with OpenCV when it is installed: the floor uses the cheaper engine
         import cv2
