@@ -61,8 +61,10 @@ from twintricks.policies import (
     GEOMETRIC_OPS,
     LUT_OPS,
     OPS,
+    PLACEHOLDER_MAGNITUDES,
     POLICIES,
     RANDAUGMENT_OPS,
+    STATIC_LUT_OPS,
     TRIVIALAUGMENT_WIDE_OPS,
     check_augmix_args,
     check_augmix_weights,
@@ -260,7 +262,8 @@ def _lut_kernels(c: int) -> dict:
     map every value through a function of that value and per-image (per-channel) statistics, so
     each op's LUT is its kernel (:mod:`jax_impl.kernels`) applied to the 256 possible values laid
     out as an image, with the statistics of the real image passed in: the same float32 operations,
-    so the same bytes. The statistics-free ones (:data:`_NEUTRAL`) read only ``images.shape[0]``.
+    so the same bytes. The statistics-free ones (:data:`~twintricks.policies.STATIC_LUT_OPS`) read
+    only ``images.shape[0]``.
     """
     v1 = jnp.arange(256, dtype=jnp.uint8)[:, None]
 
@@ -282,23 +285,17 @@ def _lut_kernels(c: int) -> dict:
     }
 
 
-# The statistics-free LUT ops, each with an in-range magnitude for the images that did not draw
-# it (their LUT is computed, then discarded by a select; Solarize's 1.0 does change 255, so
-# these are placeholders, not identities).
-_NEUTRAL = {"Brightness": 0.0, "Posterize": 8.0, "Solarize": 1.0, "Invert": 0.0}
-
-
 def _free_luts(op, mag, c: int, slot_ops: set):
     """The LUTs ``[N, 1, 256, C]`` of the slot's statistics-free ops for the whole batch (256
-    values an image, with :data:`_NEUTRAL`'s placeholder magnitude where the image drew another
+    values an image, with the op's :data:`~twintricks.policies.PLACEHOLDER_MAGNITUDES` where the image drew another
     op: cheaper than a loop over the images that drew them), the identity for the other images."""
     n = op.shape[0]
     lut = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))
     makers = _lut_kernels(c)
     for name in LUT_OPS:
-        if name in _NEUTRAL and name in slot_ops:
+        if name in STATIC_LUT_OPS and name in slot_ops:
             sel = op == OPS.index(name)
-            m = jnp.where(sel, mag, jnp.float32(_NEUTRAL[name]))
+            m = jnp.where(sel, mag, jnp.float32(PLACEHOLDER_MAGNITUDES.get(name, 0.0)))
             lut = jnp.where(sel[:, None, None, None], makers[name](lut, m), lut)
     return lut
 
@@ -311,7 +308,7 @@ def _lut_lookup(slot_ops: set, c: int):
     lookup. The LUTs come out of an always-taken conditional, so XLA materialises them once
     instead of fusing their arithmetic into the per-pixel lookup."""
     makers = _lut_kernels(c)
-    stat_ops = [name for name in LUT_OPS if name in slot_ops and name not in _NEUTRAL]
+    stat_ops = [name for name in LUT_OPS if name in slot_ops and name not in STATIC_LUT_OPS]
 
     def kernel(x, o, m, base):
         # Inside shard_map a conditional's branches must vary over the same mesh axes: every LUT
@@ -349,9 +346,9 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
     n, h, w, c = images.shape
     dtype = kernels.compute_dtype(images)
 
-    def select(name, neutral=0.0):
+    def select(name):
         sel = op == OPS.index(name)
-        return sel, jnp.where(sel, mag, jnp.float32(neutral))
+        return sel, jnp.where(sel, mag, jnp.float32(PLACEHOLDER_MAGNITUDES.get(name, 0.0)))
 
     def ratio_alpha(m):  # m: [k] for the k images a kernel runs on
         return (1.0 + m).astype(dtype).reshape(-1, 1, 1, 1), (-m).astype(dtype).reshape(-1, 1, 1, 1)
@@ -375,7 +372,7 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
             # statistics in their own loops over the images that drew each op.
             makers = _lut_kernels(c)
             for name in LUT_OPS:
-                if name in slot_ops and name not in _NEUTRAL:
+                if name in slot_ops and name not in STATIC_LUT_OPS:
                     lut = _on_drawn(op == OPS.index(name), makers[name], images, (mag,), lut)
             candidates.append((is_lut, kernels.lookup, (lut[:, 0],)))
         slot_ops = set(slot_ops) - set(LUT_OPS)
@@ -392,10 +389,10 @@ def _apply_slot(images, op, mag, theta, slot_ops: set, fill, bins: bool = True, 
         sel, m = select("Sharpness")
         candidates.append((sel, lambda x, m: kernels.sharpness(x, ratio_alpha(m)[1], bins=bins), (m,)))
     if "Posterize" in slot_ops:
-        sel, m = select("Posterize", 8.0)
+        sel, m = select("Posterize")
         candidates.append((sel, lambda x, m: kernels.posterize(x, m.astype(jnp.int32)), (m,)))
     if "Solarize" in slot_ops:
-        sel, m = select("Solarize", 1.0)
+        sel, m = select("Solarize")
         threshold = (m * kernels.max_value(images.dtype)).astype(dtype)
         candidates.append((sel, lambda x, t: kernels.solarize(x, t.reshape(-1, 1, 1, 1)), (threshold,)))
     if "AutoContrast" in slot_ops:

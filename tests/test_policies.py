@@ -398,7 +398,7 @@ def test_torch_eager_pair_lookup_is_one_kernel_after_the_other(lookup):
         for which in range(2):
             mags = [torch.full((4,), magnitudes.get(name, (0.0, 0.0))[which], dtype=torch.float64) for name in (a, b)]
             rows = torch.stack([_eager.LUT_KERNELS[name](values, None, m[:1]).view(256).expand(4, 256)
-                                if name in _eager.STATIC_LUT_OPS else values.view(256).expand(4, 256)
+                                if name in P.STATIC_LUT_OPS else values.view(256).expand(4, 256)
                                 for name, m in zip((a, b), mags)], 1)
             op = torch.tensor([[P.OPS.index(a), P.OPS.index(b)]] * 4)
             want = _eager.KERNELS[b](_eager.KERNELS[a](images, mags[0]), mags[1])

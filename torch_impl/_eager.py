@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_impl import kernels
-from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS
+from twintricks.policies import GEOMETRIC_OPS, LUT_OPS, OPS, STATIC_LUT_OPS
 
 #: Images per kernel call on large images: a 224 px float chunk (2.4 MB) and its grid stay in cache.
 CHUNK = 4
@@ -81,8 +81,6 @@ LUT_KERNELS = {
     "Invert": lambda v, x, m: kernels.invert(v),
 }
 
-#: The ops whose LUT depends on the magnitude alone (tabulated once per policy and bin).
-STATIC_LUT_OPS = ("Brightness", "Posterize", "Solarize", "Invert")
 
 #: Every non-geometric op's kernel ``(images, magnitudes [N] float64)``.
 KERNELS = {

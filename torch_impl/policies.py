@@ -52,8 +52,10 @@ from twintricks.policies import (
     FAMILY_OPS,
     GEOMETRIC_OPS,
     OPS,
+    PLACEHOLDER_MAGNITUDES,
     POLICIES,
     RANDAUGMENT_OPS,
+    STATIC_LUT_OPS,
     TRIVIALAUGMENT_WIDE_OPS,
     check_augmix_args,
     check_augmix_weights,
@@ -215,7 +217,7 @@ def _static_luts(policy: str, height: int, width: int, device) -> torch.Tensor:
     luts = values.view(1, 1, 1, 256).repeat(len(op_id), 2, 2, 1)
     for i, (ids, mags) in enumerate(zip(op_id, mag)):
         for k, (j, m) in enumerate(zip(ids, mags)):
-            if OPS[j] in _eager.STATIC_LUT_OPS:
+            if OPS[j] in STATIC_LUT_OPS:
                 for sign, value in enumerate((m, -m)):
                     m64 = torch.tensor([value], dtype=torch.float64, device=device)
                     luts[i, k, sign] = _eager.LUT_KERNELS[OPS[j]](values, None, m64).view(256)
@@ -254,11 +256,11 @@ def _apply_slot(images, op, mag, slot_ops: set, fill, static: bool, matrix=None,
         if is_geo is None:
             is_geo = torch.isin(op, torch.tensor([OPS.index(name) for name in geo], device=op.device))
         candidates.append((is_geo, lambda x, m: kernels.affine(x, m, fill, interpolation), matrix))
-    neutral = {"Posterize": 8.0, "Solarize": 1.0}
     for name, kernel in _eager.KERNELS.items():
         if name in slot_ops:
             sel = op == OPS.index(name)
-            candidates.append((sel, kernel, torch.where(sel, mag, torch.full_like(mag, neutral.get(name, 0.0)))))
+            placeholder = torch.full_like(mag, PLACEHOLDER_MAGNITUDES.get(name, 0.0))
+            candidates.append((sel, kernel, torch.where(sel, mag, placeholder)))
     out = images
     for sel, kernel, m in candidates:
         out = torch.where(sel.view(n, 1, 1, 1), kernel(images, m), out)
@@ -558,7 +560,7 @@ def _family_constants(family: str, num_bins: int, height: int, width: int, devic
         v = torch.arange(256, device=device).to(torch.uint8).view(1, 1, 1, 256)
         rows = []
         for j, i in enumerate(op_id):
-            if i >= 0 and OPS[i] in _eager.STATIC_LUT_OPS:
+            if i >= 0 and OPS[i] in STATIC_LUT_OPS:
                 rows.append(_eager.LUT_KERNELS[OPS[i]](v.expand(2 * b, 1, 1, 256).contiguous(), None, values[j].reshape(-1)).view(2 * b, 256))
             else:
                 rows.append(v.view(1, 256).expand(2 * b, 256))

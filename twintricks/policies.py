@@ -43,6 +43,8 @@ __all__ = [
     "SIGNED_OPS",
     "GEOMETRIC_OPS",
     "LUT_OPS",
+    "STATIC_LUT_OPS",
+    "PLACEHOLDER_MAGNITUDES",
     "POLICIES",
     "POLICY_NAMES",
     "PolicyArrays",
@@ -132,6 +134,14 @@ GEOMETRIC_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 #: Operations that map every uint8 value through a function of the value and per-image
 #: (per-channel) statistics: a per-image LUT of the 256 values applies them.
 LUT_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+#: The :data:`LUT_OPS` whose LUT depends on the magnitude alone, no image statistics (tabulated
+#: once per magnitude).
+STATIC_LUT_OPS = ("Brightness", "Posterize", "Solarize", "Invert")
+#: The magnitude an op's kernel gets on the images that did not draw it, where a batched form runs
+#: a kernel on more images than drew it and then keeps only theirs by a select: a value in the
+#: op's range (Posterize's 8 bits, Solarize's threshold 1.0), 0.0 for every other op. Placeholders,
+#: not identities: Solarize at 1.0 still inverts 255.
+PLACEHOLDER_MAGNITUDES = {"Posterize": 8.0, "Solarize": 1.0}
 
 
 def _f32(x: float) -> float:
