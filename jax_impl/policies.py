@@ -287,8 +287,9 @@ def _lut_kernels(c: int) -> dict:
 
 def _free_luts(op, mag, c: int, slot_ops: set):
     """The LUTs ``[N, 1, 256, C]`` of the slot's statistics-free ops for the whole batch (256
-    values an image, with the op's :data:`~twintricks.policies.PLACEHOLDER_MAGNITUDES` where the image drew another
-    op: cheaper than a loop over the images that drew them), the identity for the other images."""
+    values an image, with the op's :data:`~twintricks.policies.PLACEHOLDER_MAGNITUDES` where the
+    image drew another op: cheaper than a loop over the images that drew them), the identity for
+    the other images."""
     n = op.shape[0]
     lut = jnp.broadcast_to(jnp.arange(256, dtype=jnp.uint8)[:, None], (n, 1, 256, c))
     makers = _lut_kernels(c)

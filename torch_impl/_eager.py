@@ -14,8 +14,8 @@ images:
   (LUTs): the op's own kernel applied to the 256 values, then one lookup (:func:`_lut_lookup`;
   histograms and lookups by OpenCV when it is installed, else by torch: :class:`_Planes`);
   Posterize, Solarize and Invert are whole-uint8 arithmetic (:data:`UINT8_KERNELS`); an image
-  whose first two ops are both histogram-derived LUT ops (:data:`PAIR_OPS`) gets them as one LUT
-  (:func:`pair_first_slots`);
+  whose first two ops are both in :data:`PAIR_OPS`, one of them Equalize or AutoContrast, gets
+  them as one LUT (:func:`pair_first_slots`);
 * the nearest warp is one gather of ``grid_sample``'s own picks, cached per matrix
   (:func:`_picks`), and the bilinear warp samples on a cached grid (:func:`_per_matrix`: at most
   :data:`WARP_CACHE_BYTES`, 48 MB, held for the process).
@@ -158,7 +158,8 @@ class _Planes:
     With OpenCV (optional, CPU), each channel plane is counted by ``cv2.calcHist`` and looked up
     by ``cv2.LUT``: at 224 px, 4 images took 0.20 ms for the histograms against 0.52 ms for
     ``bincount``, and 0.20 ms for the lookup against about 0.6 ms for widening the pixels to int32
-    positions and gathering (2 threads, measured 2026-12-08); whole policies 1.14-1.52x as fast.
+    positions and gathering (2 threads, measured 2026-12-08); whole policies, interleaved with the
+    torch path, 1.03-1.43x as fast (one reading 2.7x; benchmarks/RESULTS.md).
     Without it, the pixels are widened once to int32 positions in the flattened ``[k·C, 256]``
     LUTs (int64 would cost twice the bytes and a slower cast), which serve both."""
 
@@ -242,7 +243,7 @@ def _hist_luts(op: torch.Tensor, static_rows: torch.Tensor, hist: torch.Tensor) 
 
 def _pair_lookup(x: torch.Tensor, op: torch.Tensor, static_rows: torch.Tensor) -> torch.Tensor:
     """Two pixel-wise ops (:data:`PAIR_OPS`, ``op`` ``[k, 2]``) on uint8 images ``x`` as one LUT
-    and one gather: the second op's histograms are the first's pushed through its LUT (the
+    and one lookup: the second op's histograms are the first's pushed through its LUT (the
     second's input, counted exactly), and the LUT is the second's after the first's; so the same
     bytes as one op after the other. ``static_rows`` ``[k, 2, 256]``: the tabulated LUTs."""
     planes = _Planes(x)
