@@ -404,6 +404,7 @@ def test_torch_eager_pair_lookup_is_one_kernel_after_the_other(lookup):
             want = _eager.KERNELS[b](_eager.KERNELS[a](images, mags[0]), mags[1])
             assert torch.equal(_eager._pair_lookup(images, op, rows), want), (a, b, which)
 
+
 @pytest.mark.parametrize("shape", [(3, 3, 17, 13), (2, 1, 1, 1), (2, 3, 1, 300), (2, 3, 300, 1), (2, 3, 0, 4)])
 def test_torch_opencv_lookups_equal_numpy_and_fall_back_to_torch(shape, monkeypatch):
     """:class:`torch_impl._eager._Planes` with OpenCV: each channel's histogram is NumPy's

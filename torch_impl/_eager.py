@@ -183,10 +183,9 @@ class _Planes:
 
     def look_up(self, lut: torch.Tensor) -> torch.Tensor:
         """Each pixel through its image's and channel's LUT (``lut`` ``[k, C, 256]`` uint8)."""
-        lut = lut.reshape(-1, 256)
         if self.cv2 is None:
             return lut.reshape(-1).index_select(0, self.flat).view(self.shape)
-        table = lut.contiguous().numpy()
+        table = lut.reshape(-1, 256).contiguous().numpy()
         out = np.empty_like(self.planes)
         for i, plane in enumerate(self.planes):
             self.cv2.LUT(plane, table[i], dst=out[i])
